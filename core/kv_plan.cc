@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "core/kv_plan.h"
+
+#include <fmt/core.h>
+
+namespace kvlab::core {
+
+std::vector<LayerShape> layer_shapes(const ModelSpec& model) {
+  std::vector<LayerShape> shapes;
+  shapes.reserve(model.num_layers);
+  for (int layer = 0; layer < model.num_layers; ++layer) {
+    LayerShape s;
+    s.kind = model.layer_kind(layer);
+    s.num_q_heads = model.num_q_heads;
+    if (s.kind == LayerKind::kLinearState) {
+      s.num_cache_heads = 0;
+      s.num_components = 0;
+      s.state_bytes = model.linear_state_bytes;
+    } else if (model.mla) {
+      s.num_cache_heads = 1;
+      s.num_components = 1;
+      s.vector_width = model.mla->kv_lora_rank + model.mla->qk_rope_head_dim;
+      s.qk_dim = s.vector_width;
+      s.v_dim = model.mla->kv_lora_rank;
+    } else {
+      s.num_cache_heads = model.num_kv_heads;
+      s.num_components = 2;
+      s.vector_width = model.head_dim;
+      s.qk_dim = model.head_dim;
+      s.v_dim = model.head_dim;
+    }
+    shapes.push_back(s);
+  }
+  return shapes;
+}
+
+KvPlan make_baseline_plan(const ModelSpec& model, const Precision& precision, int block_size) {
+  KvPlan plan;
+  plan.model_name = model.name;
+  plan.layers = layer_shapes(model);
+  plan.block_size = block_size;
+  HeadGroup full{.name = "full", .precision = precision};
+  HeadGroup sliding{.name = "sliding_window",
+                    .retention = WindowRetention{model.sliding_window_tokens},
+                    .precision = precision};
+  for (int layer = 0; layer < model.num_layers; ++layer) {
+    const LayerShape& s = plan.layers[layer];
+    HeadGroup& group = s.kind == LayerKind::kSlidingWindow ? sliding : full;
+    for (int head = 0; head < s.num_cache_heads; ++head) group.heads.push_back({layer, head});
+  }
+  if (!full.heads.empty()) plan.groups.push_back(std::move(full));
+  if (!sliding.heads.empty()) plan.groups.push_back(std::move(sliding));
+  return plan;
+}
+
+std::string KvPlan::validate() const {
+  if (block_size <= 0) return fmt::format("block_size must be positive (got {})", block_size);
+  if (queries_per_step <= 0) return "queries_per_step must be positive";
+  std::vector<std::vector<int>> owner(layers.size());
+  for (size_t l = 0; l < layers.size(); ++l) owner[l].assign(layers[l].num_cache_heads, -1);
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const HeadGroup& group = groups[g];
+    if (group.heads.empty()) return fmt::format("group '{}' has no heads", group.name);
+    if (std::string why = core::validate(group.retention); !why.empty()) {
+      return fmt::format("group '{}': retention: {}", group.name, why);
+    }
+    if (const auto* sparse = std::get_if<PageSparseAccess>(&group.access)) {
+      if (sparse->top_k_pages <= 0 || sparse->sink_pages < 0 || sparse->recent_pages < 0) {
+        return fmt::format("group '{}': page-sparse access needs top_k_pages > 0", group.name);
+      }
+    }
+    for (const HeadRef& h : group.heads) {
+      if (h.layer < 0 || h.layer >= static_cast<int>(layers.size()) || h.head < 0 ||
+          h.head >= layers[h.layer].num_cache_heads) {
+        return fmt::format("group '{}': no cache head {} in layer {}", group.name, h.head, h.layer);
+      }
+      if (std::string why = core::validate(group.precision, layers[h.layer].vector_width);
+          !why.empty()) {
+        return fmt::format("group '{}': precision: {}", group.name, why);
+      }
+      int& o = owner[h.layer][h.head];
+      if (o >= 0) {
+        return fmt::format("layer {} head {} is in both group '{}' and group '{}'", h.layer, h.head,
+                           groups[o].name, group.name);
+      }
+      o = static_cast<int>(g);
+    }
+  }
+  for (size_t l = 0; l < layers.size(); ++l) {
+    for (size_t h = 0; h < owner[l].size(); ++h) {
+      if (owner[l][h] < 0) return fmt::format("layer {} head {} is in no group", l, h);
+    }
+  }
+  return "";
+}
+
+}  // namespace kvlab::core

@@ -1,0 +1,27 @@
+// SPDX-License-Identifier: Apache-2.0
+// The kvlab command line: wires each subcommand's registration function into one CLI11 app
+// and maps errors to exit codes (2: the user's input is wrong, 1: the environment failed).
+#include <cstdio>
+#include <exception>
+
+#include <CLI/CLI.hpp>
+
+#include "core/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"kvlab: KV-cache techniques in LLM serving, simulated, referenced and measured"};
+  app.require_subcommand(1);
+  // Subcommands register themselves here, one line each.
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  } catch (const kvlab::core::ConfigError& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kvlab: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
