@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what is missing (tools/setup.sh), then
+# configures, builds and tests the `ci` preset (ASan + UBSan, warnings as errors, gpu/
+# compiled wherever nvcc exists; GPU tests skip without a device), then the Python tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/setup.sh
+python3 tools/check_layers.py
+cmake --workflow --preset ci
+if [ -d tests/python ]; then
+  KVLAB_BUILD_DIR="$PWD/build/ci" python3 -m pytest -q tests/python
+fi
