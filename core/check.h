@@ -6,8 +6,16 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 
+#if defined(__CUDACC__)
+// fmt 9's core.h does not compile under nvcc in C++20 mode (a constexpr function calls a
+// non-constexpr one), so CUDA translation units get the message's format string unformatted.
+#define KVLAB_CHECK_MESSAGE(...) ::kvlab::core::detail::format_string_only(__VA_ARGS__)
+#else
 #include <fmt/core.h>
+#define KVLAB_CHECK_MESSAGE(...) ::fmt::format(__VA_ARGS__)
+#endif
 
 namespace kvlab::core::detail {
 
@@ -18,12 +26,17 @@ namespace kvlab::core::detail {
   std::abort();
 }
 
+template <class... Args>
+std::string format_string_only(const char* format, const Args&...) {
+  return format;
+}
+
 }  // namespace kvlab::core::detail
 
 #define KVLAB_CHECK(cond, ...)                                                            \
   do {                                                                                    \
     if (!(cond)) {                                                                        \
-      ::kvlab::core::detail::check_failed(__FILE__, __LINE__, #cond, fmt::format(__VA_ARGS__)); \
+      ::kvlab::core::detail::check_failed(__FILE__, __LINE__, #cond, KVLAB_CHECK_MESSAGE(__VA_ARGS__)); \
     }                                                                                     \
   } while (0)
 
