@@ -1,0 +1,229 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "core/config/spec_loader.h"
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+
+#include <fmt/core.h>
+
+#include "core/config/hf_import.h"
+
+#ifndef KVLAB_CONFIGS_DIR
+#error "KVLAB_CONFIGS_DIR must be defined by the build"
+#endif
+
+namespace kvlab::core {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Resolves a name or a path to a YAML file of the catalog kind, or throws with a listing.
+std::string resolve(const std::string& kind, const std::string& name_or_path) {
+  if (fs::is_regular_file(name_or_path)) return name_or_path;
+  if (ends_with(name_or_path, ".yaml") || ends_with(name_or_path, ".json") ||
+      name_or_path.find('/') != std::string::npos) {
+    throw ConfigError(fmt::format("{}: cannot open file (does it exist?)", name_or_path));
+  }
+  const fs::path candidate = fs::path(configs_dir()) / kind / (lower(name_or_path) + ".yaml");
+  if (fs::is_regular_file(candidate)) return candidate.string();
+  std::vector<std::string> names = catalog_names(kind);
+  std::string listing;
+  for (const std::string& n : names) listing += (listing.empty() ? "" : ", ") + n;
+  std::string singular = kind.substr(0, kind.size() - 1);
+  throw ConfigError(fmt::format("unknown {} '{}'{}; the catalog has: {}", singular, name_or_path,
+                                did_you_mean(lower(name_or_path), names), listing));
+}
+
+std::vector<LayerKind> parse_layer_pattern(ConfigNode node, int num_layers) {
+  std::vector<LayerKind> pattern;
+  for (ConfigNode element : node.elements()) {
+    const std::string kind = element.scalar();
+    if (kind == "full") {
+      pattern.push_back(LayerKind::kFullAttention);
+    } else if (kind == "sliding") {
+      pattern.push_back(LayerKind::kSlidingWindow);
+    } else if (kind == "linear") {
+      pattern.push_back(LayerKind::kLinearState);
+    } else {
+      element.error(fmt::format("expected full, sliding or linear, got \"{}\"", kind));
+    }
+  }
+  if (pattern.empty()) {
+    node.error("expected a non-empty list of layer kinds (full, sliding, linear)");
+    return {};
+  }
+  std::vector<LayerKind> kinds(static_cast<size_t>(std::max(num_layers, 0)));
+  for (size_t i = 0; i < kinds.size(); ++i) kinds[i] = pattern[i % pattern.size()];
+  return kinds;
+}
+
+}  // namespace
+
+std::string configs_dir() { return KVLAB_CONFIGS_DIR; }
+
+std::vector<std::string> catalog_names(const std::string& kind) {
+  std::vector<std::string> names;
+  const fs::path dir = fs::path(configs_dir()) / kind;
+  if (!fs::is_directory(dir)) return names;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (entry.path().extension() == ".yaml") names.push_back(entry.path().stem().string());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+ModelSpec parse_model(ConfigNode node) {
+  const size_t errors_before = node.error_count();
+  ModelSpec m;
+  m.name = node.required<std::string>("name", "catalog name of the model");
+  m.source = node.required<std::string>("source", "where these numbers come from");
+  m.num_layers = node.required<int>("num_layers", "transformer layers");
+  m.hidden_size = node.required<int>("hidden_size", "model width");
+  m.num_q_heads = node.required<int>("num_q_heads", "query heads");
+  m.num_kv_heads = node.required<int>("num_kv_heads", "KV heads (GQA); MLA: equal to num_q_heads");
+  m.head_dim = node.required<int>("head_dim", "dimensions per head");
+  m.ffn_dim = node.optional<int>("ffn_dim", 0, "dense FFN intermediate size");
+  m.vocab_size = node.required<int>("vocab_size", "vocabulary size");
+  m.max_context_tokens = node.required_tokens("max_context", "longest supported context, e.g. 128k");
+  m.tie_word_embeddings = node.optional<bool>("tie_word_embeddings", false, "LM head shares the embedding");
+  for (auto [key, value] : {std::pair{"num_layers", m.num_layers}, {"hidden_size", m.hidden_size},
+                            {"num_q_heads", m.num_q_heads}, {"num_kv_heads", m.num_kv_heads},
+                            {"head_dim", m.head_dim}, {"vocab_size", m.vocab_size}}) {
+    if (node.has(key) && value <= 0) node.error_at(key, fmt::format("must be positive (got {})", value));
+  }
+  if (node.has("mla")) {
+    ConfigNode mla = node.child("mla");
+    MlaDims d;
+    d.q_lora_rank = mla.optional<int>("q_lora_rank", 0, "query down-projection rank (0: none)");
+    d.kv_lora_rank = mla.required<int>("kv_lora_rank", "latent width");
+    d.qk_nope_head_dim = mla.required<int>("qk_nope_head_dim", "per-head non-RoPE query/key dims");
+    d.qk_rope_head_dim = mla.required<int>("qk_rope_head_dim", "decoupled RoPE key dims");
+    d.v_head_dim = mla.required<int>("v_head_dim", "per-head value dims");
+    mla.finish();
+    m.mla = d;
+  }
+  if (node.has("moe")) {
+    ConfigNode moe = node.child("moe");
+    MoeSpec e;
+    e.num_routed_experts = moe.required<int>("num_routed_experts", "routed experts per MoE layer");
+    e.num_shared_experts = moe.optional<int>("num_shared_experts", 0, "always-active experts");
+    e.top_k = moe.required<int>("top_k", "experts per token");
+    e.expert_ffn_dim = moe.required<int>("expert_ffn_dim", "intermediate size of one expert");
+    e.shared_expert_ffn_dim = moe.optional<int>("shared_expert_ffn_dim", 0, "of one shared expert");
+    e.num_dense_layers = moe.optional<int>("num_dense_layers", 0, "leading layers with a dense FFN");
+    moe.finish();
+    m.moe = e;
+  }
+  if (node.has("layer_pattern")) {
+    m.layer_kinds = parse_layer_pattern(node.child("layer_pattern"), m.num_layers);
+  }
+  m.sliding_window_tokens = node.optional_tokens("sliding_window", 0, "tokens a sliding layer sees");
+  m.linear_state_bytes = node.optional<Bytes>("linear_state", Bytes{0}, "state per sequence per linear layer").value;
+  node.finish();
+  // Cross-field checks only once every field read cleanly, so one mistake gives one error.
+  if (node.error_count() == errors_before) {
+    if (std::string why = m.validate(); !why.empty()) node.error(why);
+  }
+  return m;
+}
+
+GpuSpec parse_gpu(ConfigNode node) {
+  const size_t errors_before = node.error_count();
+  GpuSpec g;
+  g.name = node.required<std::string>("name", "catalog name of the GPU");
+  g.source = node.required<std::string>("source", "datasheet");
+  g.hbm_capacity = node.required<Bytes>("hbm_capacity", "HBM size, e.g. \"80 GB\"");
+  g.hbm_bandwidth = node.required<Bandwidth>("hbm_bandwidth", "HBM bandwidth, e.g. \"3.35 TB/s\"");
+  g.bf16_rate = node.required<FlopRate>("bf16", "dense bf16 tensor rate");
+  g.fp8_rate = node.optional<FlopRate>("fp8", FlopRate{}, "dense fp8 rate (absent: none)");
+  g.fp4_rate = node.optional<FlopRate>("fp4", FlopRate{}, "dense fp4 rate (absent: none)");
+  g.int8_rate = node.optional<FlopRate>("int8", FlopRate{}, "dense int8 rate (absent: none)");
+  g.num_sms = node.required<int>("num_sms", "streaming multiprocessors");
+  g.l2_capacity = node.optional<Bytes>("l2", Bytes{0}, "L2 cache size");
+  g.nvlink_bandwidth = node.optional<Bandwidth>("nvlink", Bandwidth{}, "NVLink per GPU, one direction");
+  g.pcie_bandwidth = node.required<Bandwidth>("host_link", "host link (PCIe or C2C), one direction");
+  node.finish();
+  if (node.error_count() == errors_before) {
+    if (std::string why = g.validate(); !why.empty()) node.error(why);
+  }
+  return g;
+}
+
+ClusterSpec parse_cluster(ConfigNode node) {
+  const size_t errors_before = node.error_count();
+  ClusterSpec c;
+  c.name = node.required<std::string>("name", "catalog name of the cluster");
+  c.num_nodes = node.optional<int>("num_nodes", 1, "nodes");
+  c.gpus_per_node = node.required<int>("gpus_per_node", "GPUs per node");
+  c.tensor_parallel = node.optional<int>("tensor_parallel", 1, "TP degree");
+  c.pipeline_parallel = node.optional<int>("pipeline_parallel", 1, "PP degree");
+  c.expert_parallel = node.optional<int>("expert_parallel", 1, "EP degree");
+  c.data_parallel = node.optional<int>("data_parallel", 1, "DP replicas");
+  c.intra_node.bandwidth = node.required<Bandwidth>("intra_node_bandwidth", "NVLink, one direction");
+  c.intra_node.latency = node.optional<Duration>("intra_node_latency", Duration{2000}, "per message");
+  c.inter_node.bandwidth = node.optional<Bandwidth>("inter_node_bandwidth", Bandwidth{50e9}, "NIC per GPU");
+  c.inter_node.latency = node.optional<Duration>("inter_node_latency", Duration{5000}, "per message");
+  node.finish();
+  if (node.error_count() == errors_before) {
+    if (std::string why = c.validate(); !why.empty()) node.error(why);
+  }
+  return c;
+}
+
+Precision parse_precision(ConfigNode node) {
+  Precision p;
+  const std::string dtype = node.required<std::string>("dtype", "bf16, fp16, fp8, int8, int6, int5 or int4");
+  if (!dtype.empty() && !parse_kv_dtype(dtype, &p.dtype)) {
+    node.error_at("dtype", fmt::format("expected one of bf16, fp16, fp8, int8, int6, int5, int4 (got \"{}\")", dtype));
+    return p;
+  }
+  p = Precision::defaults(p.dtype);
+  p.group_size = node.optional<int>("group_size", p.group_size, "elements per scale");
+  auto meta = [&](const char* key, MetaFormat fallback) {
+    const std::string text = node.optional<std::string>(key, std::string(to_string(fallback)), "fp16, bf16, fp32 or none");
+    MetaFormat f = fallback;
+    if (!parse_meta_format(text, &f)) node.error_at(key, fmt::format("expected fp16, bf16, fp32 or none (got \"{}\")", text));
+    return f;
+  };
+  p.scale_format = meta("scale", p.scale_format);
+  p.zero_format = meta("zero", p.zero_format);
+  node.finish();
+  return p;
+}
+
+namespace {
+
+template <class Spec>
+Spec load_yaml(const std::string& path, Spec (*parse)(ConfigNode)) {
+  ConfigDocument doc = ConfigDocument::load_file(path);
+  Spec spec = parse(doc.root());
+  doc.throw_if_errors();
+  return spec;
+}
+
+}  // namespace
+
+ModelSpec load_model(const std::string& name_or_path) {
+  if (ends_with(name_or_path, ".json")) return import_hf_config(name_or_path);
+  return load_yaml(resolve("models", name_or_path), parse_model);
+}
+
+GpuSpec load_gpu(const std::string& name_or_path) {
+  return load_yaml(resolve("gpus", name_or_path), parse_gpu);
+}
+
+ClusterSpec load_cluster(const std::string& name_or_path) {
+  return load_yaml(resolve("clusters", name_or_path), parse_cluster);
+}
+
+}  // namespace kvlab::core
