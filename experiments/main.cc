@@ -7,11 +7,15 @@
 #include <CLI/CLI.hpp>
 
 #include "core/error.h"
+#include "experiments/capacity_command.h"
+#include "experiments/check_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"kvlab: KV-cache techniques in LLM serving, simulated, referenced and measured"};
   app.require_subcommand(1);
   // Subcommands register themselves here, one line each.
+  kvlab::experiments::register_capacity_command(app);
+  kvlab::experiments::register_check_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

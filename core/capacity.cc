@@ -1,0 +1,111 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "core/capacity.h"
+
+#include <cmath>
+
+#include <fmt/core.h>
+
+#include "core/error.h"
+#include "core/footprint.h"
+
+namespace kvlab::core {
+namespace {
+
+std::string gib(int64_t bytes) { return fmt::format("{:.2f} GiB", static_cast<double>(bytes) / (1 << 30)); }
+
+void validate_input(const CapacityInput& in) {
+  std::vector<Diagnostic> problems;
+  auto problem = [&](std::string key, std::string message) {
+    problems.push_back(Diagnostic{.key_path = std::move(key), .message = std::move(message)});
+  };
+  if (std::string why = in.model.validate(); !why.empty()) problem("model", why);
+  if (in.num_gpus <= 0) problem("num_gpus", fmt::format("must be positive (got {})", in.num_gpus));
+  if (in.block_size <= 0) problem("block_size", fmt::format("must be positive (got {})", in.block_size));
+  if (!(in.gpu_memory_utilization > 0 && in.gpu_memory_utilization <= 1)) {
+    problem("gpu_memory_utilization", fmt::format("must be in (0, 1] (got {})", in.gpu_memory_utilization));
+  }
+  if (in.context_tokens <= 0) problem("context", fmt::format("must be positive (got {})", in.context_tokens));
+  if (in.num_gpus > 0 && in.model.num_q_heads % in.num_gpus != 0) {
+    problem("num_gpus", fmt::format("{} has {} query heads, which tensor parallelism over {} GPUs "
+                                    "cannot split evenly", in.model.name, in.model.num_q_heads, in.num_gpus));
+  }
+  if (!problems.empty()) throw ConfigError(problems);
+}
+
+}  // namespace
+
+std::string_view to_string(WeightDtype dtype) {
+  switch (dtype) {
+    case WeightDtype::kBf16: return "bf16";
+    case WeightDtype::kFp8: return "fp8";
+    case WeightDtype::kInt4: return "int4";
+  }
+  return "?";
+}
+
+bool parse_weight_dtype(std::string_view text, WeightDtype* out) {
+  for (WeightDtype d : {WeightDtype::kBf16, WeightDtype::kFp8, WeightDtype::kInt4}) {
+    if (text == to_string(d)) {
+      *out = d;
+      return true;
+    }
+  }
+  return false;
+}
+
+CapacityReport compute_capacity(const CapacityInput& in) {
+  validate_input(in);
+  const KvPlan plan = make_baseline_plan(in.model, in.kv_precision, in.block_size);
+  std::string why;
+  const double shard = kv_shard_fraction(plan, in.num_gpus, &why);
+  if (shard == 0) throw ConfigError(std::vector<Diagnostic>{{.key_path = "num_gpus", .message = why}});
+
+  CapacityReport r;
+  const ParamCounts params = count_params(in.model);
+  r.weights_bytes = weights_bytes(in.model, in.weights);
+  r.weights_bytes_per_gpu = r.weights_bytes / in.num_gpus;
+  r.steps.push_back({"weights", fmt::format("{:.3f}B params × {} bytes ({}) = {} ({:.1f} GB)",
+                                            static_cast<double>(params.total()) / 1e9,
+                                            bytes_per_param(in.weights), to_string(in.weights),
+                                            gib(r.weights_bytes), static_cast<double>(r.weights_bytes) / 1e9)});
+  if (in.num_gpus > 1) {
+    r.steps.push_back({"weights per GPU", fmt::format("{} / {} GPUs = {}", gib(r.weights_bytes), in.num_gpus,
+                                                      gib(r.weights_bytes_per_gpu))});
+  }
+  r.usable_bytes_per_gpu = static_cast<int64_t>(std::floor(static_cast<double>(in.gpu.hbm_capacity.value) *
+                                                           in.gpu_memory_utilization));
+  r.steps.push_back({"usable HBM per GPU", fmt::format("{} × {} = {}", gib(in.gpu.hbm_capacity.value),
+                                                       in.gpu_memory_utilization, gib(r.usable_bytes_per_gpu))});
+  r.kv_bytes_available = r.usable_bytes_per_gpu - r.weights_bytes_per_gpu;
+  r.steps.push_back({"KV room per GPU", fmt::format("{} − {} = {}", gib(r.usable_bytes_per_gpu),
+                                                    gib(r.weights_bytes_per_gpu), gib(r.kv_bytes_available))});
+  r.kv_bytes_per_token = kv_bytes_per_token(plan);
+  r.steps.push_back({"KV bytes per token", fmt::format("{} ({}; {}, all layers and heads)", r.kv_bytes_per_token,
+                                                       describe(in.kv_precision),
+                                                       in.model.mla ? "one MLA latent per layer"
+                                                                    : "K and V per KV head per layer")});
+  const SequenceFootprint f = sequence_footprint(plan, in.context_tokens);
+  r.sequence_bytes_per_gpu = static_cast<int64_t>(std::ceil(static_cast<double>(f.bytes_stored) * shard));
+  r.steps.push_back({"one sequence per GPU",
+                     fmt::format("{} tokens in pages of {}: {} stored{} = {}", in.context_tokens, in.block_size,
+                                 gib(f.bytes_stored),
+                                 shard < 1 ? fmt::format(" × {:.4g} (KV heads split over {} GPUs)", shard, in.num_gpus)
+                                           : (in.num_gpus > 1 ? " (replicated on every GPU)" : ""),
+                                 gib(r.sequence_bytes_per_gpu))});
+  if (r.kv_bytes_available <= 0) {
+    r.reason = fmt::format("the weights ({} per GPU) do not fit in {} of usable HBM",
+                           gib(r.weights_bytes_per_gpu), gib(r.usable_bytes_per_gpu));
+  } else if (r.sequence_bytes_per_gpu > r.kv_bytes_available) {
+    r.reason = fmt::format("one sequence of {} tokens needs {} of KV per GPU but only {} is free",
+                           in.context_tokens, gib(r.sequence_bytes_per_gpu), gib(r.kv_bytes_available));
+  } else {
+    r.max_sequences = r.sequence_bytes_per_gpu > 0 ? r.kv_bytes_available / r.sequence_bytes_per_gpu : 0;
+  }
+  r.steps.push_back({"max sequences", r.reason.empty()
+                                          ? fmt::format("floor({} / {}) = {}", gib(r.kv_bytes_available),
+                                                        gib(r.sequence_bytes_per_gpu), r.max_sequences)
+                                          : "0: " + r.reason});
+  return r;
+}
+
+}  // namespace kvlab::core

@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "experiments/check_command.h"
+
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <vector>
+
+#include <fmt/core.h>
+
+#include "core/config/config_node.h"
+#include "core/config/hf_import.h"
+#include "core/config/spec_loader.h"
+#include "core/error.h"
+
+namespace kvlab::experiments {
+namespace {
+
+struct CheckKind {
+  std::string folder;
+  std::string marker_key;
+  std::function<void(const std::string&)> validate;
+};
+
+template <class Spec>
+std::function<void(const std::string&)> yaml_validator(Spec (*parse)(core::ConfigNode)) {
+  return [parse](const std::string& path) {
+    core::ConfigDocument doc = core::ConfigDocument::load_file(path);
+    parse(doc.root());
+    doc.throw_if_errors();
+  };
+}
+
+std::vector<CheckKind>& kinds() {
+  static std::vector<CheckKind> registry = {
+      {"models", "num_layers", yaml_validator(core::parse_model)},
+      {"gpus", "hbm_capacity", yaml_validator(core::parse_gpu)},
+      {"clusters", "gpus_per_node", yaml_validator(core::parse_cluster)},
+  };
+  return registry;
+}
+
+// Finds the validator for a file, or reports why none fits.
+const CheckKind* kind_of(const std::string& path) {
+  const std::filesystem::path p(path);
+  for (const CheckKind& k : kinds()) {
+    if (p.parent_path().filename() == k.folder) return &k;
+  }
+  core::ConfigDocument doc = core::ConfigDocument::load_file(path);
+  if (!doc.ok()) return nullptr;
+  core::ConfigNode root = doc.root();
+  for (const CheckKind& k : kinds()) {
+    if (root.has(k.marker_key)) return &k;
+  }
+  return nullptr;
+}
+
+int check_files(const std::vector<std::string>& files) {
+  int failed = 0;
+  for (const std::string& file : files) {
+    try {
+      if (file.size() > 5 && file.substr(file.size() - 5) == ".json") {
+        core::import_hf_config(file);
+      } else if (const CheckKind* kind = kind_of(file)) {
+        kind->validate(file);
+      } else {
+        // Either unreadable/invalid YAML (reported by loading it) or an unknown kind.
+        core::ConfigDocument doc = core::ConfigDocument::load_file(file);
+        doc.throw_if_errors();
+        std::string known;
+        for (const CheckKind& k : kinds()) known += (known.empty() ? "" : ", ") + k.folder;
+        throw core::ConfigError(std::vector<core::Diagnostic>{
+            {.file = file, .line = 1, .column = 1,
+             .message = fmt::format("cannot tell what kind of config this is (kinds: {}; put it under "
+                                    "configs/<kind>/ or add the kind's identifying key)", known)}});
+      }
+      std::cout << fmt::format("{}: ok\n", file);
+    } catch (const core::ConfigError& e) {
+      ++failed;
+      std::cerr << e.what() << "\n";
+    }
+  }
+  if (failed > 0) {
+    throw core::ConfigError(fmt::format("check: {} of {} file(s) have errors", failed, files.size()));
+  }
+  return 0;
+}
+
+}  // namespace
+
+void register_check_kind(const std::string& folder, const std::string& marker_key,
+                         std::function<void(const std::string& path)> validate) {
+  kinds().push_back({folder, marker_key, std::move(validate)});
+}
+
+void register_check_command(CLI::App& app) {
+  auto files = std::make_shared<std::vector<std::string>>();
+  CLI::App* cmd = app.add_subcommand("check", "Validate config files without running anything");
+  cmd->add_option("files", *files, "YAML configs or HuggingFace config.json files")->required();
+  cmd->callback([files] { check_files(*files); });
+}
+
+}  // namespace kvlab::experiments
