@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: Apache-2.0
+// KV quantization per docs/kv-format.md: hand-worked byte sequences for each format, bit-exact
+// round trips, and the error bound on random data.
+#include "ref/quant.h"
+
+#include <random>
+
+#include <gtest/gtest.h>
+
+namespace kvlab::ref {
+namespace {
+
+using core::KvDtype;
+using core::MetaFormat;
+using core::Precision;
+using Bytes = std::vector<uint8_t>;
+
+TEST(PackCodes, TheSpecsInt5Example) {
+  const std::vector<uint32_t> codes = {3, 31, 0, 17, 1, 2, 4, 8};
+  EXPECT_EQ(pack_codes(codes, 5), (Bytes{0xE3, 0x83, 0x18, 0x04, 0x41}));
+  EXPECT_EQ(unpack_codes(pack_codes(codes, 5), 5, 8), codes);
+}
+
+TEST(PackVector, Int8SymmetricByHand) {
+  // amax 127 → s = 127/127 = 1 (fp16 0x3C00); codes round(x) + 128, halves away from zero.
+  const PackedVector p = pack_vector({KvDtype::kInt8, 8, MetaFormat::kFp16, MetaFormat::kNone},
+                                     std::vector<float>{127, -127, 1, 0, 63.5f, -63.5f, 2, 100});
+  EXPECT_EQ(p.codes, (Bytes{255, 1, 129, 128, 192, 64, 130, 228}));
+  EXPECT_EQ(p.scales, (Bytes{0x00, 0x3C}));
+  EXPECT_TRUE(p.zeros.empty());
+}
+
+TEST(PackVector, Int4SymmetricByHand) {
+  // s = 1; codes 15 1 12 4 8 9 11 2, element 2j in the low nibble of byte j.
+  const PackedVector p = pack_vector({KvDtype::kInt4, 8, MetaFormat::kFp16, MetaFormat::kNone},
+                                     std::vector<float>{7, -7, 3.5f, -3.5f, 0, 1, 2.5f, -6});
+  EXPECT_EQ(p.codes, (Bytes{0x1F, 0x4C, 0x98, 0x2B}));
+}
+
+TEST(PackVector, Int6SymmetricByHand) {
+  // qmax 31, s = 1; codes 63 1 32 48 33 31 34 62 in a 6-bit little-endian stream.
+  const PackedVector p = pack_vector({KvDtype::kInt6, 8, MetaFormat::kFp16, MetaFormat::kNone},
+                                     std::vector<float>{31, -31, 0, 15.5f, 1, -1, 2, 30});
+  EXPECT_EQ(p.codes, (Bytes{0x7F, 0x00, 0xC2, 0xE1, 0x27, 0xFA}));
+}
+
+TEST(PackVector, Int5AsymmetricByHand) {
+  // lo 2, hi 33: s = 31/31 = 1, z = 2 (fp16 0x4000); codes round(x − 2).
+  const PackedVector p = pack_vector({KvDtype::kInt5, 8, MetaFormat::kFp16, MetaFormat::kFp16},
+                                     std::vector<float>{2, 33, 3, 4, 5, 6, 7.5f, 12});
+  EXPECT_EQ(p.codes, (Bytes{0xE0, 0x07, 0x31, 0x88, 0x51}));
+  EXPECT_EQ(p.scales, (Bytes{0x00, 0x3C}));
+  EXPECT_EQ(p.zeros, (Bytes{0x00, 0x40}));
+}
+
+TEST(PackVector, Fp8WithoutScalesByHand) {
+  const PackedVector p = pack_vector(Precision::defaults(KvDtype::kFp8E4m3),
+                                     std::vector<float>{1, -2, 0.5f, 448, 500, 0.0625f, -0.001953125f, 3});
+  EXPECT_EQ(p.codes, (Bytes{0x38, 0xC0, 0x30, 0x7E, 0x7E, 0x18, 0x81, 0x44}));
+}
+
+TEST(PackVector, Fp8WithScalesMapsTheGroupMaximumTo448) {
+  // amax 896 → s = 2 (fp16 0x4000); 896/2 = 448 → 0x7E; −1/2 = −0.5 → 0xB0.
+  const PackedVector p = pack_vector({KvDtype::kFp8E4m3, 8, MetaFormat::kFp16, MetaFormat::kNone},
+                                     std::vector<float>{896, -1, 0, 0, 0, 0, 0, 0});
+  EXPECT_EQ(p.scales, (Bytes{0x00, 0x40}));
+  EXPECT_EQ(p.codes[0], 0x7E);
+  EXPECT_EQ(p.codes[1], 0xB0);
+}
+
+TEST(PackVector, AllZeroGroupsStoreZeroScales) {
+  const PackedVector p = pack_vector(Precision::defaults(KvDtype::kInt4), std::vector<float>(64, 0.0f));
+  for (uint8_t b : p.codes) EXPECT_EQ(b, 0x88);  // every code is the midpoint 8
+  const std::vector<float> back = unpack_vector(Precision::defaults(KvDtype::kInt4), p, 64);
+  for (float v : back) EXPECT_EQ(v, 0.0f);
+}
+
+std::vector<Precision> all_formats() {
+  std::vector<Precision> formats;
+  for (KvDtype d : {KvDtype::kInt8, KvDtype::kInt6, KvDtype::kInt5, KvDtype::kInt4}) {
+    for (int g : {32, 64, 128}) {
+      formats.push_back({d, g, MetaFormat::kFp16, MetaFormat::kNone});
+      formats.push_back({d, g, MetaFormat::kFp16, MetaFormat::kFp16});
+      formats.push_back({d, g, MetaFormat::kBf16, MetaFormat::kNone});
+      formats.push_back({d, g, MetaFormat::kFp32, MetaFormat::kFp32});
+    }
+  }
+  formats.push_back(Precision::defaults(KvDtype::kFp8E4m3));
+  formats.push_back({KvDtype::kFp8E4m3, 32, MetaFormat::kFp16, MetaFormat::kNone});
+  formats.push_back(Precision::defaults(KvDtype::kBf16));
+  formats.push_back(Precision::defaults(KvDtype::kFp16));
+  return formats;
+}
+
+TEST(PackVector, RoundTripIsBitExactAndWithinTheBound) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (const Precision& p : all_formats()) {
+    SCOPED_TRACE(core::describe(p));
+    for (int trial = 0; trial < 20; ++trial) {
+      std::vector<float> x(128);
+      const float offset = trial % 4 == 3 ? 5.0f : 0.0f;  // off-centre groups for asymmetric formats
+      for (float& v : x) v = normal(rng) * (trial % 2 ? 4.0f : 0.3f) + offset;
+      const PackedVector packed = pack_vector(p, x);
+      const std::vector<float> y = unpack_vector(p, packed, 128);
+      const std::vector<float> bound = error_bound(p, x);
+      for (int i = 0; i < 128; ++i) ASSERT_LE(std::fabs(x[i] - y[i]), bound[i]) << "element " << i << " x " << x[i];
+      // Unpacking the codes and packing them again reproduces the bytes (bit-exact).
+      const int bits = core::code_bits(p.dtype);
+      EXPECT_EQ(pack_codes(unpack_codes(packed.codes, bits, 128), bits), packed.codes);
+    }
+  }
+}
+
+TEST(ErrorBound, IsTightEnoughToCatchAnOffByOneCode) {
+  // A bound loose enough to admit a whole step would not catch a wrong rounding rule.
+  std::vector<float> x(32);
+  for (int i = 0; i < 32; ++i) x[i] = static_cast<float>(i) - 15.3f;
+  const Precision p = Precision::defaults(KvDtype::kInt4);
+  const PackedVector packed = pack_vector(p, x);
+  const float s = read_meta(p.scale_format, packed.scales.data());
+  for (float b : error_bound(p, x)) EXPECT_LT(b, 0.6f * s);
+}
+
+}  // namespace
+}  // namespace kvlab::ref
