@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "gpu/launch/paged_decode.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "gpu/cuda_check.h"
+#include "gpu/launch/kernel_instances.h"
+
+namespace kvlab::gpu {
+namespace {
+
+KvCode to_code(core::KvDtype dtype) {
+  switch (dtype) {
+    case core::KvDtype::kBf16: return KvCode::kBf16;
+    case core::KvDtype::kFp16: return KvCode::kFp16;
+    case core::KvDtype::kFp8E4m3: return KvCode::kFp8;
+    case core::KvDtype::kInt8: return KvCode::kInt8;
+    case core::KvDtype::kInt6: return KvCode::kInt6;
+    case core::KvDtype::kInt5: return KvCode::kInt5;
+    case core::KvDtype::kInt4: return KvCode::kInt4;
+  }
+  return KvCode::kBf16;
+}
+
+void require(bool ok, const std::string& what) {
+  if (!ok) throw std::invalid_argument("paged decode: " + what);
+}
+
+int rows_per_cta(int rows_total) { return rows_total <= 1 ? 1 : (rows_total <= 4 ? 4 : 8); }
+
+// Fills the parameters shared by decode and append from the layout.
+template <class Params>
+void fill_layout(Params& p, const core::PageLayout& l) {
+  p.head_dim = l.vector_width;
+  p.page_bytes = l.page_bytes;
+  p.component_bytes = l.component_bytes;
+  p.scales_offset = core::PageLayout::align16(l.codes_bytes);
+  p.zeros_offset = p.scales_offset + core::PageLayout::align16(l.scales_bytes);
+  p.vector_code_bytes = static_cast<int>(l.vector_code_bytes());
+  p.group_size = l.precision.group_size;
+}
+
+template <class Fn>
+void dispatch_code(const core::Precision& precision, Fn&& fn) {
+  const bool asym = precision.zero_format != core::MetaFormat::kNone;
+  switch (to_code(precision.dtype)) {
+    case KvCode::kBf16: fn.template operator()<KvCode::kBf16, false>(); break;
+    case KvCode::kFp16: fn.template operator()<KvCode::kFp16, false>(); break;
+    case KvCode::kFp8: fn.template operator()<KvCode::kFp8, false>(); break;
+    case KvCode::kInt8: asym ? fn.template operator()<KvCode::kInt8, true>() : fn.template operator()<KvCode::kInt8, false>(); break;
+    case KvCode::kInt6: asym ? fn.template operator()<KvCode::kInt6, true>() : fn.template operator()<KvCode::kInt6, false>(); break;
+    case KvCode::kInt5: asym ? fn.template operator()<KvCode::kInt5, true>() : fn.template operator()<KvCode::kInt5, false>(); break;
+    case KvCode::kInt4: asym ? fn.template operator()<KvCode::kInt4, true>() : fn.template operator()<KvCode::kInt4, false>(); break;
+  }
+}
+
+}  // namespace
+
+std::string decode_support(const core::PageLayout& l) {
+  if (std::string why = core::validate(l.precision, l.vector_width); !why.empty()) return why;
+  if (l.vector_width != 64 && l.vector_width != 128) return "head_dim must be 64 or 128";
+  if (l.num_components != 2) return "only K/V layouts (2 components) are supported, not an MLA latent";
+  const auto meta = [](core::MetaFormat f) { return f == core::MetaFormat::kNone || f == core::MetaFormat::kFp16; };
+  if (!meta(l.precision.scale_format) || !meta(l.precision.zero_format)) return "scales and zeros must be fp16";
+  if (l.precision.group_size > 0 && l.precision.group_size % 8 != 0) return "group_size must be a multiple of 8";
+  return "";
+}
+
+int choose_num_splits(int batch, int num_kv_heads, int num_row_chunks, int max_seq_len, int num_sms) {
+  // Enough CTAs for two waves of the SMs, but no split shorter than 4 tiles: shorter ones
+  // spend more on the merge than they gain in parallelism.
+  const int ctas = std::max(1, batch * num_kv_heads * num_row_chunks);
+  const int wanted = (2 * num_sms + ctas - 1) / ctas;
+  const int max_useful = std::max(1, (max_seq_len + 4 * kDecodeTile - 1) / (4 * kDecodeTile));
+  return std::clamp(wanted, 1, max_useful);
+}
+
+size_t paged_decode_workspace_bytes(const PagedDecodeArgs& a, int num_sms) {
+  const int rows_total = (a.num_q_heads / a.layout.heads_per_page) * a.num_queries;
+  const int chunks = (rows_total + rows_per_cta(rows_total) - 1) / rows_per_cta(rows_total);
+  const int splits = a.num_splits > 0 ? a.num_splits
+                                      : choose_num_splits(a.batch, a.layout.heads_per_page, chunks, a.max_seq_len, num_sms);
+  const size_t rows = static_cast<size_t>(a.batch) * splits * a.num_queries * a.num_q_heads;
+  return rows * (a.layout.vector_width + 2) * sizeof(float);
+}
+
+void launch_paged_decode(const PagedDecodeArgs& a, cudaStream_t stream) {
+  const std::string support = decode_support(a.layout);
+  require(support.empty(), support);
+  require(a.pool && a.q && a.out && a.page_table && a.seq_lens, "a device pointer is null");
+  require(a.batch > 0 && a.num_queries > 0, "batch and num_queries must be positive");
+  require(a.num_q_heads % a.layout.heads_per_page == 0, "num_q_heads must be a multiple of the KV heads");
+  require(a.max_pages_per_seq * static_cast<int64_t>(a.layout.block_size) >= a.max_seq_len,
+          "max_pages_per_seq × block_size must cover max_seq_len");
+  require(a.sm_scale > 0, "sm_scale must be positive");
+  int device = 0, num_sms = 0;
+  KVLAB_CUDA_CHECK(cudaGetDevice(&device));
+  KVLAB_CUDA_CHECK(cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, device));
+
+  PagedDecodeParams p{};
+  fill_layout(p, a.layout);
+  p.q = a.q;
+  p.out = a.out;
+  p.pool = a.pool;
+  p.page_table = a.page_table;
+  p.seq_lens = a.seq_lens;
+  p.batch = a.batch;
+  p.num_queries = a.num_queries;
+  p.num_q_heads = a.num_q_heads;
+  p.num_kv_heads = a.layout.heads_per_page;
+  p.block_size = a.layout.block_size;
+  p.max_pages_per_seq = a.max_pages_per_seq;
+  p.sm_scale = a.sm_scale;
+  const int rows_total = (a.num_q_heads / p.num_kv_heads) * a.num_queries;
+  const int rows = rows_per_cta(rows_total);
+  p.num_row_chunks = (rows_total + rows - 1) / rows;
+  p.num_splits = a.num_splits > 0 ? a.num_splits
+                                  : choose_num_splits(a.batch, p.num_kv_heads, p.num_row_chunks, a.max_seq_len, num_sms);
+  const int tiles = (a.max_seq_len + kDecodeTile - 1) / kDecodeTile;
+  p.tokens_per_split = std::max(1, (tiles + p.num_splits - 1) / p.num_splits) * kDecodeTile;
+  if (p.num_splits > 1) {
+    require(a.workspace != nullptr, "a workspace is needed for split-KV (paged_decode_workspace_bytes)");
+    const size_t rows_all = static_cast<size_t>(a.batch) * p.num_splits * a.num_queries * a.num_q_heads;
+    p.partial_acc = a.workspace;
+    p.partial_ml = a.workspace + rows_all * p.head_dim;
+  }
+  dispatch_code(a.layout.precision, [&]<KvCode C, bool kAsym>() { launch_decode_typed<C, kAsym>(p, rows, stream); });
+  KVLAB_CUDA_CHECK_LAUNCH();
+}
+
+void launch_kv_append(const KvAppendArgs& a, cudaStream_t stream) {
+  const std::string support = decode_support(a.layout);
+  require(support.empty(), support);
+  require(a.pool && a.k && a.v && a.slot_page && a.slot_offset, "a device pointer is null");
+  require(a.num_tokens >= 0, "num_tokens must not be negative");
+  if (a.num_tokens == 0) return;
+  KvAppendParams p{};
+  fill_layout(p, a.layout);
+  p.k = a.k;
+  p.v = a.v;
+  p.slot_page = a.slot_page;
+  p.slot_offset = a.slot_offset;
+  p.pool = a.pool;
+  p.num_tokens = a.num_tokens;
+  p.num_kv_heads = a.layout.heads_per_page;
+  dispatch_code(a.layout.precision, [&]<KvCode C, bool kAsym>() { launch_append_typed<C, kAsym>(p, stream); });
+  KVLAB_CUDA_CHECK_LAUNCH();
+}
+
+core::PageLayout decode_layout(const core::KvPlan& plan, int group_index, int layer) {
+  require(group_index >= 0 && group_index < static_cast<int>(plan.groups.size()), "no such head group");
+  const core::HeadGroup& group = plan.groups[group_index];
+  require(std::holds_alternative<core::DenseAccess>(group.access), "page-sparse access has no GPU kernel yet");
+  int heads = 0;
+  for (const core::HeadRef& h : group.heads) heads += h.layer == layer ? 1 : 0;
+  require(heads > 0, "the group has no head in this layer");
+  const core::LayerShape& s = plan.layers[layer];
+  const int heads_per_page = group.page_table == core::PageTableScope::kPerLayer ? heads : 1;
+  return core::make_page_layout(group.precision, s.vector_width, plan.block_size, heads_per_page, s.num_components);
+}
+
+}  // namespace kvlab::gpu

@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: Apache-2.0
+// Host side of paged decode attention and KV append: validates shapes, page tables and the
+// precision against what the kernels support, picks the split count so that even one long
+// sequence fills the GPU, and launches. Takes core's page layout (or a KV plan group) and
+// raw device pointers; every CUDA call is checked.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include "core/kv_plan.h"
+#include "core/precision.h"
+
+namespace kvlab::gpu {
+
+struct PagedDecodeArgs {
+  core::PageLayout layout;         // heads_per_page = KV heads, num_components = 2
+  const uint8_t* pool = nullptr;   // device, [num_pages, page_bytes]
+  int64_t num_pages = 0;
+  const __nv_bfloat16* q = nullptr;  // device, [batch, num_queries, num_q_heads, head_dim]
+  __nv_bfloat16* out = nullptr;      // device, same shape
+  const int32_t* page_table = nullptr;  // device, [batch, max_pages_per_seq]
+  const int32_t* seq_lens = nullptr;    // device, [batch]
+  int batch = 0;
+  int num_queries = 1;
+  int num_q_heads = 0;
+  int max_pages_per_seq = 0;
+  int max_seq_len = 0;  // host-side upper bound of seq_lens, for the split choice
+  float sm_scale = 0;
+  int num_splits = 0;   // 0: chosen from the shape and the SM count
+  float* workspace = nullptr;  // device, paged_decode_workspace_bytes(...) bytes
+};
+
+// "" if the kernels support this layout (and why not otherwise): bf16/fp16/fp8/int8/6/5/4,
+// fp16 scales and zeros, head_dim 64 or 128, K and V components.
+std::string decode_support(const core::PageLayout& layout);
+
+// The split count the launcher uses, and the workspace it needs for it.
+int choose_num_splits(int batch, int num_kv_heads, int num_row_chunks, int max_seq_len, int num_sms);
+size_t paged_decode_workspace_bytes(const PagedDecodeArgs& args, int num_sms);
+
+// Validates (throws std::invalid_argument naming the bad argument) and launches on `stream`.
+void launch_paged_decode(const PagedDecodeArgs& args, cudaStream_t stream);
+
+// The page layout of one head group of a plan, for `layer`: the group's heads in that
+// layer share pages (kPerLayer) or have their own (kPerHead → heads_per_page 1).
+core::PageLayout decode_layout(const core::KvPlan& plan, int group_index, int layer);
+
+struct KvAppendArgs {
+  core::PageLayout layout;
+  uint8_t* pool = nullptr;
+  int64_t num_pages = 0;
+  const float* k = nullptr;  // device, [num_tokens, heads_per_page, head_dim]
+  const float* v = nullptr;
+  const int32_t* slot_page = nullptr;    // device, [num_tokens]
+  const int32_t* slot_offset = nullptr;  // device, [num_tokens]
+  int num_tokens = 0;
+};
+void launch_kv_append(const KvAppendArgs& args, cudaStream_t stream);
+
+}  // namespace kvlab::gpu
