@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: Apache-2.0
+// Times kvlab's paged decode attention on the issue's shapes (batch × context, Llama-3.1-8B
+// and 70B head layouts, bf16 and quantized KV) with CUDA events — warm-up, then the median
+// of many runs on random data far larger than L2 — and measures the device-to-device copy
+// ceiling in the same run. Prints CSV: one row per (model, format, shape).
+//
+//   decode_bench [--quick] > results.csv
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/footprint.h"
+#include "core/precision.h"
+#include "gpu/cuda_check.h"
+#include "gpu/launch/paged_decode.h"
+
+namespace {
+
+using kvlab::core::KvDtype;
+using kvlab::core::MetaFormat;
+using kvlab::core::Precision;
+
+__device__ uint32_t hash32(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ULL;
+  x ^= x >> 33;
+  return static_cast<uint32_t>(x);
+}
+
+// Fills a pool with valid random KV: every 16-bit value a finite number of moderate size,
+// every fp8 code finite, every integer code random, every scale and zero a sane fp16.
+__global__ void fill_random(uint8_t* pool, int64_t bytes, int64_t component_bytes, int64_t scales_offset,
+                            int kind /* 0: 16-bit, 1: fp8, 2: integer */, uint64_t seed) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x * 2;
+  for (int64_t i = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) * 2; i < bytes; i += stride) {
+    const uint32_t r = hash32(seed ^ static_cast<uint64_t>(i));
+    uint16_t value;
+    const int64_t in_component = i % component_bytes;
+    if (in_component >= scales_offset && kind != 0) {
+      value = static_cast<uint16_t>(0x2000 | (r & 0x3FF));  // fp16 in [2^-7, 2^-6)
+    } else if (kind == 0) {
+      value = static_cast<uint16_t>(((r >> 16) & 0x8000) | ((120 + (r & 7)) << 7) | ((r >> 3) & 0x7F));  // bf16 ±[2^-7, 2)
+    } else if (kind == 1) {
+      value = static_cast<uint16_t>(r & 0x7676);  // never 0x7F/0xFF
+    } else {
+      value = static_cast<uint16_t>(r);
+    }
+    pool[i] = static_cast<uint8_t>(value & 0xFF);
+    if (i + 1 < bytes) pool[i + 1] = static_cast<uint8_t>(value >> 8);
+  }
+}
+
+__global__ void fill_bf16(uint16_t* q, int64_t count, uint64_t seed) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const uint32_t r = hash32(seed + static_cast<uint64_t>(i));
+    q[i] = static_cast<uint16_t>(((r >> 16) & 0x8000) | ((124 + (r & 3)) << 7) | ((r >> 3) & 0x7F));
+  }
+}
+
+template <class Fn>
+double median_ms(Fn&& fn, int iterations) {
+  cudaEvent_t start, stop;
+  KVLAB_CUDA_CHECK(cudaEventCreate(&start));
+  KVLAB_CUDA_CHECK(cudaEventCreate(&stop));
+  for (int i = 0; i < 3; ++i) fn();  // warm-up
+  std::vector<float> times;
+  for (int i = 0; i < iterations; ++i) {
+    KVLAB_CUDA_CHECK(cudaEventRecord(start));
+    fn();
+    KVLAB_CUDA_CHECK(cudaEventRecord(stop));
+    KVLAB_CUDA_CHECK(cudaEventSynchronize(stop));
+    float ms = 0;
+    KVLAB_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    times.push_back(ms);
+  }
+  KVLAB_CUDA_CHECK(cudaEventDestroy(start));
+  KVLAB_CUDA_CHECK(cudaEventDestroy(stop));
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+// Device-to-device copy of 4 GiB: bytes read plus bytes written over the median time.
+double copy_ceiling_bytes_per_s() {
+  const size_t bytes = size_t{4} << 30;
+  void *a = nullptr, *b = nullptr;
+  KVLAB_CUDA_CHECK(cudaMalloc(&a, bytes));
+  KVLAB_CUDA_CHECK(cudaMalloc(&b, bytes));
+  KVLAB_CUDA_CHECK(cudaMemset(a, 1, bytes));
+  const double ms = median_ms([&] { KVLAB_CUDA_CHECK(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice)); }, 20);
+  KVLAB_CUDA_CHECK(cudaFree(a));
+  KVLAB_CUDA_CHECK(cudaFree(b));
+  return 2.0 * static_cast<double>(bytes) / (ms * 1e-3);
+}
+
+struct Model {
+  const char* name;
+  int q_heads, kv_heads;
+};
+
+struct Format {
+  const char* name;
+  Precision precision;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
+  int num_sms = 0;
+  KVLAB_CUDA_CHECK(cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, 0));
+  const double ceiling = copy_ceiling_bytes_per_s();
+  std::fprintf(stderr, "copy ceiling: %.3f TB/s\n", ceiling / 1e12);
+  std::printf("model,format,batch,context,kv_bytes,median_us,tb_per_s,fraction_of_copy_ceiling,copy_ceiling_tb_per_s,num_splits\n");
+
+  const std::vector<std::pair<int, int>> shapes = quick ? std::vector<std::pair<int, int>>{{1, 32768}, {32, 8192}}
+                                                        : std::vector<std::pair<int, int>>{{1, 32768}, {1, 131072}, {8, 16384}, {32, 8192}, {64, 4096}, {32, 32768}, {128, 2048}};
+  const Model models[] = {{"llama-3.1-8b", 32, 8}, {"llama-3.1-70b", 64, 8}};
+  const Format formats[] = {{"bf16", Precision::defaults(KvDtype::kBf16)},
+                            {"fp8", Precision::defaults(KvDtype::kFp8E4m3)},
+                            {"int8", Precision::defaults(KvDtype::kInt8)},
+                            {"int4", Precision::defaults(KvDtype::kInt4)}};
+  const int block = 16, head_dim = 128;
+  std::mt19937 rng(42);
+  for (const Model& model : models) {
+    for (const Format& format : formats) {
+      for (const auto& [batch, context] : shapes) {
+        const kvlab::core::PageLayout layout = kvlab::core::make_page_layout(format.precision, head_dim, block, model.kv_heads, 2);
+        const int pages_per_seq = context / block;
+        const int64_t num_pages = static_cast<int64_t>(batch) * pages_per_seq;
+        const int64_t pool_bytes = num_pages * layout.page_bytes;
+        uint8_t* pool = nullptr;
+        KVLAB_CUDA_CHECK(cudaMalloc(&pool, pool_bytes));
+        const int kind = format.precision.dtype == KvDtype::kBf16 ? 0 : (format.precision.dtype == KvDtype::kFp8E4m3 ? 1 : 2);
+        fill_random<<<4 * num_sms, 256>>>(pool, pool_bytes, layout.component_bytes, kvlab::core::PageLayout::align16(layout.codes_bytes), kind, 7);
+        KVLAB_CUDA_CHECK_LAUNCH();
+        // Pages scattered through the pool: a seeded shuffle of all page indices.
+        std::vector<int32_t> table(num_pages);
+        std::iota(table.begin(), table.end(), 0);
+        std::shuffle(table.begin(), table.end(), rng);
+        std::vector<int32_t> lens(batch, context);
+        int32_t *d_table = nullptr, *d_lens = nullptr;
+        uint16_t *q = nullptr, *out = nullptr;
+        const int64_t q_count = static_cast<int64_t>(batch) * model.q_heads * head_dim;
+        KVLAB_CUDA_CHECK(cudaMalloc(&d_table, table.size() * sizeof(int32_t)));
+        KVLAB_CUDA_CHECK(cudaMalloc(&d_lens, lens.size() * sizeof(int32_t)));
+        KVLAB_CUDA_CHECK(cudaMalloc(&q, q_count * 2));
+        KVLAB_CUDA_CHECK(cudaMalloc(&out, q_count * 2));
+        KVLAB_CUDA_CHECK(cudaMemcpy(d_table, table.data(), table.size() * sizeof(int32_t), cudaMemcpyHostToDevice));
+        KVLAB_CUDA_CHECK(cudaMemcpy(d_lens, lens.data(), lens.size() * sizeof(int32_t), cudaMemcpyHostToDevice));
+        fill_bf16<<<num_sms, 256>>>(q, q_count, 11);
+        KVLAB_CUDA_CHECK_LAUNCH();
+        kvlab::gpu::PagedDecodeArgs args;
+        args.layout = layout;
+        args.pool = pool;
+        args.num_pages = num_pages;
+        args.q = reinterpret_cast<const __nv_bfloat16*>(q);
+        args.out = reinterpret_cast<__nv_bfloat16*>(out);
+        args.page_table = d_table;
+        args.seq_lens = d_lens;
+        args.batch = batch;
+        args.num_q_heads = model.q_heads;
+        args.max_pages_per_seq = pages_per_seq;
+        args.max_seq_len = context;
+        args.sm_scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+        float* workspace = nullptr;
+        KVLAB_CUDA_CHECK(cudaMalloc(&workspace, kvlab::gpu::paged_decode_workspace_bytes(args, num_sms)));
+        args.workspace = workspace;
+        const double ms = median_ms([&] { kvlab::gpu::launch_paged_decode(args, nullptr); }, quick ? 10 : 50);
+        // Bytes the kernel must read: the KV of every token (codes and scales, no page
+        // padding: a page is full here), the queries and the outputs.
+        const int64_t kv_bytes = static_cast<int64_t>(batch) * context * model.kv_heads * 2 *
+                                 kvlab::core::vector_bytes(format.precision, head_dim);
+        const double tbps = static_cast<double>(kv_bytes) / (ms * 1e-3) / 1e12;
+        const int rows = model.q_heads / model.kv_heads;
+        const int chunks = rows <= 1 ? 1 : (rows + (rows <= 4 ? 4 : 8) - 1) / (rows <= 4 ? 4 : 8);
+        std::printf("%s,%s,%d,%d,%lld,%.2f,%.4f,%.4f,%.4f,%d\n", model.name, format.name, batch, context,
+                    static_cast<long long>(kv_bytes), ms * 1e3, tbps, tbps * 1e12 / ceiling, ceiling / 1e12,
+                    kvlab::gpu::choose_num_splits(batch, model.kv_heads, chunks, context, num_sms));
+        std::fflush(stdout);
+        KVLAB_CUDA_CHECK(cudaFree(workspace));
+        KVLAB_CUDA_CHECK(cudaFree(pool));
+        KVLAB_CUDA_CHECK(cudaFree(d_table));
+        KVLAB_CUDA_CHECK(cudaFree(d_lens));
+        KVLAB_CUDA_CHECK(cudaFree(q));
+        KVLAB_CUDA_CHECK(cudaFree(out));
+      }
+    }
+  }
+  return 0;
+}
