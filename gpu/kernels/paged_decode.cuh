@@ -51,16 +51,28 @@ struct PagedDecodeParams {
 constexpr int kDecodeThreads = 128;
 constexpr int kDecodeTile = 64;
 
-template <KvCode C, bool kAsymmetric>
-__device__ __forceinline__ void load_slice(RawSlice& raw, const PagedDecodeParams& p, const uint8_t* component,
-                                           int slot, int lane) {
-  load_codes<C>(raw, component + slot * p.vector_code_bytes, lane);
+constexpr int kDecodePageSize = 16;  // tokens per page: a constant so t / P is a shift
+
+// Where one lane finds its slice's scale and zero: fixed per lane for the whole kernel, so
+// the hot loop does no division by the group size.
+struct LaneMeta {
+  int scale_byte;        // lane's group × 2 within a token's scales
+  int slot_stride;       // scale bytes per token (groups × 2)
+  int64_t zeros_offset;  // from a component's start
+  bool has_scale;
+};
+
+template <KvCode C, bool kAsymmetric, int kHeadDim>
+__device__ __forceinline__ void load_slice(RawSlice& raw, const uint8_t* component, int slot, int lane,
+                                           const LaneMeta& meta) {
+  constexpr int kVectorCodeBytes = kHeadDim * CodeTraits<C>::kBits / 8;
+  constexpr int kScalesOffset = (kDecodePageSize * kVectorCodeBytes + 15) / 16 * 16;
+  load_codes<C>(raw, component + slot * kVectorCodeBytes, lane);
   if constexpr (CodeTraits<C>::kScaled) {
-    if (p.group_size > 0) {
-      const int groups = p.head_dim / p.group_size;
-      const int group = lane * 8 / p.group_size;
-      raw.scale = load_half(component + p.scales_offset + (slot * groups + group) * 2);
-      if constexpr (kAsymmetric) raw.zero = load_half(component + p.zeros_offset + (slot * groups + group) * 2);
+    if (meta.has_scale) {
+      const int at = slot * meta.slot_stride + meta.scale_byte;
+      raw.scale = load_half(component + kScalesOffset + at);
+      if constexpr (kAsymmetric) raw.zero = load_half(component + meta.zeros_offset + at);
     } else {
       raw.scale = 1.0f;
     }
@@ -124,6 +136,14 @@ __global__ void __launch_bounds__(kDecodeThreads)
 #pragma unroll
     for (int i = 0; i < 8; ++i) acc[r][i] = 0.0f;
 
+  LaneMeta meta;
+  meta.has_scale = p.group_size > 0;
+  meta.scale_byte = meta.has_scale ? (lane * 8 / p.group_size) * 2 : 0;
+  meta.slot_stride = meta.has_scale ? (kHeadDim / p.group_size) * 2 : 0;
+  meta.zeros_offset = p.zeros_offset;
+  // V slices are loaded together with K (before the softmax) when registers allow it, so
+  // the loads of a tile overlap instead of draining the memory pipeline twice.
+  constexpr bool kPrefetchV = kRows <= 4;
   const int32_t* pages = p.page_table + static_cast<int64_t>(b) * p.max_pages_per_seq;
   const int64_t k_offset = static_cast<int64_t>(kv_head) * 2 * p.component_bytes;
   const int64_t v_offset = k_offset + p.component_bytes;
@@ -131,12 +151,16 @@ __global__ void __launch_bounds__(kDecodeThreads)
   for (int tile = begin; tile < end; tile += kDecodeTile) {
     // Scores: load the tile's K slices first (all in flight), then the dot products.
     RawSlice raw[kSteps];
+    RawSlice raw_v[kPrefetchV ? kSteps : 1];
 #pragma unroll
     for (int s = 0; s < kSteps; ++s) {
       const int t = tile + token_lane + s * kTokenLanes;
       if (t < end) {
-        const uint8_t* page = p.pool + static_cast<int64_t>(pages[t / p.block_size]) * p.page_bytes;
-        load_slice<C, kAsymmetric>(raw[s], p, page + k_offset, t % p.block_size, lane);
+        const uint8_t* page = p.pool + static_cast<int64_t>(pages[t / kDecodePageSize]) * p.page_bytes;
+        load_slice<C, kAsymmetric, kHeadDim>(raw[s], page + k_offset, t % kDecodePageSize, lane, meta);
+        if constexpr (kPrefetchV) {
+          load_slice<C, kAsymmetric, kHeadDim>(raw_v[s], page + v_offset, t % kDecodePageSize, lane, meta);
+        }
       }
     }
 #pragma unroll
@@ -187,12 +211,14 @@ __global__ void __launch_bounds__(kDecodeThreads)
 #pragma unroll
       for (int i = 0; i < 8; ++i) acc[r][i] *= rescale;
     }
+    if constexpr (!kPrefetchV) {
 #pragma unroll
-    for (int s = 0; s < kSteps; ++s) {
-      const int t = tile + token_lane + s * kTokenLanes;
-      if (t < end) {
-        const uint8_t* page = p.pool + static_cast<int64_t>(pages[t / p.block_size]) * p.page_bytes;
-        load_slice<C, kAsymmetric>(raw[s], p, page + v_offset, t % p.block_size, lane);
+      for (int s = 0; s < kSteps; ++s) {
+        const int t = tile + token_lane + s * kTokenLanes;
+        if (t < end) {
+          const uint8_t* page = p.pool + static_cast<int64_t>(pages[t / kDecodePageSize]) * p.page_bytes;
+          load_slice<C, kAsymmetric, kHeadDim>(raw[s], page + v_offset, t % kDecodePageSize, lane, meta);
+        }
       }
     }
 #pragma unroll
@@ -200,7 +226,7 @@ __global__ void __launch_bounds__(kDecodeThreads)
       const int t = tile + token_lane + s * kTokenLanes;
       if (t < end) {
         float v[8];
-        decode_slice<C, kAsymmetric>(raw[s], v);
+        decode_slice<C, kAsymmetric>(kPrefetchV ? raw_v[s] : raw[s], v);
 #pragma unroll
         for (int r = 0; r < kRows; ++r) {
           const float pr = s_p[r][token_lane + s * kTokenLanes];

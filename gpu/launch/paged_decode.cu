@@ -64,6 +64,7 @@ std::string decode_support(const core::PageLayout& l) {
   const auto meta = [](core::MetaFormat f) { return f == core::MetaFormat::kNone || f == core::MetaFormat::kFp16; };
   if (!meta(l.precision.scale_format) || !meta(l.precision.zero_format)) return "scales and zeros must be fp16";
   if (l.precision.group_size > 0 && l.precision.group_size % 8 != 0) return "group_size must be a multiple of 8";
+  if (l.block_size != kDecodePageSize) return "the GPU kernels take pages of 16 tokens (block_size 16)";
   return "";
 }
 
