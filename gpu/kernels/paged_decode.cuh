@@ -196,6 +196,7 @@ __global__ void __launch_bounds__(kDecodeThreads)
       float sum = a + c;
 #pragma unroll
       for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+      __syncwarp();  // every lane has read s_m[r] before lane 0 overwrites it
       if (wl == 0) {
         const float rescale = (empty || m_old == -INFINITY) ? (empty ? 1.0f : 0.0f) : __expf(m_old - m_new);
         s_rescale[r] = rescale;
