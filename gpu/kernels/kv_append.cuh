@@ -35,10 +35,10 @@ __device__ __forceinline__ float round_to_fp16(float x) {
   return __half2float(__float2half_rn(fminf(fmaxf(x, -65504.0f), 65504.0f)));
 }
 
+// Scales, zeros and 16-bit codes are 2-byte aligned (regions start at 16 bytes), so one
+// 16-bit store writes each.
 __device__ __forceinline__ void store_half(uint8_t* p, float x) {
-  const unsigned short bits = __half_as_ushort(__float2half_rn(fminf(fmaxf(x, -65504.0f), 65504.0f)));
-  p[0] = static_cast<uint8_t>(bits & 0xFF);
-  p[1] = static_cast<uint8_t>(bits >> 8);
+  *reinterpret_cast<unsigned short*>(p) = __half_as_ushort(__float2half_rn(fminf(fmaxf(x, -65504.0f), 65504.0f)));
 }
 
 template <KvCode C, bool kAsymmetric>
@@ -60,11 +60,9 @@ __global__ void kv_append_kernel(const KvAppendParams p) {
   uint8_t* codes = comp + static_cast<int64_t>(slot) * p.vector_code_bytes + g * chunk * kBits / 8;
 
   if constexpr (C == KvCode::kBf16 || C == KvCode::kFp16) {
+    unsigned short* out = reinterpret_cast<unsigned short*>(codes);
     for (int i = 0; i < chunk; ++i) {
-      const unsigned short bits = C == KvCode::kBf16 ? __bfloat16_as_ushort(__float2bfloat16_rn(x[i]))
-                                                     : __half_as_ushort(__float2half_rn(x[i]));
-      codes[2 * i] = static_cast<uint8_t>(bits & 0xFF);
-      codes[2 * i + 1] = static_cast<uint8_t>(bits >> 8);
+      out[i] = C == KvCode::kBf16 ? __bfloat16_as_ushort(__float2bfloat16_rn(x[i])) : __half_as_ushort(__float2half_rn(x[i]));
     }
     return;
   } else {

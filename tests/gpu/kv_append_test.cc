@@ -61,8 +61,12 @@ TEST_P(KvAppend, WritesTheReferenceBytes) {
   for (size_t i = 0; i < pool.size(); ++i) {
     if (pool[i] != gpu_pool[i] && mismatches++ == 0) first = i;
   }
-  EXPECT_EQ(mismatches, 0u) << "first differing byte " << first << ": gpu " << int(gpu_pool[first]) << " ref "
-                            << int(pool[first]);
+  std::string context;
+  for (size_t i = first & ~size_t{7}; i < std::min(pool.size(), (first & ~size_t{7}) + 16); ++i) {
+    context += " " + std::to_string(int(gpu_pool[i])) + "/" + std::to_string(int(pool[i]));
+  }
+  EXPECT_EQ(mismatches, 0u) << mismatches << " bytes differ; from byte " << (first & ~size_t{7})
+                            << " (gpu/ref):" << context << "; k[0..1] = " << k[0] << ", " << k[1];
 }
 
 INSTANTIATE_TEST_SUITE_P(
