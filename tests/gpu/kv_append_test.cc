@@ -79,8 +79,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Precision{KvDtype::kInt4, 64, MetaFormat::kFp16, MetaFormat::kFp16},
                       Precision{KvDtype::kInt5, 32, MetaFormat::kFp16, MetaFormat::kFp16},
                       Precision{KvDtype::kInt8, 128, MetaFormat::kFp16, MetaFormat::kFp16}),
-    [](const ::testing::TestParamInfo<Precision>& info) {
-      std::string name = core::describe(info.param);
+    [](const ::testing::TestParamInfo<Precision>& param_info) {
+      std::string name = core::describe(param_info.param);
       for (char& ch : name) {
         if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
       }

@@ -166,7 +166,7 @@ INSTANTIATE_TEST_SUITE_P(
         DecodeCase{"int8_g64_asym_d64", {KvDtype::kInt8, 64, MetaFormat::kFp16, MetaFormat::kFp16}, 64, 3, 9, {999, 31}},
         DecodeCase{"int8_g128_asym", {KvDtype::kInt8, 128, MetaFormat::kFp16, MetaFormat::kFp16}, 128, 8, 32, {999, 31}},
         DecodeCase{"int4_32k", Precision::defaults(KvDtype::kInt4), 128, 8, 32, {32768}}),
-    [](const ::testing::TestParamInfo<DecodeCase>& info) { return info.param.name; });
+    [](const ::testing::TestParamInfo<DecodeCase>& param_info) { return param_info.param.name; });
 
 TEST(PagedDecodeArgs, RejectsWhatTheKernelsCannotDo) {
   PagedDecodeArgs args;
