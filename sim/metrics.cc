@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "sim/metrics.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace kvlab::sim {
+
+Percentiles percentiles(std::vector<double>& v) {
+  Percentiles p;
+  if (v.empty()) return p;
+  std::sort(v.begin(), v.end());
+  double sum = 0;
+  for (double x : v) sum += x;
+  auto rank = [&](double q) { return v[static_cast<size_t>(std::ceil(q * static_cast<double>(v.size()))) - 1]; };
+  p.mean = sum / static_cast<double>(v.size());
+  p.p50 = rank(0.50);
+  p.p90 = rank(0.90);
+  p.p99 = rank(0.99);
+  return p;
+}
+
+void MetricsAccumulator::add_iteration(int64_t duration_ns, int64_t running, int64_t pages_used, int64_t tokens_filled) {
+  const double d = static_cast<double>(duration_ns);
+  busy_ns_ += d;
+  running_ns_ += d * static_cast<double>(running);
+  pages_ns_ += d * static_cast<double>(pages_used);
+  const double slots = static_cast<double>(pages_used) * block_size_;
+  if (slots > 0) fragmentation_ns_ += d * (slots - static_cast<double>(tokens_filled)) / slots;
+  max_running_ = std::max(max_running_, running);
+  ++iterations_;
+}
+
+Summary MetricsAccumulator::summarize(const std::vector<RequestRecord>& requests, double slo_ttft_s,
+                                      double slo_tpot_s) const {
+  Summary s;
+  std::vector<double> ttft, tpot, e2e, itl;
+  double first_arrival = INFINITY, last_finish = 0;
+  int64_t output_tokens = 0, total_tokens = 0, good = 0;
+  for (const RequestRecord& r : requests) {
+    if (!r.rejected.empty()) {
+      ++s.rejected_requests;
+      continue;
+    }
+    ++s.completed_requests;
+    first_arrival = std::min(first_arrival, r.arrival_s);
+    last_finish = std::max(last_finish, r.finish_s);
+    const double t = r.first_token_s - r.arrival_s;
+    const double per_token = r.output_tokens > 1 ? (r.finish_s - r.first_token_s) / static_cast<double>(r.output_tokens - 1) : 0.0;
+    ttft.push_back(t);
+    tpot.push_back(per_token);
+    e2e.push_back(r.finish_s - r.arrival_s);
+    output_tokens += r.output_tokens;
+    total_tokens += r.output_tokens + r.prompt_tokens;
+    if (t <= slo_ttft_s && per_token <= slo_tpot_s) ++good;
+  }
+  for (int64_t gap : itl_ns_) itl.push_back(static_cast<double>(gap) * 1e-9);
+  s.sim_duration_s = s.completed_requests > 0 ? last_finish - first_arrival : 0;
+  if (s.sim_duration_s > 0) {
+    s.throughput_output_tokens_per_s = static_cast<double>(output_tokens) / s.sim_duration_s;
+    s.throughput_total_tokens_per_s = static_cast<double>(total_tokens) / s.sim_duration_s;
+    s.throughput_requests_per_s = static_cast<double>(s.completed_requests) / s.sim_duration_s;
+    s.goodput_requests_per_s = static_cast<double>(good) / s.sim_duration_s;
+    // Time-weighted over the whole span (idle time counts as zero in use).
+    const double span_ns = s.sim_duration_s * 1e9;
+    s.mean_concurrency = running_ns_ / span_ns;
+    s.kv_utilization_mean = pages_ns_ / span_ns / static_cast<double>(total_pages_);
+  }
+  s.kv_fragmentation_mean = busy_ns_ > 0 ? fragmentation_ns_ / busy_ns_ : 0;
+  s.ttft_s = percentiles(ttft);
+  s.tpot_s = percentiles(tpot);
+  s.itl_s = percentiles(itl);
+  s.e2e_s = percentiles(e2e);
+  s.max_concurrency = max_running_;
+  s.preemptions = preemptions_;
+  s.iterations = iterations_;
+  s.kv_pages_total = total_pages_;
+  return s;
+}
+
+}  // namespace kvlab::sim
