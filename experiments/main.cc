@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "experiments/capacity_command.h"
 #include "experiments/check_command.h"
+#include "experiments/run_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"kvlab: KV-cache techniques in LLM serving, simulated, referenced and measured"};
@@ -16,6 +17,7 @@ int main(int argc, char** argv) {
   // Subcommands register themselves here, one line each.
   kvlab::experiments::register_capacity_command(app);
   kvlab::experiments::register_check_command(app);
+  kvlab::experiments::register_run_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

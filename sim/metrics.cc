@@ -20,6 +20,31 @@ Percentiles percentiles(std::vector<double>& v) {
   return p;
 }
 
+Percentiles weighted_percentiles(std::vector<std::pair<double, int64_t>>& v) {
+  Percentiles p;
+  std::sort(v.begin(), v.end());
+  double total = 0, sum = 0;
+  for (const auto& [value, weight] : v) {
+    total += static_cast<double>(weight);
+    sum += value * static_cast<double>(weight);
+  }
+  if (total == 0) return p;
+  auto rank = [&](double q) {
+    const double target = std::ceil(q * total);  // nearest rank, as for unweighted samples
+    double seen = 0;
+    for (const auto& [value, weight] : v) {
+      seen += static_cast<double>(weight);
+      if (seen >= target) return value;
+    }
+    return v.back().first;
+  };
+  p.mean = sum / total;
+  p.p50 = rank(0.50);
+  p.p90 = rank(0.90);
+  p.p99 = rank(0.99);
+  return p;
+}
+
 void MetricsAccumulator::add_iteration(int64_t duration_ns, int64_t running, int64_t pages_used, int64_t tokens_filled) {
   const double d = static_cast<double>(duration_ns);
   busy_ns_ += d;
@@ -34,7 +59,8 @@ void MetricsAccumulator::add_iteration(int64_t duration_ns, int64_t running, int
 Summary MetricsAccumulator::summarize(const std::vector<RequestRecord>& requests, double slo_ttft_s,
                                       double slo_tpot_s) const {
   Summary s;
-  std::vector<double> ttft, tpot, e2e, itl;
+  std::vector<double> ttft, tpot, e2e;
+  std::vector<std::pair<double, int64_t>> itl;
   double first_arrival = INFINITY, last_finish = 0;
   int64_t output_tokens = 0, total_tokens = 0, good = 0;
   for (const RequestRecord& r : requests) {
@@ -54,7 +80,7 @@ Summary MetricsAccumulator::summarize(const std::vector<RequestRecord>& requests
     total_tokens += r.output_tokens + r.prompt_tokens;
     if (t <= slo_ttft_s && per_token <= slo_tpot_s) ++good;
   }
-  for (int64_t gap : itl_ns_) itl.push_back(static_cast<double>(gap) * 1e-9);
+  for (const WeightedGap& g : itl_) itl.emplace_back(static_cast<double>(g.gap_ns) * 1e-9, g.count);
   s.sim_duration_s = s.completed_requests > 0 ? last_finish - first_arrival : 0;
   if (s.sim_duration_s > 0) {
     s.throughput_output_tokens_per_s = static_cast<double>(output_tokens) / s.sim_duration_s;
@@ -69,7 +95,7 @@ Summary MetricsAccumulator::summarize(const std::vector<RequestRecord>& requests
   s.kv_fragmentation_mean = busy_ns_ > 0 ? fragmentation_ns_ / busy_ns_ : 0;
   s.ttft_s = percentiles(ttft);
   s.tpot_s = percentiles(tpot);
-  s.itl_s = percentiles(itl);
+  s.itl_s = weighted_percentiles(itl);
   s.e2e_s = percentiles(e2e);
   s.max_concurrency = max_running_;
   s.preemptions = preemptions_;

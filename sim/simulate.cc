@@ -182,7 +182,7 @@ SimResult simulate_requests(const SimConfig& c, const std::vector<RequestSpec>& 
       if (emits) {
         if (s->record->first_token_s < 0) s->record->first_token_s = static_cast<double>(now) * 1e-9;
         ++s->generated;
-        if (s->decoding) metrics.add_inter_token(cost.time_ns);
+
       }
       if (s->generated >= s->spec->output_tokens) {
         s->record->finish_s = static_cast<double>(now) * 1e-9;
@@ -194,6 +194,7 @@ SimResult simulate_requests(const SimConfig& c, const std::vector<RequestSpec>& 
       filled_tokens += s->computed;
       still_running.push_back(s);
     }
+    metrics.add_inter_token(cost.time_ns, batch.decode_tokens);
     metrics.add_iteration(now - start, static_cast<int64_t>(running.size()), capacity.total_pages - free_pages, filled_tokens);
     running.swap(still_running);
     KVLAB_CHECK(free_pages >= 0 && free_pages <= capacity.total_pages, "free pages {} of {}", free_pages, capacity.total_pages);

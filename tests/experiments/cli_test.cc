@@ -89,7 +89,7 @@ TEST(CheckCli, ReportsEveryErrorWithFileAndLine) {
 
 TEST(CheckCli, EveryShippedConfigPasses) {
   std::string files;
-  for (const char* kind : {"models", "gpus", "clusters"}) {
+  for (const char* kind : {"models", "gpus", "clusters", "experiments"}) {
     for (const auto& e : std::filesystem::directory_iterator(std::string(KVLAB_SOURCE_DIR) + "/configs/" + kind)) {
       files += " " + e.path().string();
     }
