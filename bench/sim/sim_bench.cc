@@ -1,0 +1,50 @@
+// SPDX-License-Identifier: Apache-2.0
+// The simulator's hot paths: a whole simulation (requests per second of wall time), the
+// cost model's iteration pricing, and request generation.
+#include <benchmark/benchmark.h>
+
+#include "core/config/spec_loader.h"
+#include "core/kv_plan.h"
+#include "sim/cost_model.h"
+#include "sim/simulate.h"
+
+namespace {
+
+kvlab::sim::SimConfig sharegpt_like(int64_t requests, double rate) {
+  kvlab::sim::SimConfig c;
+  c.model = kvlab::core::load_model("llama-3.1-8b");
+  c.gpu = kvlab::core::load_gpu("h100-sxm");
+  c.workload.num_requests = requests;
+  c.workload.rate_per_s = rate;
+  c.workload.prompt = {kvlab::sim::LengthKind::kLognormal, 1000, 1.0, 4, 16384};
+  c.workload.output = {kvlab::sim::LengthKind::kLognormal, 250, 0.8, 1, 4096};
+  return c;
+}
+
+void BM_Simulate(benchmark::State& state) {
+  const kvlab::sim::SimConfig c = sharegpt_like(state.range(0), 22.5);
+  for (auto _ : state) benchmark::DoNotOptimize(kvlab::sim::simulate(c));
+  state.SetItemsProcessed(state.iterations() * state.range(0));  // requests simulated
+}
+BENCHMARK(BM_Simulate)->Arg(1000)->Arg(10000)->Unit(benchmark::kMillisecond);
+
+void BM_CostModelIteration(benchmark::State& state) {
+  const kvlab::sim::SimConfig c = sharegpt_like(1, 1);
+  const kvlab::sim::CostModel model(c, kvlab::core::make_baseline_plan(c.model, c.kv_precision));
+  kvlab::sim::BatchShape batch;
+  batch.decode_tokens = 200;
+  batch.decode_context_sum = 200 * 1500;
+  for (auto _ : state) benchmark::DoNotOptimize(model.iteration(batch));
+}
+BENCHMARK(BM_CostModelIteration);
+
+void BM_GenerateRequests(benchmark::State& state) {
+  const kvlab::sim::SimConfig c = sharegpt_like(state.range(0), 22.5);
+  for (auto _ : state) benchmark::DoNotOptimize(kvlab::sim::generate_requests(c.workload));
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+BENCHMARK(BM_GenerateRequests)->Arg(100000)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
