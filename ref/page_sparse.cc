@@ -7,13 +7,27 @@
 
 namespace kvlab::ref {
 
+void add_key(PageMetadataValues& page, const float* key, int head_dim) {
+  const Eigen::Map<const Eigen::VectorXf> k(key, head_dim);
+  if (page.count == 0) {
+    page.min = k;
+    page.max = k;
+    page.sum = k.cast<double>();
+  } else {
+    page.min = page.min.cwiseMin(k);
+    page.max = page.max.cwiseMax(k);
+    page.sum += k.cast<double>();
+  }
+  ++page.count;
+  page.centroid = (page.sum / static_cast<double>(page.count)).cast<float>();
+}
+
 std::vector<PageMetadataValues> build_page_metadata(const Eigen::MatrixXf& keys, int block_size) {
   std::vector<PageMetadataValues> pages;
-  for (Eigen::Index start = 0; start < keys.rows(); start += block_size) {
-    const Eigen::Index rows = std::min<Eigen::Index>(block_size, keys.rows() - start);
-    const auto block = keys.middleRows(start, rows);
-    pages.push_back({block.colwise().minCoeff().transpose(), block.colwise().maxCoeff().transpose(),
-                     block.colwise().mean().transpose()});
+  const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> rows = keys;
+  for (Eigen::Index t = 0; t < rows.rows(); ++t) {
+    if (t % block_size == 0) pages.emplace_back();
+    add_key(pages.back(), rows.row(t).data(), static_cast<int>(rows.cols()));
   }
   return pages;
 }
@@ -28,7 +42,13 @@ float page_score(core::PageMetadata kind, const PageMetadataValues& page, const 
 
 std::vector<int64_t> select_pages(const core::PageSparseAccess& access, const std::vector<PageMetadataValues>& pages,
                                   const Eigen::VectorXf& q) {
-  const int64_t n = static_cast<int64_t>(pages.size());
+  std::vector<float> scores(pages.size());
+  for (size_t p = 0; p < pages.size(); ++p) scores[p] = page_score(access.metadata, pages[p], q);
+  return select_pages_by_score(access, scores);
+}
+
+std::vector<int64_t> select_pages_by_score(const core::PageSparseAccess& access, const std::vector<float>& score) {
+  const int64_t n = static_cast<int64_t>(score.size());
   std::vector<int64_t> chosen;
   std::vector<int64_t> middle;
   for (int64_t p = 0; p < n; ++p) {
@@ -38,8 +58,6 @@ std::vector<int64_t> select_pages(const core::PageSparseAccess& access, const st
       middle.push_back(p);
     }
   }
-  std::vector<float> score(n);
-  for (int64_t p : middle) score[p] = page_score(access.metadata, pages[p], q);
   std::stable_sort(middle.begin(), middle.end(), [&](int64_t a, int64_t b) { return score[a] > score[b]; });
   middle.resize(static_cast<size_t>(std::min<int64_t>(access.top_k_pages, static_cast<int64_t>(middle.size()))));
   chosen.insert(chosen.end(), middle.begin(), middle.end());

@@ -50,7 +50,10 @@ class PlanKvCache {
   // num_tokens(layer) − num_queries + i) over the retained, dequantized K/V, in float32.
   //   q:   [num_queries, num_q_heads, head_dim]
   //   out: [num_queries, num_q_heads, head_dim]
-  // Query head h reads KV head h / (num_q_heads / num_kv_heads) (GQA/MQA).
+  // Query head h reads KV head h / (num_q_heads / num_kv_heads) (GQA/MQA). An MLA layer
+  // (one latent component) attends in absorbed form: q is the absorbed query over the
+  // layer's qk_dim, the values are the latent's first v_dim elements, out is
+  // [num_queries, num_q_heads, v_dim] (the caller applies W_UV; pass sm_scale explicitly).
   // Retention: structural policies (window, sinks+window, prefix, periodic) apply per query
   // at its own position, as if the tokens had been decoded one by one. Budget policies
   // (SnapKV, H2O) let every query of the call see every kept token (a prefill is full
@@ -60,6 +63,11 @@ class PlanKvCache {
   // bound or the centroid, summed over the query heads of the KV head) of the retained tokens.
   void attend(int layer, int num_queries, std::span<const float> q, std::span<float> out,
               const AttendOptions& options = {});
+
+  // Drops tokens num_tokens … of `layer` (speculative verification rolls back rejected
+  // drafts; for a tree, truncate to before the tree and append the accepted path again).
+  // Pages no longer needed go back to the pool; evictions of kept tokens stand.
+  void truncate(int layer, int64_t num_tokens);
 
   int num_layers() const;
   int64_t num_tokens(int layer) const;

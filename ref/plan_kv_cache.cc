@@ -1,0 +1,343 @@
+// SPDX-License-Identifier: Apache-2.0
+// PlanKvCache: storage per (layer, head group) pool and page-table scope, retention and
+// page-sparse access applied per KV head, attention by ref/paged_attention's kernel.
+#include "ref/plan_kv_cache.h"
+
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <variant>
+
+#include "core/check.h"
+#include "ref/page_sparse.h"
+#include "ref/paged_attention.h"
+#include "ref/retention.h"
+
+namespace kvlab::ref {
+
+struct HeadState {
+  int group = -1;
+  int store = -1;         // pool of (layer, group)
+  int table = -1;         // page table in that pool
+  int head_in_page = 0;   // position among the page's heads (the group's order)
+  std::vector<float> k, v;            // [tokens, width]: the stored bytes, dequantized once
+  std::vector<uint8_t> evicted;       // [tokens]: budget policies' permanent evictions
+  std::vector<double> accumulated;    // [tokens]: H2O, attention received from every query
+  std::deque<std::vector<float>> observed;  // SnapKV: the last queries' attention rows
+  std::vector<PageMetadataValues> pages;    // page-sparse metadata per logical page
+};
+
+struct LayerState {
+  core::LayerShape shape;
+  std::vector<HeadState> heads;  // [num_cache_heads]
+  std::vector<int> stores;       // pools of this layer
+  int64_t num_tokens = 0;
+  AttendTrace trace;
+};
+
+struct PlanKvCache::Impl {
+  core::KvPlan plan;
+  std::vector<PagedKvCache> stores;
+  std::vector<LayerState> layers;
+};
+
+PlanKvCache::PlanKvCache(const core::KvPlan& plan, int64_t max_tokens, std::optional<uint64_t> page_shuffle_seed)
+    : impl_(std::make_unique<Impl>()) {
+  const std::string why = plan.validate();
+  KVLAB_CHECK(why.empty(), "invalid plan: {}", why);
+  impl_->plan = plan;
+  impl_->layers.resize(plan.layers.size());
+  const int64_t pages_per_table = (max_tokens + plan.block_size - 1) / plan.block_size;
+  for (size_t l = 0; l < plan.layers.size(); ++l) {
+    LayerState& layer = impl_->layers[l];
+    layer.shape = plan.layers[l];
+    layer.heads.resize(static_cast<size_t>(layer.shape.num_cache_heads));
+    for (size_t g = 0; g < plan.groups.size(); ++g) {
+      const core::HeadGroup& group = plan.groups[g];
+      std::vector<int> heads;  // the group's heads in this layer, in the group's order
+      for (const core::HeadRef& ref : group.heads) {
+        if (ref.layer == static_cast<int>(l)) heads.push_back(ref.head);
+      }
+      if (heads.empty()) continue;
+      const bool per_head = group.page_table == core::PageTableScope::kPerHead;
+      const int heads_per_page = per_head ? 1 : static_cast<int>(heads.size());
+      const int tables = per_head ? static_cast<int>(heads.size()) : 1;
+      const core::PageLayout layout = core::make_page_layout(group.precision, layer.shape.vector_width,
+                                                             plan.block_size, heads_per_page,
+                                                             layer.shape.num_components);
+      const int store = static_cast<int>(impl_->stores.size());
+      // Each pool gets its own seed so pools do not mirror one another's placement.
+      std::optional<uint64_t> seed;
+      if (page_shuffle_seed) seed = *page_shuffle_seed + static_cast<uint64_t>(store);
+      impl_->stores.emplace_back(layout, pages_per_table * tables, seed);
+      layer.stores.push_back(store);
+      for (int t = 0; t < tables; ++t) impl_->stores.back().add_table();
+      for (size_t i = 0; i < heads.size(); ++i) {
+        HeadState& head = layer.heads.at(static_cast<size_t>(heads[i]));
+        head.group = static_cast<int>(g);
+        head.store = store;
+        head.table = per_head ? static_cast<int>(i) : 0;
+        head.head_in_page = per_head ? 0 : static_cast<int>(i);
+      }
+    }
+  }
+}
+
+PlanKvCache::~PlanKvCache() = default;
+PlanKvCache::PlanKvCache(PlanKvCache&&) noexcept = default;
+PlanKvCache& PlanKvCache::operator=(PlanKvCache&&) noexcept = default;
+
+void PlanKvCache::append(int layer_index, int num_tokens, std::span<const float> k, std::span<const float> v) {
+  LayerState& layer = impl_->layers.at(static_cast<size_t>(layer_index));
+  const core::LayerShape& shape = layer.shape;
+  KVLAB_CHECK(shape.num_cache_heads > 0, "layer {} keeps no KV cache", layer_index);
+  const size_t width = static_cast<size_t>(shape.vector_width);
+  const size_t row = static_cast<size_t>(shape.num_cache_heads) * width;
+  const bool two = shape.num_components == 2;
+  KVLAB_CHECK(k.size() == static_cast<size_t>(num_tokens) * row && (!two || v.size() == k.size()),
+              "k of {}, v of {} for {} tokens × {} heads × {}", k.size(), v.size(), num_tokens,
+              shape.num_cache_heads, width);
+  const int block = impl_->plan.block_size;
+  for (int t = 0; t < num_tokens; ++t) {
+    for (int store_index : layer.stores) {
+      PagedKvCache& store = impl_->stores[static_cast<size_t>(store_index)];
+      const core::PageLayout& layout = store.layout();
+      // One token of each page table of this pool: [heads_per_page, components, width].
+      std::vector<std::vector<float>> tokens(
+          static_cast<size_t>(store.num_tables()),
+          std::vector<float>(static_cast<size_t>(layout.heads_per_page * layout.num_components) * width));
+      for (size_t h = 0; h < layer.heads.size(); ++h) {
+        const HeadState& head = layer.heads[h];
+        if (head.store != store_index) continue;
+        std::vector<float>& x = tokens[static_cast<size_t>(head.table)];
+        const size_t src = static_cast<size_t>(t) * row + h * width;
+        const size_t dst = static_cast<size_t>(head.head_in_page * layout.num_components) * width;
+        std::copy_n(k.begin() + static_cast<std::ptrdiff_t>(src), width, x.begin() + static_cast<std::ptrdiff_t>(dst));
+        if (two) {
+          std::copy_n(v.begin() + static_cast<std::ptrdiff_t>(src), width,
+                      x.begin() + static_cast<std::ptrdiff_t>(dst + width));
+        }
+      }
+      for (size_t table = 0; table < tokens.size(); ++table) store.append(static_cast<int>(table), tokens[table]);
+    }
+    const int64_t pos = layer.num_tokens++;
+    for (HeadState& head : layer.heads) {
+      const PagedKvCache& store = impl_->stores[static_cast<size_t>(head.store)];
+      const std::vector<float> key = store.read(head.table, pos, head.head_in_page, 0);
+      head.k.insert(head.k.end(), key.begin(), key.end());
+      if (two) {
+        const std::vector<float> value = store.read(head.table, pos, head.head_in_page, 1);
+        head.v.insert(head.v.end(), value.begin(), value.end());
+      }
+      head.evicted.push_back(0);
+      head.accumulated.push_back(0.0);
+      if (pos % block == 0) head.pages.emplace_back();
+      add_key(head.pages.back(), key.data(), shape.vector_width);
+    }
+  }
+}
+
+void PlanKvCache::truncate(int layer_index, int64_t num_tokens) {
+  LayerState& layer = impl_->layers.at(static_cast<size_t>(layer_index));
+  KVLAB_CHECK(num_tokens >= 0 && num_tokens <= layer.num_tokens, "truncate to {} of {}", num_tokens, layer.num_tokens);
+  for (int store_index : layer.stores) {
+    PagedKvCache& store = impl_->stores[static_cast<size_t>(store_index)];
+    for (int table = 0; table < store.num_tables(); ++table) store.truncate(table, num_tokens);
+  }
+  const int block = impl_->plan.block_size;
+  const size_t n = static_cast<size_t>(num_tokens);
+  for (HeadState& head : layer.heads) {
+    const size_t width = static_cast<size_t>(layer.shape.vector_width);
+    head.k.resize(n * width);
+    if (!head.v.empty()) head.v.resize(n * width);
+    head.evicted.resize(n);
+    head.accumulated.resize(n);
+    for (std::vector<float>& row : head.observed) row.resize(std::min(row.size(), n));
+    // Rebuild the last page's metadata from the keys that remain in it.
+    head.pages.resize(static_cast<size_t>((num_tokens + block - 1) / block));
+    if (!head.pages.empty()) {
+      head.pages.back() = {};
+      for (size_t t = (head.pages.size() - 1) * static_cast<size_t>(block); t < n; ++t) {
+        add_key(head.pages.back(), &head.k[t * width], layer.shape.vector_width);
+      }
+    }
+  }
+  layer.num_tokens = num_tokens;
+}
+
+namespace {
+
+// Tokens query `qi` (at position first + qi) may see under the head's retention, ascending,
+// before page-sparse selection.
+std::vector<int64_t> visible_tokens(const core::Retention& retention, const HeadState& head, int64_t first, int qi,
+                                    int num_queries, std::span<const uint8_t> tree_mask) {
+  const int64_t pos = first + qi;
+  std::vector<int64_t> tokens;
+  if (std::holds_alternative<core::BudgetRetention>(retention)) {
+    for (int64_t t = 0; t <= pos; ++t) {
+      if (head.evicted[static_cast<size_t>(t)] == 0) tokens.push_back(t);
+    }
+  } else {
+    tokens = kept_tokens(retention, pos + 1);
+  }
+  if (!tree_mask.empty()) {
+    std::erase_if(tokens, [&](int64_t t) {
+      return t >= first && tree_mask[static_cast<size_t>(qi * num_queries) + static_cast<size_t>(t - first)] == 0;
+    });
+  }
+  return tokens;
+}
+
+// Evicts a budget head's tokens down to its budget after an attention call (module comment
+// of ref/plan_kv_cache.h): the last observation_window tokens stay, the rest compete on the
+// rule's score (SnapKV: the observed queries' attention, max-pooled over 7 neighbours;
+// H2O: attention accumulated from every query), ties to the earlier token.
+void evict_to_budget(const core::BudgetRetention& r, int64_t n, HeadState& head) {
+  const int64_t budget = core::retained_tokens(r, n);
+  const int64_t window = std::min(r.observation_window, budget);
+  const int64_t prefix = n - window;
+  std::vector<int64_t> candidates;
+  for (int64_t t = 0; t < prefix; ++t) {
+    if (head.evicted[static_cast<size_t>(t)] == 0) candidates.push_back(t);
+  }
+  const int64_t keep = budget - window;
+  if (static_cast<int64_t>(candidates.size()) <= keep) return;
+  std::vector<double> score(static_cast<size_t>(n), 0.0);
+  if (r.rule == core::SelectionRule::kH2o) {
+    score = head.accumulated;
+  } else {
+    std::vector<double> votes(static_cast<size_t>(n), 0.0);
+    for (const std::vector<float>& row : head.observed) {
+      for (size_t t = 0; t < row.size(); ++t) votes[t] += row[t];
+    }
+    const int64_t half = 3;  // SnapKV's pooling kernel of 7
+    for (int64_t t = 0; t < prefix; ++t) {
+      for (int64_t u = std::max<int64_t>(0, t - half); u <= std::min(prefix - 1, t + half); ++u) {
+        score[static_cast<size_t>(t)] = std::max(score[static_cast<size_t>(t)], votes[static_cast<size_t>(u)]);
+      }
+    }
+  }
+  std::stable_sort(candidates.begin(), candidates.end(),
+                   [&](int64_t a, int64_t b) { return score[static_cast<size_t>(a)] > score[static_cast<size_t>(b)]; });
+  for (size_t i = static_cast<size_t>(std::max<int64_t>(keep, 0)); i < candidates.size(); ++i) {
+    head.evicted[static_cast<size_t>(candidates[i])] = 1;
+  }
+}
+
+}  // namespace
+
+void PlanKvCache::attend(int layer_index, int num_queries, std::span<const float> q, std::span<float> out,
+                         const AttendOptions& options) {
+  LayerState& layer = impl_->layers.at(static_cast<size_t>(layer_index));
+  const core::LayerShape& shape = layer.shape;
+  const int kv_heads = shape.num_cache_heads;
+  KVLAB_CHECK(kv_heads > 0 && shape.num_q_heads % kv_heads == 0, "layer {}: {} query heads over {} cache heads",
+              layer_index, shape.num_q_heads, kv_heads);
+  KVLAB_CHECK(num_queries > 0 && num_queries <= layer.num_tokens, "{} queries of {} tokens", num_queries,
+              layer.num_tokens);
+  const size_t nq = static_cast<size_t>(num_queries);
+  const size_t qk = static_cast<size_t>(shape.qk_dim), vd = static_cast<size_t>(shape.v_dim);
+  const size_t q_heads = static_cast<size_t>(shape.num_q_heads);
+  KVLAB_CHECK(q.size() == nq * q_heads * qk && out.size() == nq * q_heads * vd, "q of {}, out of {}", q.size(),
+              out.size());
+  KVLAB_CHECK(options.tree_mask.empty() || options.tree_mask.size() == nq * nq, "tree mask of {}",
+              options.tree_mask.size());
+  const float scale = options.sm_scale != 0 ? options.sm_scale : 1.0f / std::sqrt(static_cast<float>(qk));
+  const size_t width = static_cast<size_t>(shape.vector_width);
+  const int group_size = shape.num_q_heads / kv_heads;
+  const int block = impl_->plan.block_size;
+  const int64_t first = layer.num_tokens - num_queries;
+  layer.trace.tokens_read.assign(static_cast<size_t>(kv_heads), 0);
+  layer.trace.pages_read.assign(static_cast<size_t>(kv_heads), 0);
+
+  std::vector<const float*> keys, values;
+  std::vector<float> probs;
+  for (int kvh = 0; kvh < kv_heads; ++kvh) {
+    HeadState& head = layer.heads[static_cast<size_t>(kvh)];
+    const core::HeadGroup& group = impl_->plan.groups[static_cast<size_t>(head.group)];
+    const auto* budget = std::get_if<core::BudgetRetention>(&group.retention);
+    const auto* sparse = std::get_if<core::PageSparseAccess>(&group.access);
+    // An MLA latent is its own value: the first v_dim elements of the same vector.
+    const std::vector<float>& value_rows = shape.num_components == 2 ? head.v : head.k;
+    for (int qi = 0; qi < num_queries; ++qi) {
+      std::vector<int64_t> tokens = visible_tokens(group.retention, head, first, qi, num_queries, options.tree_mask);
+      KVLAB_CHECK(!tokens.empty(), "layer {} head {}: query {} sees no token", layer_index, kvh, qi);
+      const float* q_first = &q[(static_cast<size_t>(qi) * q_heads + static_cast<size_t>(kvh * group_size)) * qk];
+      // Logical pages holding visible tokens, ascending.
+      std::vector<int64_t> pages;
+      for (int64_t t : tokens) {
+        if (pages.empty() || pages.back() != t / block) pages.push_back(t / block);
+      }
+      if (sparse != nullptr) {
+        std::vector<float> scores(pages.size(), 0.0f);
+        for (size_t p = 0; p < pages.size(); ++p) {
+          for (int g = 0; g < group_size; ++g) {
+            const Eigen::Map<const Eigen::VectorXf> qh(q_first + static_cast<size_t>(g) * qk, shape.qk_dim);
+            scores[p] += page_score(sparse->metadata, head.pages[static_cast<size_t>(pages[p])], qh);
+          }
+        }
+        std::vector<int64_t> chosen;
+        for (int64_t i : select_pages_by_score(*sparse, scores)) chosen.push_back(pages[static_cast<size_t>(i)]);
+        std::erase_if(tokens, [&](int64_t t) { return !std::binary_search(chosen.begin(), chosen.end(), t / block); });
+        pages = chosen;
+      }
+      keys.clear();
+      values.clear();
+      for (int64_t t : tokens) {
+        keys.push_back(&head.k[static_cast<size_t>(t) * width]);
+        values.push_back(&value_rows[static_cast<size_t>(t) * width]);
+      }
+      probs.assign(tokens.size(), 0.0f);
+      std::vector<float> observed(budget != nullptr ? static_cast<size_t>(first + qi + 1) : 0, 0.0f);
+      for (int g = 0; g < group_size; ++g) {
+        const size_t h = static_cast<size_t>(kvh * group_size + g);
+        const size_t row = static_cast<size_t>(qi) * q_heads + h;
+        attend_rows(q.subspan(row * qk, qk), keys, values, scale, out.subspan(row * vd, vd), probs);
+        if (budget == nullptr) continue;
+        for (size_t i = 0; i < tokens.size(); ++i) {
+          head.accumulated[static_cast<size_t>(tokens[i])] += probs[i];
+          observed[static_cast<size_t>(tokens[i])] += probs[i];
+        }
+      }
+      if (budget != nullptr && qi >= num_queries - budget->observation_window) {
+        head.observed.push_back(std::move(observed));
+        while (static_cast<int64_t>(head.observed.size()) > budget->observation_window) head.observed.pop_front();
+      }
+      layer.trace.tokens_read[static_cast<size_t>(kvh)] = static_cast<int64_t>(tokens.size());
+      layer.trace.pages_read[static_cast<size_t>(kvh)] = static_cast<int64_t>(pages.size());
+    }
+    if (budget != nullptr) evict_to_budget(*budget, layer.num_tokens, head);
+  }
+}
+
+int PlanKvCache::num_layers() const { return static_cast<int>(impl_->layers.size()); }
+
+int64_t PlanKvCache::num_tokens(int layer) const { return impl_->layers.at(static_cast<size_t>(layer)).num_tokens; }
+
+int PlanKvCache::group_of(int layer, int kv_head) const {
+  return impl_->layers.at(static_cast<size_t>(layer)).heads.at(static_cast<size_t>(kv_head)).group;
+}
+
+std::vector<int64_t> PlanKvCache::retained_tokens(int layer_index, int kv_head) const {
+  const LayerState& layer = impl_->layers.at(static_cast<size_t>(layer_index));
+  const HeadState& head = layer.heads.at(static_cast<size_t>(kv_head));
+  if (layer.num_tokens == 0) return {};
+  const core::Retention& retention = impl_->plan.groups[static_cast<size_t>(head.group)].retention;
+  return visible_tokens(retention, head, layer.num_tokens - 1, 0, 1, {});
+}
+
+std::vector<float> PlanKvCache::read(int layer_index, int kv_head, int component, int64_t token) const {
+  const HeadState& head = impl_->layers.at(static_cast<size_t>(layer_index)).heads.at(static_cast<size_t>(kv_head));
+  return impl_->stores[static_cast<size_t>(head.store)].read(head.table, token, head.head_in_page, component);
+}
+
+std::vector<int32_t> PlanKvCache::page_table(int layer_index, int kv_head) const {
+  const HeadState& head = impl_->layers.at(static_cast<size_t>(layer_index)).heads.at(static_cast<size_t>(kv_head));
+  return impl_->stores[static_cast<size_t>(head.store)].page_table(head.table);
+}
+
+const AttendTrace& PlanKvCache::last_trace(int layer) const {
+  return impl_->layers.at(static_cast<size_t>(layer)).trace;
+}
+
+}  // namespace kvlab::ref
