@@ -177,13 +177,37 @@ std::vector<float> unpack_vector(const Precision& p, const PackedVector& packed,
   return unpack_vector(p, width, packed.codes, packed.scales, packed.zeros);
 }
 
+void pack_vector(const Precision& p, const float* x, int width, uint8_t* codes, uint8_t* scales, uint8_t* zeros) {
+  const PackedVector packed = pack_vector(p, std::span<const float>(x, static_cast<size_t>(width)));
+  std::memcpy(codes, packed.codes.data(), packed.codes.size());
+  if (!packed.scales.empty()) std::memcpy(scales, packed.scales.data(), packed.scales.size());
+  if (!packed.zeros.empty()) std::memcpy(zeros, packed.zeros.data(), packed.zeros.size());
+}
+
+void unpack_vector(const Precision& p, int width, const uint8_t* codes, const uint8_t* scales, const uint8_t* zeros,
+                   float* out) {
+  const size_t groups = p.group_size > 0 ? static_cast<size_t>(width / p.group_size) : 0;
+  const size_t code_bytes = static_cast<size_t>(width) * static_cast<size_t>(core::code_bits(p.dtype)) / 8;
+  const size_t scale_bytes = groups * static_cast<size_t>(core::meta_bytes(p.scale_format));
+  const size_t zero_bytes = groups * static_cast<size_t>(core::meta_bytes(p.zero_format));
+  const std::vector<float> x = unpack_vector(p, width, {codes, code_bytes}, {scales, scale_bytes}, {zeros, zero_bytes});
+  std::copy(x.begin(), x.end(), out);
+}
+
+float max_abs_error_bound(const Precision& p, std::span<const float> x) {
+  const std::vector<float> bound = error_bound(p, x);
+  return bound.empty() ? 0.0f : *std::max_element(bound.begin(), bound.end());
+}
+
 std::vector<float> error_bound(const Precision& p, std::span<const float> x) {
   const int width = static_cast<int>(x.size());
   std::vector<float> bound(width);
   if (p.dtype == KvDtype::kBf16 || p.dtype == KvDtype::kFp16) {
     const int mantissa = p.dtype == KvDtype::kBf16 ? 8 : 11;
     for (int i = 0; i < width; ++i) {
-      bound[i] = std::max(std::fabs(x[i]) * std::ldexp(1.0f, -mantissa), std::ldexp(1.0f, -25));
+      // Half an ulp relative, the smallest subnormal half-step, and fp16's saturation.
+      const float saturation = p.dtype == KvDtype::kFp16 ? std::max(0.0f, std::fabs(x[i]) - 65504.0f) : 0.0f;
+      bound[i] = std::max({std::fabs(x[i]) * std::ldexp(1.0f, -mantissa), std::ldexp(1.0f, -25), saturation});
     }
     return bound;
   }

@@ -29,14 +29,24 @@ std::vector<float> unpack_vector(const core::Precision& precision, int width,
                                  std::span<const uint8_t> zeros);
 std::vector<float> unpack_vector(const core::Precision& precision, const PackedVector& packed, int width);
 
+// The same on raw buffers (for gpu/ tests comparing bytes in place): writes D·b/8 code
+// bytes, (D/G) scales and (D/G) zeros of their formats; scales/zeros may be null when the
+// format has none. unpack_vector writes D floats to `out`.
+void pack_vector(const core::Precision& precision, const float* x, int width, uint8_t* codes, uint8_t* scales,
+                 uint8_t* zeros);
+void unpack_vector(const core::Precision& precision, int width, const uint8_t* codes, const uint8_t* scales,
+                   const uint8_t* zeros, float* out);
+
 // Integer codes of one vector (before bit packing), and the bit packing itself.
 std::vector<uint32_t> unpack_codes(std::span<const uint8_t> bytes, int bits, int count);
 std::vector<uint8_t> pack_codes(std::span<const uint32_t> codes, int bits);
 
 // Largest |x − dequant(quant(x))| the format allows for this vector, from each group's
 // stored step: symmetric and asymmetric integers s/2, fp8 a relative 2^-4 of |x| plus half
-// the subnormal step 2^-10·s, bf16/fp16 half an ulp. tests and gpu/ check against it.
+// the subnormal step 2^-10·s, bf16/fp16 half an ulp (and fp16's saturation at 65504). tests and gpu/ check against it.
 std::vector<float> error_bound(const core::Precision& precision, std::span<const float> x);
+// The largest of those bounds over the vector: one tolerance for the whole vector.
+float max_abs_error_bound(const core::Precision& precision, std::span<const float> x);
 
 // Reads and writes a scale or zero of the given format.
 float read_meta(core::MetaFormat format, const uint8_t* bytes);

@@ -3,6 +3,8 @@
 // round trips, and the error bound on random data.
 #include "ref/quant.h"
 
+#include <algorithm>
+#include <cmath>
 #include <random>
 
 #include <gtest/gtest.h>
@@ -66,6 +68,56 @@ TEST(PackVector, Fp8WithScalesMapsTheGroupMaximumTo448) {
   EXPECT_EQ(p.scales, (Bytes{0x00, 0x40}));
   EXPECT_EQ(p.codes[0], 0x7E);
   EXPECT_EQ(p.codes[1], 0xB0);
+}
+
+TEST(PackVector, Int4AsymmetricWithBf16MetaByHand) {
+  // lo −1, hi 14: s = 15/15 = 1 (bf16 0x3F80), z = −1 (bf16 0xBF80); codes round(x + 1) =
+  // 0 15 1 2 3 4 8 9 (8.4 → 8, 8.6 → 9), element 2j in the low nibble of byte j.
+  const PackedVector p = pack_vector({KvDtype::kInt4, 8, MetaFormat::kBf16, MetaFormat::kBf16},
+                                     std::vector<float>{-1, 14, 0, 1, 2, 3, 7.4f, 7.6f});
+  EXPECT_EQ(p.codes, (Bytes{0xF0, 0x21, 0x43, 0x98}));
+  EXPECT_EQ(p.scales, (Bytes{0x80, 0x3F}));
+  EXPECT_EQ(p.zeros, (Bytes{0x80, 0xBF}));
+}
+
+TEST(PackVector, Int8AsymmetricWithFp32MetaByHand) {
+  // lo 10, hi 265: s = 255/255 = 1 (fp32 0x3F800000), z = 10 (0x41200000); codes
+  // round(x − 10) with halves away from zero: 2.5 → 3, 3.5 → 4, 254.5 → 255.
+  const PackedVector p = pack_vector({KvDtype::kInt8, 8, MetaFormat::kFp32, MetaFormat::kFp32},
+                                     std::vector<float>{10, 265, 11, 12.5f, 13.5f, 100, 10.49f, 264.5f});
+  EXPECT_EQ(p.codes, (Bytes{0x00, 0xFF, 0x01, 0x03, 0x04, 0x5A, 0x00, 0xFF}));
+  EXPECT_EQ(p.scales, (Bytes{0x00, 0x00, 0x80, 0x3F}));
+  EXPECT_EQ(p.zeros, (Bytes{0x00, 0x00, 0x20, 0x41}));
+}
+
+TEST(PackVector, Fp16AndBf16ElementsByHand) {
+  // fp16: 1, −2, 0.5, 65504 (largest finite), 1 + 2^-11 (a tie: to even, 1.0),
+  // 1 + 3·2^-11 (a tie: to even, 0x3C02), 1e6 (saturates to 65504), 2^-24 (smallest subnormal).
+  const PackedVector h = pack_vector(Precision::defaults(KvDtype::kFp16),
+                                     std::vector<float>{1, -2, 0.5f, 65504, 1 + 0x1p-11f, 1 + 3 * 0x1p-11f, 1e6f, 0x1p-24f});
+  EXPECT_EQ(h.codes, (Bytes{0x00, 0x3C, 0x00, 0xC0, 0x00, 0x38, 0xFF, 0x7B, 0x00, 0x3C, 0x02, 0x3C, 0xFF, 0x7B, 0x01, 0x00}));
+  // bf16: 1, −0.5, 1 + 2^-8 (tie → 0x3F80), 1 + 3·2^-8 (tie → 0x3F82), 3, −3, 0, 2^-133.
+  const PackedVector b = pack_vector(Precision::defaults(KvDtype::kBf16),
+                                     std::vector<float>{1, -0.5f, 1 + 0x1p-8f, 1 + 3 * 0x1p-8f, 3, -3, 0, 0x1p-133f});
+  EXPECT_EQ(b.codes, (Bytes{0x80, 0x3F, 0x00, 0xBF, 0x80, 0x3F, 0x82, 0x3F, 0x40, 0x40, 0x40, 0xC0, 0x00, 0x00, 0x01, 0x00}));
+}
+
+TEST(PackVector, RawPointerFormWritesTheSameBytes) {
+  const Precision p{KvDtype::kInt6, 32, MetaFormat::kFp16, MetaFormat::kFp16};
+  std::vector<float> x(64);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(static_cast<float>(i)) * 3.0f;
+  const PackedVector packed = pack_vector(p, x);
+  Bytes codes(48), scales(4), zeros(4);
+  pack_vector(p, x.data(), 64, codes.data(), scales.data(), zeros.data());
+  EXPECT_EQ(codes, packed.codes);
+  EXPECT_EQ(scales, packed.scales);
+  EXPECT_EQ(zeros, packed.zeros);
+  std::vector<float> y(64);
+  unpack_vector(p, 64, codes.data(), scales.data(), zeros.data(), y.data());
+  EXPECT_EQ(y, unpack_vector(p, packed, 64));
+  float worst = 0;
+  for (size_t i = 0; i < x.size(); ++i) worst = std::max(worst, std::fabs(x[i] - y[i]));
+  EXPECT_LE(worst, max_abs_error_bound(p, x));
 }
 
 TEST(PackVector, AllZeroGroupsStoreZeroScales) {
