@@ -84,9 +84,12 @@ __global__ void __launch_bounds__(kDecodeThreads)
     paged_decode_kernel(const PagedDecodeParams p) {
   constexpr int kLanesPerToken = kHeadDim / 8;
   constexpr int kTokenLanes = kDecodeThreads / kLanesPerToken;
-  constexpr int kSteps = kDecodeTile / kTokenLanes;
+  // 8 rows keep 64 accumulators and 64 query values per lane: a shorter tile leaves room
+  // for the K and V slices in flight (ptxas: 255 registers with 64 tokens, no prefetch).
+  constexpr int kTile = kRows >= 8 ? 32 : kDecodeTile;
+  constexpr int kSteps = kTile / kTokenLanes;
 
-  __shared__ float s_p[kRows][kDecodeTile];                     // scores, then probabilities
+  __shared__ float s_p[kRows][kTile];                           // scores, then probabilities
   __shared__ float s_m[kRows], s_l[kRows], s_rescale[kRows];    // running max, sum, factor
   __shared__ float s_acc[kTokenLanes][kRows][kHeadDim + 1];     // +1: no bank conflicts
 
@@ -143,12 +146,12 @@ __global__ void __launch_bounds__(kDecodeThreads)
   meta.zeros_offset = p.zeros_offset;
   // V slices are loaded together with K (before the softmax) when registers allow it, so
   // the loads of a tile overlap instead of draining the memory pipeline twice.
-  constexpr bool kPrefetchV = kRows <= 4;
+  constexpr bool kPrefetchV = true;
   const int32_t* pages = p.page_table + static_cast<int64_t>(b) * p.max_pages_per_seq;
   const int64_t k_offset = static_cast<int64_t>(kv_head) * 2 * p.component_bytes;
   const int64_t v_offset = k_offset + p.component_bytes;
 
-  for (int tile = begin; tile < end; tile += kDecodeTile) {
+  for (int tile = begin; tile < end; tile += kTile) {
     // Scores: load the tile's K slices first (all in flight), then the dot products.
     RawSlice raw[kSteps];
     RawSlice raw_v[kPrefetchV ? kSteps : 1];
@@ -179,10 +182,10 @@ __global__ void __launch_bounds__(kDecodeThreads)
       }
     }
     __syncthreads();
-    // Online softmax: warp w updates rows w, w + 4, …; each lane two tokens of the tile.
+    // Online softmax: warp w updates rows w, w + 4, …; each lane one or two tokens.
     const int warp = threadIdx.x / 32, wl = threadIdx.x % 32;
     for (int r = warp; r < kRows; r += kDecodeThreads / 32) {
-      float a = s_p[r][wl], c = s_p[r][wl + 32];
+      float a = s_p[r][wl], c = kTile > 32 ? s_p[r][(wl + 32) % kTile] : -INFINITY;
       float m = fmaxf(a, c);
 #pragma unroll
       for (int offset = 16; offset > 0; offset /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, offset));
@@ -192,7 +195,7 @@ __global__ void __launch_bounds__(kDecodeThreads)
       a = empty ? 0.0f : __expf(a - m_new);
       c = empty ? 0.0f : __expf(c - m_new);
       s_p[r][wl] = a;
-      s_p[r][wl + 32] = c;
+      if (kTile > 32) s_p[r][(wl + 32) % kTile] = c;
       float sum = a + c;
 #pragma unroll
       for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
