@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "experiments/experiment_config.h"
 
+#include <filesystem>
+
 #include <fmt/core.h>
 
 #include "core/capacity.h"
 #include "core/config/config_node.h"
 #include "core/config/spec_loader.h"
 #include "core/error.h"
+#include "sim/trace.h"
 
 namespace kvlab::experiments {
 namespace {
@@ -35,6 +38,34 @@ sim::LengthDistribution parse_lengths(core::ConfigNode node, double default_mean
   if (d.max < d.min) node.error_at("max", fmt::format("must be at least min ({})", d.min));
   node.finish();
   return d;
+}
+
+// A trace replay: the file (as given, or relative to the repository), its layout, how much
+// of it, and a time scale. The trace is read here so its errors surface before any run.
+void parse_trace_workload(core::ConfigNode w, sim::WorkloadConfig& workload) {
+  std::string path = w.required<std::string>("trace", "CSV trace file");
+  if (!std::filesystem::exists(path)) {
+    const std::filesystem::path in_repo = std::filesystem::path(core::configs_dir()).parent_path() / path;
+    if (std::filesystem::exists(in_repo)) path = in_repo.string();
+  }
+  workload.trace_path = path;
+  workload.trace_format = w.optional<std::string>("format", "azure", "azure or burstgpt");
+  if (workload.trace_format != "azure" && workload.trace_format != "burstgpt") {
+    w.error_at("format", fmt::format("expected azure or burstgpt (got \"{}\")", workload.trace_format));
+    return;
+  }
+  workload.num_requests = w.optional<int64_t>("num_requests", 0, "rows to replay (0: all)");
+  workload.trace_time_scale = w.optional<double>("time_scale", 1.0, "> 1 replays faster");
+  w.require_positive("time_scale", workload.trace_time_scale);
+  for (const char* key : {"rate", "prompt", "output", "seed"}) {
+    if (w.has(key)) w.error_at(key, "a trace replay takes its arrivals and lengths from the trace");
+  }
+  try {
+    sim::read_trace(workload.trace_path, workload.trace_format == "azure" ? sim::TraceFormat::kAzure : sim::TraceFormat::kBurstGpt,
+                    workload.num_requests, workload.trace_time_scale > 0 ? workload.trace_time_scale : 1.0);
+  } catch (const core::ConfigError& e) {
+    w.error_at("trace", e.diagnostics().front().to_string());
+  }
 }
 
 // Parses the simulation part of an experiment document.
@@ -71,13 +102,17 @@ sim::SimConfig parse_sim_config(core::ConfigNode root) {
   s.finish();
 
   core::ConfigNode w = root.child("workload");
-  c.workload.rate_per_s = w.required<double>("rate", "Poisson arrivals per second");
-  c.workload.num_requests = w.required<int64_t>("num_requests", "requests to simulate");
-  w.require_positive("rate", c.workload.rate_per_s);
-  w.require_positive("num_requests", static_cast<double>(c.workload.num_requests));
-  c.workload.seed = static_cast<uint64_t>(w.optional<int64_t>("seed", 1, "random seed"));
-  c.workload.prompt = parse_lengths(w.child("prompt"), 1024);
-  c.workload.output = parse_lengths(w.child("output"), 256);
+  if (w.has("trace")) {
+    parse_trace_workload(w, c.workload);
+  } else {
+    c.workload.rate_per_s = w.required<double>("rate", "Poisson arrivals per second");
+    c.workload.num_requests = w.required<int64_t>("num_requests", "requests to simulate");
+    w.require_positive("rate", c.workload.rate_per_s);
+    w.require_positive("num_requests", static_cast<double>(c.workload.num_requests));
+    c.workload.seed = static_cast<uint64_t>(w.optional<int64_t>("seed", 1, "random seed"));
+    c.workload.prompt = parse_lengths(w.child("prompt"), 1024);
+    c.workload.output = parse_lengths(w.child("output"), 256);
+  }
   w.finish();
 
   core::ConfigNode slo = root.child("slo");

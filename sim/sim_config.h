@@ -25,6 +25,9 @@ struct LengthDistribution {
 };
 
 struct WorkloadConfig {
+  std::string trace_path;       // non-empty: replay this trace instead of Poisson arrivals
+  std::string trace_format = "azure";  // azure | burstgpt
+  double trace_time_scale = 1;  // > 1 compresses the trace's time (more load)
   double rate_per_s = 10;  // Poisson arrivals
   int64_t num_requests = 1000;
   LengthDistribution prompt;

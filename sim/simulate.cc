@@ -10,6 +10,7 @@
 #include "core/footprint.h"
 #include "sim/cost_model.h"
 #include "sim/metrics.h"
+#include "sim/trace.h"
 
 namespace kvlab::sim {
 namespace {
@@ -44,7 +45,12 @@ KvCapacity kv_capacity(const SimConfig& c) {
 }
 
 SimResult simulate(const SimConfig& config, const std::function<void(double)>& progress) {
-  return simulate_requests(config, generate_requests(config.workload), progress);
+  const WorkloadConfig& w = config.workload;
+  if (!w.trace_path.empty()) {
+    const TraceFormat format = w.trace_format == "burstgpt" ? TraceFormat::kBurstGpt : TraceFormat::kAzure;
+    return simulate_requests(config, read_trace(w.trace_path, format, w.num_requests, w.trace_time_scale), progress);
+  }
+  return simulate_requests(config, generate_requests(w), progress);
 }
 
 SimResult simulate_requests(const SimConfig& c, const std::vector<RequestSpec>& requests,
