@@ -99,6 +99,66 @@ VerifyResult verify_tree_greedy(const DraftTree& tree, const Distribution& targe
   }
 }
 
+VerifyResult verify_tree_sampled(const DraftTree& tree, const Distribution& target_at_root,
+                                 const std::vector<Distribution>& target_at_node, const Distribution& draft_at_root,
+                                 const std::vector<Distribution>& draft_at_node, std::mt19937_64& rng) {
+  VerifyResult result;
+  int node = -1;
+  while (true) {
+    Distribution p = node < 0 ? target_at_root : target_at_node[static_cast<size_t>(node)];
+    const Distribution& q = node < 0 ? draft_at_root : draft_at_node[static_cast<size_t>(node)];
+    int next = -1;
+    for (size_t i = 0; i < tree.token.size() && next < 0; ++i) {
+      if (tree.parent[i] != node) continue;
+      const int x = tree.token[i];
+      const double px = p[static_cast<size_t>(x)], qx = q[static_cast<size_t>(x)];
+      if (qx > 0 && uniform01(rng) < std::min(1.0, px / qx)) {
+        next = static_cast<int>(i);
+        break;
+      }
+      double mass = 0;
+      for (size_t v = 0; v < p.size(); ++v) mass += (p[v] = std::max(0.0, p[v] - q[v]));
+      // p and q both sum to 1, and a rejection needs p(x) < q(x), so some p(y) > q(y).
+      KVLAB_CHECK(mass > 0, "residual distribution with no mass");
+      for (double& r : p) r /= mass;
+    }
+    if (next < 0) {
+      result.tokens.push_back(sample(p, rng));
+      return result;
+    }
+    result.tokens.push_back(tree.token[static_cast<size_t>(next)]);
+    ++result.accepted;
+    node = next;
+    bool has_children = false;
+    for (int parent : tree.parent) has_children |= parent == node;
+    if (!has_children) {  // a leaf: the bonus token from the target after it
+      result.tokens.push_back(sample(target_at_node[static_cast<size_t>(node)], rng));
+      return result;
+    }
+  }
+}
+
+AcceptanceStats measure_acceptance(const Distribution& target, const Distribution& draft, int k, int steps,
+                                   std::mt19937_64& rng) {
+  AcceptanceStats stats;
+  double accepted = 0, checked = 0, emitted = 0;
+  const std::vector<Distribution> targets(static_cast<size_t>(k) + 1, target);
+  const std::vector<Distribution> drafts(static_cast<size_t>(k), draft);
+  for (int s = 0; s < steps; ++s) {
+    std::vector<int> tokens;
+    for (int i = 0; i < k; ++i) tokens.push_back(sample(draft, rng));
+    const VerifyResult r = verify_sampled(targets, drafts, tokens, rng);
+    accepted += r.accepted;
+    checked += r.accepted == k ? k : r.accepted + 1;  // the rejected draft was checked too
+    emitted += static_cast<double>(r.tokens.size());
+  }
+  stats.alpha_measured = accepted / checked;
+  stats.alpha_closed_form = acceptance_rate(target, draft);
+  stats.tokens_per_step_measured = emitted / steps;
+  stats.tokens_per_step_closed_form = expected_tokens_per_step(stats.alpha_closed_form, k);
+  return stats;
+}
+
 double acceptance_rate(const Distribution& target, const Distribution& draft) {
   double alpha = 0;
   for (size_t i = 0; i < target.size(); ++i) alpha += std::min(target[i], draft[i]);

@@ -43,11 +43,33 @@ std::vector<std::vector<bool>> tree_attention_mask(const DraftTree& tree);
 VerifyResult verify_tree_greedy(const DraftTree& tree, const Distribution& target_at_root,
                                 const std::vector<Distribution>& target_at_node);
 
+// Sampled tree verification (SpecInfer's multi-step speculative sampling, Miao et al. 2024,
+// arXiv:2305.09781): the children of a node are drafts drawn independently from that node's
+// draft distribution q. They are tried in order: child x is accepted with probability
+// min(1, p(x)/q(x)); on rejection p becomes norm(max(0, p − q)) and the next child is tried;
+// if every child is rejected a token is drawn from the last p and verification stops. The
+// emitted stream is distributed as the target's. draft_at_node[i] is the q that drew node
+// i's children (draft_at_root: the root's).
+VerifyResult verify_tree_sampled(const DraftTree& tree, const Distribution& target_at_root,
+                                 const std::vector<Distribution>& target_at_node, const Distribution& draft_at_root,
+                                 const std::vector<Distribution>& draft_at_node, std::mt19937_64& rng);
+
 // Acceptance probability of one draft token: Σ_x min(p(x), q(x)).
 double acceptance_rate(const Distribution& target, const Distribution& draft);
 // Expected tokens emitted per verification with k drafts and i.i.d. acceptance α:
 // (1 − α^(k+1)) / (1 − α).
 double expected_tokens_per_step(double alpha, int k);
+
+// Runs `steps` sampled verifications of k drafts, drafts drawn from `draft` and checked
+// against `target` at every position, and reports what was measured next to the closed form.
+struct AcceptanceStats {
+  double alpha_measured = 0;     // accepted drafts / drafts checked
+  double alpha_closed_form = 0;  // Σ min(p, q)
+  double tokens_per_step_measured = 0;
+  double tokens_per_step_closed_form = 0;  // (1 − α^(k+1)) / (1 − α)
+};
+AcceptanceStats measure_acceptance(const Distribution& target, const Distribution& draft, int k, int steps,
+                                   std::mt19937_64& rng);
 
 // Draws from a distribution with our own inverse-CDF on the generator's raw output, so
 // results do not depend on the standard library's distributions.

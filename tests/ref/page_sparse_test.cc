@@ -4,8 +4,11 @@
 #include "ref/page_sparse.h"
 
 #include <random>
+#include <span>
 
 #include <gtest/gtest.h>
+
+#include "ref/paged_attention.h"
 
 namespace kvlab::ref {
 namespace {
@@ -52,15 +55,39 @@ TEST(PageSparse, CoveringEveryPageIsFullAttention) {
   const Eigen::MatrixXf keys = random_matrix(77, 32, 2), values = random_matrix(77, 32, 3);
   const Eigen::VectorXf q = random_matrix(32, 1, 4);
   const auto pages = build_page_metadata(keys, 16);
+  // Dense attention over every token by the shared kernel, float64.
+  const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> k_rows = keys, v_rows = values;
+  std::vector<const float*> k_ptr, v_ptr;
+  for (Eigen::Index t = 0; t < keys.rows(); ++t) {
+    k_ptr.push_back(k_rows.row(t).data());
+    v_ptr.push_back(v_rows.row(t).data());
+  }
+  std::vector<double> dense(32);
+  attend_rows(std::span<const float>(q.data(), 32), k_ptr, v_ptr, 0.17, dense);
   for (core::PageMetadata kind : {core::PageMetadata::kMinMax, core::PageMetadata::kCentroid}) {
     const core::PageSparseAccess access{.top_k_pages = 100, .sink_pages = 1, .recent_pages = 1, .metadata = kind};
     const std::vector<int64_t> chosen = select_pages(access, pages, q);
     ASSERT_EQ(chosen.size(), pages.size());
     const Eigen::VectorXd sparse = sparse_attention(q, keys, values, chosen, 16, 0.17);
-    std::vector<int64_t> all(pages.size());
-    for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int64_t>(i);
-    EXPECT_TRUE(sparse.isApprox(sparse_attention(q, keys, values, all, 16, 0.17), 1e-15));
+    for (int i = 0; i < 32; ++i) EXPECT_NEAR(sparse[i], dense[static_cast<size_t>(i)], 1e-12);
+    // Fewer pages than exist reads fewer and changes the output.
+    const core::PageSparseAccess few{.top_k_pages = 1, .sink_pages = 1, .recent_pages = 1, .metadata = kind};
+    EXPECT_EQ(select_pages(few, pages, q).size(), 3u);
   }
+}
+
+TEST(PageSparse, MetadataBuiltAsPagesFillEqualsBuiltAtOnce) {
+  const Eigen::MatrixXf keys = random_matrix(20, 8, 5);
+  const auto at_once = build_page_metadata(keys, 8);
+  PageMetadataValues filling;
+  for (int t = 16; t < 20; ++t) {
+    const Eigen::VectorXf k = keys.row(t).transpose();
+    add_key(filling, k.data(), 8);
+  }
+  EXPECT_EQ(filling.count, 4);
+  EXPECT_EQ(filling.min, at_once[2].min);
+  EXPECT_EQ(filling.max, at_once[2].max);
+  EXPECT_TRUE(filling.centroid.isApprox(keys.bottomRows(4).colwise().mean().transpose(), 1e-6f));
 }
 
 }  // namespace
