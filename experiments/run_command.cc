@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -31,8 +32,19 @@ struct RunOptions {
   std::string out;
   int jobs = 1;
   bool resume = false;
+  bool no_plots = false;
   std::vector<std::string> set;
 };
+
+// Draws the plots with python/kvlab/plot_run.py; a missing Python or matplotlib is a
+// warning, not a failure: the numbers are already written.
+void plot(const fs::path& out) {
+  const fs::path script = fs::path(KVLAB_SOURCE_DIR) / "python" / "kvlab" / "plot_run.py";
+  const std::string command = "python3 '" + script.string() + "' '" + out.string() + "'";
+  if (std::system(command.c_str()) != 0) {
+    std::cerr << "kvlab run: warning: plots not drawn (" << command << " failed); results are complete\n";
+  }
+}
 
 nlohmann::ordered_json to_json(const sim::Percentiles& p) {
   return {{"mean", p.mean}, {"p50", p.p50}, {"p90", p.p90}, {"p99", p.p99}};
@@ -73,6 +85,15 @@ std::string requests_csv(const std::vector<sim::RequestRecord>& requests) {
   return csv;
 }
 
+std::string timeline_csv(const std::vector<sim::TimelineSample>& timeline) {
+  std::string csv = "time_s,running,waiting,kv_pages_used,kv_tokens_filled,iteration_s,weights_s,kv_s,compute_s,overhead_s\n";
+  for (const sim::TimelineSample& t : timeline) {
+    csv += fmt::format("{:.6f},{},{},{},{},{:.9f},{:.9f},{:.9f},{:.9f},{:.9f}\n", t.time_s, t.running, t.waiting,
+                       t.kv_pages_used, t.kv_tokens_filled, t.iteration_s, t.weights_s, t.kv_s, t.compute_s, t.overhead_s);
+  }
+  return csv;
+}
+
 // Writes a point into a temporary folder, then renames it into place: a point's folder
 // exists only when complete, so --resume can trust it and a killed run leaves no half.
 void write_point(const fs::path& dir, const ResolvedPoint& point, const sim::SimResult& result, double wall_s) {
@@ -81,6 +102,7 @@ void write_point(const fs::path& dir, const ResolvedPoint& point, const sim::Sim
   fs::create_directories(temp);
   write_file_atomically((temp / "resolved.yaml").string(), point.resolved_yaml);
   write_file_atomically((temp / "requests.csv").string(), requests_csv(result.requests));
+  write_file_atomically((temp / "timeline.csv").string(), timeline_csv(result.timeline));
   write_file_atomically((temp / "summary.json").string(), summary_json(result.summary, wall_s));
   fs::remove_all(dir);
   fs::rename(temp, dir);
@@ -136,6 +158,7 @@ void run(const RunOptions& o) {
   }
   write_file_atomically((out / "sweep.csv").string(), index);
   std::cout << fmt::format("{} point(s) in {}\n", e.points.size(), out.string()) << index;
+  if (!o.no_plots) plot(out);
   if (!errors.empty()) {
     std::string all;
     for (const std::string& err : errors) all += (all.empty() ? "" : "\n") + err;
@@ -152,6 +175,7 @@ void register_run_command(CLI::App& app) {
   cmd->add_option("--out", o->out, "results folder (default: results/<experiment name>)");
   cmd->add_option("--jobs", o->jobs, "points run in parallel")->capture_default_str();
   cmd->add_flag("--resume", o->resume, "skip points whose results are complete");
+  cmd->add_flag("--no-plots", o->no_plots, "do not draw the plots (python/kvlab/plot_run.py)");
   cmd->add_option("--set", o->set, "override a key: --set workload.rate=20 (repeatable)");
   cmd->callback([o] { run(*o); });
   register_check_kind("experiments", "schema_version", [](const std::string& path) {

@@ -71,6 +71,10 @@ IterationCost CostModel::iteration(const BatchShape& b) const {
   cost.flops = matmul_flops_per_token_ * tokens + attention;
   const double memory_s = (cost.weight_bytes + cost.kv_bytes) / bandwidth_;
   const double compute_s = cost.flops / flop_rate_;
+  cost.weights_s = cost.weight_bytes / bandwidth_;
+  cost.kv_s = cost.kv_bytes / bandwidth_;
+  cost.compute_s = compute_s;
+  cost.overhead_s = static_cast<double>(overhead_ns_) * 1e-9;
   cost.compute_bound = compute_s > memory_s;
   cost.time_ns = static_cast<int64_t>(std::llround(std::max(memory_s, compute_s) * 1e9)) + overhead_ns_;
   return cost;

@@ -35,6 +35,7 @@ double capped_sum(int64_t from, int64_t to, int64_t cap);
 struct IterationCost {
   int64_t time_ns = 0;
   double weight_bytes = 0, kv_bytes = 0, flops = 0;
+  double weights_s = 0, kv_s = 0, compute_s = 0, overhead_s = 0;  // the roofline's terms
   bool compute_bound = false;
 };
 

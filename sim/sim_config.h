@@ -60,6 +60,7 @@ struct SimConfig {
   Calibration calibration;
   double slo_ttft_s = 2.0;   // goodput: requests meeting both SLOs
   double slo_tpot_s = 0.1;
+  double timeline_interval_s = 0.1;  // one timeline sample per interval of simulated time
 };
 
 }  // namespace kvlab::sim

@@ -42,8 +42,22 @@ struct Summary {
   int64_t kv_pages_total = 0;
 };
 
+// The replica's state at one iteration, sampled every SimConfig::timeline_interval_s, with
+// that iteration's time split by what bounds it (the roofline's terms; the largest of
+// weights+kv and compute, plus overhead, is the iteration time).
+struct TimelineSample {
+  double time_s = 0;
+  int64_t running = 0;
+  int64_t waiting = 0;
+  int64_t kv_pages_used = 0;
+  int64_t kv_tokens_filled = 0;  // tokens held in those pages (the rest is fragmentation)
+  double iteration_s = 0;
+  double weights_s = 0, kv_s = 0, compute_s = 0, overhead_s = 0;
+};
+
 struct SimResult {
   std::vector<RequestRecord> requests;
+  std::vector<TimelineSample> timeline;
   Summary summary;
 };
 

@@ -83,6 +83,8 @@ SimResult simulate_requests(const SimConfig& c, const std::vector<RequestSpec>& 
   const int64_t to_finish = static_cast<int64_t>(std::count_if(result.requests.begin(), result.requests.end(),
                                                                [](const RequestRecord& r) { return r.rejected.empty(); }));
   size_t next_arrival = 0;
+  const int64_t timeline_interval_ns = std::max<int64_t>(1, std::llround(c.timeline_interval_s * 1e9));
+  int64_t next_sample_ns = 0;
 
   auto preempt_last = [&]() {
     Sequence* victim = running.back();
@@ -201,6 +203,13 @@ SimResult simulate_requests(const SimConfig& c, const std::vector<RequestSpec>& 
       still_running.push_back(s);
     }
     metrics.add_inter_token(cost.time_ns, batch.decode_tokens);
+    if (start >= next_sample_ns) {
+      result.timeline.push_back({static_cast<double>(start) * 1e-9, static_cast<int64_t>(running.size()),
+                                 static_cast<int64_t>(waiting.size()), capacity.total_pages - free_pages, filled_tokens,
+                                 static_cast<double>(cost.time_ns) * 1e-9, cost.weights_s, cost.kv_s, cost.compute_s,
+                                 cost.overhead_s});
+      next_sample_ns = start + timeline_interval_ns;
+    }
     metrics.add_iteration(now - start, static_cast<int64_t>(running.size()), capacity.total_pages - free_pages, filled_tokens);
     running.swap(still_running);
     KVLAB_CHECK(free_pages >= 0 && free_pages <= capacity.total_pages, "free pages {} of {}", free_pages, capacity.total_pages);

@@ -63,8 +63,8 @@ class Golden : public ::testing::TestWithParam<std::string> {};
 TEST_P(Golden, SummariesMatchTheCheckedInFilesAndDoNotDependOnJobs) {
   const fs::path a = scratch(GetParam() + "_a"), b = scratch(GetParam() + "_b");
   const std::string experiment = kHere + GetParam() + ".yaml";
-  ASSERT_EQ(kvlab("run " + experiment + " --out " + a.string() + " --jobs 1").exit_code, 0);
-  ASSERT_EQ(kvlab("run " + experiment + " --out " + b.string() + " --jobs 2").exit_code, 0);
+  ASSERT_EQ(kvlab("run " + experiment + " --no-plots --out " + a.string() + " --jobs 1").exit_code, 0);
+  ASSERT_EQ(kvlab("run " + experiment + " --no-plots --out " + b.string() + " --jobs 2").exit_code, 0);
   int points = 0;
   for (const auto& entry : fs::directory_iterator(a)) {
     if (!entry.is_directory()) continue;
@@ -89,11 +89,11 @@ INSTANTIATE_TEST_SUITE_P(Experiments, Golden, ::testing::Values("tiny_sweep", "t
 
 TEST(RunCli, ResumeSkipsFinishedPoints) {
   const fs::path out = scratch("resume");
-  ASSERT_EQ(kvlab("run " + kHere + "tiny_sweep.yaml --out " + out.string()).exit_code, 0);
+  ASSERT_EQ(kvlab("run " + kHere + "tiny_sweep.yaml --no-plots --out " + out.string()).exit_code, 0);
   const fs::path summary = out / "p000_workload.rate=10" / "summary.json";
   const auto before = fs::last_write_time(summary);
   fs::remove_all(out / "p001_workload.rate=60");
-  const CliRun again = kvlab("run " + kHere + "tiny_sweep.yaml --resume --out " + out.string());
+  const CliRun again = kvlab("run " + kHere + "tiny_sweep.yaml --no-plots --resume --out " + out.string());
   ASSERT_EQ(again.exit_code, 0) << again.output;
   EXPECT_EQ(fs::last_write_time(summary), before);
   EXPECT_TRUE(fs::exists(out / "p001_workload.rate=60" / "summary.json"));

@@ -1,0 +1,1 @@
+"""kvlab's Python side: plotting of results folders (plot_run)."""
