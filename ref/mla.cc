@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "ref/mla.h"
 
+#include <cmath>
+
 namespace kvlab::ref {
 namespace {
 
@@ -10,6 +12,17 @@ Eigen::VectorXf softmax(const Eigen::VectorXf& scores) {
 }
 
 }  // namespace
+
+void apply_rope(Eigen::Ref<Eigen::VectorXf> x, int64_t position, double theta) {
+  const Eigen::Index half = x.size() / 2;
+  for (Eigen::Index i = 0; i < half; ++i) {
+    const double angle = static_cast<double>(position) * std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(x.size()));
+    const float c = static_cast<float>(std::cos(angle)), s = static_cast<float>(std::sin(angle));
+    const float a = x[i], b = x[i + half];
+    x[i] = a * c - b * s;
+    x[i + half] = b * c + a * s;
+  }
+}
 
 std::vector<Eigen::VectorXf> mla_attention_naive(const MlaWeights& w, const MlaCache& cache, const MlaQuery& q,
                                                  float scale) {

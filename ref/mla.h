@@ -6,6 +6,7 @@
 // does). The decoupled RoPE key is shared by all heads in both.
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 #include <Eigen/Dense>
@@ -26,6 +27,11 @@ struct MlaQuery {
   std::vector<Eigen::VectorXf> nope;  // per head: [qk_nope_head_dim]
   std::vector<Eigen::VectorXf> rope;  // per head: [qk_rope_head_dim]
 };
+
+// Rotary position embedding in place, HuggingFace's rotate-half convention (element i pairs
+// with i + d/2, frequency theta^(−2i/d)). MLA applies it only to the decoupled rope dims,
+// because a position-dependent rotation cannot be folded into W_UK (DeepSeek-V2, arXiv:2405.04434, §2.1.3).
+void apply_rope(Eigen::Ref<Eigen::VectorXf> x, int64_t position, double theta);
 
 // Per-head outputs [num_heads][v_head_dim]; scale multiplies every score.
 std::vector<Eigen::VectorXf> mla_attention_naive(const MlaWeights& w, const MlaCache& cache, const MlaQuery& q,

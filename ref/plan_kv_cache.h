@@ -4,6 +4,8 @@
 // group's precision into pages of its group's pool, through its group's page tables), then
 // attend with the group's retention (which tokens are still there) and access (dense, or
 // page-sparse top-k) applied. This is how every KV plan plugs into ref/model's attention.
+// Placement (HBM, host, peer) and reservation change where and when bytes live, not the
+// numbers, so they are not modelled here; core/footprint.h counts their bytes.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +23,8 @@ struct AttendOptions {
   // [num_queries, num_queries] row-major, 1 = query i may see query j's token. Empty means
   // causal among the queries (j ≤ i). Speculative tree verification passes
   // tree_attention_mask() here; tokens before the queries are always visible (if retained).
+  // Structural retention is evaluated at the query's index in the block, which for a side
+  // branch of a tree over-counts its path length by its earlier siblings.
   std::span<const uint8_t> tree_mask;
 };
 

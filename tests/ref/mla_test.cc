@@ -34,7 +34,14 @@ double max_relative_difference(const Dims& d, uint32_t seed) {
     q.nope.push_back(random(d.nope, 1, 1.0f));
     q.rope.push_back(random(d.rope, 1, 1.0f));
   }
-  const MlaCache cache{random(d.tokens, d.rank, 1.0f), random(d.tokens, d.rope, 1.0f)};
+  MlaCache cache{random(d.tokens, d.rank, 1.0f), random(d.tokens, d.rope, 1.0f)};
+  // Decoupled RoPE: each key's rope dims rotated at its position, the query's at the last.
+  for (int t = 0; t < d.tokens; ++t) {
+    Eigen::VectorXf k = cache.rope_key.row(t).transpose();
+    apply_rope(k, t, 10000.0);
+    cache.rope_key.row(t) = k.transpose();
+  }
+  for (Eigen::VectorXf& r : q.rope) apply_rope(r, d.tokens - 1, 10000.0);
   const float scale = 1.0f / std::sqrt(static_cast<float>(d.nope + d.rope));
   const auto naive = mla_attention_naive(w, cache, q, scale);
   const auto absorbed = mla_attention_absorbed(w, cache, q, scale);
@@ -52,6 +59,24 @@ TEST(Mla, NaiveAndAbsorbedAgreeOnSmallDims) { EXPECT_LT(max_relative_difference(
 TEST(Mla, NaiveAndAbsorbedAgreeOnDeepSeekV3Dims) {
   // kv_lora_rank 512, qk_nope 128, qk_rope 64, v 128 (deepseek-ai/DeepSeek-V3 config.json).
   EXPECT_LT(max_relative_difference({2, 512, 128, 64, 128, 64}, 2), kTolerance);
+}
+
+TEST(Mla, RopeRotatesPairsAndKeepsRelativePositions) {
+  Eigen::VectorXf x(4);
+  x << 1, 0, 0, 0;  // pairs (0, 2) and (1, 3); pair 0 turns by `position` radians
+  apply_rope(x, 1, 10000.0);
+  EXPECT_NEAR(x[0], std::cos(1.0f), 1e-6);
+  EXPECT_NEAR(x[2], std::sin(1.0f), 1e-6);
+  // q·k depends only on the distance between positions.
+  Eigen::VectorXf q(8), k(8);
+  q << 1, 2, 3, 4, 5, 6, 7, 8;
+  k << 8, 7, 6, 5, 4, 3, 2, 1;
+  Eigen::VectorXf q1 = q, k1 = k, q2 = q, k2 = k;
+  apply_rope(q1, 5, 100.0);
+  apply_rope(k1, 2, 100.0);
+  apply_rope(q2, 13, 100.0);
+  apply_rope(k2, 10, 100.0);
+  EXPECT_NEAR(q1.dot(k1), q2.dot(k2), 1e-4);
 }
 
 TEST(Mla, AbsorbedAttentionThroughAPlanKvCacheMatchesNaive) {
