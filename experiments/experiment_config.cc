@@ -105,7 +105,20 @@ sim::SimConfig parse_sim_config(core::ConfigNode root) {
   if (w.has("trace")) {
     parse_trace_workload(w, c.workload);
   } else {
-    c.workload.rate_per_s = w.required<double>("rate", "Poisson arrivals per second");
+    const std::string arrival = w.optional<std::string>("arrival", "poisson", "poisson, gamma or constant");
+    if (arrival == "poisson") {
+      c.workload.arrival = sim::ArrivalKind::kPoisson;
+    } else if (arrival == "gamma") {
+      c.workload.arrival = sim::ArrivalKind::kGamma;
+    } else if (arrival == "constant") {
+      c.workload.arrival = sim::ArrivalKind::kConstant;
+    } else {
+      w.error_at("arrival", fmt::format("expected poisson, gamma or constant (got \"{}\")", arrival));
+    }
+    c.workload.cv = w.optional<double>("cv", 1.0, "gamma arrivals' coefficient of variation");
+    w.require_positive("cv", c.workload.cv);
+    if (w.has("cv") && c.workload.arrival != sim::ArrivalKind::kGamma) w.error_at("cv", "cv applies to gamma arrivals only");
+    c.workload.rate_per_s = w.required<double>("rate", "mean arrivals per second");
     c.workload.num_requests = w.required<int64_t>("num_requests", "requests to simulate");
     w.require_positive("rate", c.workload.rate_per_s);
     w.require_positive("num_requests", static_cast<double>(c.workload.num_requests));

@@ -24,11 +24,19 @@ struct LengthDistribution {
   int64_t max = 1 << 20;
 };
 
+enum class ArrivalKind {
+  kPoisson,   // exponential gaps (coefficient of variation 1)
+  kGamma,     // gamma gaps with coefficient of variation `cv`: > 1 bursty, < 1 smooth
+  kConstant,  // evenly spaced
+};
+
 struct WorkloadConfig {
+  ArrivalKind arrival = ArrivalKind::kPoisson;
+  double cv = 1.0;  // gamma arrivals' coefficient of variation
   std::string trace_path;       // non-empty: replay this trace instead of Poisson arrivals
   std::string trace_format = "azure";  // azure | burstgpt
   double trace_time_scale = 1;  // > 1 compresses the trace's time (more load)
-  double rate_per_s = 10;  // Poisson arrivals
+  double rate_per_s = 10;  // mean arrivals per second
   int64_t num_requests = 1000;
   LengthDistribution prompt;
   LengthDistribution output;

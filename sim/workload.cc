@@ -30,13 +30,42 @@ int64_t sample_length(const LengthDistribution& d, std::mt19937_64& rng) {
   return std::clamp(static_cast<int64_t>(std::llround(value)), d.min, d.max);
 }
 
+double standard_gamma(double shape, std::mt19937_64& rng) {
+  if (shape < 1.0) {
+    // Gamma(a) = Gamma(a + 1) · U^(1/a).
+    const double u = 1.0 - uniform01(rng);
+    return standard_gamma(shape + 1.0, rng) * std::pow(u, 1.0 / shape);
+  }
+  const double d = shape - 1.0 / 3.0;
+  const double c = 1.0 / std::sqrt(9.0 * d);
+  while (true) {
+    double x, v;
+    do {
+      x = standard_normal(rng);
+      v = 1.0 + c * x;
+    } while (v <= 0.0);
+    v = v * v * v;
+    const double u = 1.0 - uniform01(rng);
+    if (std::log(u) < 0.5 * x * x + d - d * v + d * std::log(v)) return d * v;
+  }
+}
+
 std::vector<RequestSpec> generate_requests(const WorkloadConfig& w) {
   std::mt19937_64 rng(w.seed);
   std::vector<RequestSpec> requests;
   requests.reserve(static_cast<size_t>(w.num_requests));
   double t = 0;
   for (int64_t i = 0; i < w.num_requests; ++i) {
-    t += -std::log(1.0 - uniform01(rng)) / w.rate_per_s;  // exponential gaps
+    switch (w.arrival) {
+      case ArrivalKind::kPoisson: t += -std::log(1.0 - uniform01(rng)) / w.rate_per_s; break;
+      case ArrivalKind::kConstant: t += 1.0 / w.rate_per_s; break;
+      case ArrivalKind::kGamma: {
+        // Mean gap 1/rate and CV cv: shape 1/cv², scale 1/(rate · shape).
+        const double shape = 1.0 / (w.cv * w.cv);
+        t += standard_gamma(shape, rng) / (w.rate_per_s * shape);
+        break;
+      }
+    }
     RequestSpec r;
     r.id = i;
     r.arrival_ns = static_cast<int64_t>(std::llround(t * 1e9));

@@ -3,6 +3,9 @@
 // preemptions, a request that can never fit, determinism.
 #include "sim/simulate.h"
 
+#include <cmath>
+#include <random>
+
 #include <gtest/gtest.h>
 
 #include "core/config/spec_loader.h"
@@ -96,6 +99,49 @@ TEST(Simulate, SameConfigSameResult) {
     EXPECT_EQ(a.requests[i].finish_s, b.requests[i].finish_s);
   }
   EXPECT_EQ(a.summary.ttft_s.p99, b.summary.ttft_s.p99);
+}
+
+}  // namespace
+}  // namespace kvlab::sim
+
+namespace kvlab::sim {
+namespace {
+
+// Mean gap and coefficient of variation of the generated arrivals.
+std::pair<double, double> gap_stats(const WorkloadConfig& w) {
+  const std::vector<RequestSpec> r = generate_requests(w);
+  double sum = 0, sum2 = 0, prev = 0;
+  for (const RequestSpec& x : r) {
+    const double gap = static_cast<double>(x.arrival_ns) * 1e-9 - prev;
+    prev = static_cast<double>(x.arrival_ns) * 1e-9;
+    sum += gap;
+    sum2 += gap * gap;
+  }
+  const double n = static_cast<double>(r.size()), mean = sum / n;
+  return {mean, std::sqrt(std::max(0.0, sum2 / n - mean * mean)) / mean};
+}
+
+TEST(Workload, ArrivalProcessesHaveTheirRateAndBurstiness) {
+  WorkloadConfig w;
+  w.rate_per_s = 20;
+  w.num_requests = 200000;
+  for (auto [kind, cv] : {std::pair{ArrivalKind::kPoisson, 1.0}, {ArrivalKind::kGamma, 3.0},
+                          {ArrivalKind::kGamma, 0.5}, {ArrivalKind::kConstant, 0.0}}) {
+    w.arrival = kind;
+    w.cv = kind == ArrivalKind::kGamma ? cv : 1.0;
+    const auto [mean, measured_cv] = gap_stats(w);
+    EXPECT_NEAR(mean, 0.05, 0.05 * 0.03) << "cv " << cv;
+    EXPECT_NEAR(measured_cv, cv, 0.05 + 0.03 * cv) << "cv " << cv;
+  }
+}
+
+TEST(Workload, LognormalLengthsHaveTheirMean) {
+  std::mt19937_64 rng(5);
+  const LengthDistribution d{LengthKind::kLognormal, 1000, 1.0, 1, 1 << 30};
+  double sum = 0;
+  const int n = 400000;
+  for (int i = 0; i < n; ++i) sum += static_cast<double>(sample_length(d, rng));
+  EXPECT_NEAR(sum / n, 1000.0, 15.0);  // standard error ≈ 1000·sqrt(e − 1)/sqrt(n) ≈ 2
 }
 
 }  // namespace
