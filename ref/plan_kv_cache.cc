@@ -39,6 +39,7 @@ struct PlanKvCache::Impl {
   core::KvPlan plan;
   std::vector<PagedKvCache> stores;
   std::vector<LayerState> layers;
+  bool adaptive_budgets = false;
 };
 
 PlanKvCache::PlanKvCache(const core::KvPlan& plan, int64_t max_tokens, std::optional<uint64_t> page_shuffle_seed)
@@ -188,20 +189,26 @@ std::vector<int64_t> visible_tokens(const core::Retention& retention, const Head
   return tokens;
 }
 
-// Evicts a budget head's tokens down to its budget after an attention call (module comment
-// of ref/plan_kv_cache.h): the last observation_window tokens stay, the rest compete on the
+// A budget head's eviction candidates after an attention call (module comment of
+// ref/plan_kv_cache.h): the last observation_window tokens stay, the rest compete on the
 // rule's score (SnapKV: the observed queries' attention, max-pooled over 7 neighbours;
-// H2O: attention accumulated from every query), ties to the earlier token.
-void evict_to_budget(const core::BudgetRetention& r, int64_t n, HeadState& head) {
+// H2O: attention accumulated from every query). Candidates come sorted best first, ties to
+// the earlier token; `keep` of them fit the budget.
+struct Candidates {
+  std::vector<int64_t> tokens;
+  std::vector<double> score;  // per candidate, same order
+  int64_t keep = 0;
+};
+
+Candidates budget_candidates(const core::BudgetRetention& r, int64_t n, const HeadState& head) {
   const int64_t budget = core::retained_tokens(r, n);
   const int64_t window = std::min(r.observation_window, budget);
   const int64_t prefix = n - window;
-  std::vector<int64_t> candidates;
+  Candidates c;
+  c.keep = budget - window;
   for (int64_t t = 0; t < prefix; ++t) {
-    if (head.evicted[static_cast<size_t>(t)] == 0) candidates.push_back(t);
+    if (head.evicted[static_cast<size_t>(t)] == 0) c.tokens.push_back(t);
   }
-  const int64_t keep = budget - window;
-  if (static_cast<int64_t>(candidates.size()) <= keep) return;
   std::vector<double> score(static_cast<size_t>(n), 0.0);
   if (r.rule == core::SelectionRule::kH2o) {
     score = head.accumulated;
@@ -217,11 +224,42 @@ void evict_to_budget(const core::BudgetRetention& r, int64_t n, HeadState& head)
       }
     }
   }
-  std::stable_sort(candidates.begin(), candidates.end(),
+  std::stable_sort(c.tokens.begin(), c.tokens.end(),
                    [&](int64_t a, int64_t b) { return score[static_cast<size_t>(a)] > score[static_cast<size_t>(b)]; });
-  for (size_t i = static_cast<size_t>(std::max<int64_t>(keep, 0)); i < candidates.size(); ++i) {
-    head.evicted[static_cast<size_t>(candidates[i])] = 1;
+  for (int64_t t : c.tokens) c.score.push_back(score[static_cast<size_t>(t)]);
+  return c;
+}
+
+// Keeps the first `keep` candidates, evicts the rest.
+void evict_beyond(const Candidates& c, int64_t keep, HeadState& head) {
+  for (size_t i = static_cast<size_t>(std::max<int64_t>(keep, 0)); i < c.tokens.size(); ++i) {
+    head.evicted[static_cast<size_t>(c.tokens[i])] = 1;
   }
+}
+
+// Ada-KV at run time: the heads share the sum of their budgets, which go to the best
+// candidate scores across all of them (attention probabilities are comparable across
+// heads: each query's row sums to 1). Each head keeps at least 20% of its own budget (our
+// floor, playing the role of Ada-KV's safeguard against starving a head).
+void evict_adaptive(const std::vector<Candidates>& all, std::vector<HeadState*>& heads) {
+  std::vector<int64_t> keep(all.size());
+  int64_t left = 0;
+  for (size_t h = 0; h < all.size(); ++h) {
+    const int64_t floor = (all[h].keep + 4) / 5;
+    keep[h] = std::min<int64_t>(floor, static_cast<int64_t>(all[h].tokens.size()));
+    left += std::min<int64_t>(all[h].keep, static_cast<int64_t>(all[h].tokens.size())) - keep[h];
+  }
+  struct Entry {
+    double score;
+    size_t head;
+  };
+  std::vector<Entry> rest;
+  for (size_t h = 0; h < all.size(); ++h) {
+    for (size_t i = static_cast<size_t>(keep[h]); i < all[h].tokens.size(); ++i) rest.push_back({all[h].score[i], h});
+  }
+  std::stable_sort(rest.begin(), rest.end(), [](const Entry& a, const Entry& b) { return a.score > b.score; });
+  for (size_t i = 0; i < rest.size() && left > 0; ++i, --left) ++keep[rest[i].head];
+  for (size_t h = 0; h < all.size(); ++h) evict_beyond(all[h], keep[h], *heads[h]);
 }
 
 }  // namespace
@@ -306,9 +344,27 @@ void PlanKvCache::attend(int layer_index, int num_queries, std::span<const float
       layer.trace.tokens_read[static_cast<size_t>(kvh)] = static_cast<int64_t>(tokens.size());
       layer.trace.pages_read[static_cast<size_t>(kvh)] = static_cast<int64_t>(pages.size());
     }
-    if (budget != nullptr) evict_to_budget(*budget, layer.num_tokens, head);
+    if (budget != nullptr && !impl_->adaptive_budgets) {
+      const Candidates c = budget_candidates(*budget, layer.num_tokens, head);
+      evict_beyond(c, c.keep, head);
+    }
+  }
+  if (!impl_->adaptive_budgets) return;
+  for (size_t g = 0; g < impl_->plan.groups.size(); ++g) {
+    const auto* budget = std::get_if<core::BudgetRetention>(&impl_->plan.groups[g].retention);
+    if (budget == nullptr) continue;
+    std::vector<Candidates> all;
+    std::vector<HeadState*> heads;
+    for (HeadState& head : layer.heads) {
+      if (head.group != static_cast<int>(g)) continue;
+      all.push_back(budget_candidates(*budget, layer.num_tokens, head));
+      heads.push_back(&head);
+    }
+    if (!heads.empty()) evict_adaptive(all, heads);
   }
 }
+
+void PlanKvCache::set_adaptive_budgets(bool on) { impl_->adaptive_budgets = on; }
 
 int PlanKvCache::num_layers() const { return static_cast<int>(impl_->layers.size()); }
 

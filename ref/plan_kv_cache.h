@@ -68,6 +68,13 @@ class PlanKvCache {
   void attend(int layer, int num_queries, std::span<const float> q, std::span<float> out,
               const AttendOptions& options = {});
 
+  // Ada-KV at run time (Feng et al. 2024, arXiv:2407.11550): when on, the KV heads of one
+  // layer in one budget group share the sum of their budgets, split by their selection
+  // scores at each eviction (each head keeps at least 20% of its own). Off by default:
+  // every head then keeps exactly its group's budget. Static per-head budgets from a head
+  // profile are a plan pass instead (core/techniques/head_budget.h).
+  void set_adaptive_budgets(bool on);
+
   // Drops tokens num_tokens … of `layer` (speculative verification rolls back rejected
   // drafts; for a tree, truncate to before the tree and append the accepted path again).
   // Pages no longer needed go back to the pool; evictions of kept tokens stand.

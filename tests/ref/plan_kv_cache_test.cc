@@ -4,6 +4,7 @@
 // selection (SnapKV, H2O) and page-sparse access act as their reference functions say.
 #include "ref/plan_kv_cache.h"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -191,6 +192,45 @@ TEST(PlanKvCache, BudgetPoliciesKeepWhatSnapKvAndH2oSelectAfterPrefill) {
   EXPECT_EQ(cache.last_trace(0).tokens_read, (std::vector<int64_t>{9, 7}));
   EXPECT_EQ(cache.retained_tokens(0, 0).size(), 8u);
   EXPECT_EQ(cache.retained_tokens(0, 1).size(), 6u);
+}
+
+TEST(PlanKvCache, AdaptiveBudgetsMoveBudgetFromAFocusedHeadToADiffuseOne) {
+  // Two KV heads in one H2O group with 8 tokens each. Head 0's queries all hit token 3;
+  // head 1's attention is nearly uniform. Run-time Ada-KV keeps 16 tokens in all, fewer in
+  // head 0 and more in head 1; without it each keeps 8.
+  const core::ModelSpec m = tiny_model(2, 2);
+  core::KvPlan plan = core::make_baseline_plan(m, Precision::defaults(KvDtype::kFp16), 4);
+  plan.groups[0].retention =
+      core::BudgetRetention{.budget_tokens = 8, .rule = core::SelectionRule::kH2o, .observation_window = 2};
+  const int tokens = 20;
+  std::vector<float> k = random_values(static_cast<size_t>(tokens * 2 * 16), 1);
+  std::vector<float> q = random_values(k.size(), 2);
+  for (int t = 0; t < tokens; ++t) {
+    for (int i = 0; i < 16; ++i) {
+      const size_t h0 = static_cast<size_t>(t * 32 + i), h1 = h0 + 16;
+      k[h0] = t == 3 ? 10.0f : 0.01f * k[h0];
+      q[h0] = 1.0f;
+      k[h1] *= 0.1f;
+      q[h1] *= 0.1f;
+    }
+  }
+  std::vector<float> out(q.size());
+  std::vector<size_t> kept[2];
+  for (bool adaptive : {false, true}) {
+    PlanKvCache cache(plan, 32);
+    cache.set_adaptive_budgets(adaptive);
+    cache.append(0, tokens, k, k);
+    cache.attend(0, tokens, q, out);
+    for (int h = 0; h < 2; ++h) kept[adaptive].push_back(cache.retained_tokens(0, h).size());
+    if (adaptive) {
+      const std::vector<int64_t> focused = cache.retained_tokens(0, 0);
+      EXPECT_TRUE(std::binary_search(focused.begin(), focused.end(), 3));
+    }
+  }
+  EXPECT_EQ(kept[0], (std::vector<size_t>{8, 8}));
+  EXPECT_EQ(kept[1][0] + kept[1][1], 16u);
+  EXPECT_LT(kept[1][0], 8u);
+  EXPECT_GE(kept[1][0], 2u + 2u);  // the floor (20% of 6, rounded up) plus the window
 }
 
 TEST(PlanKvCache, PageSparseReadsItsPagesAndCoveringEveryPageIsDense) {
