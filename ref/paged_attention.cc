@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include <Eigen/Core>
+
 #include "core/check.h"
 #include "ref/paged_kv.h"
 
@@ -86,18 +88,29 @@ void attend_rows_impl(std::span<const float> q, std::span<const float* const> ke
   std::vector<T> w(n);
   T max_score = -INFINITY;
   for (size_t t = 0; t < n; ++t) {
-    T dot = 0;
-    for (size_t i = 0; i < q.size(); ++i) dot += static_cast<T>(q[i]) * static_cast<T>(keys[t][i]);
+    // Four interleaved partial sums (element i goes to sum i mod 4), added pairwise at the
+    // end: a fixed order, so paged and contiguous calls still agree bit for bit, and four
+    // independent dependency chains instead of one.
+    T part[4] = {0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 4 <= q.size(); i += 4) {
+      for (size_t j = 0; j < 4; ++j) part[j] += static_cast<T>(q[i + j]) * static_cast<T>(keys[t][i + j]);
+    }
+    for (; i < q.size(); ++i) part[i % 4] += static_cast<T>(q[i]) * static_cast<T>(keys[t][i]);
+    const T dot = (part[0] + part[1]) + (part[2] + part[3]);
     w[t] = dot * scale;
     max_score = std::max(max_score, w[t]);
   }
   T denom = 0;
   for (T& x : w) denom += (x = std::exp(x - max_score));
-  std::fill(out.begin(), out.end(), T{0});
+  // Σ_t w_t v_t element by element with Eigen's explicit SIMD: each element's additions
+  // run in row order whatever the alignment, so the result does not depend on addresses.
+  const Eigen::Index width = static_cast<Eigen::Index>(out.size());
+  Eigen::Matrix<T, Eigen::Dynamic, 1> acc = Eigen::Matrix<T, Eigen::Dynamic, 1>::Zero(width);
   for (size_t t = 0; t < n; ++t) {
-    for (size_t i = 0; i < out.size(); ++i) out[i] += w[t] * static_cast<T>(values[t][i]);
+    acc.noalias() += w[t] * Eigen::Map<const Eigen::VectorXf>(values[t], width).template cast<T>();
   }
-  for (T& o : out) o /= denom;
+  for (Eigen::Index i = 0; i < width; ++i) out[static_cast<size_t>(i)] = acc[i] / denom;
   if (!probs.empty()) {
     for (size_t t = 0; t < n; ++t) probs[t] = w[t] / denom;
   }
