@@ -280,6 +280,8 @@ void PlanKvCache::attend(int layer_index, int num_queries, std::span<const float
               out.size());
   KVLAB_CHECK(options.tree_mask.empty() || options.tree_mask.size() == nq * nq, "tree mask of {}",
               options.tree_mask.size());
+  KVLAB_CHECK(options.probs.empty() || options.probs.size() == nq * q_heads * static_cast<size_t>(layer.num_tokens),
+              "probs of {} for {} queries × {} heads × {} tokens", options.probs.size(), nq, q_heads, layer.num_tokens);
   const float scale = options.sm_scale != 0 ? options.sm_scale : 1.0f / std::sqrt(static_cast<float>(qk));
   const size_t width = static_cast<size_t>(shape.vector_width);
   const int group_size = shape.num_q_heads / kv_heads;
@@ -331,6 +333,11 @@ void PlanKvCache::attend(int layer_index, int num_queries, std::span<const float
         const size_t h = static_cast<size_t>(kvh * group_size + g);
         const size_t row = static_cast<size_t>(qi) * q_heads + h;
         attend_rows(q.subspan(row * qk, qk), keys, values, scale, out.subspan(row * vd, vd), probs);
+        if (!options.probs.empty()) {
+          float* dst = &options.probs[row * static_cast<size_t>(layer.num_tokens)];
+          std::fill_n(dst, layer.num_tokens, 0.0f);
+          for (size_t i = 0; i < tokens.size(); ++i) dst[tokens[i]] = probs[i];
+        }
         if (budget == nullptr) continue;
         for (size_t i = 0; i < tokens.size(); ++i) {
           head.accumulated[static_cast<size_t>(tokens[i])] += probs[i];

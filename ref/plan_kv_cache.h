@@ -26,6 +26,9 @@ struct AttendOptions {
   // Structural retention is evaluated at the query's index in the block, which for a side
   // branch of a tree over-counts its path length by its earlier siblings.
   std::span<const uint8_t> tree_mask;
+  // Optional: the attention probabilities, [num_queries, num_q_heads, num_tokens(layer)],
+  // zero for tokens not read (head profiling, selection studies). Empty: not written.
+  std::span<float> probs;
 };
 
 // What the last attend() of one layer read, per KV head (for tests and accuracy reports).
@@ -78,6 +81,8 @@ class PlanKvCache {
   // Drops tokens num_tokens … of `layer` (speculative verification rolls back rejected
   // drafts; for a tree, truncate to before the tree and append the accepted path again).
   // Pages no longer needed go back to the pool; evictions of kept tokens stand.
+  // (Evicted tokens otherwise stay in their pages: the store is append-only, and
+  // core::sequence_footprint counts the bytes a compacting store would hold.)
   void truncate(int layer, int64_t num_tokens);
 
   int num_layers() const;

@@ -141,6 +141,20 @@ TEST(PlanKvCache, StructuralRetentionAppliesAtEachQuerysPosition) {
   std::vector<float> out(q.size());
   cache.append(0, tokens, k, v);
   cache.attend(0, tokens, q, out, {.sm_scale = 0.25f});
+  // The probabilities the same call reports: zero outside the retained tokens, rows sum to 1.
+  std::vector<float> probs(static_cast<size_t>(tokens * 2 * tokens)), again(out.size());
+  PlanKvCache twin(per_head_plan(m, {{.retention = core::SinksWindowRetention{2, 3}, .precision = fp16},
+                                     {.retention = core::PeriodicRetention{1, 3, 2}, .precision = fp16}}),
+                   32);
+  twin.append(0, tokens, k, v);
+  twin.attend(0, tokens, q, again, {.sm_scale = 0.25f, .probs = probs});
+  EXPECT_EQ(again, out);
+  const float* last_head0 = &probs[static_cast<size_t>(((tokens - 1) * 2 + 0) * tokens)];
+  float sum = 0;
+  for (int t = 0; t < tokens; ++t) sum += last_head0[t];
+  EXPECT_NEAR(sum, 1.0f, 1e-6f);
+  EXPECT_EQ(last_head0[4], 0.0f);  // not in sinks(2) + window(3) at length 10
+  EXPECT_GT(last_head0[8], 0.0f);
   EXPECT_EQ(cache.retained_tokens(0, 0), (std::vector<int64_t>{0, 1, 7, 8, 9}));
   EXPECT_EQ(cache.retained_tokens(0, 1), (std::vector<int64_t>{0, 1, 4, 7, 8, 9}));
   for (int i = 0; i < tokens; ++i) {
