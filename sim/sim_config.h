@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
-// SimConfig: everything one simulation point needs, resolved (no YAML here; the runner in
-// experiments/ parses experiment files into it). Knob names follow vLLM's.
+// SimConfig: everything one simulation point needs, resolved — a plain data struct with no
+// YAML in it (experiments/ parses experiment files into it and reports file:line errors).
+// Knob names follow vLLM's. Units are in the field names or comments; time inside the
+// engine is integer nanoseconds, configs give seconds as doubles.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/gpu_spec.h"
 #include "core/model_spec.h"
@@ -12,63 +15,148 @@
 
 namespace kvlab::sim {
 
-enum class LengthKind { kFixed, kUniform, kLognormal };
+enum class LengthKind {
+  kFixed,      // always `mean`
+  kUniform,    // uniform in [mean − spread, mean + spread]
+  kLognormal,  // mean `mean`, sigma of log(length) `spread` (ShareGPT-like: ≈ 1)
+  kEmpirical,  // drawn uniformly from `values`, or from a trace column (empirical_trace)
+};
 
-// A token-count distribution. Lognormal is parameterised by its mean and the standard
-// deviation of log(length) (ShareGPT-like prompts: mean ≈ 1k, sigma ≈ 1).
+// A token-count distribution; every draw is rounded and clamped to [min, max].
 struct LengthDistribution {
   LengthKind kind = LengthKind::kFixed;
-  double mean = 256;   // fixed value, or the mean for uniform/lognormal
-  double spread = 0;   // uniform: half-width; lognormal: sigma of log(length)
+  double mean = 256;  // tokens: the fixed value, or the mean for uniform/lognormal
+  double spread = 0;  // uniform: half-width in tokens; lognormal: sigma of log(length)
   int64_t min = 1;
   int64_t max = 1 << 20;
+  // kEmpirical: the sample to draw from. Empty: read `empirical_trace` (a trace CSV in
+  // `empirical_trace_format`) and take its prompt column (for WorkloadConfig::prompt) or
+  // its output column (for WorkloadConfig::output).
+  std::vector<int64_t> values;
+  std::string empirical_trace;
+  std::string empirical_trace_format = "azure";  // azure | burstgpt
 };
 
 enum class ArrivalKind {
-  kPoisson,   // exponential gaps (coefficient of variation 1)
-  kGamma,     // gamma gaps with coefficient of variation `cv`: > 1 bursty, < 1 smooth
-  kConstant,  // evenly spaced
+  kPoisson,     // exponential gaps (coefficient of variation 1), mean rate rate_per_s
+  kGamma,       // gamma gaps with coefficient of variation `cv`: > 1 bursty, < 1 smooth
+  kConstant,    // evenly spaced at rate_per_s
+  kClosedLoop,  // closed_loop_users users, each sends its next request think_time after the last one finished
+};
+
+// Multi-turn conversations (the setting Tangram targets): each arrival of the arrival
+// process starts a session of `turns` requests. Turn t+1 is sent think_time_s after turn t
+// finishes; its prompt is the whole history so far (every earlier prompt and answer) plus
+// a fresh user message drawn from WorkloadConfig::prompt. With prefix caching the history
+// can hit the cache.
+struct SessionConfig {
+  int turns = 1;              // 1: no sessions (independent requests)
+  double think_time_s = 0.0;  // mean user think time between turns, exponential; 0: none
+  bool history_grows = true;  // false: every turn sends only its fresh message
+};
+
+// Shared system prompts / documents (prefix reuse): with probability `share` a request's
+// prompt starts with one of `num_prefixes` shared prefixes of `prefix_tokens` tokens,
+// chosen uniformly; the sampled prompt length follows it.
+struct SharedPrefixConfig {
+  int num_prefixes = 0;       // 0: no shared prefixes
+  int64_t prefix_tokens = 0;  // tokens of each shared prefix
+  double share = 1.0;         // fraction of requests that carry one, in [0, 1]
 };
 
 struct WorkloadConfig {
   ArrivalKind arrival = ArrivalKind::kPoisson;
-  double cv = 1.0;  // gamma arrivals' coefficient of variation
-  std::string trace_path;       // non-empty: replay this trace instead of Poisson arrivals
+  double cv = 1.0;          // gamma arrivals' coefficient of variation (> 0)
+  double rate_per_s = 10;   // mean arrivals (sessions, with SessionConfig) per second
+  int closed_loop_users = 1;          // kClosedLoop: concurrent users
+  double closed_loop_think_time_s = 0;  // kClosedLoop: mean think time (exponential), 0: none
+  // How many requests to run. num_requests > 0: that many (turns of sessions included);
+  // duration_s > 0: arrivals stop after this much simulated time. Both set: whichever
+  // comes first. At least one must be set.
+  int64_t num_requests = 1000;
+  double duration_s = 0;
+  LengthDistribution prompt;   // prompt tokens (the fresh message, for session turns)
+  LengthDistribution output;   // output tokens (≥ 1)
+  SessionConfig sessions;
+  SharedPrefixConfig shared_prefix;
+  int num_priority_levels = 1;  // > 1: each request draws a priority in [0, levels), 0 first
+  uint64_t seed = 1;
+  // Trace replay: non-empty trace_path replays that CSV (arrival time, prompt and output
+  // tokens) instead of the arrival process and length distributions above.
+  std::string trace_path;
   std::string trace_format = "azure";  // azure | burstgpt
   double trace_time_scale = 1;  // > 1 compresses the trace's time (more load)
-  double rate_per_s = 10;  // mean arrivals per second
-  int64_t num_requests = 1000;
-  LengthDistribution prompt;
-  LengthDistribution output;
-  uint64_t seed = 1;
+};
+
+enum class PreemptionMode {
+  kRecompute,  // drop the KV; recompute prompt + output so far when readmitted (vLLM's default)
+  kSwap,       // copy the KV to host memory over PCIe / C2C and back (vLLM V0's swap)
+};
+
+enum class SchedulingPolicy {
+  kFcfs,      // first come, first served; preempt the most recently admitted
+  kPriority,  // lowest priority value first (ties by arrival); preempt the highest value
 };
 
 struct SchedulerConfig {
-  int block_size = 16;
-  double gpu_memory_utilization = 0.9;
-  int max_num_seqs = 256;
-  int64_t max_num_batched_tokens = 8192;  // chunked prefill budget per iteration
+  int block_size = 16;                    // tokens per KV page
+  double gpu_memory_utilization = 0.9;    // share of HBM for weights + KV, in (0, 1]
+  int max_num_seqs = 256;                 // running sequences at most
+  int64_t max_num_batched_tokens = 8192;  // tokens per iteration (chunked prefill budget)
+  bool enable_chunked_prefill = true;     // false: whole prompts in prefill-only iterations
+  bool enable_prefix_caching = false;     // reuse cached KV pages of identical prefixes
+  PreemptionMode preemption_mode = PreemptionMode::kRecompute;
+  SchedulingPolicy policy = SchedulingPolicy::kFcfs;
+  double swap_space_gib = 4;  // host memory for swapped KV per GPU, GiB (vLLM's swap_space)
 };
 
-// Achieved fractions of the datasheet peaks, and fixed overheads. Defaults: the H100's
-// measured 3.00 of 3.35 TB/s copy and 767 of 989 TFLOP/s bf16 GEMM (../shared/GPU.md).
+enum class RouterPolicy {
+  kRoundRobin,         // replicas in turn
+  kLeastOutstanding,   // fewest requests routed and not finished (ties: lowest index)
+  kPrefixAware,        // most prompt pages already in the replica's prefix cache, then least outstanding
+};
+
+// Data-parallel replicas of tensor_parallel GPUs each. PP and EP are not modelled yet
+// (pipeline_parallel and expert_parallel must be 1; the replica's cost model is where
+// they will go).
+struct ClusterConfig {
+  int tensor_parallel = 1;
+  int data_parallel = 1;
+  int pipeline_parallel = 1;
+  int expert_parallel = 1;
+  RouterPolicy router = RouterPolicy::kRoundRobin;
+  core::LinkSpec tp_link;  // all-reduce link; bandwidth 0: the GPU's nvlink_bandwidth
+  core::LinkSpec host_link;  // swap link; bandwidth 0: the GPU's pcie_bandwidth
+};
+
+// Achieved fractions of the datasheet peaks and fixed overheads (configs/calibration/
+// <gpu>.yaml holds measured ones). Defaults: the H100's measured 3.00 of 3.35 TB/s copy
+// and 767 of 989 TFLOP/s bf16 GEMM (../shared/GPU.md, facts.md).
 struct Calibration {
-  double memory_efficiency = 0.90;
-  double compute_efficiency = 0.78;
-  int64_t iteration_overhead_ns = 30'000;  // scheduling + launches per iteration
+  double memory_efficiency = 0.90;    // achieved / peak HBM bandwidth
+  double compute_efficiency = 0.78;   // achieved / peak dense FLOP/s for large GEMMs
+  // GEMM efficiency falls for few rows: eff(T) = compute_efficiency · T / (T + this).
+  double gemm_half_efficiency_tokens = 0;
+  double attention_efficiency = 0.78;  // achieved / peak FLOP/s in prefill attention
+  double link_efficiency = 0.80;       // achieved / peak link bandwidth (all-reduce, swap)
+  int64_t iteration_overhead_ns = 30'000;   // scheduling + sampling per iteration
+  int64_t per_sequence_overhead_ns = 0;     // scheduler CPU time per running sequence
+  int64_t kernel_launch_ns = 0;             // per kernel per layer (0: CUDA graphs hide it)
+  int kernels_per_layer = 8;                // launches per layer when kernel_launch_ns > 0
 };
 
 struct SimConfig {
   core::ModelSpec model;
   core::GpuSpec gpu;
   core::WeightDtype weights = core::WeightDtype::kBf16;
-  core::Precision kv_precision;
+  core::Precision kv_precision;  // kv_cache_dtype; the baseline plan is built from it
+  ClusterConfig cluster;
   SchedulerConfig scheduler;
   WorkloadConfig workload;
   Calibration calibration;
-  double slo_ttft_s = 2.0;   // goodput: requests meeting both SLOs
+  double slo_ttft_s = 2.0;   // goodput: requests meeting both SLOs, seconds
   double slo_tpot_s = 0.1;
-  double timeline_interval_s = 0.1;  // one timeline sample per interval of simulated time
+  double timeline_interval_s = 0.1;  // one timeline sample per replica per interval of simulated time
 };
 
 }  // namespace kvlab::sim

@@ -37,9 +37,9 @@ KvCapacity kv_capacity(const SimConfig& c) {
   // overestimate of their memory; exact per-group accounting is future work).
   k.page_bytes = core::sequence_footprint(plan, c.scheduler.block_size).bytes_stored -
                  core::sequence_footprint(plan, 0).bytes_stored;
-  k.weights_bytes = core::weights_bytes(c.model, c.weights);
+  k.weights_bytes_per_gpu = core::weights_bytes(c.model, c.weights);
   const double usable = static_cast<double>(c.gpu.hbm_capacity.value) * c.scheduler.gpu_memory_utilization;
-  const double room = usable - static_cast<double>(k.weights_bytes);
+  const double room = usable - static_cast<double>(k.weights_bytes_per_gpu);
   k.total_pages = room > 0 ? static_cast<int64_t>(room / static_cast<double>(k.page_bytes)) : 0;
   return k;
 }
@@ -69,7 +69,10 @@ SimResult simulate_requests(const SimConfig& c, const std::vector<RequestSpec>& 
   std::vector<Sequence> sequences(requests.size());
   for (size_t i = 0; i < requests.size(); ++i) {
     const RequestSpec& r = requests[i];
-    result.requests[i] = {r.id, static_cast<double>(r.arrival_ns) * 1e-9, -1, -1, r.prompt_tokens, r.output_tokens, 0, ""};
+    result.requests[i].id = r.id;
+    result.requests[i].arrival_s = static_cast<double>(r.arrival_ns) * 1e-9;
+    result.requests[i].prompt_tokens = r.prompt_tokens;
+    result.requests[i].output_tokens = r.output_tokens;
     sequences[i] = {&r, &result.requests[i], r.prompt_tokens, 0, 0, 0, 0, false};
     if (pages_for(r.prompt_tokens + r.output_tokens, block) > capacity.total_pages) {
       result.requests[i].rejected = "prompt + output need more KV pages than the whole cache holds";
@@ -204,10 +207,18 @@ SimResult simulate_requests(const SimConfig& c, const std::vector<RequestSpec>& 
     }
     metrics.add_inter_token(cost.time_ns, batch.decode_tokens);
     if (start >= next_sample_ns) {
-      result.timeline.push_back({static_cast<double>(start) * 1e-9, static_cast<int64_t>(running.size()),
-                                 static_cast<int64_t>(waiting.size()), capacity.total_pages - free_pages, filled_tokens,
-                                 static_cast<double>(cost.time_ns) * 1e-9, cost.weights_s, cost.kv_s, cost.compute_s,
-                                 cost.overhead_s});
+      TimelineSample t;
+      t.time_s = static_cast<double>(start) * 1e-9;
+      t.running = static_cast<int64_t>(running.size());
+      t.waiting = static_cast<int64_t>(waiting.size());
+      t.kv_pages_used = capacity.total_pages - free_pages;
+      t.kv_tokens_filled = filled_tokens;
+      t.iteration_s = static_cast<double>(cost.time_ns) * 1e-9;
+      t.weights_s = cost.weights_s;
+      t.kv_s = cost.kv_s;
+      t.compute_s = cost.compute_s;
+      t.overhead_s = cost.overhead_s;
+      result.timeline.push_back(t);
       next_sample_ns = start + timeline_interval_ns;
     }
     metrics.add_iteration(now - start, static_cast<int64_t>(running.size()), capacity.total_pages - free_pages, filled_tokens);

@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
-// One replica serving a request stream the way vLLM's scheduler does: continuous batching,
-// chunked prefill under max_num_batched_tokens, at most max_num_seqs running, KV pages of
-// block_size tokens taken as tokens arrive, preemption by recompute of the most recently
-// admitted sequence when a page is missing. Each iteration's time comes from the cost
-// model; the clock is integer nanoseconds; the result is deterministic for a config.
+// The simulator's entry point: a cluster of data-parallel replicas behind a router, each
+// replica a vLLM-style continuous-batching scheduler over a paged KV cache, priced by the
+// roofline cost model, driven by a discrete-event engine with integer-nanosecond time.
+// Deterministic: the same config gives an identical SimResult on any machine.
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <vector>
 
 #include "sim/sim_config.h"
 #include "sim/sim_result.h"
@@ -14,19 +15,31 @@
 
 namespace kvlab::sim {
 
-// Runs the workload of `config` (or the given requests) to completion. `progress`, if
-// set, is called with the fraction of requests finished, at most every 1%.
-SimResult simulate(const SimConfig& config, const std::function<void(double)>& progress = {});
-SimResult simulate_requests(const SimConfig& config, const std::vector<RequestSpec>& requests,
-                            const std::function<void(double)>& progress = {});
+// Called with the fraction of requests finished or rejected, in [0, 1], at most once per
+// percent; runs on the simulating thread.
+using ProgressCallback = std::function<void(double fraction_done)>;
 
-// KV pages of the whole replica and bytes per page (one page of every layer and head), as
-// the KV manager sizes them from core's footprint of the baseline plan.
+// Runs the workload of `config` to completion. Throws core::ConfigError for a config that
+// cannot run (no room for KV after the weights, PP/EP > 1, an unreadable trace, …).
+// Requests that can never fit are rejected (RequestRecord::rejected), never hang the run.
+SimResult simulate(const SimConfig& config, const ProgressCallback& progress = {});
+
+// The same over an explicit request list (tests, or a workload built elsewhere); the
+// workload section of `config` is not read. Ids must be 0 … n−1 in order; requests with
+// follows < 0 must be sorted by arrival_ns.
+SimResult simulate_requests(const SimConfig& config, const std::vector<RequestSpec>& requests,
+                            const ProgressCallback& progress = {});
+
+// KV pages of one replica and bytes per page on each of its GPUs (one page of every layer
+// and of the GPU's share of the KV heads), as the KV manager sizes them from core's
+// footprint of the baseline plan.
 struct KvCapacity {
-  int64_t page_bytes = 0;
-  int64_t total_pages = 0;
-  int64_t weights_bytes = 0;
+  int64_t page_bytes = 0;            // per GPU of the replica
+  int64_t total_pages = 0;           // per replica
+  int64_t weights_bytes_per_gpu = 0;
+  int64_t kv_bytes_per_token = 0;    // per GPU, no page rounding (core::kv_bytes_per_token × shard)
 };
+// Throws core::ConfigError when the weights leave no room or TP does not split the heads.
 KvCapacity kv_capacity(const SimConfig& config);
 
 }  // namespace kvlab::sim

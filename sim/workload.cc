@@ -1,77 +1,149 @@
 // SPDX-License-Identifier: Apache-2.0
+// Request generation (see workload.h). One generator, drawn in a fixed order per request:
+// arrival gap, then per session the prefix and per turn the lengths, priority and think time.
 #include "sim/workload.h"
 
 #include <algorithm>
 #include <cmath>
-#include <numbers>
+#include <limits>
+
+#include <fmt/core.h>
+
+#include "core/error.h"
+#include "sim/random.h"
+#include "sim/trace.h"
 
 namespace kvlab::sim {
+namespace {
 
-double uniform01(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
-
-double standard_normal(std::mt19937_64& rng) {
-  const double u1 = 1.0 - uniform01(rng);  // (0, 1]: log is finite
-  const double u2 = uniform01(rng);
-  return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
+TraceFormat trace_format(const std::string& name) {
+  if (name == "azure") return TraceFormat::kAzure;
+  if (name == "burstgpt") return TraceFormat::kBurstGpt;
+  throw core::ConfigError(fmt::format("trace format must be azure or burstgpt (got \"{}\")", name));
 }
 
-int64_t sample_length(const LengthDistribution& d, std::mt19937_64& rng) {
-  double value = d.mean;
-  switch (d.kind) {
-    case LengthKind::kFixed: break;
-    case LengthKind::kUniform: value = d.mean - d.spread + 2.0 * d.spread * uniform01(rng); break;
-    case LengthKind::kLognormal: {
-      // E[exp(N(mu, s²))] = exp(mu + s²/2): choose mu so the mean is d.mean.
-      const double mu = std::log(d.mean) - 0.5 * d.spread * d.spread;
-      value = std::exp(mu + d.spread * standard_normal(rng));
-      break;
+// A length distribution ready to draw from: empirical samples loaded once.
+class LengthSampler {
+ public:
+  LengthSampler(const LengthDistribution& d, bool output_column) : d_(d), values_(d.values) {
+    if (d.kind == LengthKind::kEmpirical && values_.empty()) {
+      if (d.empirical_trace.empty()) throw core::ConfigError("an empirical length distribution needs values or a trace");
+      for (const RequestSpec& r : read_trace(d.empirical_trace, trace_format(d.empirical_trace_format))) {
+        values_.push_back(output_column ? r.output_tokens : r.prompt_tokens);
+      }
+      if (values_.empty()) throw core::ConfigError(fmt::format("{}: the trace has no rows", d.empirical_trace));
     }
+    if (d.min < 1 || d.max < d.min) throw core::ConfigError(fmt::format("length bounds need 1 ≤ min ≤ max (got {} and {})", d.min, d.max));
   }
-  return std::clamp(static_cast<int64_t>(std::llround(value)), d.min, d.max);
+
+  int64_t draw(Rng& rng) const {
+    double value = d_.mean;
+    switch (d_.kind) {
+      case LengthKind::kFixed: break;
+      case LengthKind::kUniform: value = d_.mean - d_.spread + 2.0 * d_.spread * rng.uniform01(); break;
+      case LengthKind::kLognormal: value = rng.lognormal_with_mean(d_.mean, d_.spread); break;
+      case LengthKind::kEmpirical:
+        value = static_cast<double>(values_[static_cast<size_t>(rng.uniform_int(static_cast<int64_t>(values_.size())))]);
+        break;
+    }
+    return std::clamp(static_cast<int64_t>(std::llround(value)), d_.min, d_.max);
+  }
+
+ private:
+  const LengthDistribution& d_;
+  std::vector<int64_t> values_;
+};
+
+int64_t to_ns(double seconds) { return static_cast<int64_t>(std::llround(seconds * 1e9)); }
+
+void validate(const WorkloadConfig& w) {
+  if (w.num_requests <= 0 && w.duration_s <= 0) throw core::ConfigError("workload: set num_requests or duration");
+  if (w.arrival != ArrivalKind::kClosedLoop && !(w.rate_per_s > 0)) throw core::ConfigError("workload: rate must be > 0");
+  if (w.arrival == ArrivalKind::kGamma && !(w.cv > 0)) throw core::ConfigError("workload: cv must be > 0");
+  if (w.arrival == ArrivalKind::kClosedLoop && (w.closed_loop_users < 1 || w.num_requests <= 0)) {
+    throw core::ConfigError("workload: a closed loop needs users ≥ 1 and num_requests > 0");
+  }
+  if (w.sessions.turns < 1) throw core::ConfigError("workload: sessions.turns must be ≥ 1");
+  if (w.shared_prefix.num_prefixes > 0 && (w.shared_prefix.prefix_tokens < 1 || w.shared_prefix.share < 0 || w.shared_prefix.share > 1)) {
+    throw core::ConfigError("workload: shared prefixes need prefix_tokens ≥ 1 and share in [0, 1]");
+  }
+  if (w.num_priority_levels < 1) throw core::ConfigError("workload: priority levels must be ≥ 1");
 }
 
-double standard_gamma(double shape, std::mt19937_64& rng) {
-  if (shape < 1.0) {
-    // Gamma(a) = Gamma(a + 1) · U^(1/a).
-    const double u = 1.0 - uniform01(rng);
-    return standard_gamma(shape + 1.0, rng) * std::pow(u, 1.0 / shape);
-  }
-  const double d = shape - 1.0 / 3.0;
-  const double c = 1.0 / std::sqrt(9.0 * d);
-  while (true) {
-    double x, v;
-    do {
-      x = standard_normal(rng);
-      v = 1.0 + c * x;
-    } while (v <= 0.0);
-    v = v * v * v;
-    const double u = 1.0 - uniform01(rng);
-    if (std::log(u) < 0.5 * x * x + d - d * v + d * std::log(v)) return d * v;
-  }
-}
+}  // namespace
 
 std::vector<RequestSpec> generate_requests(const WorkloadConfig& w) {
-  std::mt19937_64 rng(w.seed);
+  if (!w.trace_path.empty()) {
+    std::vector<RequestSpec> trace = read_trace(w.trace_path, trace_format(w.trace_format), w.num_requests,
+                                                w.trace_time_scale > 0 ? w.trace_time_scale : 1.0);
+    if (w.duration_s > 0) std::erase_if(trace, [&](const RequestSpec& r) { return r.arrival_ns > to_ns(w.duration_s); });
+    return trace;
+  }
+  validate(w);
+  const LengthSampler prompt(w.prompt, false), output(w.output, true);
+  Rng rng(w.seed);
+  const bool closed = w.arrival == ArrivalKind::kClosedLoop;
+  const int64_t limit = w.num_requests > 0 ? w.num_requests : std::numeric_limits<int64_t>::max();
+  const int64_t end_ns = w.duration_s > 0 ? to_ns(w.duration_s) : std::numeric_limits<int64_t>::max();
   std::vector<RequestSpec> requests;
-  requests.reserve(static_cast<size_t>(w.num_requests));
+  if (w.num_requests > 0) requests.reserve(static_cast<size_t>(w.num_requests));
+  std::vector<int64_t> last_of_user(closed ? static_cast<size_t>(w.closed_loop_users) : 0, -1);
   double t = 0;
-  for (int64_t i = 0; i < w.num_requests; ++i) {
-    switch (w.arrival) {
-      case ArrivalKind::kPoisson: t += -std::log(1.0 - uniform01(rng)) / w.rate_per_s; break;
-      case ArrivalKind::kConstant: t += 1.0 / w.rate_per_s; break;
-      case ArrivalKind::kGamma: {
-        // Mean gap 1/rate and CV cv: shape 1/cv², scale 1/(rate · shape).
-        const double shape = 1.0 / (w.cv * w.cv);
-        t += standard_gamma(shape, rng) / (w.rate_per_s * shape);
-        break;
+  int64_t session = 0;
+  while (static_cast<int64_t>(requests.size()) < limit) {
+    // A session: its start time (open loop) or its user (closed loop), then its turns.
+    size_t user = 0;
+    if (closed) {
+      user = static_cast<size_t>(session % w.closed_loop_users);
+    } else {
+      switch (w.arrival) {
+        case ArrivalKind::kPoisson: t += rng.exponential(1.0 / w.rate_per_s); break;
+        case ArrivalKind::kConstant: t += 1.0 / w.rate_per_s; break;
+        case ArrivalKind::kGamma: {
+          const double shape = 1.0 / (w.cv * w.cv);  // mean gap 1/rate, CV cv
+          t += rng.standard_gamma(shape) / (w.rate_per_s * shape);
+          break;
+        }
+        case ArrivalKind::kClosedLoop: break;
       }
+      if (to_ns(t) > end_ns) break;
     }
-    RequestSpec r;
-    r.id = i;
-    r.arrival_ns = static_cast<int64_t>(std::llround(t * 1e9));
-    r.prompt_tokens = sample_length(w.prompt, rng);
-    r.output_tokens = sample_length(w.output, rng);
-    requests.push_back(r);
+    int32_t prefix_id = -1;
+    int64_t prefix_tokens = 0;
+    if (w.shared_prefix.num_prefixes > 0 && rng.uniform01() < w.shared_prefix.share) {
+      prefix_id = static_cast<int32_t>(rng.uniform_int(w.shared_prefix.num_prefixes));
+      prefix_tokens = w.shared_prefix.prefix_tokens;
+    }
+    int64_t history = 0;
+    const int64_t first_id = static_cast<int64_t>(requests.size());
+    for (int turn = 0; turn < w.sessions.turns && static_cast<int64_t>(requests.size()) < limit; ++turn) {
+      RequestSpec r;
+      r.id = static_cast<int64_t>(requests.size());
+      const int64_t fresh = prompt.draw(rng);
+      r.output_tokens = output.draw(rng);
+      if (w.num_priority_levels > 1) r.priority = static_cast<int32_t>(rng.uniform_int(w.num_priority_levels));
+      const bool grows = w.sessions.turns > 1 && w.sessions.history_grows;
+      r.stream_id = grows ? first_id : r.id;
+      r.session = w.sessions.turns > 1 ? session : -1;
+      r.prefix_id = prefix_id;
+      r.prefix_tokens = prefix_tokens;
+      r.prompt_tokens = prefix_tokens + (grows ? history : 0) + fresh;
+      history += fresh + r.output_tokens;
+      const double think = turn > 0 ? w.sessions.think_time_s : closed ? w.closed_loop_think_time_s : 0.0;
+      const int64_t think_ns = think > 0 ? to_ns(rng.exponential(think)) : 0;
+      if (turn > 0) {
+        r.follows = r.id - 1;
+        r.arrival_ns = think_ns;
+      } else if (closed) {
+        r.follows = last_of_user[user];
+        r.arrival_ns = r.follows < 0 ? 0 : think_ns;
+      } else {
+        r.arrival_ns = to_ns(t);
+      }
+      requests.push_back(r);
+    }
+    if (closed) last_of_user[user] = static_cast<int64_t>(requests.size()) - 1;
+    ++session;
   }
   return requests;
 }
