@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Joins decode_bench's and peers.py's CSVs into the results table (markdown): kvlab's
-bf16 paged decode as a fraction of the copy ceiling and against the best peer, and the
-quantized formats against their byte floor (their bytes, scales included, over the
-ceiling)."""
+"""Joins peers.py's and decode_bench's CSVs into the results tables (markdown): kvlab's bf16
+paged decode against the copy ceiling and the peers measured in the same process, and every
+KV format against its byte floor (its bytes, scales included, over the copy ceiling of
+decode_bench's run)."""
 import csv
 import sys
 
@@ -12,34 +12,38 @@ def read(path):
         return list(csv.DictReader(f))
 
 
-def main(ours_path, peers_path):
-    ours, peers = read(ours_path), read(peers_path)
-    best = {}
+def main(peers_path, ours_path):
+    peers, ours = read(peers_path), read(ours_path)
+    by_shape = {}
     for row in peers:
-        key = (row["model"], int(row["batch"]), int(row["context"]))
-        if key not in best or float(row["tb_per_s"]) > float(best[key]["tb_per_s"]):
-            best[key] = row
-    lines = [
-        "| model | batch × context | format | KV MB | kvlab µs | kvlab TB/s | of copy ceiling | time / byte floor | best peer | peer TB/s | kvlab / peer |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
+        by_shape.setdefault((row["model"], int(row["batch"]), int(row["context"])), {})[row["impl"]] = row
+    if peers:
+        print(f"bf16, one process (peers.py): copy ceiling {float(peers[0]['copy_ceiling_tb_per_s']):.3f} TB/s\n")
+    print("| model | batch × context | KV MB | kvlab µs | kvlab TB/s | of copy ceiling | rel. err vs cuDNN "
+          "| SDPA cuDNN TB/s | SDPA flash TB/s | Flex TB/s | kvlab / best peer |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for (model, batch, context), impls in by_shape.items():
+        ours_row = impls.get("kvlab_paged")
+        if ours_row is None:
+            continue
+        peer_tb = {name: float(impls[name]["tb_per_s"]) for name in ("sdpa_cudnn", "sdpa_flash", "flex_compiled")
+                   if name in impls}
+        best = max(peer_tb.values()) if peer_tb else float("nan")
+        cell = lambda name: f"{peer_tb[name]:.2f}" if name in peer_tb else "—"  # noqa: E731
+        tb = float(ours_row["tb_per_s"])
+        print(f"| {model} | {batch} × {context} | {int(ours_row['kv_bytes']) / 1e6:.0f} | "
+              f"{float(ours_row['median_us']):.1f} | {tb:.2f} | {float(ours_row['fraction_of_copy_ceiling']):.2f} | "
+              f"{float(ours_row['rel_err_vs_cudnn']):.1e} | {cell('sdpa_cudnn')} | {cell('sdpa_flash')} | "
+              f"{cell('flex_compiled')} | {tb / best:.2f} |")
+    if ours:
+        print(f"\nAll formats (decode_bench): copy ceiling {float(ours[0]['copy_ceiling_tb_per_s']):.3f} TB/s\n")
+    print("| model | format | batch × context | KV MB | µs | TB/s | of copy ceiling | time / byte floor | splits |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for row in ours:
-        key = (row["model"], int(row["batch"]), int(row["context"]))
         frac = float(row["fraction_of_copy_ceiling"])
-        peer = best.get(key) if row["format"] == "bf16" else None
-        peer_cells = (
-            f"{peer['peer']} | {float(peer['tb_per_s']):.2f} | {float(row['tb_per_s']) / float(peer['tb_per_s']):.2f}"
-            if peer
-            else "— | — | —"
-        )
-        lines.append(
-            f"| {row['model']} | {row['batch']} × {row['context']} | {row['format']} | "
-            f"{int(row['kv_bytes']) / 1e6:.0f} | {float(row['median_us']):.1f} | {float(row['tb_per_s']):.2f} | "
-            f"{frac:.2f} | {1 / frac:.2f} | {peer_cells} |"
-        )
-    ceiling = float(ours[0]["copy_ceiling_tb_per_s"]) if ours else float("nan")
-    print(f"Copy ceiling measured in the same run: {ceiling:.3f} TB/s\n")
-    print("\n".join(lines))
+        print(f"| {row['model']} | {row['format']} | {row['batch']} × {row['context']} | "
+              f"{int(row['kv_bytes']) / 1e6:.0f} | {float(row['median_us']):.1f} | {float(row['tb_per_s']):.2f} | "
+              f"{frac:.2f} | {1 / frac:.2f} | {row['num_splits']} |")
 
 
 if __name__ == "__main__":

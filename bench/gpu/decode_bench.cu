@@ -125,6 +125,8 @@ int main(int argc, char** argv) {
   const Format formats[] = {{"bf16", Precision::defaults(KvDtype::kBf16)},
                             {"fp8", Precision::defaults(KvDtype::kFp8E4m3)},
                             {"int8", Precision::defaults(KvDtype::kInt8)},
+                            {"int6", Precision::defaults(KvDtype::kInt6)},
+                            {"int5", Precision::defaults(KvDtype::kInt5)},
                             {"int4", Precision::defaults(KvDtype::kInt4)}};
   const int block = 16, head_dim = 128;
   std::mt19937 rng(42);
@@ -178,8 +180,7 @@ int main(int argc, char** argv) {
         const int64_t kv_bytes = static_cast<int64_t>(batch) * context * model.kv_heads * 2 *
                                  kvlab::core::vector_bytes(format.precision, head_dim);
         const double tbps = static_cast<double>(kv_bytes) / (ms * 1e-3) / 1e12;
-        const int rows = model.q_heads / model.kv_heads;
-        const int chunks = rows <= 1 ? 1 : (rows + (rows <= 4 ? 4 : 8) - 1) / (rows <= 4 ? 4 : 8);
+        const int chunks = (model.q_heads / model.kv_heads + 15) / 16;
         std::printf("%s,%s,%d,%d,%lld,%.2f,%.4f,%.4f,%.4f,%d\n", model.name, format.name, batch, context,
                     static_cast<long long>(kv_bytes), ms * 1e3, tbps, tbps * 1e12 / ceiling, ceiling / 1e12,
                     kvlab::gpu::choose_num_splits(batch, model.kv_heads, chunks, context, num_sms));

@@ -1,9 +1,15 @@
 #!/usr/bin/env python3
-"""Times the peer decode-attention kernels on the benchmark's shapes: PyTorch SDPA with
-the cuDNN and flash backends, and compiled FlexAttention, on contiguous bf16 KV with GQA
-(the peers have no paged bf16 decode path to compare on). Median of CUDA-event timings
-after warm-up, random data. Prints CSV rows like decode_bench's."""
+"""kvlab's paged bf16 decode against the peers, in one process, on one stream, over the same
+K/V: PyTorch SDPA with the cuDNN and flash backends and compiled FlexAttention (on
+contiguous K/V: the layout they take), kvlab on the same K/V copied into its paged layout
+with pages scattered through the pool. Also measures the device-to-device copy ceiling in
+the same process. Median of CUDA-event timings after warm-up; random data; kvlab's output
+checked against cuDNN's (relative error) before it is timed, its output poisoned first.
+
+    peers.py --lib build/gpu/bench/gpu/libkvlab_decode_capi.so [--quick] > peers.csv
+"""
 import argparse
+import ctypes
 import statistics
 import sys
 
@@ -15,6 +21,7 @@ SHAPES = [(1, 32768), (1, 131072), (8, 16384), (32, 8192), (64, 4096), (32, 3276
 QUICK = [(1, 32768), (32, 8192)]
 MODELS = [("llama-3.1-8b", 32, 8), ("llama-3.1-70b", 64, 8)]
 HEAD_DIM = 128
+PAGE = 16
 
 
 def median_ms(fn, iterations):
@@ -29,6 +36,62 @@ def median_ms(fn, iterations):
         stop.synchronize()
         times.append(start.elapsed_time(stop))
     return statistics.median(times)
+
+
+def copy_ceiling_bytes_per_s():
+    """Device-to-device copy of 4 GiB: bytes read plus bytes written over the median time."""
+    src = torch.randint(0, 255, (4 << 30,), dtype=torch.uint8, device="cuda")
+    dst = torch.empty_like(src)
+    ms = median_ms(lambda: dst.copy_(src), 20)
+    del src, dst
+    torch.cuda.empty_cache()
+    return 2 * (4 << 30) / (ms * 1e-3)
+
+
+class Kvlab:
+    def __init__(self, path):
+        self.lib = ctypes.CDLL(path)
+        self.lib.kvlab_paged_decode.restype = ctypes.c_int
+        self.lib.kvlab_paged_decode.argtypes = [
+            ctypes.c_char_p, ctypes.c_void_p, ctypes.c_longlong, ctypes.c_void_p, ctypes.c_void_p,
+            ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+            ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_float, ctypes.c_void_p, ctypes.c_longlong,
+            ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+        self.lib.kvlab_page_bytes.restype = ctypes.c_longlong
+        self.lib.kvlab_page_bytes.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_int]
+
+    def prepare(self, q, k, v, generator):
+        """Copies contiguous K/V [B, H, T, D] into kvlab's bf16 pages ([page][head][K, V][16][D],
+        docs/kv-format.md), pages shuffled through the pool; returns the decode closure."""
+        batch, kv_heads, context, dim = k.shape
+        pages_per_seq = context // PAGE
+        assert self.lib.kvlab_page_bytes(b"bf16", dim, kv_heads) == kv_heads * 2 * PAGE * dim * 2
+        num_pages = batch * pages_per_seq
+        perm = torch.randperm(num_pages, device="cuda", generator=generator)
+        pool = torch.empty(num_pages, kv_heads, 2, PAGE, dim, dtype=torch.bfloat16, device="cuda")
+        for c, x in enumerate((k, v)):
+            pool[perm, :, c] = x.view(batch, kv_heads, pages_per_seq, PAGE, dim).permute(0, 2, 1, 3, 4).reshape(
+                num_pages, kv_heads, PAGE, dim)
+        table = perm.view(batch, pages_per_seq).to(torch.int32).contiguous()
+        lens = torch.full((batch,), context, dtype=torch.int32, device="cuda")
+        q_heads = q.shape[1]
+        qk = q.transpose(1, 2).contiguous()  # [B, 1, Hq, D]
+        out = torch.empty_like(qk)
+        splits_bound = min(4 * 132, context // 256 + 1)
+        workspace = torch.empty(batch * splits_bound * q_heads * (dim + 2), dtype=torch.float32, device="cuda")
+        error = ctypes.create_string_buffer(512)
+        scale = dim ** -0.5
+
+        def run():
+            rc = self.lib.kvlab_paged_decode(
+                b"bf16", pool.data_ptr(), num_pages, qk.data_ptr(), out.data_ptr(), table.data_ptr(), lens.data_ptr(),
+                batch, 1, q_heads, kv_heads, dim, pages_per_seq, context, scale, workspace.data_ptr(),
+                workspace.numel() * 4, torch.cuda.current_stream().cuda_stream, error, 512)
+            if rc != 0:
+                raise RuntimeError(error.value.decode())
+            return out
+
+        return run, (pool, table, lens, qk, out, workspace)
 
 
 def peers():
@@ -51,29 +114,47 @@ def peers():
 
 
 def main():
-    # One compiled FlexAttention serves every shape; each shape is a recompile.
-    torch._dynamo.config.cache_size_limit = 64
-    torch._dynamo.config.recompile_limit = 64
-    runs = peers()
     parser = argparse.ArgumentParser()
+    parser.add_argument("--lib", required=True)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
+    torch._dynamo.config.cache_size_limit = 64
+    torch._dynamo.config.recompile_limit = 64
+    kvlab = Kvlab(args.lib)
+    runs = peers()
     torch.manual_seed(0)
-    print("model,peer,batch,context,kv_bytes,median_us,tb_per_s")
+    generator = torch.Generator(device="cuda")
+    generator.manual_seed(1)
+    ceiling = copy_ceiling_bytes_per_s()
+    print(f"copy ceiling (torch, same process): {ceiling / 1e12:.3f} TB/s", file=sys.stderr)
+    print("model,impl,batch,context,kv_bytes,median_us,tb_per_s,fraction_of_copy_ceiling,copy_ceiling_tb_per_s,"
+          "rel_err_vs_cudnn")
+    iters = 10 if args.quick else 50
     for model, q_heads, kv_heads in MODELS:
         for batch, context in QUICK if args.quick else SHAPES:
             q = torch.randn(batch, q_heads, 1, HEAD_DIM, device="cuda", dtype=torch.bfloat16)
             k = torch.randn(batch, kv_heads, context, HEAD_DIM, device="cuda", dtype=torch.bfloat16)
             v = torch.randn_like(k)
             kv_bytes = 2 * k.numel() * k.element_size()
+            run_kvlab, keep = kvlab.prepare(q, k, v, generator)
+            with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
+                expected = F.scaled_dot_product_attention(q, k, v, enable_gqa=True).float()
+            keep[4].fill_(float("nan"))  # poison kvlab's output
+            got = run_kvlab().transpose(1, 2).float()
+            err = ((got - expected).norm() / expected.norm()).item()
+            rows = [("kvlab_paged", lambda: run_kvlab(), err)]
             for name, run in runs.items():
+                rows.append((name, lambda run=run: run(q, k, v), float("nan")))
+            for name, fn, rel in rows:
                 try:
-                    ms = median_ms(lambda: run(q, k, v), 10 if args.quick else 50)
-                    print(f"{model},{name},{batch},{context},{kv_bytes},{ms * 1e3:.2f},{kv_bytes / (ms * 1e-3) / 1e12:.4f}")
+                    ms = median_ms(fn, iters)
+                    tbps = kv_bytes / (ms * 1e-3) / 1e12
+                    print(f"{model},{name},{batch},{context},{kv_bytes},{ms * 1e3:.2f},{tbps:.4f},"
+                          f"{tbps * 1e12 / ceiling:.4f},{ceiling / 1e12:.4f},{rel:.3e}")
                 except Exception as error:  # noqa: BLE001 - a peer that cannot run this shape
                     print(f"{model} {name} {batch}x{context}: {type(error).__name__}: {error}"[:300], file=sys.stderr)
                 sys.stdout.flush()
-            del q, k, v
+            del q, k, v, keep, run_kvlab, expected, got
             torch.cuda.empty_cache()
 
 

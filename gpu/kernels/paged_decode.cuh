@@ -1,21 +1,37 @@
 // SPDX-License-Identifier: Apache-2.0
-// Split-KV paged decode attention (flash-decoding) over the packed KV format.
+// Split-KV paged decode attention (flash-decoding) over the packed KV format, on the
+// tensor cores, with each warp streaming whole pages through shared memory by bulk copies.
 //
-// One CTA of 128 threads handles one sequence, one KV head, up to kRows query rows (the
-// query heads sharing that KV head, times the query tokens of a speculative step) and one
-// split of the sequence's tokens; every K/V slice it loads serves all kRows rows (GQA).
-// Tokens go in tiles of kTile: scores for the tile (lanes of a token cooperate on the dot
-// product), an online-softmax update in shared memory, then the P·V accumulation. A
-// second kernel merges the splits' partial results when there is more than one.
+// Work: one CTA of 4 warps takes one sequence, one KV head, up to 16 query rows (the query
+// heads sharing that KV head × the query tokens of a step, rows padded to the 16 of an
+// mma tile) and one split of the sequence's pages. Warp w takes the split's pages w, w+4,
+// …; for each it keeps an online softmax of its own (running max m, sum l, output O in
+// registers), and the four warps merge in shared memory at the end. A second kernel merges
+// the splits when there is more than one.
 //
-// Lane layout: a lane owns 8 consecutive elements of a vector; kLanesPerToken = D / 8
-// lanes cover one token and the CTA covers kTokenLanes = 128 / kLanesPerToken tokens at a
-// time.
+// Memory: a head's K and V of one page (codes, scales, zeros: 2 × component_bytes) are one
+// contiguous range of the pool (docs/kv-format.md), so lane 0 of a warp fetches it with one
+// cp.async.bulk completing on an mbarrier, `num_stages` pages ahead of the page it computes.
+// No CTA-wide barrier in the loop: each warp owns its stages and barriers.
+//
+// Arithmetic (mma.sync m16n8k16, fp32 accumulators; bf16 operands for bf16 KV, fp16 for
+// every other format, dequantized in registers):
+//   S = Q·Kᵀ: A = Q (16 rows × 16 dims, from registers, loaded once), B = K (16 dims × 8
+//     tokens). The mma's k index (dims) may be any permutation of the head dims as long as
+//     Q uses the same one, so a lane reads the dims its load naturally holds: 8-element
+//     blocks of one token (16 bytes of bf16, 8 of int8, 4 of int4), no shuffles.
+//   O += P·V: A = P (the S accumulators of a page's 16 tokens, rescaled, as in FlashAttention-2),
+//     B = V (16 tokens × 8 dims). B needs pairs of two tokens' same dim in a register:
+//     a lane decodes its blocks of two tokens and pairs their halves with one byte permute
+//     per register. The output dims come out permuted, and are put back in order when
+//     written.
 #pragma once
 
 #include <cstdint>
 
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
 
 #include "gpu/kernels/kv_codec.cuh"
 
@@ -27,8 +43,8 @@ struct PagedDecodeParams {
   const uint8_t* pool;        // [num_pages, page_bytes]: one layer's pages
   const int32_t* page_table;  // [batch, max_pages_per_seq]
   const int32_t* seq_lens;    // [batch], tokens in the cache, the new queries' included
-  float* partial_acc;         // [batch, num_splits, num_q_heads·num_queries, head_dim]
-  float* partial_ml;          // [batch, num_splits, num_q_heads·num_queries, 2]
+  float* partial_acc;         // [batch, num_splits, num_queries·num_q_heads, head_dim]
+  float* partial_ml;          // [batch, num_splits, num_queries·num_q_heads, 2]: max (log2 units), sum
   int batch;
   int num_queries;
   int num_q_heads;
@@ -44,238 +60,511 @@ struct PagedDecodeParams {
   int group_size;             // elements per scale (0: none)
   float sm_scale;
   int num_splits;
-  int tokens_per_split;       // a multiple of the tile
-  int num_row_chunks;         // ceil(rows per KV head / kRows)
+  int pages_per_split;
+  int num_row_chunks;         // ceil(rows per KV head / 16)
+  int num_stages;             // pages in flight per warp
+  int stage_bytes;            // 2 · component_bytes rounded up to 128
 };
 
-constexpr int kDecodeThreads = 128;
-constexpr int kDecodeTile = 64;
+constexpr int kDecodeWarps = 4;
+constexpr int kDecodeThreads = 32 * kDecodeWarps;
+constexpr int kDecodeRows = 16;       // query rows per CTA: one mma tile
+constexpr int kDecodePageSize = 16;   // tokens per page: one mma k-step of P·V
+constexpr int kDecodeMaxStages = 8;
 
-constexpr int kDecodePageSize = 16;  // tokens per page: a constant so t / P is a shift
+namespace decode_detail {
 
-// Where one lane finds its slice's scale and zero: fixed per lane for the whole kernel, so
-// the hot loop does no division by the group size.
-struct LaneMeta {
-  int scale_byte;        // lane's group × 2 within a token's scales
-  int slot_stride;       // scale bytes per token (groups × 2)
-  int64_t zeros_offset;  // from a component's start
-  bool has_scale;
-};
+template <KvCode C>
+constexpr int kBits = CodeTraits<C>::kBits;
+// Formats whose 8-element blocks a lane reads with one aligned load (b = 16, 8, 4).
+template <KvCode C>
+constexpr bool kVectorLoad = kBits<C> == 16 || kBits<C> == 8 || kBits<C> == 4;
+template <KvCode C>
+constexpr bool kBf16Mma = C == KvCode::kBf16;
 
-template <KvCode C, bool kAsymmetric, int kHeadDim>
-__device__ __forceinline__ void load_slice(RawSlice& raw, const uint8_t* component, int slot, int lane,
-                                           const LaneMeta& meta) {
-  constexpr int kVectorCodeBytes = kHeadDim * CodeTraits<C>::kBits / 8;
-  constexpr int kScalesOffset = (kDecodePageSize * kVectorCodeBytes + 15) / 16 * 16;
-  load_codes<C>(raw, component + slot * kVectorCodeBytes, lane);
-  if constexpr (CodeTraits<C>::kScaled) {
-    if (meta.has_scale) {
-      const int at = slot * meta.slot_stride + meta.scale_byte;
-      raw.scale = load_half(component + kScalesOffset + at);
-      if constexpr (kAsymmetric) raw.zero = load_half(component + meta.zeros_offset + at);
-    } else {
-      raw.scale = 1.0f;
-    }
+// Blocks of 8 elements per K load (BPL): as many as 16 bytes hold, at most the
+// head_dim / 32 chunks a lane owns.
+template <KvCode C, int kD>
+constexpr int kBlocksPerKLoad = kVectorLoad<C> ? (16 / kBits<C> < kD / 32 ? 16 / kBits<C> : kD / 32) : 1;
+
+// Element order inside a decoded block: register r (0..3) holds elements
+// (elem(r, 0), elem(r, 1)). int4 pairs nibble r with nibble r + 4 (one mask per pair).
+template <KvCode C>
+__host__ __device__ constexpr int block_elem(int r, int half) {
+  return C == KvCode::kInt4 ? r + 4 * half : 2 * r + half;
+}
+
+// The block (of the vector's D/8) that lane quad position q reads for its chunk c of K.
+template <KvCode C, int kD>
+__device__ __forceinline__ constexpr int k_block(int q, int c) {
+  constexpr int bpl = kBlocksPerKLoad<C, kD>;
+  return ((c / bpl) * 4 + q) * bpl + c % bpl;
+}
+
+// The block of V that lane group position g (the mma column) reads as its i-th block
+// (i < D/64). 16-bit formats: two separate 16-byte loads, each coalesced across g;
+// narrower: one load of both blocks.
+template <KvCode C, int kD>
+__device__ __forceinline__ constexpr int v_block(int g, int i) {
+  return kBits<C> == 16 ? i * 8 + g : g * (kD / 64) + i;
+}
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+__device__ __forceinline__ void mbar_init(uint64_t* bar) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(smem_addr(bar)));
+}
+
+__device__ __forceinline__ void mbar_expect_tx(uint64_t* bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_addr(bar)), "r"(bytes) : "memory");
+}
+
+__device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
+  asm volatile(
+      "{\n"
+      ".reg .pred done;\n"
+      "wait_%=:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra wait_%=;\n"
+      "}\n" ::"r"(smem_addr(bar)),
+      "r"(parity)
+      : "memory");
+}
+
+// One bulk copy global → shared, completing on `bar` (bytes a multiple of 16, both ends
+// 16-byte aligned).
+__device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t bytes, uint64_t* bar) {
+  asm volatile(
+      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(smem_addr(dst)),
+      "l"(src), "r"(bytes), "r"(smem_addr(bar))
+      : "memory");
+}
+
+// Orders this thread's earlier generic-proxy accesses of shared memory before later
+// async-proxy (bulk copy) writes to it.
+__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
+
+template <bool kBf16>
+__device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  if constexpr (kBf16) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
   }
 }
 
-template <KvCode C, bool kAsymmetric, int kHeadDim, int kRows>
+template <bool kBf16>
+__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
+  if constexpr (kBf16) {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  } else {
+    const __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  }
+}
+
+__device__ __forceinline__ uint32_t prmt(uint32_t a, uint32_t b, uint32_t selector) {
+  uint32_t d;
+  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(selector));
+  return d;
+}
+
+__device__ __forceinline__ uint32_t h2_bits(__half2 v) { return *reinterpret_cast<const uint32_t*>(&v); }
+__device__ __forceinline__ __half2 bits_h2(uint32_t v) { return *reinterpret_cast<const __half2*>(&v); }
+
+__device__ __forceinline__ __half smem_half(const uint8_t* p) {
+  return __ushort_as_half(*reinterpret_cast<const unsigned short*>(p));
+}
+
+// Decodes one 8-element block (its code bits in `w`, little-endian) into 4 registers of
+// mma operand pairs, element order block_elem. Integer codes become fp16 through the
+// 1024 + code bit pattern (exact), then (code − mid)·s or code·s + z.
+template <KvCode C, bool kAsym>
+__device__ __forceinline__ void decode_block(const uint32_t* w, __half2 scale, __half2 zero, uint32_t (&out)[4]) {
+  if constexpr (kBits<C> == 16) {
+#pragma unroll
+    for (int r = 0; r < 4; ++r) out[r] = w[r];
+  } else if constexpr (C == KvCode::kFp8) {
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      const __nv_fp8x2_storage_t pair = static_cast<__nv_fp8x2_storage_t>((w[r / 2] >> (16 * (r % 2))) & 0xFFFF);
+      const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(pair, __NV_E4M3);
+      out[r] = h2_bits(__hmul2(*reinterpret_cast<const __half2*>(&h), scale));
+    }
+  } else if constexpr (C == KvCode::kInt8 || C == KvCode::kInt4) {
+    uint32_t magic[4];
+    if constexpr (C == KvCode::kInt8) {
+      magic[0] = prmt(w[0], 0x64646464u, 0x4140);
+      magic[1] = prmt(w[0], 0x64646464u, 0x4342);
+      magic[2] = prmt(w[1], 0x64646464u, 0x4140);
+      magic[3] = prmt(w[1], 0x64646464u, 0x4342);
+    } else {
+#pragma unroll
+      for (int r = 0; r < 4; ++r) magic[r] = ((w[0] >> (4 * r)) & 0x000F000Fu) | 0x64006400u;
+    }
+    // 1024 + mid (symmetric) or 1024 (asymmetric), subtracted exactly.
+    constexpr uint32_t kOffset = kAsym ? 0x64006400u : (C == KvCode::kInt8 ? 0x64806480u : 0x64086408u);
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      const __half2 centred = __hsub2(bits_h2(magic[r]), bits_h2(kOffset));
+      out[r] = h2_bits(kAsym ? __hfma2(centred, scale, zero) : __hmul2(centred, scale));
+    }
+  } else {
+    // int6 / int5: the bit stream through the generic float decoder.
+    RawSlice raw;
+    raw.word[0] = w[0];
+    raw.word[1] = w[1];
+    raw.scale = __low2float(scale);
+    raw.zero = __low2float(zero);
+    float x[8];
+    decode_slice<C, kAsym>(raw, x);
+#pragma unroll
+    for (int r = 0; r < 4; ++r) out[r] = h2_bits(__floats2half2_rn(x[2 * r], x[2 * r + 1]));
+  }
+}
+
+// Reads `kBlocks` consecutive blocks' codes from shared memory into words (b·kBlocks bytes).
+template <KvCode C, int kBlocks>
+__device__ __forceinline__ void load_codes_smem(const uint8_t* p, uint32_t* w) {
+  constexpr int kBytes = kBits<C> * kBlocks;
+  if constexpr (kBytes == 16) {
+    const uint4 v = *reinterpret_cast<const uint4*>(p);
+    w[0] = v.x; w[1] = v.y; w[2] = v.z; w[3] = v.w;
+  } else if constexpr (kBytes == 8) {
+    const uint2 v = *reinterpret_cast<const uint2*>(p);
+    w[0] = v.x; w[1] = v.y;
+  } else if constexpr (kBytes == 4) {
+    w[0] = *reinterpret_cast<const uint32_t*>(p);
+  } else if constexpr (kBits<C> == 6) {  // one block, 2-byte aligned
+    const uint16_t* h = reinterpret_cast<const uint16_t*>(p);
+    w[0] = static_cast<uint32_t>(h[0]) | (static_cast<uint32_t>(h[1]) << 16);
+    w[1] = h[2];
+  } else {  // int5, one block, byte aligned
+    w[0] = static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) | (static_cast<uint32_t>(p[2]) << 16) |
+           (static_cast<uint32_t>(p[3]) << 24);
+    w[1] = p[4];
+  }
+}
+
+}  // namespace decode_detail
+
+// kFullM: more than 8 live rows per CTA (otherwise rows 8..15 of the mma tile are padding
+// and their softmax is skipped).
+template <KvCode C, bool kAsym, int kD, bool kFullM>
 __global__ void __launch_bounds__(kDecodeThreads)
     paged_decode_kernel(const PagedDecodeParams p) {
-  constexpr int kLanesPerToken = kHeadDim / 8;
-  constexpr int kTokenLanes = kDecodeThreads / kLanesPerToken;
-  // 8 rows keep 64 accumulators and 64 query values per lane: a shorter tile leaves room
-  // for the K and V slices in flight (ptxas: 255 registers with 64 tokens, no prefetch).
-  constexpr int kTile = kRows >= 8 ? 32 : kDecodeTile;
-  constexpr int kSteps = kTile / kTokenLanes;
+  using namespace decode_detail;
+  constexpr bool kBf16 = kBf16Mma<C>;
+  constexpr int kChunks = kD / 32;      // K chunks of 8 elements per lane (2 k-steps each)
+  constexpr int kBpl = kBlocksPerKLoad<C, kD>;
+  constexpr int kVBlocks = kD / 64;     // V blocks per lane per token
+  constexpr int kNTiles = kD / 8;       // output n-tiles
+  constexpr int kB = kBits<C>;
+  constexpr bool kScaled = CodeTraits<C>::kScaled;
+  constexpr int kVcb = kD * kB / 8;     // codes bytes per vector
 
-  __shared__ float s_p[kRows][kTile];                           // scores, then probabilities
-  __shared__ float s_m[kRows], s_l[kRows], s_rescale[kRows];    // running max, sum, factor
-  __shared__ float s_acc[kTokenLanes][kRows][kHeadDim + 1];     // +1: no bank conflicts
+  extern __shared__ __align__(128) uint8_t smem[];
+  __shared__ uint64_t bars[kDecodeWarps][kDecodeMaxStages];
+  __shared__ float s_ml[kDecodeWarps][kDecodeRows][2];
 
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int g = lane / 4, q = lane % 4;
   const int split = blockIdx.x;
   const int kv_head = blockIdx.y / p.num_row_chunks;
   const int row_chunk = blockIdx.y % p.num_row_chunks;
   const int b = blockIdx.z;
   const int group = p.num_q_heads / p.num_kv_heads;
   const int rows_total = group * p.num_queries;
-  const int lane = threadIdx.x % kLanesPerToken;
-  const int token_lane = threadIdx.x / kLanesPerToken;
   const int seq_len = p.seq_lens[b];
-  const int begin = split * p.tokens_per_split;
-  const int end = min(begin + p.tokens_per_split, seq_len);
+  const int seq_pages = (seq_len + kDecodePageSize - 1) / kDecodePageSize;
+  const int page_begin = split * p.pages_per_split;
+  const int page_end = min(page_begin + p.pages_per_split, seq_pages);
+  const int my_pages = page_begin + warp < page_end ? (page_end - page_begin - warp + kDecodeWarps - 1) / kDecodeWarps : 0;
 
-  // Rows: r = query · group + (q_head − kv_head · group).
-  float q[kRows][8];
-  int row_visible[kRows];
-#pragma unroll
-  for (int r = 0; r < kRows; ++r) {
-    const int row = row_chunk * kRows + r;
-    row_visible[r] = 0;
-#pragma unroll
-    for (int i = 0; i < 8; ++i) q[r][i] = 0.0f;
-    if (row < rows_total) {
-      const int qi = row / group;
-      const int head = kv_head * group + row % group;
-      row_visible[r] = seq_len - p.num_queries + qi + 1;  // causal among the new tokens
-      const __nv_bfloat16* src = p.q + ((static_cast<int64_t>(b) * p.num_queries + qi) * p.num_q_heads + head) * kHeadDim + lane * 8;
-      const uint4 v = *reinterpret_cast<const uint4*>(src);
-      const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const float2 f = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&w[i]));
-        q[r][2 * i] = f.x * p.sm_scale;
-        q[r][2 * i + 1] = f.y * p.sm_scale;
-      }
+  uint8_t* stages = smem + static_cast<size_t>(warp) * p.num_stages * p.stage_bytes;
+  const int32_t* table = p.page_table + static_cast<int64_t>(b) * p.max_pages_per_seq;
+  const uint8_t* head_base = p.pool + static_cast<int64_t>(kv_head) * 2 * p.component_bytes;
+  const uint32_t copy_bytes = static_cast<uint32_t>(2 * p.component_bytes);
+
+  if (lane == 0) {
+    for (int s = 0; s < p.num_stages; ++s) mbar_init(&bars[warp][s]);
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  }
+  __syncwarp();
+  // Prologue: the first num_stages pages of this warp in flight.
+  if (lane == 0) {
+    for (int k = 0; k < min(p.num_stages, my_pages); ++k) {
+      const int page = page_begin + warp + k * kDecodeWarps;
+      mbar_expect_tx(&bars[warp][k], copy_bytes);
+      bulk_copy(stages + static_cast<size_t>(k) * p.stage_bytes,
+                head_base + static_cast<int64_t>(table[page]) * p.page_bytes, copy_bytes, &bars[warp][k]);
     }
   }
-  if (threadIdx.x < kRows) {
-    s_m[threadIdx.x] = -INFINITY;
-    s_l[threadIdx.x] = 0.0f;
-  }
-  float acc[kRows][8];
-#pragma unroll
-  for (int r = 0; r < kRows; ++r)
-#pragma unroll
-    for (int i = 0; i < 8; ++i) acc[r][i] = 0.0f;
 
-  LaneMeta meta;
-  meta.has_scale = p.group_size > 0;
-  meta.scale_byte = meta.has_scale ? (lane * 8 / p.group_size) * 2 : 0;
-  meta.slot_stride = meta.has_scale ? (kHeadDim / p.group_size) * 2 : 0;
-  meta.zeros_offset = p.zeros_offset;
-  // V slices are loaded together with K (before the softmax) when registers allow it, so
-  // the loads of a tile overlap instead of draining the memory pipeline twice.
-  constexpr bool kPrefetchV = true;
-  const int32_t* pages = p.page_table + static_cast<int64_t>(b) * p.max_pages_per_seq;
-  const int64_t k_offset = static_cast<int64_t>(kv_head) * 2 * p.component_bytes;
-  const int64_t v_offset = k_offset + p.component_bytes;
-
-  for (int tile = begin; tile < end; tile += kTile) {
-    // Scores: load the tile's K slices first (all in flight), then the dot products.
-    RawSlice raw[kSteps];
-    RawSlice raw_v[kPrefetchV ? kSteps : 1];
+  // Q as A fragments, scaled by sm_scale·log2(e) so the softmax works in base 2. Row r of
+  // the tile is query qi = row / group of head kv_head·group + row % group.
+  const float q_scale = p.sm_scale * 1.4426950408889634f;
+  uint32_t qf[2 * kChunks][4];
+  int visible[2];  // tokens visible to rows g and g + 8 (causal among the new queries)
+  {
+    const __nv_bfloat16* q_row[2];
 #pragma unroll
-    for (int s = 0; s < kSteps; ++s) {
-      const int t = tile + token_lane + s * kTokenLanes;
-      if (t < end) {
-        const uint8_t* page = p.pool + static_cast<int64_t>(pages[t / kDecodePageSize]) * p.page_bytes;
-        load_slice<C, kAsymmetric, kHeadDim>(raw[s], page + k_offset, t % kDecodePageSize, lane, meta);
-        if constexpr (kPrefetchV) {
-          load_slice<C, kAsymmetric, kHeadDim>(raw_v[s], page + v_offset, t % kDecodePageSize, lane, meta);
+    for (int half = 0; half < 2; ++half) {
+      const int row = row_chunk * kDecodeRows + g + 8 * half;
+      q_row[half] = nullptr;
+      visible[half] = seq_len;
+      if (row < rows_total && (kFullM || half == 0)) {
+        const int qi = row / group;
+        const int head = kv_head * group + row % group;
+        q_row[half] = p.q + ((static_cast<int64_t>(b) * p.num_queries + qi) * p.num_q_heads + head) * kD;
+        visible[half] = seq_len - p.num_queries + qi + 1;
+      }
+    }
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) {
+      const int base = k_block<C, kD>(q, c) * 8;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+#pragma unroll
+        for (int reg = 0; reg < 4; ++reg) {
+          // a0: row g, elements of register 2h; a1: row g+8, same; a2/a3: register 2h+1.
+          const int half = reg % 2;
+          const int r = 2 * h + reg / 2;
+          float lo = 0.0f, hi = 0.0f;
+          if (q_row[half] != nullptr) {
+            lo = __bfloat162float(q_row[half][base + block_elem<C>(r, 0)]) * q_scale;
+            hi = __bfloat162float(q_row[half][base + block_elem<C>(r, 1)]) * q_scale;
+          }
+          qf[2 * c + h][reg] = pack2<kBf16>(lo, hi);
         }
       }
     }
-#pragma unroll
-    for (int s = 0; s < kSteps; ++s) {
-      const int t = tile + token_lane + s * kTokenLanes;
-      float k[8];
-      decode_slice<C, kAsymmetric>(raw[s], k);
-#pragma unroll
-      for (int r = 0; r < kRows; ++r) {
-        float dot = 0.0f;
-#pragma unroll
-        for (int i = 0; i < 8; ++i) dot = fmaf(q[r][i], k[i], dot);
-#pragma unroll
-        for (int offset = kLanesPerToken / 2; offset > 0; offset /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, offset);
-        if (lane == 0) s_p[r][token_lane + s * kTokenLanes] = (t < end && t < row_visible[r]) ? dot : -INFINITY;
-      }
-    }
-    __syncthreads();
-    // Online softmax: warp w updates rows w, w + 4, …; each lane one or two tokens.
-    const int warp = threadIdx.x / 32, wl = threadIdx.x % 32;
-    for (int r = warp; r < kRows; r += kDecodeThreads / 32) {
-      float a = s_p[r][wl], c = kTile > 32 ? s_p[r][(wl + 32) % kTile] : -INFINITY;
-      float m = fmaxf(a, c);
-#pragma unroll
-      for (int offset = 16; offset > 0; offset /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, offset));
-      const float m_old = s_m[r];
-      const float m_new = fmaxf(m_old, m);
-      const bool empty = m_new == -INFINITY;
-      a = empty ? 0.0f : __expf(a - m_new);
-      c = empty ? 0.0f : __expf(c - m_new);
-      s_p[r][wl] = a;
-      if (kTile > 32) s_p[r][(wl + 32) % kTile] = c;
-      float sum = a + c;
-#pragma unroll
-      for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
-      __syncwarp();  // every lane has read s_m[r] before lane 0 overwrites it
-      if (wl == 0) {
-        const float rescale = (empty || m_old == -INFINITY) ? (empty ? 1.0f : 0.0f) : __expf(m_old - m_new);
-        s_rescale[r] = rescale;
-        s_l[r] = s_l[r] * rescale + sum;
-        s_m[r] = m_new;
-      }
-    }
-    __syncthreads();
-    // P·V: the same lane layout, V slices of the tile's tokens.
-#pragma unroll
-    for (int r = 0; r < kRows; ++r) {
-      const float rescale = s_rescale[r];
-#pragma unroll
-      for (int i = 0; i < 8; ++i) acc[r][i] *= rescale;
-    }
-    if constexpr (!kPrefetchV) {
-#pragma unroll
-      for (int s = 0; s < kSteps; ++s) {
-        const int t = tile + token_lane + s * kTokenLanes;
-        if (t < end) {
-          const uint8_t* page = p.pool + static_cast<int64_t>(pages[t / kDecodePageSize]) * p.page_bytes;
-          load_slice<C, kAsymmetric, kHeadDim>(raw[s], page + v_offset, t % kDecodePageSize, lane, meta);
-        }
-      }
-    }
-#pragma unroll
-    for (int s = 0; s < kSteps; ++s) {
-      const int t = tile + token_lane + s * kTokenLanes;
-      if (t < end) {
-        float v[8];
-        decode_slice<C, kAsymmetric>(kPrefetchV ? raw_v[s] : raw[s], v);
-#pragma unroll
-        for (int r = 0; r < kRows; ++r) {
-          const float pr = s_p[r][token_lane + s * kTokenLanes];
-#pragma unroll
-          for (int i = 0; i < 8; ++i) acc[r][i] = fmaf(pr, v[i], acc[r][i]);
-        }
-      }
-    }
-    __syncthreads();  // s_p is rewritten by the next tile
   }
 
-  // Sum the token lanes' accumulators, then write the final or the partial result.
+  // Per-lane offsets of scales and zeros (from a component's start, without the token).
+  const bool has_scale = kScaled && p.group_size > 0;
+  const int groups = has_scale ? kD / p.group_size : 0;
+  int k_meta[kChunks], v_meta[kVBlocks];
 #pragma unroll
-  for (int r = 0; r < kRows; ++r)
+  for (int c = 0; c < kChunks; ++c) k_meta[c] = has_scale ? (k_block<C, kD>(q, c) * 8 / p.group_size) * 2 : 0;
 #pragma unroll
-    for (int i = 0; i < 8; ++i) s_acc[token_lane][r][lane * 8 + i] = acc[r][i];
+  for (int i = 0; i < kVBlocks; ++i) v_meta[i] = has_scale ? (v_block<C, kD>(g, i) * 8 / p.group_size) * 2 : 0;
+  const int scales_at = static_cast<int>(p.scales_offset), zeros_at = static_cast<int>(p.zeros_offset);
+  const int vcomp = static_cast<int>(p.component_bytes);
+
+  float acc[kNTiles][4];
+#pragma unroll
+  for (int n = 0; n < kNTiles; ++n)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) acc[n][i] = 0.0f;
+  float m_run[2] = {-INFINITY, -INFINITY};
+  float l_run[2] = {0.0f, 0.0f};
+
+  // Scale and zero of block at `meta` for `token` of the component at `comp` (broadcast to
+  // both halves).
+  const auto meta_of = [&](const uint8_t* comp, int token, int meta, __half2& scale, __half2& zero) {
+    if constexpr (kScaled) {
+      if (has_scale) {
+        const int at = token * groups * 2 + meta;
+        scale = __half2half2(smem_half(comp + scales_at + at));
+        if constexpr (kAsym) zero = __half2half2(smem_half(comp + zeros_at + at));
+      }
+    }
+  };
+
+  for (int k = 0; k < my_pages; ++k) {
+    const int stage = k % p.num_stages;
+    const int page = page_begin + warp + k * kDecodeWarps;
+    const uint8_t* kc = stages + static_cast<size_t>(stage) * p.stage_bytes;
+    const uint8_t* vc = kc + vcomp;
+    const int first_token = page * kDecodePageSize;
+    const int valid = min(kDecodePageSize, seq_len - first_token);
+    const bool masked = first_token + kDecodePageSize > min(visible[0], visible[1]);
+    mbar_wait(&bars[warp][stage], (k / p.num_stages) & 1);
+
+    // S = Q·Kᵀ for the page's 16 tokens: n-tile i holds tokens 8i + (0..7), lane column g.
+    float s[2][4];
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) s[i][j] = 0.0f;
+      const int token = 8 * i + g;
+#pragma unroll
+      for (int c0 = 0; c0 < kChunks; c0 += kBpl) {
+        uint32_t w[4];
+        load_codes_smem<C, kBpl>(kc + token * kVcb + k_block<C, kD>(q, c0) * kB, w);
+#pragma unroll
+        for (int cc = 0; cc < kBpl; ++cc) {
+          const int c = c0 + cc;
+          __half2 scale = __half2half2(__float2half(1.0f)), zero = __half2half2(__float2half(0.0f));
+          meta_of(kc, token, k_meta[c], scale, zero);
+          uint32_t kr[4];
+          decode_block<C, kAsym>(w + cc * kB / 4, scale, zero, kr);
+          mma16816<kBf16>(s[i], qf[2 * c], kr[0], kr[1]);
+          mma16816<kBf16>(s[i], qf[2 * c + 1], kr[2], kr[3]);
+        }
+      }
+    }
+    if (masked) {
+#pragma unroll
+      for (int i = 0; i < 2; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const int t = first_token + 8 * i + 2 * q + (j % 2);
+          if (t >= visible[j / 2] || t - first_token >= valid) s[i][j] = -INFINITY;
+        }
+    }
+
+    // Online softmax per row (g, and g + 8 with kFullM); the 4 lanes of a quad share rows.
+    uint32_t pa[4];
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      if (!kFullM && half == 1) {
+        pa[1] = pa[3] = 0u;
+        continue;
+      }
+      float mx = fmaxf(fmaxf(s[0][2 * half], s[0][2 * half + 1]), fmaxf(s[1][2 * half], s[1][2 * half + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float m_new = fmaxf(m_run[half], mx);
+      const float m_use = m_new == -INFINITY ? 0.0f : m_new;
+      const float alpha = exp2f(m_run[half] - m_use);
+      m_run[half] = m_new;
+      const float p00 = exp2f(s[0][2 * half] - m_use), p01 = exp2f(s[0][2 * half + 1] - m_use);
+      const float p10 = exp2f(s[1][2 * half] - m_use), p11 = exp2f(s[1][2 * half + 1] - m_use);
+      l_run[half] = l_run[half] * alpha + ((p00 + p01) + (p10 + p11));
+#pragma unroll
+      for (int n = 0; n < kNTiles; ++n) {
+        acc[n][2 * half] *= alpha;
+        acc[n][2 * half + 1] *= alpha;
+      }
+      pa[half] = pack2<kBf16>(p00, p01);      // tokens 2q, 2q+1
+      pa[2 + half] = pack2<kBf16>(p10, p11);  // tokens 8+2q, 8+2q+1
+    }
+
+    // O += P·V: this lane's V tokens 2q, 2q+1 (b0) and 2q+8, 2q+9 (b1), its column g.
+    constexpr int kPer = kVectorLoad<C> && kB != 16 ? kVBlocks : 1;  // V blocks per load
+#pragma unroll
+    for (int i = 0; i < kVBlocks; i += kPer) {
+      uint32_t vr[4][kPer][4];
+#pragma unroll
+      for (int t = 0; t < 4; ++t) {
+        const int token = 2 * q + (t % 2) + 8 * (t / 2);
+        uint32_t w[4];
+        load_codes_smem<C, kPer>(vc + token * kVcb + v_block<C, kD>(g, i) * kB, w);
+#pragma unroll
+        for (int j = 0; j < kPer; ++j) {
+          __half2 scale = __half2half2(__float2half(1.0f)), zero = __half2half2(__float2half(0.0f));
+          meta_of(vc, token, v_meta[i + j], scale, zero);
+          decode_block<C, kAsym>(w + j * kB / 4, scale, zero, vr[t][j]);
+        }
+        if (token >= valid) {  // unwritten slots may hold NaN: P = 0 would not cancel them
+#pragma unroll
+          for (int j = 0; j < kPer; ++j)
+#pragma unroll
+            for (int r = 0; r < 4; ++r) vr[t][j][r] = 0u;
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < kPer; ++j) {
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+#pragma unroll
+          for (int half = 0; half < 2; ++half) {
+            const uint32_t selector = half == 0 ? 0x5410u : 0x7632u;
+            const uint32_t b0 = prmt(vr[0][j][r], vr[1][j][r], selector);
+            const uint32_t b1 = prmt(vr[2][j][r], vr[3][j][r], selector);
+            mma16816<kBf16>(acc[(i + j) * 8 + 2 * r + half], pa, b0, b1);
+          }
+        }
+      }
+    }
+
+    // Refill this stage with the warp's page num_stages ahead, once every lane is done.
+    __syncwarp();
+    if (lane == 0 && k + p.num_stages < my_pages) {
+      fence_proxy_async();
+      const int next = page + p.num_stages * kDecodeWarps;
+      mbar_expect_tx(&bars[warp][stage], copy_bytes);
+      bulk_copy(stages + static_cast<size_t>(stage) * p.stage_bytes,
+                head_base + static_cast<int64_t>(table[next]) * p.page_bytes, copy_bytes, &bars[warp][stage]);
+    }
+  }
+
+  // Row sums over the quad, then merge the 4 warps through shared memory (the stages are
+  // free: every copy issued was waited for).
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    l_run[half] += __shfl_xor_sync(0xffffffffu, l_run[half], 1);
+    l_run[half] += __shfl_xor_sync(0xffffffffu, l_run[half], 2);
+  }
+  constexpr int kLiveRows = kFullM ? 16 : 8;
   __syncthreads();
-  for (int idx = threadIdx.x; idx < kRows * kHeadDim; idx += kDecodeThreads) {
-    const int r = idx / kHeadDim, d = idx % kHeadDim;
-    const int row = row_chunk * kRows + r;
-    if (row >= rows_total) continue;
-    float total = 0.0f;
+  float* s_acc = reinterpret_cast<float*>(smem);  // [warps][kLiveRows][kD]
+  if (q == 0) {
 #pragma unroll
-    for (int tl = 0; tl < kTokenLanes; ++tl) total += s_acc[tl][r][d];
-    const int head = kv_head * group + row % group;
+    for (int half = 0; half < (kFullM ? 2 : 1); ++half) {
+      s_ml[warp][g + 8 * half][0] = m_run[half];
+      s_ml[warp][g + 8 * half][1] = l_run[half];
+    }
+  }
+#pragma unroll
+  for (int n = 0; n < kNTiles; ++n) {
+    // n-tile n = 8·(V block i) + 2·register + half; its columns 2q, 2q+1 are lanes' g.
+    const int i = n / 8, r = (n % 8) / 2, half = n % 2;
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      const int d = v_block<C, kD>(2 * q + j, i) * 8 + block_elem<C>(r, half);
+      s_acc[(warp * kLiveRows + g) * kD + d] = acc[n][j];
+      if constexpr (kFullM) s_acc[(warp * kLiveRows + g + 8) * kD + d] = acc[n][2 + j];
+    }
+  }
+  __syncthreads();
+  const int64_t rows_all = static_cast<int64_t>(p.num_queries) * p.num_q_heads;
+  for (int idx = threadIdx.x; idx < kLiveRows * kD; idx += kDecodeThreads) {
+    const int r = idx / kD, d = idx % kD;
+    const int row = row_chunk * kDecodeRows + r;
+    if (row >= rows_total) continue;
+    float m = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < kDecodeWarps; ++w) m = fmaxf(m, s_ml[w][r][0]);
+    float total = 0.0f, l = 0.0f;
+    if (m != -INFINITY) {
+#pragma unroll
+      for (int w = 0; w < kDecodeWarps; ++w) {
+        const float weight = exp2f(s_ml[w][r][0] - m);  // 0 for a warp that saw nothing
+        total += weight * s_acc[(w * kLiveRows + r) * kD + d];
+        l += weight * s_ml[w][r][1];
+      }
+    }
     const int qi = row / group;
+    const int head = kv_head * group + row % group;
     const int64_t flat_row = static_cast<int64_t>(qi) * p.num_q_heads + head;
     if (p.num_splits == 1) {
-      const float l = s_l[r];
-      p.out[(static_cast<int64_t>(b) * p.num_queries * p.num_q_heads + flat_row) * kHeadDim + d] =
-          __float2bfloat16(l > 0.0f ? total / l : 0.0f);
+      p.out[(static_cast<int64_t>(b) * rows_all + flat_row) * kD + d] = __float2bfloat16(l > 0.0f ? total / l : 0.0f);
     } else {
-      const int64_t rows_all = static_cast<int64_t>(p.num_queries) * p.num_q_heads;
       const int64_t base = (static_cast<int64_t>(b) * p.num_splits + split) * rows_all + flat_row;
-      p.partial_acc[base * kHeadDim + d] = total;
+      p.partial_acc[base * kD + d] = total;
       if (d == 0) {
-        p.partial_ml[base * 2] = s_m[r];
-        p.partial_ml[base * 2 + 1] = s_l[r];
+        p.partial_ml[base * 2] = m;
+        p.partial_ml[base * 2 + 1] = l;
       }
     }
   }
 }
 
-// Merges the splits: out = Σ_s e^{m_s − m} acc_s / Σ_s e^{m_s − m} l_s. One CTA per
-// (batch, row); one thread per element of head_dim.
+// Merges the splits: out = Σ_s 2^{m_s − m} acc_s / Σ_s 2^{m_s − m} l_s (m in log2 units).
+// One CTA per (batch, row); one thread per element of head_dim. Splits that saw no token
+// (m = −∞, past a short sequence's end) weigh nothing.
 // static: each instance file gets its own copy (a header-defined kernel).
 static __global__ void merge_splits_kernel(const PagedDecodeParams p) {
   const int64_t rows_all = static_cast<int64_t>(p.num_queries) * p.num_q_heads;
@@ -289,7 +578,7 @@ static __global__ void merge_splits_kernel(const PagedDecodeParams p) {
       const int64_t base = (b * p.num_splits + s) * rows_all + row;
       const float ms = p.partial_ml[base * 2];
       if (ms == -INFINITY) continue;
-      const float w = __expf(ms - m);
+      const float w = exp2f(ms - m);
       numerator += w * p.partial_acc[base * p.head_dim + d];
       denominator += w * p.partial_ml[base * 2 + 1];
     }

@@ -6,38 +6,45 @@
 
 #include <cuda_runtime.h>
 
+#include "gpu/cuda_check.h"
 #include "gpu/kernels/kv_append.cuh"
 #include "gpu/kernels/paged_decode.cuh"
 
 namespace kvlab::gpu {
 
-// Launches the decode kernel for head_dim 64 or 128 and kRows 1, 4 or 8, then the merge.
+// Launches the decode kernel (head_dim 64 or 128; 8 or 16 live rows per CTA), then the
+// split merge when there is more than one split. Dynamic shared memory: the warps' stages.
 template <KvCode C, bool kAsymmetric>
-void launch_decode_typed(const PagedDecodeParams& p, int rows_per_cta, cudaStream_t stream);
+void launch_decode_typed(const PagedDecodeParams& p, size_t smem_bytes, cudaStream_t stream);
 
 template <KvCode C, bool kAsymmetric>
 void launch_append_typed(const KvAppendParams& p, cudaStream_t stream);
 
-template <KvCode C, bool kAsymmetric, int kHeadDim>
-void launch_decode_rows(const PagedDecodeParams& p, int rows_per_cta, cudaStream_t stream) {
+template <KvCode C, bool kAsymmetric, int kHeadDim, bool kFullM>
+void launch_decode_instance(const PagedDecodeParams& p, size_t smem_bytes, cudaStream_t stream) {
+  const auto kernel = paged_decode_kernel<C, kAsymmetric, kHeadDim, kFullM>;
+  // Raising the dynamic limit is a per-function attribute; setting it on every launch is
+  // cheap next to a launch and keeps the launcher stateless.
+  KVLAB_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem_bytes)));
   const dim3 grid(p.num_splits, p.num_kv_heads * p.num_row_chunks, p.batch);
-  switch (rows_per_cta) {
-    case 1: paged_decode_kernel<C, kAsymmetric, kHeadDim, 1><<<grid, kDecodeThreads, 0, stream>>>(p); break;
-    case 4: paged_decode_kernel<C, kAsymmetric, kHeadDim, 4><<<grid, kDecodeThreads, 0, stream>>>(p); break;
-    default: paged_decode_kernel<C, kAsymmetric, kHeadDim, 8><<<grid, kDecodeThreads, 0, stream>>>(p); break;
-  }
+  kernel<<<grid, kDecodeThreads, smem_bytes, stream>>>(p);
+  KVLAB_CUDA_CHECK_LAUNCH();
 }
 
 #define KVLAB_INSTANTIATE_DECODE(C, ASYM)                                                     \
   template <>                                                                                 \
-  void launch_decode_typed<C, ASYM>(const PagedDecodeParams& p, int rows, cudaStream_t s) {   \
+  void launch_decode_typed<C, ASYM>(const PagedDecodeParams& p, size_t smem, cudaStream_t s) { \
+    const bool full_m = (p.num_q_heads / p.num_kv_heads) * p.num_queries > 8;                 \
     if (p.head_dim == 64) {                                                                   \
-      launch_decode_rows<C, ASYM, 64>(p, rows, s);                                            \
+      full_m ? launch_decode_instance<C, ASYM, 64, true>(p, smem, s)                          \
+             : launch_decode_instance<C, ASYM, 64, false>(p, smem, s);                        \
     } else {                                                                                  \
-      launch_decode_rows<C, ASYM, 128>(p, rows, s);                                           \
+      full_m ? launch_decode_instance<C, ASYM, 128, true>(p, smem, s)                         \
+             : launch_decode_instance<C, ASYM, 128, false>(p, smem, s);                       \
     }                                                                                         \
     if (p.num_splits > 1) {                                                                   \
-      merge_splits_kernel<<<p.batch * p.num_queries * p.num_q_heads, 128, 0, s>>>(p);         \
+      merge_splits_kernel<<<p.batch * p.num_queries * p.num_q_heads, p.head_dim, 0, s>>>(p);  \
+      KVLAB_CUDA_CHECK_LAUNCH();                                                              \
     }                                                                                         \
   }                                                                                           \
   template <>                                                                                 \
@@ -45,6 +52,7 @@ void launch_decode_rows(const PagedDecodeParams& p, int rows_per_cta, cudaStream
     const int chunk = p.group_size > 0 ? p.group_size : 8;                                    \
     const long long work = 1LL * p.num_tokens * p.num_kv_heads * 2 * (p.head_dim / chunk);    \
     kv_append_kernel<C, ASYM><<<static_cast<unsigned>((work + 127) / 128), 128, 0, s>>>(p);   \
+    KVLAB_CUDA_CHECK_LAUNCH();                                                                \
   }
 
 }  // namespace kvlab::gpu

@@ -28,7 +28,14 @@ void require(bool ok, const std::string& what) {
   if (!ok) throw std::invalid_argument("paged decode: " + what);
 }
 
-int rows_per_cta(int rows_total) { return rows_total <= 1 ? 1 : (rows_total <= 4 ? 4 : 8); }
+int row_chunks(int rows_total) { return (rows_total + kDecodeRows - 1) / kDecodeRows; }
+
+// Pages in flight per warp: as many as fit in ~100 KB per CTA (two CTAs per SM), 2 to 8.
+int stages_for(int64_t stage_bytes) {
+  return static_cast<int>(std::clamp<int64_t>(100 * 1024 / (kDecodeWarps * stage_bytes), 2, kDecodeMaxStages));
+}
+
+int64_t stage_bytes_for(const core::PageLayout& l) { return (2 * l.component_bytes + 127) / 128 * 128; }
 
 // Fills the parameters shared by decode and append from the layout.
 template <class Params>
@@ -70,14 +77,14 @@ std::string decode_support(const core::PageLayout& l) {
 }
 
 int choose_num_splits(int batch, int num_kv_heads, int num_row_chunks, int max_seq_len, int num_sms) {
-  // Split so the CTAs fill whole waves (two resident CTAs per SM, what the register counts
-  // allow), up to two waves, with no split shorter than 4 tiles. The fewest splits that
-  // fill their last wave to 90% win: measured on the H100 (docs/gpu-decode.md), doubling
-  // the splits of a full wave (1 × 32k: 33 → 66) cost 27%, while moving 8 × 16k from 2.2
-  // waves to whole ones saved 31%.
+  // Split so the CTAs fill whole waves of two CTAs per SM (the shared memory the stages
+  // take), up to two waves, with no split shorter than 16 pages (4 per warp: the pipeline
+  // must have pages to keep in flight). The fewest splits that fill their last wave to 90%
+  // win: more splits only add merge traffic and pipeline ramps.
   const int ctas = std::max(1, batch * num_kv_heads * num_row_chunks);
   const int slots = 2 * num_sms;
-  const int max_useful = std::max(1, (max_seq_len + 4 * kDecodeTile - 1) / (4 * kDecodeTile));
+  const int pages = (max_seq_len + kDecodePageSize - 1) / kDecodePageSize;
+  const int max_useful = std::max(1, pages / 16);
   const int most = std::clamp((2 * slots + ctas - 1) / ctas, 1, max_useful);
   int best = 1;
   double best_fill = 0;
@@ -94,8 +101,7 @@ int choose_num_splits(int batch, int num_kv_heads, int num_row_chunks, int max_s
 }
 
 size_t paged_decode_workspace_bytes(const PagedDecodeArgs& a, int num_sms) {
-  const int rows_total = (a.num_q_heads / a.layout.heads_per_page) * a.num_queries;
-  const int chunks = (rows_total + rows_per_cta(rows_total) - 1) / rows_per_cta(rows_total);
+  const int chunks = row_chunks((a.num_q_heads / a.layout.heads_per_page) * a.num_queries);
   const int splits = a.num_splits > 0 ? a.num_splits
                                       : choose_num_splits(a.batch, a.layout.heads_per_page, chunks, a.max_seq_len, num_sms);
   const size_t rows = static_cast<size_t>(a.batch) * splits * a.num_queries * a.num_q_heads;
@@ -129,21 +135,24 @@ void launch_paged_decode(const PagedDecodeArgs& a, cudaStream_t stream) {
   p.block_size = a.layout.block_size;
   p.max_pages_per_seq = a.max_pages_per_seq;
   p.sm_scale = a.sm_scale;
-  const int rows_total = (a.num_q_heads / p.num_kv_heads) * a.num_queries;
-  const int rows = rows_per_cta(rows_total);
-  p.num_row_chunks = (rows_total + rows - 1) / rows;
+  p.num_row_chunks = row_chunks((a.num_q_heads / p.num_kv_heads) * a.num_queries);
   p.num_splits = a.num_splits > 0 ? a.num_splits
                                   : choose_num_splits(a.batch, p.num_kv_heads, p.num_row_chunks, a.max_seq_len, num_sms);
-  const int tiles = (a.max_seq_len + kDecodeTile - 1) / kDecodeTile;
-  p.tokens_per_split = std::max(1, (tiles + p.num_splits - 1) / p.num_splits) * kDecodeTile;
+  const int max_pages = (a.max_seq_len + kDecodePageSize - 1) / kDecodePageSize;
+  p.pages_per_split = std::max(1, (max_pages + p.num_splits - 1) / p.num_splits);
+  const int64_t stage_bytes = stage_bytes_for(a.layout);
+  p.stage_bytes = static_cast<int>(stage_bytes);
+  p.num_stages = stages_for(stage_bytes);
+  // The stages, reused at the end for the warps' accumulators.
+  const size_t smem = std::max<size_t>(static_cast<size_t>(kDecodeWarps) * p.num_stages * stage_bytes,
+                                       static_cast<size_t>(kDecodeWarps) * kDecodeRows * p.head_dim * sizeof(float));
   if (p.num_splits > 1) {
     require(a.workspace != nullptr, "a workspace is needed for split-KV (paged_decode_workspace_bytes)");
     const size_t rows_all = static_cast<size_t>(a.batch) * p.num_splits * a.num_queries * a.num_q_heads;
     p.partial_acc = a.workspace;
     p.partial_ml = a.workspace + rows_all * p.head_dim;
   }
-  dispatch_code(a.layout.precision, [&]<KvCode C, bool kAsym>() { launch_decode_typed<C, kAsym>(p, rows, stream); });
-  KVLAB_CUDA_CHECK_LAUNCH();
+  dispatch_code(a.layout.precision, [&]<KvCode C, bool kAsym>() { launch_decode_typed<C, kAsym>(p, smem, stream); });
 }
 
 void launch_kv_append(const KvAppendArgs& a, cudaStream_t stream) {
@@ -162,7 +171,6 @@ void launch_kv_append(const KvAppendArgs& a, cudaStream_t stream) {
   p.num_tokens = a.num_tokens;
   p.num_kv_heads = a.layout.heads_per_page;
   dispatch_code(a.layout.precision, [&]<KvCode C, bool kAsym>() { launch_append_typed<C, kAsym>(p, stream); });
-  KVLAB_CUDA_CHECK_LAUNCH();
 }
 
 core::PageLayout decode_layout(const core::KvPlan& plan, int group_index, int layer) {

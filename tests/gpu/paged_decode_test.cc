@@ -154,6 +154,13 @@ INSTANTIATE_TEST_SUITE_P(
         DecodeCase{"bf16_d64_gqa3", kBf16, 64, 3, 9, {5, 64, 65, 2000}},
         DecodeCase{"bf16_forced_splits", kBf16, 128, 2, 8, {3001, 64, 129}, 1, 7},
         DecodeCase{"bf16_four_queries", kBf16, 128, 8, 32, {50, 700}, 4},
+        DecodeCase{"bf16_rows_over_16", kBf16, 128, 2, 16, {700, 33}, 4},        // 32 rows: two row tiles
+        DecodeCase{"fp16_twelve_rows", Precision::defaults(KvDtype::kFp16), 128, 2, 8, {517}, 3},
+        DecodeCase{"bf16_empty_splits", kBf16, 128, 2, 8, {20, 600}, 1, 40},      // splits past a sequence's end
+        DecodeCase{"int8_gqa1_d64", Precision::defaults(KvDtype::kInt8), 64, 4, 4, {1, 16, 17, 333}},
+        DecodeCase{"int6_g64_asym", {KvDtype::kInt6, 64, MetaFormat::kFp16, MetaFormat::kFp16}, 128, 8, 32, {999, 31}},
+        DecodeCase{"int5_g32_asym_d64", {KvDtype::kInt5, 32, MetaFormat::kFp16, MetaFormat::kFp16}, 64, 2, 16, {401}},
+        DecodeCase{"int4_d64_gqa8", Precision::defaults(KvDtype::kInt4), 64, 2, 16, {1234, 5}},
         DecodeCase{"bf16_llama8b_128k", kBf16, 128, 8, 32, {131072}},
         DecodeCase{"fp16", Precision::defaults(KvDtype::kFp16), 128, 8, 32, {999, 31}},
         DecodeCase{"fp8", Precision::defaults(KvDtype::kFp8E4m3), 128, 8, 32, {999, 31}},
