@@ -45,27 +45,31 @@ Percentiles weighted_percentiles(std::vector<std::pair<double, int64_t>>& v) {
   return p;
 }
 
-void MetricsAccumulator::add_iteration(int64_t duration_ns, int64_t running, int64_t pages_used, int64_t tokens_filled) {
+void ReplicaMetrics::add_iteration(int64_t duration_ns, int64_t running, int64_t pages_held, int64_t total_pages,
+                                   int64_t reserved_bytes, int64_t unfilled_bytes) {
   const double d = static_cast<double>(duration_ns);
   busy_ns_ += d;
   running_ns_ += d * static_cast<double>(running);
-  pages_ns_ += d * static_cast<double>(pages_used);
-  const double slots = static_cast<double>(pages_used) * block_size_;
-  if (slots > 0) fragmentation_ns_ += d * (slots - static_cast<double>(tokens_filled)) / slots;
-  max_running_ = std::max(max_running_, running);
+  utilization_ns_ += d * static_cast<double>(pages_held) / static_cast<double>(total_pages);
+  if (reserved_bytes > 0) {
+    fragmentation_ns_ += d * static_cast<double>(unfilled_bytes) / static_cast<double>(reserved_bytes);
+    held_busy_ns_ += d;
+  }
   ++iterations_;
 }
 
-Summary MetricsAccumulator::summarize(const std::vector<RequestRecord>& requests, double slo_ttft_s,
-                                      double slo_tpot_s) const {
+Summary summarize(const std::vector<RequestRecord>& requests, const std::vector<ReplicaMetrics>& replicas,
+                  double slo_ttft_s, double slo_tpot_s, double concurrency_integral_ns, int64_t max_concurrency) {
   Summary s;
   std::vector<double> ttft, tpot, e2e;
   std::vector<std::pair<double, int64_t>> itl;
+  std::vector<std::pair<std::string, int64_t>> reasons;
   double first_arrival = INFINITY, last_finish = 0;
   int64_t output_tokens = 0, total_tokens = 0, good = 0;
   for (const RequestRecord& r : requests) {
     if (!r.rejected.empty()) {
       ++s.rejected_requests;
+      reasons.emplace_back(r.rejected.substr(0, r.rejected.find(':')), 1);
       continue;
     }
     ++s.completed_requests;
@@ -80,27 +84,49 @@ Summary MetricsAccumulator::summarize(const std::vector<RequestRecord>& requests
     total_tokens += r.output_tokens + r.prompt_tokens;
     if (t <= slo_ttft_s && per_token <= slo_tpot_s) ++good;
   }
-  for (const WeightedGap& g : itl_) itl.emplace_back(static_cast<double>(g.gap_ns) * 1e-9, g.count);
+  // A rejection reads "category: numbers"; count by category.
+  std::sort(reasons.begin(), reasons.end());
+  for (const auto& [reason, count] : reasons) {
+    if (!s.rejection_reasons.empty() && s.rejection_reasons.back().first == reason) {
+      s.rejection_reasons.back().second += count;
+    } else {
+      s.rejection_reasons.emplace_back(reason, count);
+    }
+  }
+  double busy_ns = 0, running_ns = 0, utilization_ns = 0, fragmentation_ns = 0, held_busy_ns = 0;
+  int64_t admitted = 0, hits = 0;
+  for (const ReplicaMetrics& m : replicas) {
+    for (const auto& [gap_ns, count] : m.itl_) itl.emplace_back(static_cast<double>(gap_ns) * 1e-9, count);
+    busy_ns += m.busy_ns_;
+    running_ns += m.running_ns_;
+    utilization_ns += m.utilization_ns_;
+    fragmentation_ns += m.fragmentation_ns_;
+    held_busy_ns += m.held_busy_ns_;
+    s.iterations += m.iterations_;
+    s.preemptions += m.preemptions_;
+    s.swaps += m.swaps_;
+    admitted += m.admitted_tokens_;
+    hits += m.hit_tokens_;
+  }
   s.sim_duration_s = s.completed_requests > 0 ? last_finish - first_arrival : 0;
   if (s.sim_duration_s > 0) {
     s.throughput_output_tokens_per_s = static_cast<double>(output_tokens) / s.sim_duration_s;
     s.throughput_total_tokens_per_s = static_cast<double>(total_tokens) / s.sim_duration_s;
     s.throughput_requests_per_s = static_cast<double>(s.completed_requests) / s.sim_duration_s;
     s.goodput_requests_per_s = static_cast<double>(good) / s.sim_duration_s;
-    // Time-weighted over the whole span (idle time counts as zero in use).
+    // Time-weighted over the whole span: idle time holds no pages.
     const double span_ns = s.sim_duration_s * 1e9;
-    s.mean_concurrency = running_ns_ / span_ns;
-    s.kv_utilization_mean = pages_ns_ / span_ns / static_cast<double>(total_pages_);
+    s.mean_concurrency = concurrency_integral_ns / span_ns;
+    s.kv_utilization_mean = utilization_ns / span_ns / static_cast<double>(replicas.size());
   }
-  s.kv_fragmentation_mean = busy_ns_ > 0 ? fragmentation_ns_ / busy_ns_ : 0;
+  s.mean_running = busy_ns > 0 ? running_ns / busy_ns : 0;
+  s.kv_fragmentation_mean = held_busy_ns > 0 ? fragmentation_ns / held_busy_ns : 0;
+  s.prefix_cache_hit_rate = admitted > 0 ? static_cast<double>(hits) / static_cast<double>(admitted) : 0;
   s.ttft_s = percentiles(ttft);
   s.tpot_s = percentiles(tpot);
   s.itl_s = weighted_percentiles(itl);
   s.e2e_s = percentiles(e2e);
-  s.max_concurrency = max_running_;
-  s.preemptions = preemptions_;
-  s.iterations = iterations_;
-  s.kv_pages_total = total_pages_;
+  s.max_concurrency = max_concurrency;
   return s;
 }
 

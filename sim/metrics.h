@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
-// Metrics: accumulates per-iteration time-weighted quantities (concurrency, KV pages in
-// use, unfilled slots) and inter-token latencies, and turns the request records into the
-// summary (vLLM benchmark names: TTFT, TPOT, ITL, E2E, throughput, goodput).
+// Metrics: per-replica time-weighted accumulators (running sequences, KV pages held,
+// unfilled bytes) and inter-token gaps kept as weighted samples — one per decode
+// iteration, not one per token (a million requests emit hundreds of millions of tokens) —
+// and the summary built from them and the request records (vLLM's benchmark names).
 #pragma once
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "sim/sim_result.h"
@@ -16,31 +18,35 @@ Percentiles percentiles(std::vector<double>& values);
 // The same over (value, weight) pairs: each value counted `weight` times (sorted in place).
 Percentiles weighted_percentiles(std::vector<std::pair<double, int64_t>>& values);
 
-class MetricsAccumulator {
+class ReplicaMetrics {
  public:
-  MetricsAccumulator(int64_t total_pages, int block_size) : total_pages_(total_pages), block_size_(block_size) {}
-
-  void add_iteration(int64_t duration_ns, int64_t running, int64_t pages_used, int64_t tokens_filled);
-  // `tokens` sequences each emitted a token `gap_ns` after their previous one (one decode
-  // iteration): kept as one weighted sample, not one per token (a million requests emit
-  // hundreds of millions of tokens).
+  // One iteration of `duration_ns` with this state during it.
+  void add_iteration(int64_t duration_ns, int64_t running, int64_t pages_held, int64_t total_pages,
+                     int64_t reserved_bytes, int64_t unfilled_bytes);
+  // `tokens` sequences each emitted a token `gap_ns` after their previous one.
   void add_inter_token(int64_t gap_ns, int64_t tokens) {
-    if (tokens > 0) itl_.push_back({gap_ns, tokens});
+    if (tokens > 0) itl_.emplace_back(gap_ns, tokens);
   }
-  void add_preemption() { ++preemptions_; }
-
-  Summary summarize(const std::vector<RequestRecord>& requests, double slo_ttft_s, double slo_tpot_s) const;
+  void add_preemption(bool swap) {
+    ++preemptions_;
+    if (swap) ++swaps_;
+  }
+  void add_admission(int64_t prompt_tokens, int64_t hit_tokens) {
+    admitted_tokens_ += prompt_tokens;
+    hit_tokens_ += hit_tokens;
+  }
 
  private:
-  int64_t total_pages_;
-  int block_size_;
-  double busy_ns_ = 0, running_ns_ = 0, pages_ns_ = 0, fragmentation_ns_ = 0;
-  int64_t max_running_ = 0, iterations_ = 0, preemptions_ = 0;
-  struct WeightedGap {
-    int64_t gap_ns;
-    int64_t count;
-  };
-  std::vector<WeightedGap> itl_;
+  friend Summary summarize(const std::vector<RequestRecord>&, const std::vector<ReplicaMetrics>&, double, double,
+                           double, int64_t);
+  double running_ns_ = 0, busy_ns_ = 0, utilization_ns_ = 0, fragmentation_ns_ = 0, held_busy_ns_ = 0;
+  int64_t iterations_ = 0, preemptions_ = 0, swaps_ = 0, admitted_tokens_ = 0, hit_tokens_ = 0;
+  std::vector<std::pair<int64_t, int64_t>> itl_;  // (gap ns, tokens)
 };
+
+// The summary of a run. concurrency_integral_ns: ∫ requests in the system dt, in
+// request·ns; max_concurrency its maximum.
+Summary summarize(const std::vector<RequestRecord>& requests, const std::vector<ReplicaMetrics>& replicas,
+                  double slo_ttft_s, double slo_tpot_s, double concurrency_integral_ns, int64_t max_concurrency);
 
 }  // namespace kvlab::sim

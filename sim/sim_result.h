@@ -23,7 +23,7 @@ struct RequestRecord {
   int replica = -1;               // the data-parallel replica that served it
   int priority = 0;
   int64_t session = -1;  // multi-turn session id, −1 when not part of one
-  std::string rejected;  // why the request could never run, else ""
+  std::string rejected;  // "category: details" when the request could never run, else ""
 };
 
 struct Percentiles {
@@ -33,7 +33,7 @@ struct Percentiles {
 struct Summary {
   int64_t completed_requests = 0;
   int64_t rejected_requests = 0;
-  std::vector<std::pair<std::string, int64_t>> rejection_reasons;  // reason → count, sorted by reason
+  std::vector<std::pair<std::string, int64_t>> rejection_reasons;  // category (the reason's text before ':') → count, sorted
   double sim_duration_s = 0;  // first arrival to last finish
   double throughput_output_tokens_per_s = 0;
   double throughput_requests_per_s = 0;
@@ -42,7 +42,7 @@ struct Summary {
   Percentiles ttft_s, tpot_s, itl_s, e2e_s;
   int64_t max_concurrency = 0;    // requests in the system (arrived, not finished), at most
   double mean_concurrency = 0;    // the same, time-averaged over sim_duration_s
-  double mean_running = 0;        // running sequences (in a batch), time-averaged over busy time, summed over replicas
+  double mean_running = 0;        // running sequences of a replica, averaged over its iterations' time
   int64_t preemptions = 0;
   int64_t swaps = 0;              // preemptions by swap (the rest recompute)
   double prefix_cache_hit_rate = 0;  // prompt tokens hit / prompt tokens admitted

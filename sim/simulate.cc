@@ -1,236 +1,244 @@
 // SPDX-License-Identifier: Apache-2.0
+// The engine: requests arrive (open loop from a sorted list, closed loop and later turns
+// released by their predecessor's finish), the router sends each to a replica, replicas
+// run iterations back to back while they have work. Three event kinds on one queue
+// ordered by (time, priority, sequence); the loop below is the whole of the engine.
 #include "sim/simulate.h"
 
 #include <algorithm>
 #include <cmath>
-#include <deque>
+#include <limits>
+#include <string>
+
+#include <fmt/core.h>
 
 #include "core/check.h"
 #include "core/error.h"
 #include "core/footprint.h"
-#include "sim/cost_model.h"
+#include "sim/event_queue.h"
 #include "sim/metrics.h"
-#include "sim/trace.h"
+#include "sim/replica.h"
+#include "sim/router.h"
 
 namespace kvlab::sim {
 namespace {
 
-struct Sequence {
-  const RequestSpec* spec = nullptr;
-  RequestRecord* record = nullptr;
-  int64_t to_prefill = 0;  // tokens to compute before decoding (prompt, or prompt + output so far after preemption)
-  int64_t computed = 0;    // tokens whose KV is in the cache
-  int64_t generated = 0;   // output tokens produced
-  int64_t pages = 0;
-  int64_t chunk = 0;       // this iteration's prefill chunk (0: decoding or idle)
-  bool decoding = false;   // this iteration decodes one token
-};
+void validate(const SimConfig& c) {
+  const SchedulerConfig& s = c.scheduler;
+  if (s.block_size < 1) throw core::ConfigError("scheduler.block_size must be ≥ 1");
+  if (s.max_num_seqs < 1) throw core::ConfigError("scheduler.max_num_seqs must be ≥ 1");
+  if (s.max_num_batched_tokens < 1) throw core::ConfigError("scheduler.max_num_batched_tokens must be ≥ 1");
+  if (!(s.gpu_memory_utilization > 0 && s.gpu_memory_utilization <= 1)) {
+    throw core::ConfigError("scheduler.gpu_memory_utilization must be in (0, 1]");
+  }
+  if (s.enable_chunked_prefill && s.max_num_batched_tokens < s.max_num_seqs) {
+    // Every running decode takes one token of the budget (vLLM checks the same).
+    throw core::ConfigError(fmt::format("scheduler.max_num_batched_tokens ({}) must be ≥ max_num_seqs ({}) with chunked prefill",
+                                        s.max_num_batched_tokens, s.max_num_seqs));
+  }
+  if (c.cluster.data_parallel < 1) throw core::ConfigError("cluster.data_parallel must be ≥ 1");
+  if (!(c.timeline_interval_s > 0)) throw core::ConfigError("timeline interval must be > 0");
+}
 
-int64_t pages_for(int64_t tokens, int block) { return (tokens + block - 1) / block; }
+// Why a request can never run on a replica, or "".
+std::string rejection(const SimConfig& c, const KvCapacity& cap, const RequestSpec& r) {
+  const int64_t tokens = r.prompt_tokens + r.output_tokens;
+  if (r.prompt_tokens < 1 || r.output_tokens < 1) {
+    return fmt::format("empty request: prompt {} and output {} tokens", r.prompt_tokens, r.output_tokens);
+  }
+  if (c.model.max_context_tokens > 0 && tokens > c.model.max_context_tokens) {
+    return fmt::format("longer than the model's context: {} prompt + output tokens, {} allowed", tokens, c.model.max_context_tokens);
+  }
+  const int64_t pages = (tokens + c.scheduler.block_size - 1) / c.scheduler.block_size;
+  if (pages > cap.total_pages) {
+    return fmt::format("never fits in KV memory: {} prompt + output tokens need {} pages, the replica holds {}", tokens, pages,
+                       cap.total_pages);
+  }
+  if (!c.scheduler.enable_chunked_prefill && r.prompt_tokens > c.scheduler.max_num_batched_tokens) {
+    return fmt::format("prompt longer than max_num_batched_tokens without chunked prefill: {} > {}", r.prompt_tokens,
+                       c.scheduler.max_num_batched_tokens);
+  }
+  return "";
+}
 
 }  // namespace
 
 KvCapacity kv_capacity(const SimConfig& c) {
   const core::KvPlan plan = core::make_baseline_plan(c.model, c.kv_precision, c.scheduler.block_size);
+  std::string why;
+  const int tp = std::max(1, c.cluster.tensor_parallel);
+  const double shard = core::kv_shard_fraction(plan, tp, &why);
+  if (shard <= 0) throw core::ConfigError(why);
   KvCapacity k;
-  // A page of every layer's cache: sliding-window layers are counted as if full (an
-  // overestimate of their memory; exact per-group accounting is future work).
-  k.page_bytes = core::sequence_footprint(plan, c.scheduler.block_size).bytes_stored -
-                 core::sequence_footprint(plan, 0).bytes_stored;
-  k.weights_bytes_per_gpu = core::weights_bytes(c.model, c.weights);
+  // A page of every layer's cache (sliding-window layers are counted as full: vLLM's
+  // hybrid allocator frees out-of-window pages, which this does not model yet).
+  const int64_t page_bytes = core::sequence_footprint(plan, c.scheduler.block_size).bytes_stored -
+                             core::sequence_footprint(plan, 0).bytes_stored;
+  k.page_bytes = static_cast<int64_t>(std::ceil(static_cast<double>(page_bytes) * shard));
+  k.kv_bytes_per_token = static_cast<int64_t>(std::ceil(static_cast<double>(core::kv_bytes_per_token(plan)) * shard));
+  k.weights_bytes_per_gpu = core::weights_bytes(c.model, c.weights) / tp;
   const double usable = static_cast<double>(c.gpu.hbm_capacity.value) * c.scheduler.gpu_memory_utilization;
   const double room = usable - static_cast<double>(k.weights_bytes_per_gpu);
-  k.total_pages = room > 0 ? static_cast<int64_t>(room / static_cast<double>(k.page_bytes)) : 0;
+  k.total_pages = room > 0 && k.page_bytes > 0 ? static_cast<int64_t>(room / static_cast<double>(k.page_bytes)) : 0;
+  if (k.total_pages <= 0) {
+    throw core::ConfigError(fmt::format("no room for KV: {} of weights per GPU vs {} × gpu_memory_utilization {}",
+                                        core::format_bytes({k.weights_bytes_per_gpu}), core::format_bytes(c.gpu.hbm_capacity),
+                                        c.scheduler.gpu_memory_utilization));
+  }
   return k;
 }
 
-SimResult simulate(const SimConfig& config, const std::function<void(double)>& progress) {
-  const WorkloadConfig& w = config.workload;
-  if (!w.trace_path.empty()) {
-    const TraceFormat format = w.trace_format == "burstgpt" ? TraceFormat::kBurstGpt : TraceFormat::kAzure;
-    return simulate_requests(config, read_trace(w.trace_path, format, w.num_requests, w.trace_time_scale), progress);
-  }
-  return simulate_requests(config, generate_requests(w), progress);
-}
+namespace {
 
-SimResult simulate_requests(const SimConfig& c, const std::vector<RequestSpec>& requests,
-                            const std::function<void(double)>& progress) {
+SimResult run(const SimConfig& c, const std::vector<RequestSpec>& requests, int64_t stop_issuing_ns,
+              const ProgressCallback& progress) {
+  validate(c);
   const core::KvPlan plan = core::make_baseline_plan(c.model, c.kv_precision, c.scheduler.block_size);
   const CostModel cost_model(c, plan);
-  const KvCapacity capacity = kv_capacity(c);
-  if (capacity.total_pages <= 0) {
-    throw core::ConfigError("the model's weights leave no room for KV cache on this GPU at this gpu_memory_utilization");
+  const KvCapacity cap = kv_capacity(c);
+  const auto n = static_cast<int64_t>(requests.size());
+
+  Replica::Setup setup{0, c.scheduler, cap.total_pages, cap.page_bytes, cap.kv_bytes_per_token,
+                       static_cast<int64_t>(c.scheduler.swap_space_gib * 1073741824.0 / static_cast<double>(cap.page_bytes)),
+                       c.timeline_interval_s};
+  std::vector<Replica> replicas;
+  std::vector<ReplicaMetrics> metrics(static_cast<size_t>(c.cluster.data_parallel));
+  std::vector<uint8_t> start_pending(static_cast<size_t>(c.cluster.data_parallel), 0);
+  for (int i = 0; i < c.cluster.data_parallel; ++i) {
+    setup.index = i;
+    replicas.emplace_back(setup, cost_model);
   }
-  const int block = c.scheduler.block_size;
-  const int64_t window = cost_model.window_tokens();
+  Router router(c.cluster.router);
 
   SimResult result;
   result.requests.resize(requests.size());
-  std::vector<Sequence> sequences(requests.size());
-  for (size_t i = 0; i < requests.size(); ++i) {
-    const RequestSpec& r = requests[i];
-    result.requests[i].id = r.id;
-    result.requests[i].arrival_s = static_cast<double>(r.arrival_ns) * 1e-9;
-    result.requests[i].prompt_tokens = r.prompt_tokens;
-    result.requests[i].output_tokens = r.output_tokens;
-    sequences[i] = {&r, &result.requests[i], r.prompt_tokens, 0, 0, 0, 0, false};
-    if (pages_for(r.prompt_tokens + r.output_tokens, block) > capacity.total_pages) {
-      result.requests[i].rejected = "prompt + output need more KV pages than the whole cache holds";
+  std::vector<int64_t> follower(requests.size(), -1), open_loop;
+  std::vector<uint8_t> issued(requests.size(), 0);
+  for (int64_t i = 0; i < n; ++i) {
+    const RequestSpec& r = requests[static_cast<size_t>(i)];
+    KVLAB_CHECK(r.id == i, "request ids must be 0 … n−1 in order (got {} at {})", r.id, i);
+    RequestRecord& rec = result.requests[static_cast<size_t>(i)];
+    rec.id = r.id;
+    rec.prompt_tokens = r.prompt_tokens;
+    rec.output_tokens = r.output_tokens;
+    rec.priority = r.priority;
+    rec.session = r.session;
+    rec.prefix_hit_tokens = 0;
+    if (r.follows >= 0) {
+      KVLAB_CHECK(r.follows < n && follower[static_cast<size_t>(r.follows)] < 0, "request {} follows {}", i, r.follows);
+      follower[static_cast<size_t>(r.follows)] = i;
+    } else {
+      open_loop.push_back(i);
     }
   }
 
-  MetricsAccumulator metrics(capacity.total_pages, block);
-  std::deque<Sequence*> waiting;
-  std::vector<Sequence*> running;
-  int64_t free_pages = capacity.total_pages, now = 0, finished = 0, last_reported = -1;
-  const int64_t to_finish = static_cast<int64_t>(std::count_if(result.requests.begin(), result.requests.end(),
-                                                               [](const RequestRecord& r) { return r.rejected.empty(); }));
-  size_t next_arrival = 0;
-  const int64_t timeline_interval_ns = std::max<int64_t>(1, std::llround(c.timeline_interval_s * 1e9));
-  int64_t next_sample_ns = 0;
-
-  auto preempt_last = [&]() {
-    Sequence* victim = running.back();
-    running.pop_back();
-    free_pages += victim->pages;
-    victim->pages = 0;
-    victim->computed = 0;
-    victim->to_prefill = victim->spec->prompt_tokens + victim->generated;  // recompute prompt + output so far
-    victim->chunk = 0;
-    victim->decoding = false;
-    ++victim->record->preemptions;
-    metrics.add_preemption();
-    waiting.push_front(victim);
-  };
-  auto grow = [&](Sequence* s, int64_t tokens) {  // take the pages `tokens` more need
-    const int64_t need = pages_for(s->computed + tokens, block) - s->pages;
-    if (need > free_pages) return false;
-    free_pages -= need;
-    s->pages += need;
-    return true;
-  };
-
-  while (finished < to_finish) {
-    while (next_arrival < requests.size() && requests[next_arrival].arrival_ns <= now) {
-      if (sequences[next_arrival].record->rejected.empty()) waiting.push_back(&sequences[next_arrival]);
-      ++next_arrival;
+  EventQueue events;
+  size_t next_open = 0;
+  auto schedule_next_open = [&] {
+    if (next_open < open_loop.size()) {
+      const int64_t id = open_loop[next_open++];
+      events.schedule(requests[static_cast<size_t>(id)].arrival_ns, EventPriority::kArrival, EventKind::kArrival, id);
     }
-    if (running.empty() && waiting.empty()) {
-      now = requests[next_arrival].arrival_ns;  // idle until the next request
-      continue;
+  };
+  schedule_next_open();
+  int64_t done = 0, in_system = 0, max_in_system = 0, last_change_ns = 0, last_percent = -1;
+  double concurrency_integral = 0;
+  auto change_in_system = [&](int64_t now, int64_t delta) {
+    concurrency_integral += static_cast<double>(in_system) * static_cast<double>(now - last_change_ns);
+    last_change_ns = now;
+    in_system += delta;
+    max_in_system = std::max(max_in_system, in_system);
+  };
+  auto mark_done = [&](int64_t now, int64_t id) {  // releases the follower after its think time
+    ++done;
+    const int64_t next = follower[static_cast<size_t>(id)];
+    if (next >= 0) events.schedule(now + requests[static_cast<size_t>(next)].arrival_ns, EventPriority::kArrival, EventKind::kArrival, next);
+    if (progress && n > 0 && done * 100 / n != last_percent) {
+      last_percent = done * 100 / n;
+      progress(static_cast<double>(done) / static_cast<double>(n));
     }
-    // Schedule: running sequences first (decode one token, or continue a prefill), then
-    // admit waiting ones while the token budget, max_num_seqs and free pages allow.
-    int64_t budget = c.scheduler.max_num_batched_tokens;
-    BatchShape batch;
-    for (size_t i = 0; i < running.size(); ++i) {
-      Sequence* s = running[i];
-      s->chunk = 0;
-      s->decoding = false;
-      const int64_t want = s->computed < s->to_prefill ? std::min(budget, s->to_prefill - s->computed) : 1;
-      if (want == 0 || budget == 0) continue;
-      // No free page: preempt the most recently admitted sequences, down to this one.
-      bool ok = grow(s, want);
-      while (!ok && running.back() != s) {
-        preempt_last();
-        ok = grow(s, want);
-      }
-      if (!ok) {
-        preempt_last();  // s itself, now the last
+  };
+  auto wake = [&](int64_t now, size_t replica) {
+    if (replicas[replica].busy() || start_pending[replica] || !replicas[replica].has_work()) return;
+    start_pending[replica] = 1;
+    events.schedule(now, EventPriority::kIterationStart, EventKind::kIterationStart, static_cast<int64_t>(replica));
+  };
+
+  std::vector<int64_t> finished;
+  while (!events.empty()) {
+    const Event e = events.pop();
+    const int64_t now = e.time_ns;
+    switch (e.kind) {
+      case EventKind::kArrival: {
+        const RequestSpec& r = requests[static_cast<size_t>(e.target)];
+        RequestRecord& rec = result.requests[static_cast<size_t>(e.target)];
+        if (r.follows < 0) schedule_next_open();
+        if (now > stop_issuing_ns) {  // past the workload's duration: never sent, nor what follows it
+          for (int64_t id = r.id; id >= 0; id = follower[static_cast<size_t>(id)]) ++done;
+          break;
+        }
+        issued[static_cast<size_t>(e.target)] = 1;
+        rec.arrival_s = static_cast<double>(now) * 1e-9;
+        rec.rejected = rejection(c, cap, r);
+        if (!rec.rejected.empty()) {
+          mark_done(now, r.id);
+          break;
+        }
+        const int replica = router.route(r, replicas);
+        change_in_system(now, +1);
+        replicas[static_cast<size_t>(replica)].enqueue(r, rec, now);
+        wake(now, static_cast<size_t>(replica));
         break;
       }
-      budget -= want;
-      if (s->computed < s->to_prefill) {
-        s->chunk = want;
-      } else {
-        s->decoding = true;
+      case EventKind::kIterationStart: {
+        const auto i = static_cast<size_t>(e.target);
+        start_pending[i] = 0;
+        if (replicas[i].busy() || !replicas[i].has_work()) break;
+        const int64_t duration = replicas[i].begin_iteration(now, result.timeline, metrics[i]);
+        events.schedule(now + duration, EventPriority::kIterationEnd, EventKind::kIterationEnd, e.target);
+        break;
       }
-    }
-    while (!waiting.empty() && budget > 0 && static_cast<int>(running.size()) < c.scheduler.max_num_seqs) {
-      Sequence* s = waiting.front();
-      const int64_t chunk = std::min(budget, s->to_prefill - s->computed);
-      if (!grow(s, chunk)) break;
-      waiting.pop_front();
-      running.push_back(s);
-      s->chunk = chunk;
-      s->decoding = false;
-      budget -= chunk;
-    }
-    for (const Sequence* s : running) {
-      if (s->chunk > 0) {
-        batch.prefill_tokens += s->chunk;
-        batch.prefill_attended += capped_sum(s->computed + 1, s->computed + s->chunk, INT64_MAX / 4);
-        batch.prefill_kv_read += static_cast<double>(s->computed + s->chunk);
-        if (window > 0) {
-          batch.prefill_attended_window += capped_sum(s->computed + 1, s->computed + s->chunk, window);
-          batch.prefill_kv_read_window += static_cast<double>(std::min(s->computed + s->chunk, window));
+      case EventKind::kIterationEnd: {
+        const auto i = static_cast<size_t>(e.target);
+        finished.clear();
+        replicas[i].end_iteration(now, metrics[i], finished);
+        for (const int64_t id : finished) {
+          change_in_system(now, -1);
+          mark_done(now, id);
         }
-      } else if (s->decoding) {
-        const int64_t context = s->computed + 1;
-        ++batch.decode_tokens;
-        batch.decode_context_sum += static_cast<double>(context);
-        if (window > 0) batch.decode_window_sum += static_cast<double>(std::min(context, window));
+        wake(now, i);
+        break;
       }
-    }
-    KVLAB_CHECK(batch.prefill_tokens + batch.decode_tokens > 0, "an iteration with nothing to compute at {} ns", now);
-    const IterationCost cost = cost_model.iteration(batch);
-    const int64_t start = now;
-    now += cost.time_ns;
-    // Apply the iteration: prefill chunks land, finished prefills emit their first token,
-    // decoders emit one token; finished sequences free their pages.
-    int64_t filled_tokens = 0;
-    std::vector<Sequence*> still_running;
-    still_running.reserve(running.size());
-    for (Sequence* s : running) {
-      bool emits = false;
-      if (s->chunk > 0) {
-        s->computed += s->chunk;
-        emits = s->computed == s->to_prefill;
-      } else if (s->decoding) {
-        s->computed += 1;
-        emits = true;
-      }
-      if (emits) {
-        if (s->record->first_token_s < 0) s->record->first_token_s = static_cast<double>(now) * 1e-9;
-        ++s->generated;
-
-      }
-      if (s->generated >= s->spec->output_tokens) {
-        s->record->finish_s = static_cast<double>(now) * 1e-9;
-        free_pages += s->pages;
-        s->pages = 0;
-        ++finished;
-        continue;
-      }
-      filled_tokens += s->computed;
-      still_running.push_back(s);
-    }
-    metrics.add_inter_token(cost.time_ns, batch.decode_tokens);
-    if (start >= next_sample_ns) {
-      TimelineSample t;
-      t.time_s = static_cast<double>(start) * 1e-9;
-      t.running = static_cast<int64_t>(running.size());
-      t.waiting = static_cast<int64_t>(waiting.size());
-      t.kv_pages_used = capacity.total_pages - free_pages;
-      t.kv_tokens_filled = filled_tokens;
-      t.iteration_s = static_cast<double>(cost.time_ns) * 1e-9;
-      t.weights_s = cost.weights_s;
-      t.kv_s = cost.kv_s;
-      t.compute_s = cost.compute_s;
-      t.overhead_s = cost.overhead_s;
-      result.timeline.push_back(t);
-      next_sample_ns = start + timeline_interval_ns;
-    }
-    metrics.add_iteration(now - start, static_cast<int64_t>(running.size()), capacity.total_pages - free_pages, filled_tokens);
-    running.swap(still_running);
-    KVLAB_CHECK(free_pages >= 0 && free_pages <= capacity.total_pages, "free pages {} of {}", free_pages, capacity.total_pages);
-    if (progress && to_finish > 0 && finished * 100 / to_finish != last_reported) {
-      last_reported = finished * 100 / to_finish;
-      progress(static_cast<double>(finished) / static_cast<double>(to_finish));
     }
   }
-  result.summary = metrics.summarize(result.requests, c.slo_ttft_s, c.slo_tpot_s);
+  KVLAB_CHECK(done == n, "the run ended with {} of {} requests done", done, n);
+  if (stop_issuing_ns < std::numeric_limits<int64_t>::max()) {
+    std::vector<RequestRecord> kept;
+    for (int64_t i = 0; i < n; ++i) {
+      if (issued[static_cast<size_t>(i)]) kept.push_back(std::move(result.requests[static_cast<size_t>(i)]));
+    }
+    result.requests = std::move(kept);
+  }
+  std::stable_sort(result.timeline.begin(), result.timeline.end(), [](const TimelineSample& a, const TimelineSample& b) {
+    return a.time_s != b.time_s ? a.time_s < b.time_s : a.replica < b.replica;
+  });
+  result.summary = summarize(result.requests, metrics, c.slo_ttft_s, c.slo_tpot_s, concurrency_integral, max_in_system);
+  result.summary.kv_pages_total = cap.total_pages;
+  result.summary.kv_page_bytes = cap.page_bytes;
   return result;
+}
+
+}  // namespace
+
+SimResult simulate(const SimConfig& config, const ProgressCallback& progress) {
+  const std::vector<RequestSpec> requests = generate_requests(config.workload);
+  const double duration = config.workload.duration_s;
+  const int64_t stop = duration > 0 ? static_cast<int64_t>(std::llround(duration * 1e9)) : std::numeric_limits<int64_t>::max();
+  return run(config, requests, stop, progress);
+}
+
+SimResult simulate_requests(const SimConfig& config, const std::vector<RequestSpec>& requests, const ProgressCallback& progress) {
+  return run(config, requests, std::numeric_limits<int64_t>::max(), progress);
 }
 
 }  // namespace kvlab::sim
