@@ -1,0 +1,201 @@
+// SPDX-License-Identifier: Apache-2.0
+// LlamaModel: loading from GGUF and the forward pass, written once as a template over the
+// scalar type so the float32 path and the float64 checking path are the same code.
+#include "ref/model/llama_model.h"
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "ref/model/gguf_reader.h"
+
+namespace kvlab::ref::model {
+namespace {
+
+// A 2-D tensor [ne1, ne0] as a row-major float matrix, with its shape checked.
+RowMatrixXf load_matrix(const GgufFile& file, const std::string& name, int64_t rows, int64_t cols) {
+  const GgufTensorInfo* t = file.find_tensor(name);
+  if (!t) throw GgufError(fmt::format("{}: tensor {} is missing", file.path(), name));
+  const bool vector_ok = rows == 1 && t->shape.size() == 1 && t->shape[0] == cols;
+  if (!vector_ok && (t->shape.size() != 2 || t->shape[0] != cols || t->shape[1] != rows)) {
+    throw GgufError(fmt::format("{}: tensor {} has shape [{}], expected [{}, {}] (ne0, ne1)",
+                                file.path(), name, fmt::join(t->shape, ", "), cols, rows));
+  }
+  const std::vector<float> data = file.dequantize(*t);
+  return Eigen::Map<const RowMatrixXf>(data.data(), rows, cols);
+}
+
+Eigen::VectorXf load_vector(const GgufFile& file, const std::string& name, int64_t size) {
+  const RowMatrixXf m = load_matrix(file, name, 1, size);
+  return m.row(0).transpose();
+}
+
+int64_t require_int(const GgufFile& file, const std::string& key) {
+  auto v = file.get_int(key);
+  if (!v) throw GgufError(fmt::format("{}: metadata key {} is missing", file.path(), key));
+  return *v;
+}
+
+template <class T>
+RowMatrix<T> rms_norm(const RowMatrix<T>& x, const Eigen::VectorXf& weight, double eps) {
+  RowMatrix<T> y(x.rows(), x.cols());
+  const auto w = weight.cast<T>().transpose();
+  for (int64_t i = 0; i < x.rows(); ++i) {
+    const T inv = T(1) / std::sqrt(x.row(i).squaredNorm() / static_cast<T>(x.cols()) + static_cast<T>(eps));
+    y.row(i) = (x.row(i) * inv).cwiseProduct(w);
+  }
+  return y;
+}
+
+// Rotates adjacent pairs of each head's first rope_dims elements (see llama_model.h).
+template <class T>
+void apply_rope(RowMatrix<T>* x, int num_heads, const LlamaConfig& c, int64_t start_pos) {
+  const int half = c.rope_dims / 2;
+  std::vector<double> inv_freq(static_cast<size_t>(half));
+  for (int j = 0; j < half; ++j) inv_freq[static_cast<size_t>(j)] = std::pow(c.rope_theta, -2.0 * j / c.rope_dims);
+  for (int64_t i = 0; i < x->rows(); ++i) {
+    const double pos = static_cast<double>(start_pos + i) / c.rope_linear_scale;
+    for (int j = 0; j < half; ++j) {
+      const double angle = pos * inv_freq[static_cast<size_t>(j)];
+      const T cs = static_cast<T>(std::cos(angle)), sn = static_cast<T>(std::sin(angle));
+      for (int h = 0; h < num_heads; ++h) {
+        const int64_t base = static_cast<int64_t>(h) * c.head_dim + 2 * j;
+        const T a = (*x)(i, base), b = (*x)(i, base + 1);
+        (*x)(i, base) = a * cs - b * sn;
+        (*x)(i, base + 1) = a * sn + b * cs;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+LlamaModel LlamaModel::load(const GgufFile& file, int num_layers) {
+  const std::string arch = file.get_string("general.architecture").value_or("");
+  if (arch != "llama") {
+    throw GgufError(fmt::format("{}: architecture '{}' is not llama", file.path(), arch));
+  }
+  LlamaModel m;
+  LlamaConfig& c = m.config_;
+  c.name = file.get_string("general.name").value_or("");
+  c.num_layers_in_file = static_cast<int>(require_int(file, "llama.block_count"));
+  c.num_layers = num_layers > 0 && num_layers < c.num_layers_in_file ? num_layers : c.num_layers_in_file;
+  c.hidden_size = static_cast<int>(require_int(file, "llama.embedding_length"));
+  c.ffn_dim = static_cast<int>(require_int(file, "llama.feed_forward_length"));
+  c.num_q_heads = static_cast<int>(require_int(file, "llama.attention.head_count"));
+  c.num_kv_heads = static_cast<int>(file.get_int("llama.attention.head_count_kv").value_or(c.num_q_heads));
+  c.head_dim = c.hidden_size / c.num_q_heads;
+  c.context_tokens = file.get_int("llama.context_length").value_or(0);
+  c.rope_dims = static_cast<int>(file.get_int("llama.rope.dimension_count").value_or(c.head_dim));
+  c.rope_theta = file.get_float("llama.rope.freq_base").value_or(10000.0);
+  c.rms_eps = file.get_float("llama.attention.layer_norm_rms_epsilon").value_or(1e-5);
+  const std::string scaling = file.get_string("llama.rope.scaling.type").value_or("none");
+  if (scaling == "linear") {
+    c.rope_linear_scale = file.get_float("llama.rope.scaling.factor").value_or(1.0);
+  } else if (scaling != "none") {
+    throw GgufError(fmt::format("{}: rope scaling '{}' is not supported", file.path(), scaling));
+  }
+  const GgufTensorInfo* embd = file.find_tensor("token_embd.weight");
+  if (!embd || embd->shape.size() != 2) throw GgufError(file.path() + ": token_embd.weight is missing");
+  c.vocab_size = static_cast<int>(embd->shape[1]);
+  m.embedding_ = load_matrix(file, "token_embd.weight", c.vocab_size, c.hidden_size);
+  c.tied_embeddings = file.find_tensor("output.weight") == nullptr;
+  if (!c.tied_embeddings) m.lm_head_ = load_matrix(file, "output.weight", c.vocab_size, c.hidden_size);
+  m.output_norm_ = load_vector(file, "output_norm.weight", c.hidden_size);
+  const int64_t q_width = static_cast<int64_t>(c.num_q_heads) * c.head_dim;
+  const int64_t kv_width = static_cast<int64_t>(c.num_kv_heads) * c.head_dim;
+  for (int l = 0; l < c.num_layers; ++l) {
+    const std::string p = fmt::format("blk.{}.", l);
+    Layer layer;
+    layer.attn_norm = load_vector(file, p + "attn_norm.weight", c.hidden_size);
+    layer.ffn_norm = load_vector(file, p + "ffn_norm.weight", c.hidden_size);
+    layer.wq = load_matrix(file, p + "attn_q.weight", q_width, c.hidden_size);
+    layer.wk = load_matrix(file, p + "attn_k.weight", kv_width, c.hidden_size);
+    layer.wv = load_matrix(file, p + "attn_v.weight", kv_width, c.hidden_size);
+    layer.wo = load_matrix(file, p + "attn_output.weight", c.hidden_size, q_width);
+    layer.w_gate = load_matrix(file, p + "ffn_gate.weight", c.ffn_dim, c.hidden_size);
+    layer.w_up = load_matrix(file, p + "ffn_up.weight", c.ffn_dim, c.hidden_size);
+    layer.w_down = load_matrix(file, p + "ffn_down.weight", c.hidden_size, c.ffn_dim);
+    m.layers_.push_back(std::move(layer));
+  }
+  return m;
+}
+
+core::ModelSpec LlamaModel::model_spec() const {
+  core::ModelSpec s;
+  s.name = config_.name;
+  s.source = "GGUF metadata";
+  s.num_layers = config_.num_layers;
+  s.hidden_size = config_.hidden_size;
+  s.num_q_heads = config_.num_q_heads;
+  s.num_kv_heads = config_.num_kv_heads;
+  s.head_dim = config_.head_dim;
+  s.ffn_dim = config_.ffn_dim;
+  s.vocab_size = config_.vocab_size;
+  s.max_context_tokens = config_.context_tokens;
+  s.tie_word_embeddings = config_.tied_embeddings;
+  return s;
+}
+
+template <class T, class Attend>
+RowMatrix<T> LlamaModel::run(std::span<const int32_t> tokens, int64_t start_pos, Attend&& attend) const {
+  const auto n = static_cast<int64_t>(tokens.size());
+  const LlamaConfig& c = config_;
+  RowMatrix<T> x(n, c.hidden_size);
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t id = tokens[static_cast<size_t>(i)];
+    if (id < 0 || id >= c.vocab_size) throw std::out_of_range(fmt::format("token id {} outside the vocabulary", id));
+    x.row(i) = embedding_.row(id).template cast<T>();
+  }
+  for (int l = 0; l < c.num_layers; ++l) {
+    const Layer& L = layers_[static_cast<size_t>(l)];
+    RowMatrix<T> h = rms_norm<T>(x, L.attn_norm, c.rms_eps);
+    RowMatrix<T> q = h * L.wq.template cast<T>().transpose();  // [n, q_heads·head_dim]
+    RowMatrix<T> k = h * L.wk.template cast<T>().transpose();  // [n, kv_heads·head_dim]
+    RowMatrix<T> v = h * L.wv.template cast<T>().transpose();
+    apply_rope<T>(&q, c.num_q_heads, c, start_pos);
+    apply_rope<T>(&k, c.num_kv_heads, c, start_pos);
+    const RowMatrix<T> a = attend(l, q, k, v);
+    x += a * L.wo.template cast<T>().transpose();
+    h = rms_norm<T>(x, L.ffn_norm, c.rms_eps);
+    RowMatrix<T> gate = h * L.w_gate.template cast<T>().transpose();  // [n, ffn]
+    const RowMatrix<T> up = h * L.w_up.template cast<T>().transpose();
+    gate = (gate.array() / (T(1) + (-gate.array()).exp())) * up.array();  // SiLU(gate)·up
+    x += gate * L.w_down.template cast<T>().transpose();
+  }
+  const RowMatrix<T> out = rms_norm<T>(x, output_norm_, c.rms_eps);
+  const RowMatrixXf& head = c.tied_embeddings ? embedding_ : lm_head_;
+  return out * head.template cast<T>().transpose();
+}
+
+RowMatrixXf LlamaModel::forward(std::span<const int32_t> tokens, AttentionBackend& attention) const {
+  const int64_t start = attention.length(0);
+  return run<float>(tokens, start,
+                    [&](int l, const RowMatrixXf& q, const RowMatrixXf& k, const RowMatrixXf& v) {
+                      attention.append(l, k, v);
+                      return attention.attend(l, q);
+                    });
+}
+
+RowMatrix<double> LlamaModel::forward_f64(std::span<const int32_t> tokens) const {
+  const LlamaConfig& c = config_;
+  FullAttention<double> attention(c.num_layers, c.num_q_heads, c.num_kv_heads, c.head_dim);
+  return run<double>(tokens, 0,
+                     [&](int l, const RowMatrix<double>& q, const RowMatrix<double>& k,
+                         const RowMatrix<double>& v) {
+                       attention.append(l, k, v);
+                       return attention.attend(l, q);
+                     });
+}
+
+RowMatrix<double> LlamaModel::log_softmax(const RowMatrixXf& logits) {
+  RowMatrix<double> out = logits.cast<double>();
+  for (int64_t i = 0; i < out.rows(); ++i) {
+    const double m = out.row(i).maxCoeff();
+    const double lse = m + std::log((out.row(i).array() - m).exp().sum());
+    out.row(i).array() -= lse;
+  }
+  return out;
+}
+
+}  // namespace kvlab::ref::model
