@@ -5,6 +5,7 @@
 // build is position-independent (run_on_device.sh configures it so).
 #include <cstdio>
 #include <exception>
+#include <stdexcept>
 #include <string>
 
 #include "core/precision.h"
