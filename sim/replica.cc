@@ -136,7 +136,7 @@ void Replica::add_prefill(const Seq& s, BatchShape& batch) const {
 
 // Admits the head of the waiting queue if budget, max_num_seqs and pages allow.
 bool Replica::admit(int64_t& budget, bool chunked, BatchShape& batch, ReplicaMetrics& metrics) {
-  if (waiting_.empty() && waiting_by_priority_.empty()) return false;
+  if (num_waiting() == 0) return false;
   if (static_cast<int64_t>(running_.size()) >= setup_.scheduler.max_num_seqs) return false;
   const int32_t slot = setup_.scheduler.policy == SchedulingPolicy::kPriority ? std::get<2>(*waiting_by_priority_.begin())
                                                                              : waiting_.front();
@@ -292,7 +292,7 @@ int64_t Replica::begin_iteration(int64_t now_ns, std::vector<TimelineSample>& ti
     t.time_s = static_cast<double>(now_ns) * 1e-9;
     t.replica = setup_.index;
     t.running = batch.running_seqs;
-    t.waiting = static_cast<int64_t>(waiting_.size() + waiting_by_priority_.size());
+    t.waiting = num_waiting();
     t.kv_pages_used = held;
     t.kv_tokens_filled = filled_tokens;
     t.kv_bytes_used = used_bytes;

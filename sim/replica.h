@@ -43,9 +43,10 @@ class Replica {
 
   // A request routed here; `record` outlives the replica.
   void enqueue(const RequestSpec& spec, RequestRecord& record, int64_t now_ns);
-  bool has_work() const { return !running_.empty() || !waiting_.empty(); }
+  bool has_work() const { return !running_.empty() || num_waiting() > 0; }
   bool busy() const { return in_iteration_; }
-  int64_t outstanding() const { return static_cast<int64_t>(running_.size() + waiting_.size()); }
+  int64_t outstanding() const { return static_cast<int64_t>(running_.size()) + num_waiting(); }
+  int64_t num_waiting() const { return static_cast<int64_t>(waiting_.size() + waiting_by_priority_.size()); }
   // Cached leading blocks of a request's prompt (prefix-aware routing).
   int64_t cached_blocks(const RequestSpec& spec) const;
 

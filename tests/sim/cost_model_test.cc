@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "core/config/spec_loader.h"
+#include "core/error.h"
 #include "core/footprint.h"
 
 namespace kvlab::sim {
@@ -39,6 +40,7 @@ TEST(CostModel, DecodeStepIsTheRooflineOfWeightsAndKv) {
   const CostModel m(c, core::make_baseline_plan(c.model, c.kv_precision));
   BatchShape batch;
   batch.decode_tokens = 4;
+  batch.sampled_tokens = 4;
   batch.decode_context_sum = 4 * 1000;
   const IterationCost cost = m.iteration(batch);
   // Weights: all but the input embedding table, bf16.
@@ -56,9 +58,9 @@ TEST(CostModel, MoeReadsOnlyTheExpertsTokensTouch) {
   const SimConfig c = config("qwen3-30b-a3b");
   const CostModel m(c, core::make_baseline_plan(c.model, c.kv_precision));
   BatchShape one, many;
-  one.decode_tokens = 1;
+  one.decode_tokens = one.sampled_tokens = 1;
   one.decode_context_sum = 1;
-  many.decode_tokens = 256;
+  many.decode_tokens = many.sampled_tokens = 256;
   many.decode_context_sum = 256;
   const core::ParamCounts p = core::count_params(c.model);
   const double experts = 2.0 * static_cast<double>(p.ffn_experts);
@@ -66,6 +68,49 @@ TEST(CostModel, MoeReadsOnlyTheExpertsTokensTouch) {
   // One token touches 8 of 128 experts per layer; 256 tokens almost all of them.
   EXPECT_NEAR(m.iteration(one).weight_bytes, dense + experts * 8.0 / 128.0, 1.0);
   EXPECT_NEAR(m.iteration(many).weight_bytes, dense + experts * (1.0 - std::pow(120.0 / 128.0, 256)), 1.0);
+}
+
+TEST(CostModel, TensorParallelSplitsBytesAndAddsRingAllReduce) {
+  SimConfig c = config("llama-3.1-70b");
+  BatchShape batch;
+  batch.decode_tokens = batch.sampled_tokens = 32;
+  batch.decode_context_sum = 32 * 2000;
+  const core::KvPlan plan = core::make_baseline_plan(c.model, c.kv_precision);
+  const IterationCost one = CostModel(c, plan).iteration(batch);
+  c.cluster.tensor_parallel = 4;
+  c.cluster.tp_link.latency = core::Duration{5'000};
+  const IterationCost four = CostModel(c, plan).iteration(batch);
+  EXPECT_NEAR(four.weight_bytes, one.weight_bytes / 4, 1.0);
+  EXPECT_NEAR(four.kv_bytes, one.kv_bytes / 4, 1.0);  // 8 KV heads over 4 ranks
+  // Two all-reduces per layer of 32 tokens × 8192 × 2 bytes: 2·(n−1)/n·bytes/bw + 2·(n−1)·latency.
+  const double bytes = 32.0 * 8192 * 2;
+  const double bw = c.gpu.nvlink_bandwidth.bytes_per_s * c.calibration.link_efficiency;
+  EXPECT_NEAR(four.communication_s, 2.0 * 80 * (1.5 * bytes / bw + 6 * 5e-6), 1e-12);
+  EXPECT_EQ(one.communication_s, 0);
+}
+
+TEST(CostModel, SmallGemmsRunBelowPeakEfficiency) {
+  SimConfig c = config("llama-3.1-8b");
+  c.calibration.gemm_half_efficiency_tokens = 128;
+  const CostModel m(c, core::make_baseline_plan(c.model, c.kv_precision));
+  BatchShape prefill;
+  prefill.prefill_tokens = 8192;
+  prefill.prefill_seqs = prefill.sampled_tokens = 1;
+  const IterationCost cost = m.iteration(prefill);
+  EXPECT_TRUE(cost.compute_bound);
+  // The projection and FFN GEMMs over 8192 tokens at 8192/(8192+128) of the calibrated rate.
+  const core::ParamCounts p = core::count_params(c.model);
+  const double gemm_flops = 2.0 * static_cast<double>(p.attention + p.ffn_dense) * 8192;
+  const double rate = 989e12 * 0.78 * 8192.0 / (8192.0 + 128.0);
+  // The LM head over one sampled token is memory-bound and no attention was asked for, so
+  // compute_s is the two GEMMs alone.
+  EXPECT_NEAR(cost.compute_s / (gemm_flops / rate), 1.0, 1e-12);
+}
+
+TEST(CostModel, PipelineAndExpertParallelAreRefusedNotIgnored) {
+  SimConfig c = config("llama-3.1-8b");
+  c.cluster.pipeline_parallel = 2;
+  EXPECT_THROW(CostModel(c, core::make_baseline_plan(c.model, c.kv_precision)), core::ConfigError);
 }
 
 TEST(CostModel, CappedSum) {
