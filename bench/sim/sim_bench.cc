@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
-// The simulator's hot paths: a whole simulation (requests per second of wall time), the
-// cost model's iteration pricing, and request generation.
+// The simulator's hot paths: a whole simulation (requests per second of wall time), with
+// and without prefix caching, the cost model's iteration pricing, the prefix cache's
+// lookup, and request generation.
 #include <benchmark/benchmark.h>
 
 #include "core/config/spec_loader.h"
 #include "core/kv_plan.h"
 #include "sim/cost_model.h"
+#include "sim/kv_manager.h"
 #include "sim/simulate.h"
 
 namespace {
@@ -27,6 +29,31 @@ void BM_Simulate(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * state.range(0));  // requests simulated
 }
 BENCHMARK(BM_Simulate)->Arg(1000)->Arg(10000)->Unit(benchmark::kMillisecond);
+
+void BM_SimulatePrefixCaching(benchmark::State& state) {
+  kvlab::sim::SimConfig c = sharegpt_like(state.range(0), 22.5);
+  c.scheduler.enable_prefix_caching = true;
+  c.workload.shared_prefix = {8, 512, 0.8};
+  for (auto _ : state) benchmark::DoNotOptimize(kvlab::sim::simulate(c));
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+BENCHMARK(BM_SimulatePrefixCaching)->Arg(10000)->Unit(benchmark::kMillisecond);
+
+void BM_PrefixCacheMatch(benchmark::State& state) {
+  // A 64-page prompt whose pages are all cached: the walk a router or an admission does.
+  kvlab::sim::KvManager kv(1024, true);
+  kvlab::sim::RequestSpec r;
+  r.prompt_tokens = 64 * 16;
+  r.prefix_id = 0;
+  r.prefix_tokens = r.prompt_tokens;
+  const kvlab::sim::BlockHasher hasher(r, 16);
+  kvlab::sim::PageTable table;
+  kv.allocate(table, 64);
+  kv.publish(table, hasher, 64);
+  for (auto _ : state) benchmark::DoNotOptimize(kv.match(hasher, 64));
+  state.SetItemsProcessed(state.iterations() * 64);  // pages looked up
+}
+BENCHMARK(BM_PrefixCacheMatch);
 
 void BM_CostModelIteration(benchmark::State& state) {
   const kvlab::sim::SimConfig c = sharegpt_like(1, 1);
