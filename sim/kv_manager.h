@@ -6,7 +6,7 @@
 // before it (a radix tree over page-sized blocks, stored flat: a block's key is the path
 // from the root), referenced pages are counted, and unreferenced cached pages sit in an
 // LRU list and are evicted oldest first when free pages run out (pages never cached are
-// used first — vLLM takes them in one queue; see docs/sim-design.md).
+// used first; vLLM V1 keeps both in one free queue, so it evicts cached pages sooner).
 #pragma once
 
 #include <cstdint>
