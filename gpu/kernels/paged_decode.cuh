@@ -358,6 +358,11 @@ __global__ void __launch_bounds__(kDecodeThreads)
   for (int c = 0; c < kChunks; ++c) k_meta[c] = has_scale ? (k_block<C, kD>(q, c) * 8 / p.group_size) * 2 : 0;
 #pragma unroll
   for (int i = 0; i < kVBlocks; ++i) v_meta[i] = has_scale ? (v_block<C, kD>(g, i) * 8 / p.group_size) * 2 : 0;
+  // A load unit's blocks (kBpl of K, kPer of V: consecutive, aligned) share one group when
+  // the group size is a multiple of the unit: then one scale load per unit (warp-uniform).
+  constexpr int kPerV = kVectorLoad<C> && kB != 16 ? kVBlocks : 1;
+  const bool unit_one_group_k = kBpl > 1 && has_scale && p.group_size % (8 * kBpl) == 0;
+  const bool unit_one_group_v = kPerV > 1 && has_scale && p.group_size % (8 * kPerV) == 0;
   const int scales_at = static_cast<int>(p.scales_offset), zeros_at = static_cast<int>(p.zeros_offset);
   const int vcomp = static_cast<int>(p.component_bytes);
 
@@ -392,27 +397,32 @@ __global__ void __launch_bounds__(kDecodeThreads)
     mbar_wait(&bars[warp][stage], (k / p.num_stages) & 1);
 
     // S = Q·Kᵀ for the page's 16 tokens: n-tile i holds tokens 8i + (0..7), lane column g.
-    float s[2][4];
+    // Even and odd k-steps accumulate apart (two chains of kChunks mma, not one of 2·kChunks).
+    float s[2][4], s_odd[2][4];
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
 #pragma unroll
-      for (int j = 0; j < 4; ++j) s[i][j] = 0.0f;
+      for (int j = 0; j < 4; ++j) s[i][j] = s_odd[i][j] = 0.0f;
       const int token = 8 * i + g;
 #pragma unroll
       for (int c0 = 0; c0 < kChunks; c0 += kBpl) {
         uint32_t w[4];
         load_codes_smem<C, kBpl>(kc + token * kVcb + k_block<C, kD>(q, c0) * kB, w);
+        __half2 unit_scale = __half2half2(__float2half(1.0f)), unit_zero = __half2half2(__float2half(0.0f));
+        if (unit_one_group_k) meta_of(kc, token, k_meta[c0], unit_scale, unit_zero);
 #pragma unroll
         for (int cc = 0; cc < kBpl; ++cc) {
           const int c = c0 + cc;
-          __half2 scale = __half2half2(__float2half(1.0f)), zero = __half2half2(__float2half(0.0f));
-          meta_of(kc, token, k_meta[c], scale, zero);
+          __half2 scale = unit_scale, zero = unit_zero;
+          if (!unit_one_group_k) meta_of(kc, token, k_meta[c], scale, zero);
           uint32_t kr[4];
           decode_block<C, kAsym>(w + cc * kB / 4, scale, zero, kr);
           mma16816<kBf16>(s[i], qf[2 * c], kr[0], kr[1]);
-          mma16816<kBf16>(s[i], qf[2 * c + 1], kr[2], kr[3]);
+          mma16816<kBf16>(s_odd[i], qf[2 * c + 1], kr[2], kr[3]);
         }
       }
+#pragma unroll
+      for (int j = 0; j < 4; ++j) s[i][j] += s_odd[i][j];
     }
     if (masked) {
 #pragma unroll
@@ -452,7 +462,7 @@ __global__ void __launch_bounds__(kDecodeThreads)
     }
 
     // O += P·V: this lane's V tokens 2q, 2q+1 (b0) and 2q+8, 2q+9 (b1), its column g.
-    constexpr int kPer = kVectorLoad<C> && kB != 16 ? kVBlocks : 1;  // V blocks per load
+    constexpr int kPer = kPerV;  // V blocks per load
 #pragma unroll
     for (int i = 0; i < kVBlocks; i += kPer) {
       uint32_t vr[4][kPer][4];
@@ -461,10 +471,12 @@ __global__ void __launch_bounds__(kDecodeThreads)
         const int token = 2 * q + (t % 2) + 8 * (t / 2);
         uint32_t w[4];
         load_codes_smem<C, kPer>(vc + token * kVcb + v_block<C, kD>(g, i) * kB, w);
+        __half2 unit_scale = __half2half2(__float2half(1.0f)), unit_zero = __half2half2(__float2half(0.0f));
+        if (unit_one_group_v) meta_of(vc, token, v_meta[i], unit_scale, unit_zero);
 #pragma unroll
         for (int j = 0; j < kPer; ++j) {
-          __half2 scale = __half2half2(__float2half(1.0f)), zero = __half2half2(__float2half(0.0f));
-          meta_of(vc, token, v_meta[i + j], scale, zero);
+          __half2 scale = unit_scale, zero = unit_zero;
+          if (!unit_one_group_v) meta_of(vc, token, v_meta[i + j], scale, zero);
           decode_block<C, kAsym>(w + j * kB / 4, scale, zero, vr[t][j]);
         }
         if (token >= valid) {  // unwritten slots may hold NaN: P = 0 would not cancel them

@@ -26,6 +26,8 @@ void launch_decode_instance(const PagedDecodeParams& p, size_t smem_bytes, cudaS
   // Raising the dynamic limit is a per-function attribute; setting it on every launch is
   // cheap next to a launch and keeps the launcher stateless.
   KVLAB_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem_bytes)));
+  // All of the unified L1/shared memory as shared: two CTAs of 4 × 3 bf16 pages per SM.
+  KVLAB_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
   const dim3 grid(p.num_splits, p.num_kv_heads * p.num_row_chunks, p.batch);
   kernel<<<grid, kDecodeThreads, smem_bytes, stream>>>(p);
   KVLAB_CUDA_CHECK_LAUNCH();
