@@ -1,0 +1,298 @@
+// SPDX-License-Identifier: Apache-2.0
+// `kvlab accuracy`: parses the experiment (core/config diagnostics), builds the KV plan,
+// runs ref/model's reference and plan backends over the text, writes the results folder.
+#include "experiments/accuracy_command.h"
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "core/config/config_node.h"
+#include "core/config/spec_loader.h"
+#include "core/kv_plan.h"
+#include "experiments/atomic_file.h"
+#include "ref/model/accuracy.h"
+#include "ref/model/bpe_tokenizer.h"
+#include "ref/model/gguf_reader.h"
+#include "ref/model/head_profile.h"
+#include "ref/model/llama_model.h"
+#include "ref/model/model_files.h"
+#include "ref/model/plan_attention_backend.h"
+
+namespace kvlab::experiments {
+namespace {
+
+namespace fs = std::filesystem;
+namespace rm = ref::model;
+
+struct AccuracyOptions {
+  std::string experiment;
+  std::string out;
+  bool no_plots = false;
+  std::vector<std::string> set;
+};
+
+struct HeadClassPlan {
+  std::string profile;
+  std::map<rm::HeadClass, core::Retention> retention;
+};
+
+struct AccuracyExperiment {
+  std::string name, model, text, head_profile_out, resolved_yaml;
+  int num_layers = 0;
+  int64_t num_tokens = 512;
+  rm::FeedSchedule schedule;
+  int block_size = 16;
+  core::Precision precision = core::Precision::defaults(core::KvDtype::kBf16);
+  core::Retention retention = core::FullRetention{};
+  core::Access access = core::DenseAccess{};
+  std::optional<HeadClassPlan> head_classes;
+};
+
+core::Retention parse_retention(core::ConfigNode n) {
+  const std::string policy = n.required<std::string>("policy", "full, window, sinks_window, prefix_only, periodic or budget");
+  core::Retention r = core::FullRetention{};
+  if (policy == "window") {
+    r = core::WindowRetention{n.required_tokens("window_tokens", "tokens kept")};
+  } else if (policy == "sinks_window") {
+    r = core::SinksWindowRetention{n.optional_tokens("sink_tokens", 4, "first tokens kept"),
+                                   n.required_tokens("window_tokens", "last tokens kept")};
+  } else if (policy == "prefix_only") {
+    r = core::PrefixOnlyRetention{n.required_tokens("prefix_tokens", "first tokens kept"),
+                                  n.optional_tokens("window_tokens", 0, "last tokens kept")};
+  } else if (policy == "periodic") {
+    r = core::PeriodicRetention{n.optional_tokens("sink_tokens", 0, "first tokens kept"),
+                                n.required_tokens("period_tokens", "one token kept per period"),
+                                n.optional_tokens("window_tokens", 0, "last tokens kept")};
+  } else if (policy == "budget") {
+    core::BudgetRetention b;
+    b.ratio = n.optional<double>("ratio", 0.0, "share kept, (0, 1]; 0: budget_tokens");
+    b.budget_tokens = n.optional_tokens("budget_tokens", 0, "tokens kept");
+    b.min_tokens = n.optional_tokens("min_tokens", 0, "floor");
+    const std::string rule = n.optional<std::string>("rule", "snapkv", "snapkv or h2o");
+    if (rule == "h2o") b.rule = core::SelectionRule::kH2o;
+    else if (rule != "snapkv") n.error_at("rule", fmt::format("expected snapkv or h2o (got \"{}\")", rule));
+    b.observation_window = n.optional_tokens("observation_window", 32, "SnapKV's last queries");
+    r = b;
+  } else if (policy != "full" && !policy.empty()) {
+    n.error_at("policy", fmt::format("expected full, window, sinks_window, prefix_only, periodic or budget (got \"{}\")", policy));
+  }
+  if (const std::string why = core::validate(r); !why.empty()) n.error(why);
+  n.finish();
+  return r;
+}
+
+core::Access parse_access(core::ConfigNode n) {
+  const std::string kind = n.required<std::string>("kind", "dense or page_sparse");
+  core::Access a = core::DenseAccess{};
+  if (kind == "page_sparse") {
+    core::PageSparseAccess s;
+    s.top_k_pages = n.required<int64_t>("top_k_pages", "pages chosen by score per step");
+    s.sink_pages = n.optional<int64_t>("sink_pages", 1, "first pages always read");
+    s.recent_pages = n.optional<int64_t>("recent_pages", 1, "last pages always read");
+    const std::string meta = n.optional<std::string>("metadata", "min_max", "min_max or centroid");
+    if (meta == "centroid") s.metadata = core::PageMetadata::kCentroid;
+    else if (meta != "min_max") n.error_at("metadata", fmt::format("expected min_max or centroid (got \"{}\")", meta));
+    a = s;
+  } else if (kind != "dense" && !kind.empty()) {
+    n.error_at("kind", fmt::format("expected dense or page_sparse (got \"{}\")", kind));
+  }
+  n.finish();
+  return a;
+}
+
+AccuracyExperiment load_experiment(const std::string& path, const std::vector<std::string>& set) {
+  core::ConfigDocument doc = core::ConfigDocument::load_file(path);
+  for (const auto& s : set) doc.apply_override(s);
+  core::ConfigNode root = doc.root();
+  AccuracyExperiment e;
+  e.name = root.required<std::string>("name", "results folder name");
+  e.model = root.optional<std::string>("model", rm::kSmolLm2Gguf, "pip:<package>/<file> or a GGUF path");
+  e.num_layers = root.optional<int>("num_layers", 0, "first N layers (0: all)");
+  root.require_non_negative("num_layers", e.num_layers);
+  e.text = root.required<std::string>("text", "a UTF-8 text file");
+  e.num_tokens = root.optional_tokens("num_tokens", 512, "tokens of the text");
+  root.require_positive("num_tokens", static_cast<double>(e.num_tokens));
+  e.schedule.prefill_tokens = root.optional_tokens("prefill_tokens", 0, "first call's tokens (0: all)");
+  e.schedule.decode_chunk = root.optional_tokens("decode_chunk", 1, "tokens per later call");
+  root.require_positive("decode_chunk", static_cast<double>(e.schedule.decode_chunk));
+  e.head_profile_out = root.optional<std::string>("head_profile_out", "", "head profile YAML to write");
+  core::ConfigNode plan = root.child("kv_plan");
+  e.block_size = plan.optional<int>("block_size", 16, "tokens per page");
+  plan.require_positive("block_size", e.block_size);
+  if (plan.has("precision")) e.precision = core::parse_precision(plan.child("precision"));
+  if (plan.has("retention")) e.retention = parse_retention(plan.child("retention"));
+  if (plan.has("access")) e.access = parse_access(plan.child("access"));
+  if (plan.has("head_classes")) {
+    core::ConfigNode hc = plan.child("head_classes");
+    HeadClassPlan h;
+    h.profile = hc.required<std::string>("profile", "head profile YAML (data/head_profiles/)");
+    for (auto c : {rm::HeadClass::kSinkPrefix, rm::HeadClass::kLocal, rm::HeadClass::kPeriodic, rm::HeadClass::kRetrieval}) {
+      h.retention[c] = hc.has(rm::head_class_name(c)) ? parse_retention(hc.child(rm::head_class_name(c))) : e.retention;
+    }
+    hc.finish();
+    e.head_classes = h;
+  }
+  plan.finish();
+  root.finish();
+  doc.throw_if_errors();
+  e.resolved_yaml = doc.dump();
+  return e;
+}
+
+// (layer, kv head) → class, from the kv_heads list of a head-profile file.
+std::map<std::pair<int, int>, rm::HeadClass> load_head_classes(const std::string& path) {
+  core::ConfigDocument doc = core::ConfigDocument::load_file(path);
+  std::map<std::pair<int, int>, rm::HeadClass> out;
+  for (core::ConfigNode h : doc.root().child("kv_heads").elements()) {
+    const int layer = h.required<int>("layer", "layer");
+    const int head = h.required<int>("kv_head", "KV head");
+    const std::string cls = h.required<std::string>("class", "head class");
+    bool known = false;
+    for (auto c : {rm::HeadClass::kSinkPrefix, rm::HeadClass::kLocal, rm::HeadClass::kPeriodic, rm::HeadClass::kRetrieval}) {
+      if (cls == rm::head_class_name(c)) {
+        out[{layer, head}] = c;
+        known = true;
+      }
+    }
+    if (!known) h.error_at("class", fmt::format("unknown head class \"{}\"", cls));
+  }
+  doc.throw_if_errors();
+  return out;
+}
+
+core::KvPlan build_plan(const AccuracyExperiment& e, const core::ModelSpec& spec) {
+  core::KvPlan plan = core::make_baseline_plan(spec, e.precision, e.block_size);
+  for (auto& g : plan.groups) {
+    g.retention = e.retention;
+    g.access = e.access;
+  }
+  if (e.head_classes) {
+    const auto classes = load_head_classes(e.head_classes->profile);
+    std::vector<core::HeadGroup> groups;
+    for (const auto& [cls, retention] : e.head_classes->retention) {
+      core::HeadGroup g{.name = rm::head_class_name(cls), .retention = retention,
+                        .precision = e.precision, .access = e.access};
+      for (int l = 0; l < spec.num_layers; ++l) {
+        for (int h = 0; h < spec.num_kv_heads; ++h) {
+          auto it = classes.find({l, h});
+          if (it == classes.end()) {
+            throw core::ConfigError({core::Diagnostic{.file = e.head_classes->profile, .key_path = "kv_heads",
+                                                      .message = fmt::format("no class for layer {} KV head {}", l, h)}});
+          }
+          if (it->second == cls) g.heads.push_back({l, h});
+        }
+      }
+      if (!g.heads.empty()) groups.push_back(std::move(g));
+    }
+    plan.groups = std::move(groups);
+  }
+  if (const std::string why = plan.validate(); !why.empty()) throw std::runtime_error("KV plan: " + why);
+  return plan;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(fmt::format("text file '{}' cannot be read", path));
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void run(const AccuracyOptions& o) {
+  const AccuracyExperiment e = load_experiment(o.experiment, o.set);
+  const std::string model_path = rm::resolve_model_path(e.model);
+  const rm::GgufFile file = rm::GgufFile::open(model_path);
+  const rm::LlamaModel model = rm::LlamaModel::load(file, e.num_layers);
+  std::vector<int32_t> tokens = rm::BpeTokenizer::from_gguf(file).encode(read_text(e.text));
+  if (static_cast<int64_t>(tokens.size()) < e.num_tokens) {
+    throw std::runtime_error(fmt::format("{} has {} tokens, fewer than num_tokens {}", e.text, tokens.size(), e.num_tokens));
+  }
+  tokens.resize(static_cast<size_t>(e.num_tokens));
+  const core::KvPlan plan = build_plan(e, model.model_spec());
+  const auto& c = model.config();
+  rm::FullAttentionBackend reference(c.num_layers, c.num_q_heads, c.num_kv_heads, c.head_dim);
+  std::unique_ptr<rm::HeadProfiler> profiler;
+  if (!e.head_profile_out.empty()) {
+    profiler = std::make_unique<rm::HeadProfiler>(c.num_layers, c.num_q_heads, c.num_kv_heads);
+    reference.set_observer(profiler->observer());
+  }
+  rm::PlanAttentionBackend test(plan, e.num_tokens);
+  const auto start = std::chrono::steady_clock::now();
+  const auto positions = rm::measure_accuracy(model, tokens, reference, test, e.schedule);
+  const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const rm::AccuracySummary s = rm::summarize(positions);
+
+  const fs::path out = o.out.empty() ? fs::path("results") / e.name : fs::path(o.out);
+  fs::create_directories(out);
+  write_file_atomically((out / "resolved.yaml").string(), e.resolved_yaml);
+  nlohmann::ordered_json j;
+  j["experiment"] = e.name;
+  j["model"] = {{"name", c.name}, {"file", model_path}, {"layers", c.num_layers}};
+  j["text"] = e.text;
+  j["num_tokens"] = e.num_tokens;
+  for (const auto& g : plan.groups) {
+    j["plan"].push_back({{"group", g.name}, {"kv_heads", g.heads.size()},
+                         {"retention", core::describe(g.retention)}, {"precision", core::describe(g.precision)},
+                         {"access", std::holds_alternative<core::DenseAccess>(g.access) ? "dense" : "page_sparse"}});
+  }
+  j["num_positions"] = s.num_positions;
+  j["perplexity_reference"] = s.perplexity_reference;
+  j["perplexity_test"] = s.perplexity_test;
+  j["logp_delta_mean"] = s.logp_delta_mean;
+  j["logp_delta_mean_abs"] = s.logp_delta_mean_abs;
+  j["logp_delta_max_abs"] = s.logp_delta_max_abs;
+  j["kl_mean"] = s.kl_mean;
+  j["kl_p99"] = s.kl_p99;
+  j["kl_p999"] = s.kl_p999;
+  j["kl_max"] = s.kl_max;
+  j["top1_agreement"] = s.top1_agreement;
+  j["wall_s"] = wall_s;
+  write_file_atomically((out / "metrics.json").string(), j.dump(2) + "\n");
+  std::string csv = "position,next_token,logp_reference,logp_test,logp_delta,kl,top1_agree\n";
+  for (const auto& p : positions) {
+    csv += fmt::format("{},{},{:.9g},{:.9g},{:.9g},{:.9g},{}\n", p.position, p.next_token, p.logp_reference,
+                       p.logp_test, p.logp_delta, p.kl, p.top1_agree ? 1 : 0);
+  }
+  write_file_atomically((out / "positions.csv").string(), csv);
+  if (profiler) {
+    const std::string source = fmt::format("{} ({} layers), first {} tokens of {}", fs::path(model_path).filename().string(),
+                                           c.num_layers, e.num_tokens, e.text);
+    write_file_atomically(e.head_profile_out,
+                          rm::head_profile_yaml(c.name, source, profiler->options(), profiler->finish()));
+  }
+  std::cout << fmt::format(
+      "{}: {} positions, perplexity {:.4f} (reference {:.4f}), KL mean {:.3g} p99 {:.3g} p99.9 {:.3g}, "
+      "top-1 agreement {:.4f}, mean |Δ log p| {:.3g} ({:.1f} s) → {}\n",
+      e.name, s.num_positions, s.perplexity_test, s.perplexity_reference, s.kl_mean, s.kl_p99, s.kl_p999,
+      s.top1_agreement, s.logp_delta_mean_abs, wall_s, out.string());
+  if (!o.no_plots) {
+    const fs::path script = fs::path(KVLAB_SOURCE_DIR) / "python" / "kvlab" / "plot_accuracy.py";
+    const std::string command = "python3 '" + script.string() + "' '" + out.string() + "'";
+    if (std::system(command.c_str()) != 0) {
+      std::cerr << "kvlab accuracy: warning: plot not drawn (" << command << " failed); results are complete\n";
+    }
+  }
+}
+
+}  // namespace
+
+void register_accuracy_command(CLI::App& app) {
+  auto o = std::make_shared<AccuracyOptions>();
+  CLI::App* cmd = app.add_subcommand("accuracy", "run a KV plan through the real model (ref/model) and measure its accuracy");
+  cmd->add_option("experiment", o->experiment, "accuracy experiment YAML (experiments/accuracy_command.h)")->required();
+  cmd->add_option("--out", o->out, "results folder (default: results/<experiment name>)");
+  cmd->add_flag("--no-plots", o->no_plots, "do not draw the plot (python/kvlab/plot_accuracy.py)");
+  cmd->add_option("--set", o->set, "override a key: --set kv_plan.precision.dtype=int8 (repeatable)");
+  cmd->callback([o] { run(*o); });
+}
+
+}  // namespace kvlab::experiments

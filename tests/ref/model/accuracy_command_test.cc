@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: Apache-2.0
+// `kvlab accuracy` end to end on a 2-layer model and 64 tokens: the results folder, its
+// numbers against the library's, the head profile, the plot when matplotlib is there, and
+// configuration errors reported as ConfigError.
+#include "experiments/accuracy_command.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "tests/ref/model/model_fixture.h"
+
+namespace kvlab::experiments {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void run_cli(std::vector<std::string> args) {
+  CLI::App app;
+  register_accuracy_command(app);
+  args.insert(args.begin(), "kvlab");
+  std::vector<const char*> argv;
+  for (const auto& a : args) argv.push_back(a.c_str());
+  app.parse(static_cast<int>(argv.size()), argv.data());
+}
+
+TEST(AccuracyCommand, WritesResultsFolder) {
+  if (!ref::model::testing::smollm2_gguf()) GTEST_SKIP() << ref::model::testing::kSkipMessage;
+  const fs::path dir = fs::temp_directory_path() / "kvlab_accuracy_command_test";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const fs::path yaml = dir / "exp.yaml";
+  std::ofstream(yaml) << "name: tiny_int4\nnum_layers: 2\ntext: /usr/share/common-licenses/GPL-3\n"
+                         "num_tokens: 64\nprefill_tokens: 32\ndecode_chunk: 4\n"
+                         "head_profile_out: " << (dir / "profile.yaml").string() << "\n"
+                         "kv_plan:\n  precision: {dtype: int4, group_size: 32, scale: fp16}\n"
+                         "  retention: {policy: sinks_window, sink_tokens: 4, window_tokens: 16}\n";
+  const bool have_matplotlib = std::system("python3 -c 'import matplotlib' 2>/dev/null") == 0;
+  std::vector<std::string> args = {"accuracy", yaml.string(), "--out", (dir / "out").string()};
+  if (!have_matplotlib) args.push_back("--no-plots");
+  run_cli(args);
+  const auto j = nlohmann::json::parse(slurp(dir / "out" / "metrics.json"));
+  EXPECT_EQ(j["num_positions"], 63);
+  EXPECT_EQ(j["model"]["layers"], 2);
+  EXPECT_EQ(j["plan"][0]["precision"], "int4/g32/fp16-scale");
+  EXPECT_GT(j["kl_mean"].get<double>(), 0.0);  // 4-bit K/V and a 16-token window change things
+  EXPECT_LE(j["kl_p99"].get<double>(), j["kl_max"].get<double>());
+  EXPECT_GT(j["top1_agreement"].get<double>(), 0.0);
+  // positions.csv: a header and one row per position; its mean KL is metrics.json's.
+  std::istringstream csv(slurp(dir / "out" / "positions.csv"));
+  std::string line;
+  std::getline(csv, line);
+  EXPECT_EQ(line, "position,next_token,logp_reference,logp_test,logp_delta,kl,top1_agree");
+  double kl_sum = 0;
+  int rows = 0;
+  while (std::getline(csv, line)) {
+    std::vector<std::string> f;
+    std::stringstream ls(line);
+    for (std::string x; std::getline(ls, x, ',');) f.push_back(x);
+    ASSERT_EQ(f.size(), 7u);
+    EXPECT_EQ(std::stoi(f[0]), rows);
+    kl_sum += std::stod(f[5]);
+    ++rows;
+  }
+  EXPECT_EQ(rows, 63);
+  EXPECT_NEAR(kl_sum / rows, j["kl_mean"].get<double>(), 1e-6 + 1e-6 * kl_sum);
+  EXPECT_NE(slurp(dir / "out" / "resolved.yaml").find("tiny_int4"), std::string::npos);
+  // 64 tokens is below the profiler's min_query_pos (256): every head is listed, none sampled.
+  EXPECT_NE(slurp(dir / "profile.yaml").find("kv_heads:"), std::string::npos);
+  if (have_matplotlib) {
+    EXPECT_TRUE(fs::exists(dir / "out" / "logp_delta.png"));
+  }
+  fs::remove_all(dir);
+}
+
+TEST(AccuracyCommand, ReportsConfigErrors) {
+  const fs::path yaml = fs::temp_directory_path() / "kvlab_accuracy_bad.yaml";
+  std::ofstream(yaml) << "name: bad\ntext: /dev/null\nnum_tokns: 5\n"
+                         "kv_plan:\n  retention: {policy: windw, window_tokens: 8}\n";
+  try {
+    run_cli({"accuracy", yaml.string(), "--no-plots"});
+    FAIL() << "expected ConfigError";
+  } catch (const core::ConfigError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("num_tokns"), std::string::npos) << what;
+    EXPECT_NE(what.find("num_tokens"), std::string::npos) << what;  // the did-you-mean
+    EXPECT_NE(what.find("windw"), std::string::npos) << what;
+  }
+  fs::remove(yaml);
+}
+
+}  // namespace
+}  // namespace kvlab::experiments
