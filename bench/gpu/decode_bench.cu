@@ -196,10 +196,9 @@ int main(int argc, char** argv) {
         const int64_t kv_bytes = static_cast<int64_t>(batch) * context * model.kv_heads * 2 *
                                  kvlab::core::vector_bytes(format.precision, head_dim);
         const double tbps = static_cast<double>(kv_bytes) / (ms * 1e-3) / 1e12;
-        const int chunks = (model.q_heads / model.kv_heads + 15) / 16;
         std::printf("%s,%s,%d,%d,%lld,%.2f,%.4f,%.4f,%.4f,%d\n", model.name, format.name, batch, context,
                     static_cast<long long>(kv_bytes), ms * 1e3, tbps, tbps * 1e12 / ceiling, ceiling / 1e12,
-                    kvlab::gpu::choose_num_splits(batch, model.kv_heads, chunks, context, num_sms));
+                    kvlab::gpu::paged_decode_num_splits(args, num_sms));
         std::fflush(stdout);
         KVLAB_CUDA_CHECK(cudaFree(workspace));
         for (uint8_t* pool : pools) KVLAB_CUDA_CHECK(cudaFree(pool));

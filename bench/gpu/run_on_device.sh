@@ -14,7 +14,7 @@ for arg in "$@"; do
   case $arg in --quick) quick=--quick ;; --no-sanitizers) sanitize=0 ;; esac
 done
 { nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv; nvcc --version | tail -2; date -u; } \
-  >"$out/machine.txt" 2>&1
+  >"$out/logs/machine.txt" 2>&1
 build=build/gpu
 flags=(-DKVLAB_PTXAS_VERBOSE=ON -DCMAKE_POSITION_INDEPENDENT_CODE=ON)
 if ! cmake --preset gpu "${flags[@]}" >"$out/logs/configure.log" 2>&1; then
@@ -26,31 +26,33 @@ if ! cmake --preset gpu "${flags[@]}" >"$out/logs/configure.log" 2>&1; then
 fi
 cmake --build $build --target gpu_test decode_bench kvlab_decode_capi -- -j16 >"$out/logs/build.log" 2>&1 \
   || { grep -E "error" -A3 "$out/logs/build.log" | head -60; exit 1; }
-grep -E "Compiling entry|Used [0-9]+ registers|spill" "$out/logs/build.log" >"$out/ptxas.txt"
+grep -E "Compiling entry|Used [0-9]+ registers|spill" "$out/logs/build.log" >"$out/logs/ptxas.txt"
 # SASS of the decode kernels (bf16, int4, int8) and an instruction count of each kernel.
 for f in bf16 int8 int4; do
   cuobjdump --dump-sass $(find $build/gpu -name "decode_$f.cu.o") >"$out/logs/sass_$f.txt" 2>&1
   awk '/Function :/{name=$3} /^ +\/\*[0-9a-f]+\*\//{split($2,a,"."); op=a[1]; if(op ~ /^@/) op=$3; n[name" "op]++}
-       END{for(k in n) print k, n[k]}' "$out/logs/sass_$f.txt" | grep paged_decode | sort >"$out/sass_ops_$f.txt"
+       END{for(k in n) print k, n[k]}' "$out/logs/sass_$f.txt" | grep paged_decode | sort >"$out/logs/sass_ops_$f.txt"
 done
 echo "== GPU tests"
-$build/tests/gpu/gpu_test --gtest_output=xml:"$out/gpu_test.xml" >"$out/gpu_test.log" 2>&1
+$build/tests/gpu/gpu_test --gtest_output=xml:"$out/logs/gpu_test.xml" >"$out/gpu_test.log" 2>&1
 echo "gpu_test exit code: $?" | tee -a "$out/gpu_test.log"
 grep -E "FAILED|Failure|error|PASSED|SKIPPED" "$out/gpu_test.log" | head -30
 if [ "$sanitize" = 1 ]; then
   echo "== compute-sanitizer"
   filter='*bf16_ragged*:*gqa8*:*int4_g32*:*int5*:*forced_splits*:*four_queries*:*rows_over_16*:KvAppend*'
-  compute-sanitizer --tool memcheck $build/tests/gpu/gpu_test --gtest_filter="$filter" >"$out/memcheck.log" 2>&1
-  echo "memcheck exit code: $?"; grep -E "ERROR SUMMARY|PASSED|FAILED" "$out/memcheck.log" | head -5
+  compute-sanitizer --tool memcheck $build/tests/gpu/gpu_test --gtest_filter="$filter" >"$out/logs/memcheck.log" 2>&1
+  echo "memcheck exit code: $?" | tee "$out/sanitizers.txt"
+  grep -E "ERROR SUMMARY|PASSED|FAILED" "$out/logs/memcheck.log" | head -5 | tee -a "$out/sanitizers.txt"
   compute-sanitizer --tool racecheck $build/tests/gpu/gpu_test --gtest_filter='*bf16_ragged*:*int4_g32*:*four_queries*' \
-    >"$out/racecheck.log" 2>&1
-  echo "racecheck exit code: $?"; grep -E "RACECHECK SUMMARY|hazard|PASSED|FAILED" "$out/racecheck.log" | sort | uniq -c | head -8
+    >"$out/logs/racecheck.log" 2>&1
+  echo "racecheck exit code: $?" | tee -a "$out/sanitizers.txt"
+  grep -E "RACECHECK SUMMARY|hazard|PASSED|FAILED" "$out/logs/racecheck.log" | sort | uniq -c | head -8 | tee -a "$out/sanitizers.txt"
 fi
 echo "== benchmarks"
 PYTHONUNBUFFERED=1 python3 bench/gpu/peers.py --lib $build/bench/gpu/libkvlab_decode_capi.so $quick \
   >"$out/bench_peers.csv" 2>"$out/bench_peers.err"
 echo "peers.py exit code: $?"; grep -v Warning "$out/bench_peers.err" | tail -5
-$build/bench/gpu/decode_bench $quick >"$out/bench_kvlab.csv" 2>"$out/bench_kvlab.err"
-echo "decode_bench exit code: $?"; cat "$out/bench_kvlab.err"
+$build/bench/gpu/decode_bench $quick >"$out/bench_kvlab.csv" 2>"$out/logs/bench_kvlab.err"
+echo "decode_bench exit code: $?"; cat "$out/logs/bench_kvlab.err"
 python3 bench/gpu/combine.py "$out/bench_peers.csv" "$out/bench_kvlab.csv" | tee "$out/bench_table.md"
 tar -C "$out" -czf "$out/logs.tar.gz" logs && rm -rf "$out/logs"

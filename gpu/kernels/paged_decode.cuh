@@ -575,25 +575,46 @@ __global__ void __launch_bounds__(kDecodeThreads)
 }
 
 // Merges the splits: out = Σ_s 2^{m_s − m} acc_s / Σ_s 2^{m_s − m} l_s (m in log2 units).
-// One CTA per (batch, row); one thread per element of head_dim. Splits that saw no token
-// (m = −∞, past a short sequence's end) weigh nothing.
+// One CTA per (batch, row), one thread per element of head_dim. The splits' (m, l) are read
+// in parallel into shared memory and turned into weights once; the weighted sum then keeps
+// 8 loads in flight per thread (a loop of dependent loads would be latency-bound: batch 1
+// has 30+ splits). Splits that saw no token (m = −∞, past a short sequence's end) weigh 0.
+constexpr int kMergeMaxSplits = 1024;
 // static: each instance file gets its own copy (a header-defined kernel).
 static __global__ void merge_splits_kernel(const PagedDecodeParams p) {
+  __shared__ float s_w[kMergeMaxSplits];
+  __shared__ float s_red[32];
   const int64_t rows_all = static_cast<int64_t>(p.num_queries) * p.num_q_heads;
   const int64_t row = blockIdx.x % rows_all;
   const int64_t b = blockIdx.x / rows_all;
+  const int64_t first = b * p.num_splits * rows_all + row;  // split s at first + s·rows_all
+  float m_local = -INFINITY;
+  for (int s = threadIdx.x; s < p.num_splits; s += blockDim.x) {
+    s_w[s] = p.partial_ml[(first + s * rows_all) * 2];
+    m_local = fmaxf(m_local, s_w[s]);
+  }
+  for (int offset = 16; offset > 0; offset /= 2) m_local = fmaxf(m_local, __shfl_xor_sync(0xffffffffu, m_local, offset));
+  if (threadIdx.x % 32 == 0) s_red[threadIdx.x / 32] = m_local;
+  __syncthreads();
   float m = -INFINITY;
-  for (int s = 0; s < p.num_splits; ++s) m = fmaxf(m, p.partial_ml[((b * p.num_splits + s) * rows_all + row) * 2]);
+  for (int w = 0; w < (blockDim.x + 31) / 32; ++w) m = fmaxf(m, s_red[w]);
+  __syncthreads();  // s_red is reused for the denominator
+  float l_local = 0.0f;
+  for (int s = threadIdx.x; s < p.num_splits; s += blockDim.x) {
+    const float w = s_w[s] == -INFINITY ? 0.0f : exp2f(s_w[s] - m);
+    s_w[s] = w;
+    l_local += w * p.partial_ml[(first + s * rows_all) * 2 + 1];
+  }
+  for (int offset = 16; offset > 0; offset /= 2) l_local += __shfl_xor_sync(0xffffffffu, l_local, offset);
+  if (threadIdx.x % 32 == 0) s_red[threadIdx.x / 32] = l_local;
+  __syncthreads();
+  float denominator = 0.0f;
+  for (int w = 0; w < (blockDim.x + 31) / 32; ++w) denominator += s_red[w];
   for (int d = threadIdx.x; d < p.head_dim; d += blockDim.x) {
-    float numerator = 0.0f, denominator = 0.0f;
-    for (int s = 0; s < p.num_splits; ++s) {
-      const int64_t base = (b * p.num_splits + s) * rows_all + row;
-      const float ms = p.partial_ml[base * 2];
-      if (ms == -INFINITY) continue;
-      const float w = exp2f(ms - m);
-      numerator += w * p.partial_acc[base * p.head_dim + d];
-      denominator += w * p.partial_ml[base * 2 + 1];
-    }
+    float numerator = 0.0f;
+    const float* acc = p.partial_acc + first * p.head_dim + d;
+#pragma unroll 8
+    for (int s = 0; s < p.num_splits; ++s) numerator += s_w[s] * acc[s * rows_all * p.head_dim];
     p.out[(b * rows_all + row) * p.head_dim + d] = __float2bfloat16(denominator > 0.0f ? numerator / denominator : 0.0f);
   }
 }

@@ -20,6 +20,20 @@ void launch_decode_typed(const PagedDecodeParams& p, size_t smem_bytes, cudaStre
 template <KvCode C, bool kAsymmetric>
 void launch_append_typed(const KvAppendParams& p, cudaStream_t stream);
 
+// CTAs of the decode kernel that fit on one SM with `smem_bytes` of dynamic shared memory.
+template <KvCode C, bool kAsymmetric>
+int decode_ctas_per_sm_typed(const PagedDecodeParams& p, size_t smem_bytes);
+
+template <KvCode C, bool kAsymmetric, int kHeadDim, bool kFullM>
+int decode_ctas_per_sm_instance(size_t smem_bytes) {
+  const auto kernel = paged_decode_kernel<C, kAsymmetric, kHeadDim, kFullM>;
+  KVLAB_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem_bytes)));
+  KVLAB_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
+  int ctas = 0;
+  KVLAB_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&ctas, kernel, kDecodeThreads, smem_bytes));
+  return ctas;
+}
+
 template <KvCode C, bool kAsymmetric, int kHeadDim, bool kFullM>
 void launch_decode_instance(const PagedDecodeParams& p, size_t smem_bytes, cudaStream_t stream) {
   const auto kernel = paged_decode_kernel<C, kAsymmetric, kHeadDim, kFullM>;
@@ -48,6 +62,16 @@ void launch_decode_instance(const PagedDecodeParams& p, size_t smem_bytes, cudaS
       merge_splits_kernel<<<p.batch * p.num_queries * p.num_q_heads, p.head_dim, 0, s>>>(p);  \
       KVLAB_CUDA_CHECK_LAUNCH();                                                              \
     }                                                                                         \
+  }                                                                                           \
+  template <>                                                                                 \
+  int decode_ctas_per_sm_typed<C, ASYM>(const PagedDecodeParams& p, size_t smem) {            \
+    const bool full_m = (p.num_q_heads / p.num_kv_heads) * p.num_queries > 8;                 \
+    if (p.head_dim == 64) {                                                                   \
+      return full_m ? decode_ctas_per_sm_instance<C, ASYM, 64, true>(smem)                    \
+                    : decode_ctas_per_sm_instance<C, ASYM, 64, false>(smem);                  \
+    }                                                                                         \
+    return full_m ? decode_ctas_per_sm_instance<C, ASYM, 128, true>(smem)                     \
+                  : decode_ctas_per_sm_instance<C, ASYM, 128, false>(smem);                   \
   }                                                                                           \
   template <>                                                                                 \
   void launch_append_typed<C, ASYM>(const KvAppendParams& p, cudaStream_t s) {                \

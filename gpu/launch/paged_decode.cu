@@ -76,16 +76,17 @@ std::string decode_support(const core::PageLayout& l) {
   return "";
 }
 
-int choose_num_splits(int batch, int num_kv_heads, int num_row_chunks, int max_seq_len, int num_sms) {
-  // Split so the CTAs fill whole waves of two CTAs per SM (the shared memory the stages
-  // take), up to two waves, with no split shorter than 16 pages (4 per warp: the pipeline
+int choose_num_splits(int batch, int num_kv_heads, int num_row_chunks, int max_seq_len, int num_sms,
+                      int ctas_per_sm) {
+  // Split so the CTAs fill whole waves of ctas_per_sm CTAs per SM (what the stages' shared
+  // memory and the registers allow: 2 for bf16, 3 for int4), up to two waves, with no split shorter than 16 pages (4 per warp: the pipeline
   // must have pages to keep in flight). The fewest splits that fill their last wave to 90%
   // win: more splits only add merge traffic and pipeline ramps.
   const int ctas = std::max(1, batch * num_kv_heads * num_row_chunks);
-  const int slots = 2 * num_sms;
+  const int slots = std::max(1, ctas_per_sm) * num_sms;
   const int pages = (max_seq_len + kDecodePageSize - 1) / kDecodePageSize;
   const int max_useful = std::max(1, pages / 16);
-  const int most = std::clamp((2 * slots + ctas - 1) / ctas, 1, max_useful);
+  const int most = std::clamp((2 * slots + ctas - 1) / ctas, 1, std::min(max_useful, kMergeMaxSplits));
   int best = 1;
   double best_fill = 0;
   for (int splits = 1; splits <= most; ++splits) {
@@ -100,10 +101,58 @@ int choose_num_splits(int batch, int num_kv_heads, int num_row_chunks, int max_s
   return best;
 }
 
+namespace {
+
+// Everything about a launch but the pointers: the layout's parameters, the split choice
+// (from the kernel's occupancy), the stages and the shared memory.
+struct DecodePlan {
+  PagedDecodeParams p{};
+  size_t smem = 0;
+};
+
+DecodePlan plan_decode(const PagedDecodeArgs& a, int num_sms) {
+  DecodePlan plan;
+  PagedDecodeParams& p = plan.p;
+  fill_layout(p, a.layout);
+  p.batch = a.batch;
+  p.num_queries = a.num_queries;
+  p.num_q_heads = a.num_q_heads;
+  p.num_kv_heads = a.layout.heads_per_page;
+  p.block_size = a.layout.block_size;
+  p.max_pages_per_seq = a.max_pages_per_seq;
+  p.sm_scale = a.sm_scale;
+  p.num_row_chunks = row_chunks((a.num_q_heads / p.num_kv_heads) * a.num_queries);
+  const int64_t stage_bytes = stage_bytes_for(a.layout);
+  p.stage_bytes = static_cast<int>(stage_bytes);
+  p.num_stages = stages_for(stage_bytes);
+  // The stages, reused at the end for the warps' accumulators.
+  plan.smem = std::max<size_t>(static_cast<size_t>(kDecodeWarps) * p.num_stages * stage_bytes,
+                               static_cast<size_t>(kDecodeWarps) * kDecodeRows * p.head_dim * sizeof(float));
+  int ctas_per_sm = 2;
+  if (a.num_splits <= 0) {
+    dispatch_code(a.layout.precision,
+                  [&]<KvCode C, bool kAsym>() { ctas_per_sm = decode_ctas_per_sm_typed<C, kAsym>(p, plan.smem); });
+  }
+  p.num_splits = a.num_splits > 0 ? a.num_splits
+                                  : choose_num_splits(a.batch, p.num_kv_heads, p.num_row_chunks, a.max_seq_len, num_sms,
+                                                      ctas_per_sm);
+  const int max_pages = (a.max_seq_len + kDecodePageSize - 1) / kDecodePageSize;
+  p.pages_per_split = std::max(1, (max_pages + p.num_splits - 1) / p.num_splits);
+  return plan;
+}
+
+}  // namespace
+
+int paged_decode_num_splits(const PagedDecodeArgs& a, int num_sms) {
+  const std::string support = decode_support(a.layout);
+  require(support.empty(), support);
+  return plan_decode(a, num_sms).p.num_splits;
+}
+
 size_t paged_decode_workspace_bytes(const PagedDecodeArgs& a, int num_sms) {
-  const int chunks = row_chunks((a.num_q_heads / a.layout.heads_per_page) * a.num_queries);
-  const int splits = a.num_splits > 0 ? a.num_splits
-                                      : choose_num_splits(a.batch, a.layout.heads_per_page, chunks, a.max_seq_len, num_sms);
+  const std::string support = decode_support(a.layout);
+  require(support.empty(), support);
+  const int splits = plan_decode(a, num_sms).p.num_splits;
   const size_t rows = static_cast<size_t>(a.batch) * splits * a.num_queries * a.num_q_heads;
   return rows * (a.layout.vector_width + 2) * sizeof(float);
 }
@@ -121,31 +170,15 @@ void launch_paged_decode(const PagedDecodeArgs& a, cudaStream_t stream) {
   KVLAB_CUDA_CHECK(cudaGetDevice(&device));
   KVLAB_CUDA_CHECK(cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, device));
 
-  PagedDecodeParams p{};
-  fill_layout(p, a.layout);
+  DecodePlan plan = plan_decode(a, num_sms);
+  PagedDecodeParams& p = plan.p;
+  require(p.num_splits <= kMergeMaxSplits, "num_splits must not exceed " + std::to_string(kMergeMaxSplits));
   p.q = a.q;
   p.out = a.out;
   p.pool = a.pool;
   p.page_table = a.page_table;
   p.seq_lens = a.seq_lens;
-  p.batch = a.batch;
-  p.num_queries = a.num_queries;
-  p.num_q_heads = a.num_q_heads;
-  p.num_kv_heads = a.layout.heads_per_page;
-  p.block_size = a.layout.block_size;
-  p.max_pages_per_seq = a.max_pages_per_seq;
-  p.sm_scale = a.sm_scale;
-  p.num_row_chunks = row_chunks((a.num_q_heads / p.num_kv_heads) * a.num_queries);
-  p.num_splits = a.num_splits > 0 ? a.num_splits
-                                  : choose_num_splits(a.batch, p.num_kv_heads, p.num_row_chunks, a.max_seq_len, num_sms);
-  const int max_pages = (a.max_seq_len + kDecodePageSize - 1) / kDecodePageSize;
-  p.pages_per_split = std::max(1, (max_pages + p.num_splits - 1) / p.num_splits);
-  const int64_t stage_bytes = stage_bytes_for(a.layout);
-  p.stage_bytes = static_cast<int>(stage_bytes);
-  p.num_stages = stages_for(stage_bytes);
-  // The stages, reused at the end for the warps' accumulators.
-  const size_t smem = std::max<size_t>(static_cast<size_t>(kDecodeWarps) * p.num_stages * stage_bytes,
-                                       static_cast<size_t>(kDecodeWarps) * kDecodeRows * p.head_dim * sizeof(float));
+  const size_t smem = plan.smem;
   if (p.num_splits > 1) {
     require(a.workspace != nullptr, "a workspace is needed for split-KV (paged_decode_workspace_bytes)");
     const size_t rows_all = static_cast<size_t>(a.batch) * p.num_splits * a.num_queries * a.num_q_heads;

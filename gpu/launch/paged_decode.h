@@ -38,8 +38,13 @@ struct PagedDecodeArgs {
 // fp16 scales and zeros, head_dim 64 or 128, K and V components.
 std::string decode_support(const core::PageLayout& layout);
 
-// The split count the launcher uses, and the workspace it needs for it.
-int choose_num_splits(int batch, int num_kv_heads, int num_row_chunks, int max_seq_len, int num_sms);
+// The split rule: fill whole waves of ctas_per_sm × num_sms CTAs (up to two), no split
+// shorter than 16 pages. The launcher passes the kernel's occupancy for ctas_per_sm.
+int choose_num_splits(int batch, int num_kv_heads, int num_row_chunks, int max_seq_len, int num_sms,
+                      int ctas_per_sm = 2);
+// The split count the launcher uses for `args` (args.num_splits if set), and the workspace
+// it needs for it.
+int paged_decode_num_splits(const PagedDecodeArgs& args, int num_sms);
 size_t paged_decode_workspace_bytes(const PagedDecodeArgs& args, int num_sms);
 
 // Validates (throws std::invalid_argument naming the bad argument) and launches on `stream`.

@@ -185,5 +185,17 @@ TEST(PagedDecodeArgs, RejectsWhatTheKernelsCannotDo) {
   EXPECT_THROW(launch_paged_decode(args, nullptr), std::invalid_argument);  // null pointers
 }
 
+// Host-only: the split rule (no GPU needed).
+TEST(ChooseNumSplits, FillsWholeWavesAndLeavesFullBatchesUnsplit) {
+  EXPECT_EQ(choose_num_splits(32, 8, 1, 8192, 132, 2), 1);    // 256 CTAs: 97% of one wave of 264
+  EXPECT_EQ(choose_num_splits(128, 8, 1, 2048, 132, 2), 1);
+  const int one = choose_num_splits(1, 8, 1, 32768, 132, 2);  // 8 CTAs: split to fill the wave
+  EXPECT_GE(8 * one, 0.9 * 264);
+  EXPECT_LE(8 * one, 264);
+  EXPECT_GE(choose_num_splits(32, 8, 1, 8192, 132, 3), 2);    // 3 CTAs per SM: 256 no longer fill
+  EXPECT_EQ(choose_num_splits(1, 8, 1, 100, 132, 2), 1);      // 7 pages: nothing to split
+  EXPECT_LE(choose_num_splits(1, 1, 1, 1 << 24, 132, 4), 1024);  // the merge's bound
+}
+
 }  // namespace
 }  // namespace kvlab::gpu
