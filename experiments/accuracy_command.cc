@@ -55,6 +55,7 @@ struct AccuracyExperiment {
   core::Retention retention = core::FullRetention{};
   core::Access access = core::DenseAccess{};
   std::optional<HeadClassPlan> head_classes;
+  rm::HeadProfileOptions profile_options;
 };
 
 core::Retention parse_retention(core::ConfigNode n) {
@@ -125,6 +126,19 @@ AccuracyExperiment load_experiment(const std::string& path, const std::vector<st
   e.schedule.decode_chunk = root.optional_tokens("decode_chunk", 1, "tokens per later call");
   root.require_positive("decode_chunk", static_cast<double>(e.schedule.decode_chunk));
   e.head_profile_out = root.optional<std::string>("head_profile_out", "", "head profile YAML to write");
+  if (root.has("head_profile_options")) {
+    core::ConfigNode p = root.child("head_profile_options");
+    rm::HeadProfileOptions& o = e.profile_options;
+    o.mass = p.optional<double>("mass", o.mass, "attention mass a span must hold");
+    p.require_in_range("mass", o.mass, 0.5, 1.0);
+    o.local_window = p.optional_tokens("local_window", o.local_window, "local class span limit");
+    o.sink_tokens = p.optional_tokens("sink_tokens", o.sink_tokens, "first tokens counted as sinks");
+    o.min_query_pos = p.optional_tokens("min_query_pos", o.min_query_pos, "profile queries from here");
+    o.query_stride = p.optional_tokens("query_stride", o.query_stride, "every n-th query");
+    p.require_positive("query_stride", static_cast<double>(o.query_stride));
+    o.periodic_threshold = p.optional<double>("periodic_threshold", o.periodic_threshold, "periodic class score");
+    p.finish();
+  }
   core::ConfigNode plan = root.child("kv_plan");
   e.block_size = plan.optional<int>("block_size", 16, "tokens per page");
   plan.require_positive("block_size", e.block_size);
@@ -222,7 +236,7 @@ void run(const AccuracyOptions& o) {
   rm::FullAttentionBackend reference(c.num_layers, c.num_q_heads, c.num_kv_heads, c.head_dim);
   std::unique_ptr<rm::HeadProfiler> profiler;
   if (!e.head_profile_out.empty()) {
-    profiler = std::make_unique<rm::HeadProfiler>(c.num_layers, c.num_q_heads, c.num_kv_heads);
+    profiler = std::make_unique<rm::HeadProfiler>(c.num_layers, c.num_q_heads, c.num_kv_heads, e.profile_options);
     reference.set_observer(profiler->observer());
   }
   rm::PlanAttentionBackend test(plan, e.num_tokens);

@@ -16,6 +16,8 @@
 //   prefill_tokens: 0                 # first call's tokens (0: all in one call)
 //   decode_chunk: 1                   # tokens per later call
 //   head_profile_out: ""              # e.g. data/head_profiles/smollm2_135m.yaml
+//   head_profile_options: {}          # mass, local_window, sink_tokens, min_query_pos,
+//                                     # query_stride, periodic_threshold (head_profile.h)
 //   kv_plan:
 //     block_size: 16
 //     precision: {dtype: int4, group_size: 32, scale: fp16}   # core::parse_precision

@@ -4,6 +4,7 @@
 #include "ref/model/head_profile.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <numeric>
 
@@ -27,23 +28,41 @@ int64_t recency_span(std::span<const float> p, double need, int64_t skip) {
   return t + 1 - skip;
 }
 
-// Largest normalised autocorrelation of x over lags 2 … max_lag and its lag.
-std::pair<double, int> autocorrelation_peak(const std::vector<double>& x, int max_lag) {
-  const auto n = static_cast<int64_t>(x.size());
+// Periodicity of x (log attention by distance, i.e. the scores up to a constant, so that
+// multiplicative noise is even along the row): autocorrelation r(L) of its first
+// differences (which removes the slow decay of attention with distance: without this, any
+// decaying profile correlates best at the smallest lag), then the best local peak L in 3 … max_lag
+// scored by how far it rises above the lowest r at a shorter lag, halved into [0, 1].
+// A spike every P tokens scores ~0.5 at L = P; white noise and smooth trends stay near 0.
+std::pair<double, int> periodicity_peak(const std::vector<double>& x, int max_lag) {
+  const auto n = static_cast<int64_t>(x.size()) - 1;
   if (n < 4 * max_lag) return {0.0, 0};
-  const double mean = std::accumulate(x.begin(), x.end(), 0.0) / static_cast<double>(n);
+  std::vector<double> y(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) y[static_cast<size_t>(i)] = x[static_cast<size_t>(i)] - x[static_cast<size_t>(i + 1)];
+  const double mean_y = std::accumulate(y.begin(), y.end(), 0.0) / static_cast<double>(n);
   double var = 0;
-  for (double v : x) var += (v - mean) * (v - mean);
+  for (double& v : y) {
+    v -= mean_y;
+    var += v * v;
+  }
   if (var <= 0) return {0.0, 0};
-  double best = -1;
-  int best_lag = 0;
-  for (int lag = 2; lag <= max_lag; ++lag) {
+  std::vector<double> r(static_cast<size_t>(max_lag) + 2, 0.0);
+  for (int lag = 1; lag <= max_lag + 1; ++lag) {
     double c = 0;
-    for (int64_t i = 0; i + lag < n; ++i) c += (x[static_cast<size_t>(i)] - mean) * (x[static_cast<size_t>(i + lag)] - mean);
-    if (c / var > best) {
-      best = c / var;
+    for (int64_t i = 0; i + lag < n; ++i) c += y[static_cast<size_t>(i)] * y[static_cast<size_t>(i + lag)];
+    r[static_cast<size_t>(lag)] = c / var;
+  }
+  double best = 0, lowest = r[2];
+  int best_lag = 0;
+  for (int lag = 3; lag <= max_lag; ++lag) {
+    const auto l = static_cast<size_t>(lag);
+    const bool peak = r[l] >= r[l - 1] && r[l] >= r[l + 1];
+    const double score = (r[l] - lowest) / 2;
+    if (peak && score > best) {
+      best = score;
       best_lag = lag;
     }
+    lowest = std::min(lowest, r[l]);
   }
   return {best, best_lag};
 }
@@ -99,9 +118,13 @@ void HeadProfiler::observe(int layer, int q_head, int64_t pos, std::span<const f
   size_t k = 0;
   while (k < sorted.size() && acc < options_.mass) acc += sorted[k++];
   s.frac.push_back(static_cast<double>(k) / static_cast<double>(p.size()));
-  std::vector<double> by_distance;  // p at distance d = periodic_min_distance …, sinks excluded
-  for (int64_t j = pos - options_.periodic_min_distance; j >= sinks; --j) by_distance.push_back(p[static_cast<size_t>(j)]);
-  const auto [peak, lag] = autocorrelation_peak(by_distance, options_.max_lag);
+  // ln p at distance d = periodic_min_distance …, sinks excluded; the floor keeps exact zeros
+  // (underflow, or tokens a synthetic head never reads) finite.
+  std::vector<double> by_distance;
+  for (int64_t j = pos - options_.periodic_min_distance; j >= sinks; --j) {
+    by_distance.push_back(std::log(static_cast<double>(p[static_cast<size_t>(j)]) + 1e-9));
+  }
+  const auto [peak, lag] = periodicity_peak(by_distance, options_.max_lag);
   s.periodicity.push_back(peak);
   s.period.push_back(lag);
 }

@@ -9,16 +9,19 @@
 //   span95          smallest w with Σ p over the last w tokens ≥ mass (pure recency)
 //   local_span95    the same, with the sink tokens counted as kept (StreamingLLM's shape)
 //   context_frac    fewest tokens holding `mass`, over t + 1: how much of the context is used
-//   periodicity     of the row as a function of distance d ≥ periodic_min_distance (sinks
-//                   excluded): the largest normalised autocorrelation over lags
-//                   2 … max_lag, and the lag at which it occurs (period)
+//   periodicity     of ln p (the scores up to a constant) as a function of distance
+//                   d ≥ periodic_min_distance (sinks excluded): the autocorrelation of its first differences (so the decay
+//                   of attention with distance is not mistaken for a period), its best local
+//                   peak at a lag 3 … max_lag scored by its rise above the lowest value at a
+//                   shorter lag, halved into [0, 1]; the lag is the period. A spike every P
+//                   tokens scores ~0.5, noise and smooth decays ~0
 // Spans and fractions are summarised by their median and 90th percentile over queries.
 //
 // Classes, tested in this order (thresholds in HeadProfileOptions, defaults shown):
 //   sink_prefix  mean sink_mass ≥ 0.5 and p90 local_span95 ≤ local_window (128): attention
 //                sits on the first tokens, the rest is near the query
 //   local        p90 local_span95 ≤ local_window (128)
-//   periodic     mean periodicity ≥ 0.3 (white-noise rows of ~2000 entries stay < 0.1)
+//   periodic     mean periodicity ≥ 0.25 (white-noise rows of ~2000 entries stay < 0.1)
 //   retrieval    everything else (reads far and irregularly: keep full KV)
 // A KV head serves its group of query heads, so its class is the most demanding of theirs
 // (retrieval > periodic > local > sink_prefix), and its span the largest.
@@ -44,7 +47,7 @@ struct HeadProfileOptions {
   int64_t periodic_min_distance = 16;
   int max_lag = 64;
   double sink_threshold = 0.5;
-  double periodic_threshold = 0.3;
+  double periodic_threshold = 0.25;
   double wide_context_fraction = 0.2;  // RedKnot's "uses more than 20% of the context"
 };
 

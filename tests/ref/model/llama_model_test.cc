@@ -41,9 +41,10 @@ TEST(LlamaModel, ConfigFromGguf) {
 TEST(LlamaModel, Float32MatchesFloat64) {
   SKIP_WITHOUT_MODEL();
   // All 30 layers, 48 tokens. Bound: float32 rounding (2^-24 relative per operation) grows
-  // through 30 residual layers; logits are O(10) and the measured gap is ~1e-3, so 2e-2 on
-  // logits and 2e-3 on log-probabilities of the true token leave room without hiding a
-  // wrong operation (one misplaced RoPE pair or norm changes logits by O(1)).
+  // through 30 residual layers; logits are O(10) and the measured gap was 1.8e-4 (GCC 12,
+  // -O2), so 5e-3 on logits and 1e-3 on log-probabilities of the true token leave room for
+  // other compilers' reassociation without hiding a wrong operation (one misplaced RoPE
+  // pair or norm changes logits by O(1)).
   const LlamaModel& m = smollm2_model(30);
   const std::vector<int32_t> ids = gpl3_tokens(48);
   FullAttentionBackend attention = full_backend(m);
@@ -51,18 +52,19 @@ TEST(LlamaModel, Float32MatchesFloat64) {
   const RowMatrix<double> l64 = m.forward_f64(ids);
   const double logit_gap = (l32.cast<double>() - l64).cwiseAbs().maxCoeff();
   std::cout << "max |logit float32 - float64| over 48 tokens: " << logit_gap << "\n";
-  EXPECT_LT(logit_gap, 2e-2);
+  EXPECT_LT(logit_gap, 5e-3);
   const RowMatrix<double> p32 = LlamaModel::log_softmax(l32);
   const RowMatrix<double> p64 = LlamaModel::log_softmax(l64.cast<float>());
   for (size_t i = 0; i + 1 < ids.size(); ++i) {
-    EXPECT_NEAR(p32(static_cast<int64_t>(i), ids[i + 1]), p64(static_cast<int64_t>(i), ids[i + 1]), 2e-3);
+    EXPECT_NEAR(p32(static_cast<int64_t>(i), ids[i + 1]), p64(static_cast<int64_t>(i), ids[i + 1]), 1e-3);
   }
 }
 
 TEST(LlamaModel, MatchesIndependentNumpyImplementation) {
   SKIP_WITHOUT_MODEL();
   // The numpy pass dequantizes with the gguf package and runs in float64; ours runs in
-  // float32, so the bound is the float32 one above.
+  // float32, so the bounds are the float32 ones above (measured: 6.3e-5 over the whole
+  // last distribution).
   const LlamaModel& m = smollm2_model(30);
   const std::vector<int32_t> ids = gpl3_tokens(40);
   std::ostringstream in;
@@ -80,7 +82,7 @@ TEST(LlamaModel, MatchesIndependentNumpyImplementation) {
     int ref_argmax = -1;
     ASSERT_TRUE(out >> ref_logp >> ref_argmax) << "line " << i;
     const auto row = static_cast<int64_t>(i);
-    EXPECT_NEAR(logp(row, ids[i + 1]), ref_logp, 2e-3) << "position " << i;
+    EXPECT_NEAR(logp(row, ids[i + 1]), ref_logp, 1e-3) << "position " << i;
     int64_t argmax = 0;
     logp.row(row).maxCoeff(&argmax);
     argmax_agree += argmax == ref_argmax;
@@ -94,7 +96,7 @@ TEST(LlamaModel, MatchesIndependentNumpyImplementation) {
     max_diff = std::max(max_diff, std::abs(ref_v - logp(logp.rows() - 1, v)));
   }
   std::cout << "max |log-prob ours - numpy| over the last distribution: " << max_diff << "\n";
-  EXPECT_LT(max_diff, 2e-2);  // the whole last distribution, rare tokens included
+  EXPECT_LT(max_diff, 5e-3);  // the whole last distribution, rare tokens included
 }
 
 TEST(LlamaModel, DecodingOneByOneEqualsPrefill) {
