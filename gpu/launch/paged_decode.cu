@@ -87,12 +87,21 @@ int choose_num_splits(int batch, int num_kv_heads, int num_row_chunks, int max_s
   const int pages = (max_seq_len + kDecodePageSize - 1) / kDecodePageSize;
   const int max_useful = std::max(1, pages / 16);
   const int most = std::clamp((2 * slots + ctas - 1) / ctas, 1, std::min(max_useful, kMergeMaxSplits));
+  // The first split count whose last wave is 90% full, then the fullest count with the
+  // same number of waves (1 × 128k: 30 splits fill 91% of one wave, 33 fill all of it).
   int best = 1;
   double best_fill = 0;
   for (int splits = 1; splits <= most; ++splits) {
     const double total = static_cast<double>(ctas) * splits;
     const double fill = total / (std::ceil(total / slots) * slots);
-    if (fill >= 0.9) return splits;
+    if (fill >= 0.9) {
+      const double waves = std::ceil(total / slots);
+      int chosen = splits;
+      for (int more = splits + 1; more <= most && std::ceil(static_cast<double>(ctas) * more / slots) == waves; ++more) {
+        chosen = more;
+      }
+      return chosen;
+    }
     if (fill > best_fill) {
       best = splits;
       best_fill = fill;
