@@ -11,8 +11,14 @@
 //   GpuSpec gpu;
 //   gpu.name = root.required<std::string>("name", "catalog name");
 //   gpu.hbm_capacity = root.required<Bytes>("hbm_capacity", "HBM size, e.g. \"80 GB\"");
+//   gpu.num_sms = root.required<int>("num_sms", "streaming multiprocessors", Checks().positive());
 //   root.finish();            // unknown keys become errors
 //   doc.throw_if_errors();    // throws ConfigError with every diagnostic
+//
+// Describe mode: a document made by ConfigDocument::for_description() holds no values; the
+// same parser run over it records every key it would read (type, default, constraints,
+// help) instead of checking anything. docs/config-reference.md is rendered from those
+// records (core/config/config_reference.h), so a parameter is declared exactly once.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "core/config/checks.h"
 #include "core/error.h"
 #include "core/units.h"
 
@@ -42,6 +49,16 @@ class Diagnostics {
 
 class ConfigNode;
 
+// One parameter as a describe-mode parse saw it. path uses "[]" for list elements.
+struct ParamDoc {
+  std::string path;
+  std::string type;           // "integer", "size (\"80 GB\")", "section", …
+  std::string default_value;  // as a user would write it; "" when required or none
+  std::string constraints;    // Checks::describe()
+  std::string help;
+  bool required = false;
+};
+
 // A parsed YAML file (or string) and the diagnostics of reading it. Parse errors (a
 // truncated file, bad indentation) and a missing file become diagnostics, not exceptions;
 // root() is then an empty map so parsing can go on and collect more.
@@ -49,6 +66,13 @@ class ConfigDocument {
  public:
   static ConfigDocument load_file(const std::string& path);
   static ConfigDocument parse_string(const std::string& text, const std::string& file_name);
+  // JSON text (a HuggingFace config.json). yaml-cpp reads it as YAML flow syntax, keeping
+  // line marks; text it trips on that is still valid JSON (e.g. a key over YAML's 1024
+  // characters) is read by nlohmann-json instead, and its diagnostics then say they carry
+  // no line numbers.
+  static ConfigDocument parse_json(const std::string& text, const std::string& file_name);
+  // An empty document in describe mode (see the top of this file).
+  static ConfigDocument for_description();
   ~ConfigDocument();
   ConfigDocument(ConfigDocument&&) noexcept;
   ConfigDocument& operator=(ConfigDocument&&) noexcept;
@@ -64,6 +88,8 @@ class ConfigDocument {
   void apply_override(const std::string& assignment);
   // The document as YAML text (after overrides), e.g. for resolved.yaml.
   std::string dump() const;
+  // Describe mode: the parameters read so far, in first-read order, one per path.
+  const std::vector<ParamDoc>& params() const;
 
   struct State;
 
@@ -76,17 +102,29 @@ class ConfigNode {
  public:
   // Typed reads of a map entry. T: bool, int, int64_t, double, std::string, Bytes,
   // Bandwidth, FlopRate, Duration. A missing required key is reported at this map; a value
-  // of the wrong type at the value. On error the returned value is T{} (parsing goes on).
+  // of the wrong type, or one that fails `checks`, at the value. On error the returned
+  // value is T{} (required) or the fallback (optional), so parsing goes on.
   template <class T>
-  T required(const std::string& key, const std::string& help);
+  T required(const std::string& key, const std::string& help, const Checks& checks = Checks());
   template <class T>
-  T optional(const std::string& key, const T& fallback, const std::string& help);
-  // Token counts with "128k"/"1M" suffixes.
-  int64_t required_tokens(const std::string& key, const std::string& help);
-  int64_t optional_tokens(const std::string& key, int64_t fallback, const std::string& help);
+  T optional(const std::string& key, const T& fallback, const std::string& help,
+             const Checks& checks = Checks());
+  // Token counts with "128k"/"1M" suffixes (powers of two).
+  int64_t required_tokens(const std::string& key, const std::string& help,
+                          const Checks& checks = Checks());
+  int64_t optional_tokens(const std::string& key, int64_t fallback, const std::string& help,
+                          const Checks& checks = Checks());
 
+  // True when the key is present and not null; always true in describe mode, so that
+  // parsers walk optional sections and document them.
   bool has(const std::string& key) const;
-  ConfigNode child(const std::string& key);       // marks the key read; missing → empty node
+  // Marks the key read; missing → empty node. `help` documents a section in describe mode.
+  ConfigNode child(const std::string& key, const std::string& help = "");
+  bool describing() const;  // the document is in describe mode
+  // Describe mode: documents a key whose value the parser reads by hand (a list, a
+  // pattern) with the given type and default. Does nothing otherwise.
+  void document(const std::string& key, const std::string& type, const std::string& default_value,
+                const std::string& help);
   std::vector<ConfigNode> elements();             // of a sequence
   std::vector<std::string> keys() const;          // of a map, in file order
   bool is_map() const;
@@ -104,7 +142,7 @@ class ConfigNode {
   void error(const std::string& message) const;
   void error_at(const std::string& key, const std::string& message) const;
 
-  // Checks on the last value read (chainable helpers for common constraints).
+  // Checks on a value already read (prefer passing Checks to the accessor).
   void require_positive(const std::string& key, double value) const;
   void require_non_negative(const std::string& key, double value) const;
   void require_in_range(const std::string& key, double value, double lo, double hi) const;

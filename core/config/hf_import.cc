@@ -45,6 +45,14 @@ void read_qwen3_moe(ConfigNode& node, ModelSpec& m) {
   m.moe = e;
 }
 
+// Mistral and Mixtral configs carry sliding_window: null (full attention everywhere) or a
+// window every layer applies (Mistral-7B-v0.1: 4096).
+void read_mistral_window(ConfigNode& node, ModelSpec& m) {
+  if (!node.has("sliding_window")) return;
+  m.sliding_window_tokens = node.required<int64_t>("sliding_window", "window of every layer", Checks().positive());
+  if (m.sliding_window_tokens > 0) m.layer_kinds.assign(static_cast<size_t>(std::max(m.num_layers, 0)), LayerKind::kSlidingWindow);
+}
+
 void read_mixtral(ConfigNode& node, ModelSpec& m) {
   MoeSpec e;
   e.num_routed_experts = node.required<int>("num_local_experts", "experts");
@@ -96,7 +104,7 @@ void read_gpt_oss(ConfigNode& node, ModelSpec& m) {
 
 ModelSpec import_hf_config_text(const std::string& json, const std::string& file_name,
                                 const std::string& name) {
-  ConfigDocument doc = ConfigDocument::parse_string(json, file_name);
+  ConfigDocument doc = ConfigDocument::parse_json(json, file_name);
   ConfigNode root = doc.root();
   ModelSpec m;
   m.name = name;
@@ -107,6 +115,7 @@ ModelSpec import_hf_config_text(const std::string& json, const std::string& file
     read_dense_core(root, m);
     if (type == "llama" || type == "mistral" || type == "qwen2" || type == "qwen3") {
       m.ffn_dim = root.required<int>("intermediate_size", "FFN size");
+      if (type == "mistral") read_mistral_window(root, m);
       if (root.optional<bool>("use_sliding_window", false, "Qwen2 sliding window")) {
         root.error_at("use_sliding_window", "sliding windows in a Qwen2/3 config are not supported");
       }
@@ -114,6 +123,7 @@ ModelSpec import_hf_config_text(const std::string& json, const std::string& file
       read_qwen3_moe(root, m);
     } else if (type == "mixtral") {
       read_mixtral(root, m);
+      read_mistral_window(root, m);
     } else if (type == "deepseek_v3") {
       read_deepseek_v3(root, m);
     } else if (type == "gpt_oss") {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
+#include <fstream>
 
 #include <fmt/core.h>
 
@@ -84,54 +85,53 @@ std::vector<std::string> catalog_names(const std::string& kind) {
 
 ModelSpec parse_model(ConfigNode node) {
   const size_t errors_before = node.error_count();
+  const Checks positive = Checks().positive();
+  const Checks non_negative = Checks().non_negative();
   ModelSpec m;
-  m.name = node.required<std::string>("name", "catalog name of the model");
-  m.source = node.required<std::string>("source", "where these numbers come from");
-  m.num_layers = node.required<int>("num_layers", "transformer layers");
-  m.hidden_size = node.required<int>("hidden_size", "model width");
-  m.num_q_heads = node.required<int>("num_q_heads", "query heads");
-  m.num_kv_heads = node.required<int>("num_kv_heads", "KV heads (GQA); MLA: equal to num_q_heads");
-  m.head_dim = node.required<int>("head_dim", "dimensions per head");
-  m.ffn_dim = node.optional<int>("ffn_dim", 0, "dense FFN intermediate size");
-  m.vocab_size = node.required<int>("vocab_size", "vocabulary size");
-  m.max_context_tokens = node.required_tokens("max_context", "longest supported context, e.g. 128k");
-  m.tie_word_embeddings = node.optional<bool>("tie_word_embeddings", false, "LM head shares the embedding");
-  for (auto [key, value] : {std::pair{"num_layers", m.num_layers}, {"hidden_size", m.hidden_size},
-                            {"num_q_heads", m.num_q_heads}, {"num_kv_heads", m.num_kv_heads},
-                            {"head_dim", m.head_dim}, {"vocab_size", m.vocab_size}}) {
-    if (node.has(key) && value <= 0) node.error_at(key, fmt::format("must be positive (got {})", value));
-  }
+  m.name = node.required<std::string>("name", "catalog name (the file's stem, lower case)");
+  m.source = node.required<std::string>("source", "where the numbers come from (a URL or a paper)");
+  m.num_layers = node.required<int>("num_layers", "transformer layers (num_hidden_layers)", positive);
+  m.hidden_size = node.required<int>("hidden_size", "model width", positive);
+  m.num_q_heads = node.required<int>("num_q_heads", "query heads (num_attention_heads)", positive);
+  m.num_kv_heads = node.required<int>("num_kv_heads", "KV heads (GQA); MLA: equal to num_q_heads", positive);
+  m.head_dim = node.required<int>("head_dim", "dimensions per head; MLA: qk_nope_head_dim + qk_rope_head_dim", positive);
+  m.ffn_dim = node.optional<int>("ffn_dim", 0, "dense FFN intermediate size (MoE: of the dense layers)", non_negative);
+  m.vocab_size = node.required<int>("vocab_size", "vocabulary size", positive);
+  m.max_context_tokens = node.required_tokens("max_context", "longest supported context (max_position_embeddings)");
+  m.tie_word_embeddings = node.optional<bool>("tie_word_embeddings", false, "the LM head shares the embedding matrix");
   if (node.has("mla")) {
-    ConfigNode mla = node.child("mla");
+    ConfigNode mla = node.child("mla", "multi-head latent attention (DeepSeek); absent: GQA/MHA");
     MlaDims d;
-    d.q_lora_rank = mla.optional<int>("q_lora_rank", 0, "query down-projection rank (0: none)");
-    d.kv_lora_rank = mla.required<int>("kv_lora_rank", "latent width");
-    d.qk_nope_head_dim = mla.required<int>("qk_nope_head_dim", "per-head non-RoPE query/key dims");
-    d.qk_rope_head_dim = mla.required<int>("qk_rope_head_dim", "decoupled RoPE key dims");
-    d.v_head_dim = mla.required<int>("v_head_dim", "per-head value dims");
+    d.q_lora_rank = mla.optional<int>("q_lora_rank", 0, "query down-projection rank (0: none)", non_negative);
+    d.kv_lora_rank = mla.required<int>("kv_lora_rank", "latent width cached per token and layer", positive);
+    d.qk_nope_head_dim = mla.required<int>("qk_nope_head_dim", "per-head query/key dims without RoPE", positive);
+    d.qk_rope_head_dim = mla.required<int>("qk_rope_head_dim", "decoupled RoPE key dims, cached beside the latent", non_negative);
+    d.v_head_dim = mla.required<int>("v_head_dim", "per-head value dims", positive);
     mla.finish();
     m.mla = d;
   }
   if (node.has("moe")) {
-    ConfigNode moe = node.child("moe");
+    ConfigNode moe = node.child("moe", "mixture of experts; absent: dense FFN in every layer");
     MoeSpec e;
-    e.num_routed_experts = moe.required<int>("num_routed_experts", "routed experts per MoE layer");
-    e.num_shared_experts = moe.optional<int>("num_shared_experts", 0, "always-active experts");
-    e.top_k = moe.required<int>("top_k", "experts per token");
-    e.expert_ffn_dim = moe.required<int>("expert_ffn_dim", "intermediate size of one expert");
-    e.shared_expert_ffn_dim = moe.optional<int>("shared_expert_ffn_dim", 0, "of one shared expert");
-    e.num_dense_layers = moe.optional<int>("num_dense_layers", 0, "leading layers with a dense FFN");
+    e.num_routed_experts = moe.required<int>("num_routed_experts", "routed experts per MoE layer", positive);
+    e.num_shared_experts = moe.optional<int>("num_shared_experts", 0, "always-active experts per MoE layer", non_negative);
+    e.top_k = moe.required<int>("top_k", "routed experts per token", positive);
+    e.expert_ffn_dim = moe.required<int>("expert_ffn_dim", "intermediate size of one expert", positive);
+    e.shared_expert_ffn_dim = moe.optional<int>("shared_expert_ffn_dim", 0, "of one shared expert (0: expert_ffn_dim)", non_negative);
+    e.num_dense_layers = moe.optional<int>("num_dense_layers", 0, "leading layers with a dense FFN (first_k_dense_replace)", non_negative);
     moe.finish();
     m.moe = e;
   }
-  if (node.has("layer_pattern")) {
+  node.document("layer_pattern", "list of full, sliding, linear", "all full",
+                "attention kind per layer, repeated to num_layers (e.g. [sliding, full])");
+  if (node.has("layer_pattern") && !node.describing()) {
     m.layer_kinds = parse_layer_pattern(node.child("layer_pattern"), m.num_layers);
   }
-  m.sliding_window_tokens = node.optional_tokens("sliding_window", 0, "tokens a sliding layer sees");
-  m.linear_state_bytes = node.optional<Bytes>("linear_state", Bytes{0}, "state per sequence per linear layer").value;
+  m.sliding_window_tokens = node.optional_tokens("sliding_window", 0, "tokens a sliding layer attends to", non_negative);
+  m.linear_state_bytes = node.optional<Bytes>("linear_state", Bytes{0}, "constant state per sequence of one linear layer").value;
   node.finish();
   // Cross-field checks only once every field read cleanly, so one mistake gives one error.
-  if (node.error_count() == errors_before) {
+  if (node.error_count() == errors_before && !node.describing()) {
     if (std::string why = m.validate(); !why.empty()) node.error(why);
   }
   return m;
@@ -139,21 +139,22 @@ ModelSpec parse_model(ConfigNode node) {
 
 GpuSpec parse_gpu(ConfigNode node) {
   const size_t errors_before = node.error_count();
+  const Checks positive = Checks().positive();
   GpuSpec g;
-  g.name = node.required<std::string>("name", "catalog name of the GPU");
-  g.source = node.required<std::string>("source", "datasheet");
-  g.hbm_capacity = node.required<Bytes>("hbm_capacity", "HBM size, e.g. \"80 GB\"");
-  g.hbm_bandwidth = node.required<Bandwidth>("hbm_bandwidth", "HBM bandwidth, e.g. \"3.35 TB/s\"");
-  g.bf16_rate = node.required<FlopRate>("bf16", "dense bf16 tensor rate");
-  g.fp8_rate = node.optional<FlopRate>("fp8", FlopRate{}, "dense fp8 rate (absent: none)");
+  g.name = node.required<std::string>("name", "catalog name (the file's stem, lower case)");
+  g.source = node.required<std::string>("source", "datasheet the numbers come from");
+  g.hbm_capacity = node.required<Bytes>("hbm_capacity", "HBM capacity as the vendor quotes it (decimal GB)", positive);
+  g.hbm_bandwidth = node.required<Bandwidth>("hbm_bandwidth", "HBM bandwidth", positive);
+  g.bf16_rate = node.required<FlopRate>("bf16", "dense bf16 tensor-core rate", positive);
+  g.fp8_rate = node.optional<FlopRate>("fp8", FlopRate{}, "dense fp8 rate (absent: no fp8 tensor cores)");
   g.fp4_rate = node.optional<FlopRate>("fp4", FlopRate{}, "dense fp4 rate (absent: none)");
   g.int8_rate = node.optional<FlopRate>("int8", FlopRate{}, "dense int8 rate (absent: none)");
-  g.num_sms = node.required<int>("num_sms", "streaming multiprocessors");
+  g.num_sms = node.required<int>("num_sms", "streaming multiprocessors", positive);
   g.l2_capacity = node.optional<Bytes>("l2", Bytes{0}, "L2 cache size");
-  g.nvlink_bandwidth = node.optional<Bandwidth>("nvlink", Bandwidth{}, "NVLink per GPU, one direction");
-  g.pcie_bandwidth = node.required<Bandwidth>("host_link", "host link (PCIe or C2C), one direction");
+  g.nvlink_bandwidth = node.optional<Bandwidth>("nvlink", Bandwidth{}, "NVLink per GPU, one direction (absent: none)");
+  g.pcie_bandwidth = node.required<Bandwidth>("host_link", "host link (PCIe or C2C), one direction", positive);
   node.finish();
-  if (node.error_count() == errors_before) {
+  if (node.error_count() == errors_before && !node.describing()) {
     if (std::string why = g.validate(); !why.empty()) node.error(why);
   }
   return g;
@@ -161,20 +162,21 @@ GpuSpec parse_gpu(ConfigNode node) {
 
 ClusterSpec parse_cluster(ConfigNode node) {
   const size_t errors_before = node.error_count();
+  const Checks positive = Checks().positive();
   ClusterSpec c;
-  c.name = node.required<std::string>("name", "catalog name of the cluster");
-  c.num_nodes = node.optional<int>("num_nodes", 1, "nodes");
-  c.gpus_per_node = node.required<int>("gpus_per_node", "GPUs per node");
-  c.tensor_parallel = node.optional<int>("tensor_parallel", 1, "TP degree");
-  c.pipeline_parallel = node.optional<int>("pipeline_parallel", 1, "PP degree");
-  c.expert_parallel = node.optional<int>("expert_parallel", 1, "EP degree");
-  c.data_parallel = node.optional<int>("data_parallel", 1, "DP replicas");
-  c.intra_node.bandwidth = node.required<Bandwidth>("intra_node_bandwidth", "NVLink, one direction");
-  c.intra_node.latency = node.optional<Duration>("intra_node_latency", Duration{2000}, "per message");
-  c.inter_node.bandwidth = node.optional<Bandwidth>("inter_node_bandwidth", Bandwidth{50e9}, "NIC per GPU");
-  c.inter_node.latency = node.optional<Duration>("inter_node_latency", Duration{5000}, "per message");
+  c.name = node.required<std::string>("name", "catalog name (the file's stem, lower case)");
+  c.num_nodes = node.optional<int>("num_nodes", 1, "nodes", positive);
+  c.gpus_per_node = node.required<int>("gpus_per_node", "GPUs per node", positive);
+  c.tensor_parallel = node.optional<int>("tensor_parallel", 1, "tensor-parallel degree", positive);
+  c.pipeline_parallel = node.optional<int>("pipeline_parallel", 1, "pipeline-parallel degree", positive);
+  c.expert_parallel = node.optional<int>("expert_parallel", 1, "expert-parallel degree", positive);
+  c.data_parallel = node.optional<int>("data_parallel", 1, "data-parallel replicas", positive);
+  c.intra_node.bandwidth = node.required<Bandwidth>("intra_node_bandwidth", "GPU-to-GPU in a node (NVLink), one direction", positive);
+  c.intra_node.latency = node.optional<Duration>("intra_node_latency", Duration{2000}, "per message in a node");
+  c.inter_node.bandwidth = node.optional<Bandwidth>("inter_node_bandwidth", Bandwidth{50e9}, "NIC per GPU, one direction");
+  c.inter_node.latency = node.optional<Duration>("inter_node_latency", Duration{5000}, "per message between nodes");
   node.finish();
-  if (node.error_count() == errors_before) {
+  if (node.error_count() == errors_before && !node.describing()) {
     if (std::string why = c.validate(); !why.empty()) node.error(why);
   }
   return c;
@@ -182,26 +184,39 @@ ClusterSpec parse_cluster(ConfigNode node) {
 
 Precision parse_precision(ConfigNode node) {
   Precision p;
-  const std::string dtype = node.required<std::string>("dtype", "bf16, fp16, fp8, int8, int6, int5 or int4");
-  if (!dtype.empty() && !parse_kv_dtype(dtype, &p.dtype)) {
-    node.error_at("dtype", fmt::format("expected one of bf16, fp16, fp8, int8, int6, int5, int4 (got \"{}\")", dtype));
-    return p;
-  }
+  const std::string dtype = node.required<std::string>(
+      "dtype", "element format of cached K and V (fp8 is e4m3)",
+      Checks().one_of({"bf16", "fp16", "fp8", "int8", "int6", "int5", "int4"}));
+  if (!dtype.empty() && !parse_kv_dtype(dtype, &p.dtype)) return p;
   p = Precision::defaults(p.dtype);
-  p.group_size = node.optional<int>("group_size", p.group_size, "elements per scale");
-  auto meta = [&](const char* key, MetaFormat fallback) {
-    const std::string text = node.optional<std::string>(key, std::string(to_string(fallback)), "fp16, bf16, fp32 or none");
+  p.group_size = node.optional<int>("group_size", p.group_size,
+                                    "elements per scale (and zero) group; integer dtypes default to 32, others 0",
+                                    Checks().non_negative());
+  const Checks formats = Checks().one_of({"fp16", "bf16", "fp32", "none"});
+  auto meta = [&](const char* key, MetaFormat fallback, const char* help) {
+    const std::string text = node.optional<std::string>(key, std::string(to_string(fallback)), help, formats);
     MetaFormat f = fallback;
-    if (!parse_meta_format(text, &f)) node.error_at(key, fmt::format("expected fp16, bf16, fp32 or none (got \"{}\")", text));
+    parse_meta_format(text, &f);
     return f;
   };
-  p.scale_format = meta("scale", p.scale_format);
-  p.zero_format = meta("zero", p.zero_format);
+  p.scale_format = meta("scale", p.scale_format, "format of each group's scale (integer dtypes: fp16)");
+  p.zero_format = meta("zero", p.zero_format, "format of each group's zero point (none: symmetric)");
   node.finish();
   return p;
 }
 
 namespace {
+
+// True when the file's first non-blank character opens a JSON object: a HuggingFace
+// config.json under any name (catalog YAML never starts with '{').
+bool looks_like_json(const std::string& path) {
+  std::ifstream in(path);
+  char c = 0;
+  while (in.get(c)) {
+    if (!std::isspace(static_cast<unsigned char>(c))) return c == '{';
+  }
+  return false;
+}
 
 template <class Spec>
 Spec load_yaml(const std::string& path, Spec (*parse)(ConfigNode)) {
@@ -214,7 +229,9 @@ Spec load_yaml(const std::string& path, Spec (*parse)(ConfigNode)) {
 }  // namespace
 
 ModelSpec load_model(const std::string& name_or_path) {
-  if (ends_with(name_or_path, ".json")) return import_hf_config(name_or_path);
+  if (ends_with(name_or_path, ".json") || (fs::is_regular_file(name_or_path) && looks_like_json(name_or_path))) {
+    return import_hf_config(name_or_path);
+  }
   return load_yaml(resolve("models", name_or_path), parse_model);
 }
 
