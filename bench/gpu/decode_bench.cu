@@ -122,7 +122,7 @@ int main(int argc, char** argv) {
   KVLAB_CUDA_CHECK(cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, 0));
   const double ceiling = copy_ceiling_bytes_per_s();
   std::fprintf(stderr, "copy ceiling: %.3f TB/s\n", ceiling / 1e12);
-  std::printf("model,format,batch,context,kv_bytes,median_us,tb_per_s,fraction_of_copy_ceiling,copy_ceiling_tb_per_s,num_splits\n");
+  std::printf("model,format,batch,context,kv_bytes,median_us,tb_per_s,fraction_of_copy_ceiling,copy_ceiling_tb_per_s,num_splits,median_us_separate_merge\n");
 
   const std::vector<std::pair<int, int>> shapes = quick ? std::vector<std::pair<int, int>>{{1, 32768}, {32, 8192}}
                                                         : std::vector<std::pair<int, int>>{{1, 32768}, {1, 131072}, {8, 16384}, {32, 8192}, {64, 4096}, {32, 32768}, {128, 2048}};
@@ -183,22 +183,35 @@ int main(int argc, char** argv) {
         args.max_seq_len = context;
         args.sm_scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
         float* workspace = nullptr;
-        KVLAB_CUDA_CHECK(cudaMalloc(&workspace, kvlab::gpu::paged_decode_workspace_bytes(args, num_sms)));
+        const size_t workspace_bytes = kvlab::gpu::paged_decode_workspace_bytes(args, num_sms);
+        KVLAB_CUDA_CHECK(cudaMalloc(&workspace, workspace_bytes));
+        KVLAB_CUDA_CHECK(cudaMemset(workspace, 0, workspace_bytes));  // the merge counters start at zero
         args.workspace = workspace;
-        const double ms = median_ms(
-            [&](int i) {
-              args.pool = pools[i % sets];
-              kvlab::gpu::launch_paged_decode(args, nullptr);
-            },
-            quick ? 20 : 50);
+        const auto time_calls = [&] {
+          return median_ms(
+              [&](int i) {
+                args.pool = pools[i % sets];
+                kvlab::gpu::launch_paged_decode(args, nullptr);
+              },
+              quick ? 20 : 50);
+        };
+        const int splits = kvlab::gpu::paged_decode_num_splits(args, num_sms);
+        // Split shapes: also the separate merge kernel, in the same run (its cost).
+        double ms_separate = std::nan("");
+        if (splits > 1) {
+          args.fused_merge = false;
+          ms_separate = time_calls();
+          args.fused_merge = true;
+        }
+        const double ms = time_calls();
         // Bytes the kernel must read: the KV of every token (codes and scales, no page
         // padding: a page is full here), the queries and the outputs.
         const int64_t kv_bytes = static_cast<int64_t>(batch) * context * model.kv_heads * 2 *
                                  kvlab::core::vector_bytes(format.precision, head_dim);
         const double tbps = static_cast<double>(kv_bytes) / (ms * 1e-3) / 1e12;
-        std::printf("%s,%s,%d,%d,%lld,%.2f,%.4f,%.4f,%.4f,%d\n", model.name, format.name, batch, context,
-                    static_cast<long long>(kv_bytes), ms * 1e3, tbps, tbps * 1e12 / ceiling, ceiling / 1e12,
-                    kvlab::gpu::paged_decode_num_splits(args, num_sms));
+        std::printf("%s,%s,%d,%d,%lld,%.2f,%.4f,%.4f,%.4f,%d,%.2f\n", model.name, format.name, batch, context,
+                    static_cast<long long>(kv_bytes), ms * 1e3, tbps, tbps * 1e12 / ceiling, ceiling / 1e12, splits,
+                    ms_separate * 1e3);
         std::fflush(stdout);
         KVLAB_CUDA_CHECK(cudaFree(workspace));
         for (uint8_t* pool : pools) KVLAB_CUDA_CHECK(cudaFree(pool));

@@ -20,9 +20,15 @@ bool layout_of(const char* dtype, int head_dim, int kv_heads, kvlab::core::PageL
   return true;
 }
 
+// Whether split-KV calls merge inside the decode kernel (kvlab_set_fused_merge); peers.py
+// times both ways in one process.
+bool g_fused_merge = true;
+
 }  // namespace
 
 extern "C" {
+
+void kvlab_set_fused_merge(int fused) { g_fused_merge = fused != 0; }
 
 // Bytes of one page (16 tokens × kv_heads × K and V) in the default precision of `dtype`.
 long long kvlab_page_bytes(const char* dtype, int head_dim, int kv_heads) {
@@ -51,6 +57,7 @@ int kvlab_paged_decode(const char* dtype, const void* pool, long long num_pages,
     args.max_seq_len = max_seq_len;
     args.sm_scale = sm_scale;
     args.workspace = workspace;
+    args.fused_merge = g_fused_merge;
     int device = 0, num_sms = 0;
     cudaGetDevice(&device);
     cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, device);

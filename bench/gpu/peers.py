@@ -60,6 +60,12 @@ class Kvlab:
             ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
         self.lib.kvlab_page_bytes.restype = ctypes.c_longlong
         self.lib.kvlab_page_bytes.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_int]
+        self.lib.kvlab_set_fused_merge.restype = None
+        self.lib.kvlab_set_fused_merge.argtypes = [ctypes.c_int]
+
+    def fused_merge(self, fused):
+        """Split-KV merge inside the decode kernel (default) or in a separate kernel."""
+        self.lib.kvlab_set_fused_merge(1 if fused else 0)
 
     def prepare(self, q, k, v, generator):
         """Copies contiguous K/V [B, H, T, D] into kvlab's bf16 pages ([page][head][K, V][16][D],
@@ -79,7 +85,10 @@ class Kvlab:
         qk = q.transpose(1, 2).contiguous()  # [B, 1, Hq, D]
         out = torch.empty_like(qk)
         splits_bound = min(4 * 132, context // 256 + 1)
-        workspace = torch.empty(batch * splits_bound * q_heads * (dim + 2), dtype=torch.float32, device="cuda")
+        # Zeroed once: its tail holds the split-merge counters (one per sequence and KV head),
+        # which every call leaves at zero.
+        workspace = torch.zeros(batch * splits_bound * q_heads * (dim + 2) + batch * kv_heads, dtype=torch.float32,
+                                device="cuda")
         error = ctypes.create_string_buffer(512)
         scale = dim ** -0.5
 
@@ -152,7 +161,25 @@ def main():
                 got = run_kvlab().transpose(1, 2).float()
                 errs.append(((got - expected).norm() / expected.norm()).item())
             err = max(errs)
-            rows = [("kvlab_paged", lambda i: kvlab_runs[i % sets][0](), err)]
+            # The separate merge kernel: checked and timed too (the fused merge's gain, same run).
+            kvlab.fused_merge(False)
+            keep = kvlab_runs[0][1]
+            keep[4].fill_(float("nan"))
+            got = kvlab_runs[0][0]().transpose(1, 2).float()
+            with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
+                expected = F.scaled_dot_product_attention(*inputs[0], enable_gqa=True).float()
+            err_separate = ((got - expected).norm() / expected.norm()).item()
+            kvlab.fused_merge(True)
+
+            def separate(i):
+                kvlab.fused_merge(False)
+                try:
+                    return kvlab_runs[i % sets][0]()
+                finally:
+                    kvlab.fused_merge(True)
+
+            rows = [("kvlab_paged", lambda i: kvlab_runs[i % sets][0](), err),
+                    ("kvlab_paged_separate_merge", separate, err_separate)]
             for name, run in runs.items():
                 rows.append((name, lambda i, run=run: run(*inputs[i % sets]), float("nan")))
             for name, fn, rel in rows:

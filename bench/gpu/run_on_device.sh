@@ -39,11 +39,11 @@ echo "gpu_test exit code: $?" | tee -a "$out/gpu_test.log"
 grep -E "FAILED|Failure|error|PASSED|SKIPPED" "$out/gpu_test.log" | head -30
 if [ "$sanitize" = 1 ]; then
   echo "== compute-sanitizer"
-  filter='*bf16_ragged*:*gqa8*:*int4_g32*:*int5*:*forced_splits*:*four_queries*:*rows_over_16*:KvAppend*'
+  filter='*bf16_ragged*:*gqa8*:*int4_g32*:*int5*:*forced_splits*:*four_queries*:*rows_over_16*:*fused*:*separate_merge*:*Counters*:KvAppend*'
   compute-sanitizer --tool memcheck $build/tests/gpu/gpu_test --gtest_filter="$filter" >"$out/logs/memcheck.log" 2>&1
   echo "memcheck exit code: $?" | tee "$out/sanitizers.txt"
   grep -E "ERROR SUMMARY|PASSED|FAILED" "$out/logs/memcheck.log" | head -5 | tee -a "$out/sanitizers.txt"
-  compute-sanitizer --tool racecheck $build/tests/gpu/gpu_test --gtest_filter='*bf16_ragged*:*int4_g32*:*four_queries*' \
+  compute-sanitizer --tool racecheck $build/tests/gpu/gpu_test --gtest_filter='*bf16_ragged*:*int4_g32*:*four_queries*:*fused_rows16*:*Counters*' \
     >"$out/logs/racecheck.log" 2>&1
   echo "racecheck exit code: $?" | tee -a "$out/sanitizers.txt"
   grep -E "RACECHECK SUMMARY|hazard|PASSED|FAILED" "$out/logs/racecheck.log" | sort | uniq -c | head -8 | tee -a "$out/sanitizers.txt"

@@ -6,8 +6,9 @@
 // heads sharing that KV head × the query tokens of a step, rows padded to the 16 of an
 // mma tile) and one split of the sequence's pages. Warp w takes the split's pages w, w+4,
 // …; for each it keeps an online softmax of its own (running max m, sum l, output O in
-// registers), and the four warps merge in shared memory at the end. A second kernel merges
-// the splits when there is more than one.
+// registers), and the four warps merge in shared memory at the end. With more than one
+// split, the last CTA of a (sequence, KV head, row chunk) to finish merges the splits
+// (split_merge.cuh).
 //
 // Memory: a head's K and V of one page (codes, scales, zeros: 2 × component_bytes) are one
 // contiguous range of the pool (docs/kv-format.md), so lane 0 of a warp fetches it with one
@@ -34,43 +35,10 @@
 #include <cuda_fp8.h>
 
 #include "gpu/kernels/kv_codec.cuh"
+#include "gpu/kernels/paged_decode_params.cuh"
+#include "gpu/kernels/split_merge.cuh"
 
 namespace kvlab::gpu {
-
-struct PagedDecodeParams {
-  const __nv_bfloat16* q;     // [batch, num_queries, num_q_heads, head_dim]
-  __nv_bfloat16* out;         // [batch, num_queries, num_q_heads, head_dim]
-  const uint8_t* pool;        // [num_pages, page_bytes]: one layer's pages
-  const int32_t* page_table;  // [batch, max_pages_per_seq]
-  const int32_t* seq_lens;    // [batch], tokens in the cache, the new queries' included
-  float* partial_acc;         // [batch, num_splits, num_queries·num_q_heads, head_dim]
-  float* partial_ml;          // [batch, num_splits, num_queries·num_q_heads, 2]: max (log2 units), sum
-  int batch;
-  int num_queries;
-  int num_q_heads;
-  int num_kv_heads;  // = heads_per_page
-  int head_dim;
-  int block_size;
-  int max_pages_per_seq;
-  int64_t page_bytes;
-  int64_t component_bytes;
-  int64_t scales_offset;      // from a component's start (the codes region, padded)
-  int64_t zeros_offset;       // from a component's start
-  int vector_code_bytes;      // D·b/8
-  int group_size;             // elements per scale (0: none)
-  float sm_scale;
-  int num_splits;
-  int pages_per_split;
-  int num_row_chunks;         // ceil(rows per KV head / 16)
-  int num_stages;             // pages in flight per warp
-  int stage_bytes;            // 2 · component_bytes rounded up to 128
-};
-
-constexpr int kDecodeWarps = 4;
-constexpr int kDecodeThreads = 32 * kDecodeWarps;
-constexpr int kDecodeRows = 16;       // query rows per CTA: one mma tile
-constexpr int kDecodePageSize = 16;   // tokens per page: one mma k-step of P·V
-constexpr int kDecodeMaxStages = 8;
 
 namespace decode_detail {
 
@@ -572,50 +540,8 @@ __global__ void __launch_bounds__(kDecodeThreads)
       }
     }
   }
-}
-
-// Merges the splits: out = Σ_s 2^{m_s − m} acc_s / Σ_s 2^{m_s − m} l_s (m in log2 units).
-// One CTA per (batch, row), one thread per element of head_dim. The splits' (m, l) are read
-// in parallel into shared memory and turned into weights once; the weighted sum then keeps
-// 8 loads in flight per thread (a loop of dependent loads would be latency-bound: batch 1
-// has 30+ splits). Splits that saw no token (m = −∞, past a short sequence's end) weigh 0.
-constexpr int kMergeMaxSplits = 1024;
-// static: each instance file gets its own copy (a header-defined kernel).
-static __global__ void merge_splits_kernel(const PagedDecodeParams p) {
-  __shared__ float s_w[kMergeMaxSplits];
-  __shared__ float s_red[32];
-  const int64_t rows_all = static_cast<int64_t>(p.num_queries) * p.num_q_heads;
-  const int64_t row = blockIdx.x % rows_all;
-  const int64_t b = blockIdx.x / rows_all;
-  const int64_t first = b * p.num_splits * rows_all + row;  // split s at first + s·rows_all
-  float m_local = -INFINITY;
-  for (int s = threadIdx.x; s < p.num_splits; s += blockDim.x) {
-    s_w[s] = p.partial_ml[(first + s * rows_all) * 2];
-    m_local = fmaxf(m_local, s_w[s]);
-  }
-  for (int offset = 16; offset > 0; offset /= 2) m_local = fmaxf(m_local, __shfl_xor_sync(0xffffffffu, m_local, offset));
-  if (threadIdx.x % 32 == 0) s_red[threadIdx.x / 32] = m_local;
-  __syncthreads();
-  float m = -INFINITY;
-  for (int w = 0; w < (blockDim.x + 31) / 32; ++w) m = fmaxf(m, s_red[w]);
-  __syncthreads();  // s_red is reused for the denominator
-  float l_local = 0.0f;
-  for (int s = threadIdx.x; s < p.num_splits; s += blockDim.x) {
-    const float w = s_w[s] == -INFINITY ? 0.0f : exp2f(s_w[s] - m);
-    s_w[s] = w;
-    l_local += w * p.partial_ml[(first + s * rows_all) * 2 + 1];
-  }
-  for (int offset = 16; offset > 0; offset /= 2) l_local += __shfl_xor_sync(0xffffffffu, l_local, offset);
-  if (threadIdx.x % 32 == 0) s_red[threadIdx.x / 32] = l_local;
-  __syncthreads();
-  float denominator = 0.0f;
-  for (int w = 0; w < (blockDim.x + 31) / 32; ++w) denominator += s_red[w];
-  for (int d = threadIdx.x; d < p.head_dim; d += blockDim.x) {
-    float numerator = 0.0f;
-    const float* acc = p.partial_acc + first * p.head_dim + d;
-#pragma unroll 8
-    for (int s = 0; s < p.num_splits; ++s) numerator += s_w[s] * acc[s * rows_all * p.head_dim];
-    p.out[(b * rows_all + row) * p.head_dim + d] = __float2bfloat16(denominator > 0.0f ? numerator / denominator : 0.0f);
+  if (p.num_splits > 1 && p.fused_merge) {
+    merge_in_last_split<kD, kLiveRows>(p, b, kv_head, row_chunk, reinterpret_cast<float*>(smem));
   }
 }
 

@@ -13,7 +13,8 @@
 namespace kvlab::gpu {
 
 // Launches the decode kernel (head_dim 64 or 128; 8 or 16 live rows per CTA), then the
-// split merge when there is more than one split. Dynamic shared memory: the warps' stages.
+// separate split merge when there is more than one split and the kernel does not merge
+// them itself (p.fused_merge). Dynamic shared memory: the warps' stages.
 template <KvCode C, bool kAsymmetric>
 void launch_decode_typed(const PagedDecodeParams& p, size_t smem_bytes, cudaStream_t stream);
 
@@ -58,7 +59,7 @@ void launch_decode_instance(const PagedDecodeParams& p, size_t smem_bytes, cudaS
       full_m ? launch_decode_instance<C, ASYM, 128, true>(p, smem, s)                         \
              : launch_decode_instance<C, ASYM, 128, false>(p, smem, s);                       \
     }                                                                                         \
-    if (p.num_splits > 1) {                                                                   \
+    if (p.num_splits > 1 && !p.fused_merge) {                                                 \
       merge_splits_kernel<<<p.batch * p.num_queries * p.num_q_heads, p.head_dim, 0, s>>>(p);  \
       KVLAB_CUDA_CHECK_LAUNCH();                                                              \
     }                                                                                         \

@@ -147,7 +147,18 @@ DecodePlan plan_decode(const PagedDecodeArgs& a, int num_sms) {
                                                       ctas_per_sm);
   const int max_pages = (a.max_seq_len + kDecodePageSize - 1) / kDecodePageSize;
   p.pages_per_split = std::max(1, (max_pages + p.num_splits - 1) / p.num_splits);
+  p.fused_merge = a.fused_merge && p.num_splits > 1 && fused_merge_smem_bytes(p.num_splits) <= plan.smem ? 1 : 0;
   return plan;
+}
+
+// Workspace: partial accumulators, then (m, l) per partial row, then the merge counters.
+size_t partial_floats(const PagedDecodeArgs& a, int splits) {
+  const size_t rows = static_cast<size_t>(a.batch) * splits * a.num_queries * a.num_q_heads;
+  return rows * (a.layout.vector_width + 2);
+}
+
+size_t merge_counter_count(const PagedDecodeArgs& a) {
+  return static_cast<size_t>(a.batch) * a.layout.heads_per_page * row_chunks((a.num_q_heads / a.layout.heads_per_page) * a.num_queries);
 }
 
 }  // namespace
@@ -162,8 +173,7 @@ size_t paged_decode_workspace_bytes(const PagedDecodeArgs& a, int num_sms) {
   const std::string support = decode_support(a.layout);
   require(support.empty(), support);
   const int splits = plan_decode(a, num_sms).p.num_splits;
-  const size_t rows = static_cast<size_t>(a.batch) * splits * a.num_queries * a.num_q_heads;
-  return rows * (a.layout.vector_width + 2) * sizeof(float);
+  return (partial_floats(a, splits) + merge_counter_count(a)) * sizeof(float);
 }
 
 void launch_paged_decode(const PagedDecodeArgs& a, cudaStream_t stream) {
@@ -193,6 +203,7 @@ void launch_paged_decode(const PagedDecodeArgs& a, cudaStream_t stream) {
     const size_t rows_all = static_cast<size_t>(a.batch) * p.num_splits * a.num_queries * a.num_q_heads;
     p.partial_acc = a.workspace;
     p.partial_ml = a.workspace + rows_all * p.head_dim;
+    p.merge_counters = reinterpret_cast<unsigned int*>(a.workspace + partial_floats(a, p.num_splits));
   }
   dispatch_code(a.layout.precision, [&]<KvCode C, bool kAsym>() { launch_decode_typed<C, kAsym>(p, smem, stream); });
 }

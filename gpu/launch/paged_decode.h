@@ -31,7 +31,14 @@ struct PagedDecodeArgs {
   int max_seq_len = 0;  // host-side upper bound of seq_lens, for the split choice
   float sm_scale = 0;
   int num_splits = 0;   // 0: chosen from the shape and the SM count
-  float* workspace = nullptr;  // device, paged_decode_workspace_bytes(...) bytes
+  // Device, paged_decode_workspace_bytes(...) bytes, ZEROED ONCE after allocation (e.g.
+  // cudaMemset): its tail holds the split-merge counters, which every call leaves at zero
+  // again. Calls that share a workspace must be ordered (one stream).
+  float* workspace = nullptr;
+  // Split-KV only: merge the splits inside the decode kernel (the last CTA of a sequence's
+  // KV head does it) rather than in a second kernel. The launcher falls back to the second
+  // kernel where the merge's weights do not fit in the decode kernel's shared memory.
+  bool fused_merge = true;
 };
 
 // "" if the kernels support this layout (and why not otherwise): bf16/fp16/fp8/int8/6/5/4,

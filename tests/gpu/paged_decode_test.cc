@@ -4,6 +4,8 @@
 // lengths, GQA ratios 1/3/4/8, several query tokens, every element format; outputs are
 // poisoned (NaN) before each run so an unwritten element fails.
 #include <cmath>
+#include <cstring>
+#include <memory>
 #include <random>
 
 #include <gtest/gtest.h>
@@ -31,6 +33,7 @@ struct DecodeCase {
   std::vector<int> seq_lens;
   int num_queries = 1;
   int num_splits = 0;  // 0: the launcher's choice
+  bool fused_merge = true;
 };
 
 void PrintTo(const DecodeCase& c, std::ostream* os) { *os << c.name; }
@@ -39,97 +42,144 @@ void PrintTo(const DecodeCase& c, std::ostream* os) { *os << c.name; }
 // float32 accumulation over 128k tokens while still catching a wrong token or scale.
 constexpr double kRelativeTolerance = 1e-2;
 
+// One case's pages, queries and reference outputs, on the host and the device; run() decodes
+// with a given split count and merge into a workspace and returns the relative error.
+class DecodeProblem {
+ public:
+  static constexpr int kBlock = 16;
+
+  explicit DecodeProblem(const DecodeCase& c)
+      : c_(c), layout_(core::make_page_layout(c.precision, c.head_dim, kBlock, c.kv_heads, 2)) {
+    batch_ = static_cast<int>(c.seq_lens.size());
+    int total_pages = 0;
+    for (int len : c.seq_lens) {
+      max_len_ = std::max(max_len_, len);
+      total_pages += (len + kBlock - 1) / kBlock;
+    }
+    max_pages_ = (max_len_ + kBlock - 1) / kBlock;
+    pool_pages_ = total_pages + 7;
+    // Poison: 0xFF bytes are NaN in bf16/fp16/fp8 and extreme codes in integers, so a read
+    // outside a sequence's tokens shows up in the output.
+    std::vector<uint8_t> pool(static_cast<size_t>(pool_pages_) * layout_.page_bytes, 0xFF);
+    core::PageAllocator allocator(pool_pages_, 12345);
+    page_table_.assign(static_cast<size_t>(batch_) * max_pages_, -1);
+    std::mt19937 rng(static_cast<uint32_t>(std::hash<std::string>{}(c.name)));
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> x(c.head_dim);
+    for (int b = 0; b < batch_; ++b) {
+      const int pages = (c.seq_lens[b] + kBlock - 1) / kBlock;
+      const std::vector<int32_t> got = *allocator.allocate(pages);
+      std::copy(got.begin(), got.end(), page_table_.begin() + static_cast<size_t>(b) * max_pages_);
+      for (int t = 0; t < c.seq_lens[b]; ++t) {
+        for (int h = 0; h < c.kv_heads; ++h) {
+          for (int comp = 0; comp < 2; ++comp) {
+            for (float& v : x) v = normal(rng) * (comp == 0 ? 1.0f : 2.0f);
+            ref::write_token(layout_, pool, got[t / kBlock], t % kBlock, h, comp, x);
+          }
+        }
+      }
+    }
+    q_count_ = static_cast<size_t>(batch_) * c.num_queries * c.q_heads * c.head_dim;
+    std::vector<uint16_t> q_bf16(q_count_);
+    std::vector<float> q_float(q_count_);
+    for (size_t i = 0; i < q_count_; ++i) {
+      q_bf16[i] = ref::float_to_bf16(normal(rng));
+      q_float[i] = ref::bf16_to_float(q_bf16[i]);
+    }
+    sm_scale_ = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+    for (int b = 0; b < batch_; ++b) {
+      const size_t q_offset = static_cast<size_t>(b) * c.num_queries * c.q_heads * c.head_dim;
+      const std::vector<double> expected = ref::paged_decode_attention(
+          layout_, pool, std::span<const int32_t>(page_table_).subspan(static_cast<size_t>(b) * max_pages_, max_pages_),
+          c.seq_lens[b], c.q_heads, c.num_queries,
+          std::span<const float>(q_float).subspan(q_offset, static_cast<size_t>(c.num_queries) * c.q_heads * c.head_dim),
+          sm_scale_);
+      expected_.insert(expected_.end(), expected.begin(), expected.end());
+    }
+    d_pool_ = std::make_unique<DeviceBuffer<uint8_t>>(pool);
+    d_q_ = std::make_unique<DeviceBuffer<uint16_t>>(q_bf16);
+    d_out_ = std::make_unique<DeviceBuffer<uint16_t>>(q_count_);
+    d_pages_ = std::make_unique<DeviceBuffer<int32_t>>(page_table_);
+    d_lens_ = std::make_unique<DeviceBuffer<int32_t>>(std::vector<int32_t>(c.seq_lens.begin(), c.seq_lens.end()));
+  }
+
+  PagedDecodeArgs args(int num_splits, bool fused_merge) const {
+    PagedDecodeArgs a;
+    a.layout = layout_;
+    a.pool = d_pool_->get();
+    a.num_pages = pool_pages_;
+    a.q = reinterpret_cast<const __nv_bfloat16*>(d_q_->get());
+    a.out = reinterpret_cast<__nv_bfloat16*>(d_out_->get());
+    a.page_table = d_pages_->get();
+    a.seq_lens = d_lens_->get();
+    a.batch = batch_;
+    a.num_queries = c_.num_queries;
+    a.num_q_heads = c_.q_heads;
+    a.max_pages_per_seq = max_pages_;
+    a.max_seq_len = max_len_;
+    a.sm_scale = sm_scale_;
+    a.num_splits = num_splits;
+    a.fused_merge = fused_merge;
+    return a;
+  }
+
+  // Poisons the output (NaN), decodes, and returns ‖out − ref‖/‖ref‖ (NaN if an element was
+  // left unwritten or is not finite).
+  double run(const PagedDecodeArgs& a) {
+    d_out_->fill_bytes(0xFF);
+    launch_paged_decode(a, nullptr);
+    KVLAB_CUDA_CHECK(cudaDeviceSynchronize());
+    const std::vector<uint16_t> out = d_out_->download();
+    double err2 = 0, ref2 = 0;
+    for (size_t i = 0; i < expected_.size(); ++i) {
+      const float got = ref::bf16_to_float(out[i]);
+      if (!std::isfinite(got)) {
+        ADD_FAILURE() << "element " << i << " unwritten or NaN";
+        return std::nan("");
+      }
+      err2 += (got - expected_[i]) * (got - expected_[i]);
+      ref2 += expected_[i] * expected_[i];
+    }
+    return std::sqrt(err2 / ref2);
+  }
+
+ private:
+  DecodeCase c_;
+  core::PageLayout layout_;
+  int batch_ = 0, max_len_ = 0, max_pages_ = 0, pool_pages_ = 0;
+  size_t q_count_ = 0;
+  float sm_scale_ = 0;
+  std::vector<int32_t> page_table_;
+  std::vector<double> expected_;
+  std::unique_ptr<DeviceBuffer<uint8_t>> d_pool_;
+  std::unique_ptr<DeviceBuffer<uint16_t>> d_q_, d_out_;
+  std::unique_ptr<DeviceBuffer<int32_t>> d_pages_, d_lens_;
+};
+
+int num_sms() {
+  int n = 0;
+  KVLAB_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, 0));
+  return n;
+}
+
+// A workspace for `args`, zeroed as the launcher requires (its tail holds the merge counters).
+std::unique_ptr<DeviceBuffer<float>> zeroed_workspace(const PagedDecodeArgs& args) {
+  auto workspace = std::make_unique<DeviceBuffer<float>>(paged_decode_workspace_bytes(args, num_sms()) / sizeof(float) + 1);
+  workspace->fill_bytes(0);
+  return workspace;
+}
+
 class PagedDecode : public ::testing::TestWithParam<DecodeCase> {};
 
 TEST_P(PagedDecode, MatchesTheReference) {
   KVLAB_REQUIRE_GPU();
   const DecodeCase& c = GetParam();
-  const int block = 16;
-  const core::PageLayout layout = core::make_page_layout(c.precision, c.head_dim, block, c.kv_heads, 2);
-  ASSERT_EQ(decode_support(layout), "");
-  const int batch = static_cast<int>(c.seq_lens.size());
-  int max_len = 0, total_pages = 0;
-  for (int len : c.seq_lens) {
-    max_len = std::max(max_len, len);
-    total_pages += (len + block - 1) / block;
-  }
-  const int max_pages = (max_len + block - 1) / block;
-  const int pool_pages = total_pages + 7;
-  // Poison: 0xFF bytes are NaN in bf16/fp16/fp8 and extreme codes in integers, so a read
-  // outside a sequence's tokens shows up in the output.
-  std::vector<uint8_t> pool(static_cast<size_t>(pool_pages) * layout.page_bytes, 0xFF);
-  core::PageAllocator allocator(pool_pages, 12345);
-  std::vector<int32_t> page_table(static_cast<size_t>(batch) * max_pages, -1);
-  std::mt19937 rng(static_cast<uint32_t>(std::hash<std::string>{}(c.name)));
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> x(c.head_dim);
-  for (int b = 0; b < batch; ++b) {
-    const int pages = (c.seq_lens[b] + block - 1) / block;
-    const std::vector<int32_t> got = *allocator.allocate(pages);
-    std::copy(got.begin(), got.end(), page_table.begin() + static_cast<size_t>(b) * max_pages);
-    for (int t = 0; t < c.seq_lens[b]; ++t) {
-      for (int h = 0; h < c.kv_heads; ++h) {
-        for (int comp = 0; comp < 2; ++comp) {
-          for (float& v : x) v = normal(rng) * (comp == 0 ? 1.0f : 2.0f);
-          ref::write_token(layout, pool, got[t / block], t % block, h, comp, x);
-        }
-      }
-    }
-  }
-  const size_t q_count = static_cast<size_t>(batch) * c.num_queries * c.q_heads * c.head_dim;
-  std::vector<uint16_t> q_bf16(q_count);
-  std::vector<float> q_float(q_count);
-  for (size_t i = 0; i < q_count; ++i) {
-    q_bf16[i] = ref::float_to_bf16(normal(rng));
-    q_float[i] = ref::bf16_to_float(q_bf16[i]);
-  }
-  const float sm_scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-
-  DeviceBuffer<uint8_t> d_pool(pool);
-  DeviceBuffer<uint16_t> d_q(q_bf16);
-  DeviceBuffer<uint16_t> d_out(q_count);
-  d_out.fill_bytes(0xFF);
-  DeviceBuffer<int32_t> d_pages(page_table);
-  DeviceBuffer<int32_t> d_lens(std::vector<int32_t>(c.seq_lens.begin(), c.seq_lens.end()));
-  PagedDecodeArgs args;
-  args.layout = layout;
-  args.pool = d_pool.get();
-  args.num_pages = pool_pages;
-  args.q = reinterpret_cast<const __nv_bfloat16*>(d_q.get());
-  args.out = reinterpret_cast<__nv_bfloat16*>(d_out.get());
-  args.page_table = d_pages.get();
-  args.seq_lens = d_lens.get();
-  args.batch = batch;
-  args.num_queries = c.num_queries;
-  args.num_q_heads = c.q_heads;
-  args.max_pages_per_seq = max_pages;
-  args.max_seq_len = max_len;
-  args.sm_scale = sm_scale;
-  args.num_splits = c.num_splits;
-  int num_sms = 0;
-  KVLAB_CUDA_CHECK(cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, 0));
-  DeviceBuffer<float> workspace(paged_decode_workspace_bytes(args, num_sms) / sizeof(float) + 1);
-  args.workspace = workspace.get();
-  launch_paged_decode(args, nullptr);
-  KVLAB_CUDA_CHECK(cudaDeviceSynchronize());
-  const std::vector<uint16_t> out = d_out.download();
-
-  double err2 = 0, ref2 = 0;
-  for (int b = 0; b < batch; ++b) {
-    const size_t q_offset = static_cast<size_t>(b) * c.num_queries * c.q_heads * c.head_dim;
-    const std::vector<double> expected = ref::paged_decode_attention(
-        layout, pool, std::span<const int32_t>(page_table).subspan(static_cast<size_t>(b) * max_pages, max_pages),
-        c.seq_lens[b], c.q_heads, c.num_queries,
-        std::span<const float>(q_float).subspan(q_offset, static_cast<size_t>(c.num_queries) * c.q_heads * c.head_dim),
-        sm_scale);
-    for (size_t i = 0; i < expected.size(); ++i) {
-      const float got = ref::bf16_to_float(out[q_offset + i]);
-      ASSERT_TRUE(std::isfinite(got)) << "sequence " << b << " element " << i << " unwritten or NaN";
-      err2 += (got - expected[i]) * (got - expected[i]);
-      ref2 += expected[i] * expected[i];
-    }
-  }
-  const double relative = std::sqrt(err2 / ref2);
+  DecodeProblem problem(c);
+  PagedDecodeArgs args = problem.args(c.num_splits, c.fused_merge);
+  ASSERT_EQ(decode_support(args.layout), "");
+  const auto workspace = zeroed_workspace(args);
+  args.workspace = workspace->get();
+  const double relative = problem.run(args);
   EXPECT_LT(relative, kRelativeTolerance);
   RecordProperty("relative_error", std::to_string(relative));
 }
@@ -172,8 +222,45 @@ INSTANTIATE_TEST_SUITE_P(
         DecodeCase{"int4_g64_asym", {KvDtype::kInt4, 64, MetaFormat::kFp16, MetaFormat::kFp16}, 128, 8, 32, {999, 31}},
         DecodeCase{"int8_g64_asym_d64", {KvDtype::kInt8, 64, MetaFormat::kFp16, MetaFormat::kFp16}, 64, 3, 9, {999, 31}},
         DecodeCase{"int8_g128_asym", {KvDtype::kInt8, 128, MetaFormat::kFp16, MetaFormat::kFp16}, 128, 8, 32, {999, 31}},
-        DecodeCase{"int4_32k", Precision::defaults(KvDtype::kInt4), 128, 8, 32, {32768}}),
+        DecodeCase{"int4_32k", Precision::defaults(KvDtype::kInt4), 128, 8, 32, {32768}},
+        // The split merge: inside the decode kernel (default) with many splits, 8 and 16 live
+        // rows, several query tokens and empty splits; the separate kernel when asked for and
+        // when the weights of 625+ splits outgrow the kernel's shared memory.
+        DecodeCase{"bf16_fused_300_splits", kBf16, 128, 8, 32, {20000, 3, 777}, 1, 300},
+        DecodeCase{"bf16_d64_fused_rows16", kBf16, 64, 2, 32, {5000, 40}, 1, 120},
+        DecodeCase{"int4_fused_three_queries", Precision::defaults(KvDtype::kInt4), 128, 4, 16, {3000, 900}, 3, 33},
+        DecodeCase{"bf16_separate_merge", kBf16, 128, 2, 8, {3001, 64, 129}, 1, 7, false},
+        DecodeCase{"bf16_splits_past_fused_smem", kBf16, 128, 8, 32, {20000}, 1, 1000}),
     [](const ::testing::TestParamInfo<DecodeCase>& param_info) { return param_info.param.name; });
+
+// The merge counters live in the workspace: every call must leave them at zero, so that one
+// workspace serves calls with any split count, fused or not, one after another.
+TEST(PagedDecodeMerge, CountersReturnToZeroAcrossCalls) {
+  KVLAB_REQUIRE_GPU();
+  const DecodeCase c{"counter_reuse", kBf16, 128, 4, 16, {4000, 1500, 37}, 2};
+  DecodeProblem problem(c);
+  // Sized for the largest split count used below.
+  PagedDecodeArgs args = problem.args(64, true);
+  const size_t bytes = paged_decode_workspace_bytes(args, num_sms());
+  const auto workspace = zeroed_workspace(args);
+  for (const auto& [splits, fused] : std::vector<std::pair<int, bool>>{{7, true}, {64, true}, {5, false}, {13, true}, {0, true}, {7, true}}) {
+    args = problem.args(splits, fused);
+    ASSERT_LE(paged_decode_workspace_bytes(args, num_sms()), bytes);
+    args.workspace = workspace->get();
+    for (int repeat = 0; repeat < 2; ++repeat) {
+      EXPECT_LT(problem.run(args), kRelativeTolerance) << splits << " splits, fused " << fused << ", call " << repeat;
+    }
+    // The counters (the tail past the partials of this call's split count) are zero again.
+    const std::vector<float> words = workspace->download();
+    const size_t counters = 3 * 4 * 1;  // batch × KV heads × row chunks
+    const size_t first = paged_decode_workspace_bytes(args, num_sms()) / sizeof(float) - counters;
+    for (size_t i = first; i < first + counters; ++i) {
+      uint32_t bits = 0;
+      std::memcpy(&bits, &words[i], sizeof(bits));
+      EXPECT_EQ(bits, 0u) << "counter " << i - first << " after " << splits << " splits";
+    }
+  }
+}
 
 TEST(PagedDecodeArgs, RejectsWhatTheKernelsCannotDo) {
   PagedDecodeArgs args;

@@ -1,0 +1,192 @@
+// SPDX-License-Identifier: Apache-2.0
+// Merging the splits of a split-KV decode: out = Σ_s 2^{m_s − m} acc_s / Σ_s 2^{m_s − m} l_s
+// (m in log2 units). Splits that saw no token (m = −∞, past a short sequence's end) weigh 0.
+//
+// Two ways, the same arithmetic:
+// - merge_in_last_split (the default): every CTA of the decode kernel counts itself in with
+//   an atomic once its partial is written; the CTA that arrives last for its (sequence,
+//   KV head, row chunk) merges all of that group's splits at once. No second kernel, no
+//   launch boundary where the whole decode grid drains before any merge starts, and the
+//   merges of groups that finish early overlap other groups' streaming.
+// - merge_splits_kernel: a separate kernel, one CTA per (sequence, row); kept for split
+//   counts whose weights do not fit the decode kernel's shared memory, and to measure the
+//   difference.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include <cuda_bf16.h>
+
+#include "gpu/kernels/paged_decode_params.cuh"
+
+namespace kvlab::gpu {
+namespace merge_detail {
+
+__device__ __forceinline__ float warp_max(float v) {
+  for (int offset = 16; offset > 0; offset /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
+  return v;
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
+}
+
+}  // namespace merge_detail
+
+// Called by all threads of a decode CTA after its partial (acc, m, l) of rows
+// row_chunk·16 … is written to global memory. Returns at once in every CTA but the last of
+// its (b, kv_head, row_chunk) to arrive; that one merges and writes `out`. `smem` is free
+// shared memory of at least fused_merge_smem_bytes(num_splits) (the decode stages).
+//
+// Ordering: each writer fences its own partial stores (release, device scope) before the
+// CTA barrier, thread 0 counts the CTA in, and the last CTA fences again after seeing the
+// count (acquire) before it reads the others' partials, through L2 (ld.cg: never a stale
+// L1 line).
+template <int kD, int kLiveRows>
+__device__ void merge_in_last_split(const PagedDecodeParams& p, int b, int kv_head, int row_chunk, float* smem) {
+  using namespace merge_detail;
+  __shared__ bool s_last;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    unsigned int* counter = p.merge_counters + (static_cast<int64_t>(b) * p.num_kv_heads + kv_head) * p.num_row_chunks + row_chunk;
+    // atomicInc wraps to 0 when it reaches num_splits − 1: the counter is reset for the
+    // next call by the same atomic that elects the merger.
+    const unsigned int arrived = atomicInc(counter, static_cast<unsigned int>(p.num_splits - 1));
+    s_last = arrived == static_cast<unsigned int>(p.num_splits - 1);
+    __threadfence();
+  }
+  __syncthreads();
+  if (!s_last) return;
+  __threadfence();
+
+  const int splits = p.num_splits;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int group = p.num_q_heads / p.num_kv_heads;
+  const int rows_total = group * p.num_queries;
+  const int live = min(kLiveRows, rows_total - row_chunk * kDecodeRows);
+  const int64_t rows_all = static_cast<int64_t>(p.num_queries) * p.num_q_heads;
+  const int64_t split_stride = rows_all;  // rows between split s and s + 1 of one sequence
+  const auto flat_row = [&](int r) {
+    const int row = row_chunk * kDecodeRows + r;
+    return static_cast<int64_t>(row / group) * p.num_q_heads + kv_head * group + row % group;
+  };
+  float* s_w = smem;                         // [kDecodeRows][splits]: m, then the weight
+  float* s_l = smem + kDecodeRows * splits;  // [kDecodeRows][splits]: l
+  float* s_den = s_l + kDecodeRows * splits;  // [kDecodeRows]
+
+  // Weights, one warp per row, lanes over the splits (all (m, l) reads in flight at once).
+  for (int r = warp; r < live; r += kDecodeWarps) {
+    const float2* ml = reinterpret_cast<const float2*>(p.partial_ml) + static_cast<int64_t>(b) * splits * rows_all + flat_row(r);
+    float m = -INFINITY;
+    for (int s = lane; s < splits; s += 32) {
+      const float2 v = __ldcg(ml + s * split_stride);
+      s_w[r * splits + s] = v.x;
+      s_l[r * splits + s] = v.y;
+      m = fmaxf(m, v.x);
+    }
+    m = warp_max(m);
+    float l = 0.0f;
+    for (int s = lane; s < splits; s += 32) {
+      const float ms = s_w[r * splits + s];
+      const float w = ms == -INFINITY ? 0.0f : exp2f(ms - m);
+      s_w[r * splits + s] = w;
+      l += w * s_l[r * splits + s];
+    }
+    l = warp_sum(l);
+    if (lane == 0) s_den[r] = l;
+  }
+  __syncthreads();
+
+  // Weighted sums: each thread owns kPer float4 of the (row, dim) tile and walks the
+  // splits with all of its loads of 4 splits in flight.
+  constexpr int kVecsPerRow = kD / 4;
+  constexpr int kPer = kLiveRows * kVecsPerRow / kDecodeThreads;
+  static_assert(kPer * kDecodeThreads == kLiveRows * kVecsPerRow, "the tile divides among the threads");
+  float4 acc[kPer];
+  const float4* src[kPer];
+  int row_of[kPer];
+  const int64_t stride4 = split_stride * kD / 4;  // float4 between splits
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int v = threadIdx.x + j * kDecodeThreads;
+    row_of[j] = v / kVecsPerRow;
+    acc[j] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    src[j] = reinterpret_cast<const float4*>(p.partial_acc + (static_cast<int64_t>(b) * splits * rows_all + flat_row(min(row_of[j], live - 1))) * kD) +
+             v % kVecsPerRow;
+  }
+#pragma unroll 4
+  for (int s = 0; s < splits; ++s) {
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+      if (row_of[j] < live) {
+        const float w = s_w[row_of[j] * splits + s];
+        const float4 x = __ldcg(src[j] + s * stride4);
+        acc[j].x += w * x.x;
+        acc[j].y += w * x.y;
+        acc[j].z += w * x.z;
+        acc[j].w += w * x.w;
+      }
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    if (row_of[j] >= live) continue;
+    const float den = s_den[row_of[j]];
+    const float inv = den > 0.0f ? 1.0f / den : 0.0f;
+    const int v = threadIdx.x + j * kDecodeThreads;
+    const __nv_bfloat162 lo = __floats2bfloat162_rn(acc[j].x * inv, acc[j].y * inv);
+    const __nv_bfloat162 hi = __floats2bfloat162_rn(acc[j].z * inv, acc[j].w * inv);
+    uint2 packed;
+    packed.x = *reinterpret_cast<const uint32_t*>(&lo);
+    packed.y = *reinterpret_cast<const uint32_t*>(&hi);
+    *reinterpret_cast<uint2*>(p.out + (static_cast<int64_t>(b) * rows_all + flat_row(row_of[j])) * kD + (v % kVecsPerRow) * 4) = packed;
+  }
+}
+
+// The separate merge kernel. One CTA per (batch, row), one thread per element of head_dim. The splits' (m, l) are read
+// in parallel into shared memory and turned into weights once; the weighted sum then keeps
+// 8 loads in flight per thread (a loop of dependent loads would be latency-bound: batch 1
+// has 30+ splits).
+// static: each instance file gets its own copy (a header-defined kernel).
+static __global__ void merge_splits_kernel(const PagedDecodeParams p) {
+  __shared__ float s_w[kMergeMaxSplits];
+  __shared__ float s_red[32];
+  const int64_t rows_all = static_cast<int64_t>(p.num_queries) * p.num_q_heads;
+  const int64_t row = blockIdx.x % rows_all;
+  const int64_t b = blockIdx.x / rows_all;
+  const int64_t first = b * p.num_splits * rows_all + row;  // split s at first + s·rows_all
+  float m_local = -INFINITY;
+  for (int s = threadIdx.x; s < p.num_splits; s += blockDim.x) {
+    s_w[s] = p.partial_ml[(first + s * rows_all) * 2];
+    m_local = fmaxf(m_local, s_w[s]);
+  }
+  for (int offset = 16; offset > 0; offset /= 2) m_local = fmaxf(m_local, __shfl_xor_sync(0xffffffffu, m_local, offset));
+  if (threadIdx.x % 32 == 0) s_red[threadIdx.x / 32] = m_local;
+  __syncthreads();
+  float m = -INFINITY;
+  for (int w = 0; w < (blockDim.x + 31) / 32; ++w) m = fmaxf(m, s_red[w]);
+  __syncthreads();  // s_red is reused for the denominator
+  float l_local = 0.0f;
+  for (int s = threadIdx.x; s < p.num_splits; s += blockDim.x) {
+    const float w = s_w[s] == -INFINITY ? 0.0f : exp2f(s_w[s] - m);
+    s_w[s] = w;
+    l_local += w * p.partial_ml[(first + s * rows_all) * 2 + 1];
+  }
+  for (int offset = 16; offset > 0; offset /= 2) l_local += __shfl_xor_sync(0xffffffffu, l_local, offset);
+  if (threadIdx.x % 32 == 0) s_red[threadIdx.x / 32] = l_local;
+  __syncthreads();
+  float denominator = 0.0f;
+  for (int w = 0; w < (blockDim.x + 31) / 32; ++w) denominator += s_red[w];
+  for (int d = threadIdx.x; d < p.head_dim; d += blockDim.x) {
+    float numerator = 0.0f;
+    const float* acc = p.partial_acc + first * p.head_dim + d;
+#pragma unroll 8
+    for (int s = 0; s < p.num_splits; ++s) numerator += s_w[s] * acc[s * rows_all * p.head_dim];
+    p.out[(b * rows_all + row) * p.head_dim + d] = __float2bfloat16(denominator > 0.0f ? numerator / denominator : 0.0f);
+  }
+}
+
+}  // namespace kvlab::gpu
