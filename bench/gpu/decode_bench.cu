@@ -204,6 +204,30 @@ int main(int argc, char** argv) {
           args.fused_merge = true;
         }
         const double ms = time_calls();
+        // Where the time of split shapes goes: bf16 (8B layout) at forced split counts, the
+        // launcher's choice included (stderr: "sweep" lines).
+        if (!quick && model.kv_heads == 8 && model.q_heads == 32 && format.precision.dtype == KvDtype::kBf16 &&
+            ((batch == 1 && context == 131072) || (batch == 32 && context == 8192) || (batch == 8 && context == 16384))) {
+          for (const int forced : {1, 2, 4, 8, 16, 33, 66, 132}) {
+            if (batch * forced > 264) continue;
+            kvlab::gpu::PagedDecodeArgs sweep = args;
+            sweep.num_splits = forced;
+            float* sweep_workspace = nullptr;
+            const size_t sweep_bytes = kvlab::gpu::paged_decode_workspace_bytes(sweep, num_sms);
+            KVLAB_CUDA_CHECK(cudaMalloc(&sweep_workspace, sweep_bytes));
+            KVLAB_CUDA_CHECK(cudaMemset(sweep_workspace, 0, sweep_bytes));
+            sweep.workspace = sweep_workspace;
+            const double sweep_ms = median_ms(
+                [&](int i) {
+                  sweep.pool = pools[i % sets];
+                  kvlab::gpu::launch_paged_decode(sweep, nullptr);
+                },
+                50);
+            std::fprintf(stderr, "sweep,%s,%s,%d,%d,splits=%d,%.2f us\n", model.name, format.name, batch, context, forced,
+                         sweep_ms * 1e3);
+            KVLAB_CUDA_CHECK(cudaFree(sweep_workspace));
+          }
+        }
         // Bytes the kernel must read: the KV of every token (codes and scales, no page
         // padding: a page is full here), the queries and the outputs.
         const int64_t kv_bytes = static_cast<int64_t>(batch) * context * model.kv_heads * 2 *

@@ -87,8 +87,8 @@ class Kvlab:
         splits_bound = min(4 * 132, context // 256 + 1)
         # Zeroed once: its tail holds the split-merge counters (one per sequence and KV head),
         # which every call leaves at zero.
-        workspace = torch.zeros(batch * splits_bound * q_heads * (dim + 2) + batch * kv_heads, dtype=torch.float32,
-                                device="cuda")
+        workspace = torch.zeros(batch * splits_bound * q_heads * (dim + 2) + batch * kv_heads + 64,
+                                dtype=torch.float32, device="cuda")
         error = ctypes.create_string_buffer(512)
         scale = dim ** -0.5
 
@@ -101,7 +101,47 @@ class Kvlab:
                 raise RuntimeError(error.value.decode())
             return out
 
-        return run, (pool, table, lens, qk, out, workspace)
+        return run, (pool, table, lens, qk, out, workspace, perm)
+
+
+class FlexPaged:
+    """FlexAttention over the same paged layout kvlab reads: K and V caches of shape
+    [1, KV heads, pages·16, D] with each sequence's pages scattered (the same permutation as
+    kvlab's pool), and a BlockMask whose KV blocks are pages (BLOCK_SIZE 16): sequence b
+    visits exactly its pages, in order, all of them full (no mask_mod work). Flex's decode
+    kernel needs its KV tile (BLOCK_N) to divide the block size, so BLOCK_N = 16."""
+
+    def __init__(self, compiled):
+        from torch.nn.attention.flex_attention import BlockMask
+
+        self.block_mask_type = BlockMask
+        self.compiled = compiled
+
+    def prepare(self, q, k, v, perm):
+        batch, kv_heads, context, dim = k.shape
+        pages = context // PAGE
+        num_pages = batch * pages
+        caches = []
+        for x in (k, v):
+            cache = torch.empty(kv_heads, num_pages, PAGE, dim, dtype=x.dtype, device=x.device)
+            cache[:, perm] = x.view(batch, kv_heads, pages, PAGE, dim).transpose(0, 1).reshape(kv_heads, num_pages, PAGE, dim)
+            caches.append(cache.view(1, kv_heads, num_pages * PAGE, dim))
+        # Indices as wide as the pool: BlockMask builds a dense [.., KV blocks] view from them,
+        # and physical page numbers go up to num_pages − 1.
+        table = torch.zeros(batch, 1, 1, num_pages, dtype=torch.int32, device=q.device)
+        table[:, 0, 0, :pages] = perm.view(batch, pages).to(torch.int32)
+        full_blocks = torch.full((batch, 1, 1), pages, dtype=torch.int32, device=q.device)
+        partial_blocks = torch.zeros_like(full_blocks)
+        block_mask = self.block_mask_type.from_kv_blocks(
+            partial_blocks, torch.zeros_like(table), full_blocks, table, BLOCK_SIZE=(128, PAGE),
+            seq_lengths=(1, num_pages * PAGE))
+        k_cache, v_cache = caches
+
+        def run():
+            return self.compiled(q, k_cache, v_cache, block_mask=block_mask, enable_gqa=True,
+                                 kernel_options={"BLOCK_N": PAGE})
+
+        return run
 
 
 def peers():
@@ -118,9 +158,11 @@ def peers():
 
         compiled = torch.compile(flex_attention, dynamic=False)
         runs["flex_compiled"] = lambda q, k, v: compiled(q, k, v, enable_gqa=True)
+        flex_paged = FlexPaged(compiled)
     except Exception as error:  # noqa: BLE001 - report and go on with the others
         print(f"flex_attention unavailable: {error}", file=sys.stderr)
-    return runs
+        flex_paged = None
+    return runs, flex_paged
 
 
 def main():
@@ -131,7 +173,7 @@ def main():
     torch._dynamo.config.cache_size_limit = 64
     torch._dynamo.config.recompile_limit = 64
     kvlab = Kvlab(args.lib)
-    runs = peers()
+    runs, flex_paged = peers()
     torch.manual_seed(0)
     generator = torch.Generator(device="cuda")
     generator.manual_seed(1)
@@ -180,6 +222,19 @@ def main():
 
             rows = [("kvlab_paged", lambda i: kvlab_runs[i % sets][0](), err),
                     ("kvlab_paged_separate_merge", separate, err_separate)]
+            # FlexAttention on the same pages (8B layout only: each shape compiles anew).
+            if flex_paged is not None and model == MODELS[0][0]:
+                try:
+                    flex_runs = [flex_paged.prepare(q, k, v, keep_i[6]) for (q, k, v), (_, keep_i) in
+                                 zip(inputs, kvlab_runs)]
+                    got = flex_runs[0]().float()
+                    with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
+                        expected = F.scaled_dot_product_attention(*inputs[0], enable_gqa=True).float()
+                    err_flex = ((got - expected).norm() / expected.norm()).item()
+                    rows.append(("flex_paged", lambda i: flex_runs[i % sets](), err_flex))
+                except Exception as error:  # noqa: BLE001 - report and go on with the others
+                    print(f"{model} flex_paged {batch}x{context}: {type(error).__name__}: {error}"[:600],
+                          file=sys.stderr)
             for name, run in runs.items():
                 rows.append((name, lambda i, run=run: run(*inputs[i % sets]), float("nan")))
             for name, fn, rel in rows:
@@ -191,7 +246,8 @@ def main():
                 except Exception as error:  # noqa: BLE001 - a peer that cannot run this shape
                     print(f"{model} {name} {batch}x{context}: {type(error).__name__}: {error}"[:300], file=sys.stderr)
                 sys.stdout.flush()
-            del q, k, v, keep, run_kvlab, expected, got, inputs, kvlab_runs
+            del q, k, v, keep, run_kvlab, expected, got, inputs, kvlab_runs, rows
+            flex_runs = None
             torch.cuda.empty_cache()
 
 

@@ -226,8 +226,9 @@ __device__ __forceinline__ void load_codes_smem(const uint8_t* p, uint32_t* w) {
 }  // namespace decode_detail
 
 // kFullM: more than 8 live rows per CTA (otherwise rows 8..15 of the mma tile are padding
-// and their softmax is skipped).
-template <KvCode C, bool kAsym, int kD, bool kFullM>
+// and their softmax is skipped). kGroup: the scale group size as a compile-time constant
+// (scale offsets and the one-scale-per-load test fold away), or 0: p.group_size at run time.
+template <KvCode C, bool kAsym, int kD, bool kFullM, int kGroup = 0>
 __global__ void __launch_bounds__(kDecodeThreads)
     paged_decode_kernel(const PagedDecodeParams p) {
   using namespace decode_detail;
@@ -263,20 +264,25 @@ __global__ void __launch_bounds__(kDecodeThreads)
   const uint8_t* head_base = p.pool + static_cast<int64_t>(kv_head) * 2 * p.component_bytes;
   const uint32_t copy_bytes = static_cast<uint32_t>(2 * p.component_bytes);
 
-  if (lane == 0) {
-    for (int s = 0; s < p.num_stages; ++s) mbar_init(&bars[warp][s]);
+  // Page-table entries of the warp's pages k = 0, 1, … (page page_begin + warp + 4k), a
+  // window of 32 at a time, lane i holding entry i of it, the next window loaded a window
+  // ahead: a refill takes its entry with a shuffle, never waiting on a global load.
+  const int32_t* warp_table = table + page_begin + warp;
+  const auto table_entry = [&](int k) { return k < my_pages ? __ldg(warp_table + kDecodeWarps * k) : 0; };
+  int window = table_entry(lane);
+  int window_next = table_entry(32 + lane);
+  // Prologue: lane k < num_stages puts the warp's page k in flight into stage k (its own
+  // barrier, its own table entry), all of them at once.
+  if (lane < p.num_stages) {
+    mbar_init(&bars[warp][lane]);
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-  }
-  __syncwarp();
-  // Prologue: the first num_stages pages of this warp in flight.
-  if (lane == 0) {
-    for (int k = 0; k < min(p.num_stages, my_pages); ++k) {
-      const int page = page_begin + warp + k * kDecodeWarps;
-      mbar_expect_tx(&bars[warp][k], copy_bytes);
-      bulk_copy(stages + static_cast<size_t>(k) * p.stage_bytes,
-                head_base + static_cast<int64_t>(table[page]) * p.page_bytes, copy_bytes, &bars[warp][k]);
+    if (lane < my_pages) {
+      mbar_expect_tx(&bars[warp][lane], copy_bytes);
+      bulk_copy(stages + static_cast<size_t>(lane) * p.stage_bytes, head_base + static_cast<int64_t>(window) * p.page_bytes,
+                copy_bytes, &bars[warp][lane]);
     }
   }
+  __syncwarp();
 
   // Q as A fragments, scaled by sm_scale·log2(e) so the softmax works in base 2. Row r of
   // the tile is query qi = row / group of head kv_head·group + row % group.
@@ -319,18 +325,19 @@ __global__ void __launch_bounds__(kDecodeThreads)
   }
 
   // Per-lane offsets of scales and zeros (from a component's start, without the token).
-  const bool has_scale = kScaled && p.group_size > 0;
-  const int groups = has_scale ? kD / p.group_size : 0;
+  const int group_size = kGroup > 0 ? kGroup : p.group_size;
+  const bool has_scale = kScaled && group_size > 0;
+  const int groups = has_scale ? kD / group_size : 0;
   int k_meta[kChunks], v_meta[kVBlocks];
 #pragma unroll
-  for (int c = 0; c < kChunks; ++c) k_meta[c] = has_scale ? (k_block<C, kD>(q, c) * 8 / p.group_size) * 2 : 0;
+  for (int c = 0; c < kChunks; ++c) k_meta[c] = has_scale ? (k_block<C, kD>(q, c) * 8 / group_size) * 2 : 0;
 #pragma unroll
-  for (int i = 0; i < kVBlocks; ++i) v_meta[i] = has_scale ? (v_block<C, kD>(g, i) * 8 / p.group_size) * 2 : 0;
+  for (int i = 0; i < kVBlocks; ++i) v_meta[i] = has_scale ? (v_block<C, kD>(g, i) * 8 / group_size) * 2 : 0;
   // A load unit's blocks (kBpl of K, kPer of V: consecutive, aligned) share one group when
   // the group size is a multiple of the unit: then one scale load per unit (warp-uniform).
   constexpr int kPerV = kVectorLoad<C> && kB != 16 ? kVBlocks : 1;
-  const bool unit_one_group_k = kBpl > 1 && has_scale && p.group_size % (8 * kBpl) == 0;
-  const bool unit_one_group_v = kPerV > 1 && has_scale && p.group_size % (8 * kPerV) == 0;
+  const bool unit_one_group_k = kBpl > 1 && has_scale && group_size % (8 * kBpl) == 0;
+  const bool unit_one_group_v = kPerV > 1 && has_scale && group_size % (8 * kPerV) == 0;
   const int scales_at = static_cast<int>(p.scales_offset), zeros_at = static_cast<int>(p.zeros_offset);
   const int vcomp = static_cast<int>(p.component_bytes);
 
@@ -447,7 +454,9 @@ __global__ void __launch_bounds__(kDecodeThreads)
           if (!unit_one_group_v) meta_of(vc, token, v_meta[i + j], scale, zero);
           decode_block<C, kAsym>(w + j * kB / 4, scale, zero, vr[t][j]);
         }
-        if (token >= valid) {  // unwritten slots may hold NaN: P = 0 would not cancel them
+        // Unwritten slots may hold NaN: P = 0 would not cancel them. (valid < 16 only on a
+        // sequence's last page: a warp-uniform test first, so full pages skip the selects.)
+        if (valid < kDecodePageSize && token >= valid) {
 #pragma unroll
           for (int j = 0; j < kPer; ++j)
 #pragma unroll
@@ -470,13 +479,20 @@ __global__ void __launch_bounds__(kDecodeThreads)
     }
 
     // Refill this stage with the warp's page num_stages ahead, once every lane is done.
-    __syncwarp();
-    if (lane == 0 && k + p.num_stages < my_pages) {
-      fence_proxy_async();
-      const int next = page + p.num_stages * kDecodeWarps;
-      mbar_expect_tx(&bars[warp][stage], copy_bytes);
-      bulk_copy(stages + static_cast<size_t>(stage) * p.stage_bytes,
-                head_base + static_cast<int64_t>(table[next]) * p.page_bytes, copy_bytes, &bars[warp][stage]);
+    const int k_next = k + p.num_stages;
+    if (k_next < my_pages) {
+      if (k_next % 32 == 0) {  // warp-uniform: step to the next window, load the one after
+        window = window_next;
+        window_next = table_entry(k_next + 32 + lane);
+      }
+      const int entry = __shfl_sync(0xffffffffu, window, k_next % 32);
+      __syncwarp();
+      if (lane == 0) {
+        fence_proxy_async();
+        mbar_expect_tx(&bars[warp][stage], copy_bytes);
+        bulk_copy(stages + static_cast<size_t>(stage) * p.stage_bytes, head_base + static_cast<int64_t>(entry) * p.page_bytes,
+                  copy_bytes, &bars[warp][stage]);
+      }
     }
   }
 

@@ -25,9 +25,9 @@ void launch_append_typed(const KvAppendParams& p, cudaStream_t stream);
 template <KvCode C, bool kAsymmetric>
 int decode_ctas_per_sm_typed(const PagedDecodeParams& p, size_t smem_bytes);
 
-template <KvCode C, bool kAsymmetric, int kHeadDim, bool kFullM>
+template <KvCode C, bool kAsymmetric, int kHeadDim, bool kFullM, int kGroup>
 int decode_ctas_per_sm_instance(size_t smem_bytes) {
-  const auto kernel = paged_decode_kernel<C, kAsymmetric, kHeadDim, kFullM>;
+  const auto kernel = paged_decode_kernel<C, kAsymmetric, kHeadDim, kFullM, kGroup>;
   KVLAB_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem_bytes)));
   KVLAB_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
   int ctas = 0;
@@ -35,9 +35,9 @@ int decode_ctas_per_sm_instance(size_t smem_bytes) {
   return ctas;
 }
 
-template <KvCode C, bool kAsymmetric, int kHeadDim, bool kFullM>
+template <KvCode C, bool kAsymmetric, int kHeadDim, bool kFullM, int kGroup>
 void launch_decode_instance(const PagedDecodeParams& p, size_t smem_bytes, cudaStream_t stream) {
-  const auto kernel = paged_decode_kernel<C, kAsymmetric, kHeadDim, kFullM>;
+  const auto kernel = paged_decode_kernel<C, kAsymmetric, kHeadDim, kFullM, kGroup>;
   // Raising the dynamic limit is a per-function attribute; setting it on every launch is
   // cheap next to a launch and keeps the launcher stateless.
   KVLAB_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem_bytes)));
@@ -48,16 +48,44 @@ void launch_decode_instance(const PagedDecodeParams& p, size_t smem_bytes, cudaS
   KVLAB_CUDA_CHECK_LAUNCH();
 }
 
+// The formats whose default group (32) gets its own compile-time instance: int8 and int4,
+// where address and predicate arithmetic of the scales is a large share of the per-page
+// instructions. Other group sizes and formats take the run-time group (kGroup 0).
+template <KvCode C>
+constexpr bool kGroup32Instance = C == KvCode::kInt8 || C == KvCode::kInt4;
+
+// Picks the instance for head_dim (64, 128) and the rows per CTA (≤ 8: half an mma tile).
+template <KvCode C, bool kAsymmetric, int kGroup>
+void launch_decode_shapes(const PagedDecodeParams& p, size_t smem, cudaStream_t s) {
+  const bool full_m = (p.num_q_heads / p.num_kv_heads) * p.num_queries > 8;
+  if (p.head_dim == 64) {
+    full_m ? launch_decode_instance<C, kAsymmetric, 64, true, kGroup>(p, smem, s)
+           : launch_decode_instance<C, kAsymmetric, 64, false, kGroup>(p, smem, s);
+  } else {
+    full_m ? launch_decode_instance<C, kAsymmetric, 128, true, kGroup>(p, smem, s)
+           : launch_decode_instance<C, kAsymmetric, 128, false, kGroup>(p, smem, s);
+  }
+}
+
+template <KvCode C, bool kAsymmetric, int kGroup>
+int decode_ctas_per_sm_shapes(const PagedDecodeParams& p, size_t smem) {
+  const bool full_m = (p.num_q_heads / p.num_kv_heads) * p.num_queries > 8;
+  if (p.head_dim == 64) {
+    return full_m ? decode_ctas_per_sm_instance<C, kAsymmetric, 64, true, kGroup>(smem)
+                  : decode_ctas_per_sm_instance<C, kAsymmetric, 64, false, kGroup>(smem);
+  }
+  return full_m ? decode_ctas_per_sm_instance<C, kAsymmetric, 128, true, kGroup>(smem)
+                : decode_ctas_per_sm_instance<C, kAsymmetric, 128, false, kGroup>(smem);
+}
+
 #define KVLAB_INSTANTIATE_DECODE(C, ASYM)                                                     \
   template <>                                                                                 \
   void launch_decode_typed<C, ASYM>(const PagedDecodeParams& p, size_t smem, cudaStream_t s) { \
-    const bool full_m = (p.num_q_heads / p.num_kv_heads) * p.num_queries > 8;                 \
-    if (p.head_dim == 64) {                                                                   \
-      full_m ? launch_decode_instance<C, ASYM, 64, true>(p, smem, s)                          \
-             : launch_decode_instance<C, ASYM, 64, false>(p, smem, s);                        \
+    if constexpr (kGroup32Instance<C>) {                                                      \
+      p.group_size == 32 ? launch_decode_shapes<C, ASYM, 32>(p, smem, s)                      \
+                         : launch_decode_shapes<C, ASYM, 0>(p, smem, s);                      \
     } else {                                                                                  \
-      full_m ? launch_decode_instance<C, ASYM, 128, true>(p, smem, s)                         \
-             : launch_decode_instance<C, ASYM, 128, false>(p, smem, s);                       \
+      launch_decode_shapes<C, ASYM, 0>(p, smem, s);                                           \
     }                                                                                         \
     if (p.num_splits > 1 && !p.fused_merge) {                                                 \
       merge_splits_kernel<<<p.batch * p.num_queries * p.num_q_heads, p.head_dim, 0, s>>>(p);  \
@@ -66,13 +94,11 @@ void launch_decode_instance(const PagedDecodeParams& p, size_t smem_bytes, cudaS
   }                                                                                           \
   template <>                                                                                 \
   int decode_ctas_per_sm_typed<C, ASYM>(const PagedDecodeParams& p, size_t smem) {            \
-    const bool full_m = (p.num_q_heads / p.num_kv_heads) * p.num_queries > 8;                 \
-    if (p.head_dim == 64) {                                                                   \
-      return full_m ? decode_ctas_per_sm_instance<C, ASYM, 64, true>(smem)                    \
-                    : decode_ctas_per_sm_instance<C, ASYM, 64, false>(smem);                  \
+    if constexpr (kGroup32Instance<C>) {                                                      \
+      return p.group_size == 32 ? decode_ctas_per_sm_shapes<C, ASYM, 32>(p, smem)             \
+                                : decode_ctas_per_sm_shapes<C, ASYM, 0>(p, smem);             \
     }                                                                                         \
-    return full_m ? decode_ctas_per_sm_instance<C, ASYM, 128, true>(smem)                     \
-                  : decode_ctas_per_sm_instance<C, ASYM, 128, false>(smem);                   \
+    return decode_ctas_per_sm_shapes<C, ASYM, 0>(p, smem);                                    \
   }                                                                                           \
   template <>                                                                                 \
   void launch_append_typed<C, ASYM>(const KvAppendParams& p, cudaStream_t s) {                \

@@ -151,14 +151,19 @@ DecodePlan plan_decode(const PagedDecodeArgs& a, int num_sms) {
   return plan;
 }
 
-// Workspace: partial accumulators, then (m, l) per partial row, then the merge counters.
+// Workspace: the merge counters first (where they are must not depend on the split count:
+// a workspace sized for many splits also serves calls with fewer, and partials of an
+// earlier call must never land on them), padded to 256 bytes; then the partial
+// accumulators, then (m, l) per partial row.
+size_t merge_counter_floats(const PagedDecodeArgs& a) {
+  const size_t counters =
+      static_cast<size_t>(a.batch) * a.layout.heads_per_page * row_chunks((a.num_q_heads / a.layout.heads_per_page) * a.num_queries);
+  return (counters + 63) / 64 * 64;
+}
+
 size_t partial_floats(const PagedDecodeArgs& a, int splits) {
   const size_t rows = static_cast<size_t>(a.batch) * splits * a.num_queries * a.num_q_heads;
   return rows * (a.layout.vector_width + 2);
-}
-
-size_t merge_counter_count(const PagedDecodeArgs& a) {
-  return static_cast<size_t>(a.batch) * a.layout.heads_per_page * row_chunks((a.num_q_heads / a.layout.heads_per_page) * a.num_queries);
 }
 
 }  // namespace
@@ -173,7 +178,7 @@ size_t paged_decode_workspace_bytes(const PagedDecodeArgs& a, int num_sms) {
   const std::string support = decode_support(a.layout);
   require(support.empty(), support);
   const int splits = plan_decode(a, num_sms).p.num_splits;
-  return (partial_floats(a, splits) + merge_counter_count(a)) * sizeof(float);
+  return (merge_counter_floats(a) + partial_floats(a, splits)) * sizeof(float);
 }
 
 void launch_paged_decode(const PagedDecodeArgs& a, cudaStream_t stream) {
@@ -201,9 +206,9 @@ void launch_paged_decode(const PagedDecodeArgs& a, cudaStream_t stream) {
   if (p.num_splits > 1) {
     require(a.workspace != nullptr, "a workspace is needed for split-KV (paged_decode_workspace_bytes)");
     const size_t rows_all = static_cast<size_t>(a.batch) * p.num_splits * a.num_queries * a.num_q_heads;
-    p.partial_acc = a.workspace;
-    p.partial_ml = a.workspace + rows_all * p.head_dim;
-    p.merge_counters = reinterpret_cast<unsigned int*>(a.workspace + partial_floats(a, p.num_splits));
+    p.merge_counters = reinterpret_cast<unsigned int*>(a.workspace);
+    p.partial_acc = a.workspace + merge_counter_floats(a);
+    p.partial_ml = p.partial_acc + rows_all * p.head_dim;
   }
   dispatch_code(a.layout.precision, [&]<KvCode C, bool kAsym>() { launch_decode_typed<C, kAsym>(p, smem, stream); });
 }

@@ -32,8 +32,9 @@ struct PagedDecodeArgs {
   float sm_scale = 0;
   int num_splits = 0;   // 0: chosen from the shape and the SM count
   // Device, paged_decode_workspace_bytes(...) bytes, ZEROED ONCE after allocation (e.g.
-  // cudaMemset): its tail holds the split-merge counters, which every call leaves at zero
-  // again. Calls that share a workspace must be ordered (one stream).
+  // cudaMemset): it starts with the split-merge counters, which every call leaves at zero
+  // again. A workspace sized for one split count serves any call that needs no more bytes.
+  // Calls that share a workspace must be ordered (one stream).
   float* workspace = nullptr;
   // Split-KV only: merge the splits inside the decode kernel (the last CTA of a sequence's
   // KV head does it) rather than in a second kernel. The launcher falls back to the second
