@@ -1,20 +1,23 @@
 #!/usr/bin/env python3
-"""Plots of a `kvlab run` results folder, written beside the results as PNG:
+# SPDX-License-Identifier: Apache-2.0
+"""Plots of a `kvlab run` results folder, written beside the results as PNG files:
 
 - latency.png: CDFs of TTFT, TPOT and E2E latency, one line per sweep point;
-- load.png: output throughput and p50/p99 latency versus offered load (or point) across points;
-- kv_memory.png: KV pages in use, tokens held and running/waiting sequences over time.
+- load.png: throughput and p50/p99 latency versus offered load (the swept arrival
+  rate) or, without one, versus the first numeric sweep axis or the point index;
+- kv_memory.png: KV bytes used, reserved and fragmented (reserved but unfilled) over
+  simulated time, per point (replica 0 when there are several).
 
-Usage: plot_run.py RESULTS_DIR
+Usage: plot_run.py RESULTS_DIR. Exit codes: 0 drawn, 1 nothing to draw, 2 usage,
+3 matplotlib missing (kvlab run turns that into a warning).
 """
 import csv
+import json
 import pathlib
 import sys
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (backend chosen first)
+GIB = 1024.0**3
+MAX_KV_PANELS = 12  # beyond this the figure is unreadable; the first points are drawn
 
 
 def read_csv(path):
@@ -22,85 +25,103 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
-def points(results):
-    return sorted(p for p in results.iterdir() if p.is_dir() and (p / "summary.json").exists())
+def load_points(results):
+    """[(name, values, summary)] of complete points, from sweep.json when present."""
+    index = results / "sweep.json"
+    if index.exists():
+        data = json.loads(index.read_text())
+        return [
+            (p["name"], p.get("values", {}), p["summary"])
+            for p in data["points"]
+            if "summary" in p and (results / p["name"] / "requests.csv").exists()
+        ]
+    points = []
+    for folder in sorted(p for p in results.iterdir() if p.is_dir()):
+        if (folder / "summary.json").exists():
+            points.append((folder.name, {}, json.loads((folder / "summary.json").read_text())))
+    return points
 
 
-def offered_load(point):
-    """The point's arrival rate from resolved.yaml, or None for trace replays."""
-    for line in (point / "resolved.yaml").read_text().splitlines():
-        stripped = line.strip()
-        if stripped.startswith("rate:"):
-            return float(stripped.split(":", 1)[1])
-    return None
+def x_axis(points):
+    """(label, xs): the offered load when it is swept, else a numeric axis, else the index."""
+    keys = list(points[0][1].keys()) if points else []
+    numeric = [k for k in keys if all(isinstance(p[1].get(k), (int, float)) for p in points)]
+    if "workload.rate" in numeric:
+        return "offered load (requests/s)", [p[1]["workload.rate"] for p in points]
+    if numeric:
+        return numeric[0], [p[1][numeric[0]] for p in points]
+    return "sweep point", list(range(len(points)))
 
 
 def cdf(ax, values, label):
-    values = sorted(values)
+    values = sorted(v for v in values if v > 0)
     if values:
         ax.plot(values, [(i + 1) / len(values) for i in range(len(values))], label=label)
 
 
-def plot_latency(results, pts):
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for p in pts:
-        rows = [r for r in read_csv(p / "requests.csv") if not r["rejected"]]
-        ttft = [float(r["first_token_s"]) - float(r["arrival_s"]) for r in rows]
-        e2e = [float(r["finish_s"]) - float(r["arrival_s"]) for r in rows]
-        tpot = [
-            (float(r["finish_s"]) - float(r["first_token_s"])) / (int(r["output_tokens"]) - 1)
-            for r in rows
-            if int(r["output_tokens"]) > 1
-        ]
-        for ax, values in zip(axes, (ttft, tpot, e2e)):
-            cdf(ax, values, p.name)
-    for ax, title in zip(axes, ("TTFT", "TPOT", "E2E latency")):
-        ax.set(title=title, xlabel="seconds", ylabel="fraction of requests")
+def plot_latency(plt, results, points):
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for name, _, _ in points:
+        rows = [r for r in read_csv(results / name / "requests.csv") if not r["rejected"]]
+        for ax, column in zip(axes, ("ttft_s", "tpot_s", "e2e_s")):
+            cdf(ax, [float(r[column]) for r in rows], name)
+    titles = ("Time to first token", "Time per output token", "End-to-end latency")
+    for ax, title in zip(axes, titles):
+        ax.set(title=title, xlabel="seconds (log scale)", ylabel="fraction of requests")
         ax.set_xscale("log")
-        ax.grid(True, alpha=0.3)
+        ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(results / "latency.png", dpi=110)
     plt.close(fig)
 
 
-def plot_load(results, pts):
-    rows = read_csv(results / "sweep.csv")
-    by_name = {r["point"]: r for r in rows}
-    loads = [offered_load(p) for p in pts]
-    use_load = all(x is not None for x in loads)
-    xs = loads if use_load else list(range(len(pts)))
-    sel = [by_name[p.name] for p in pts if p.name in by_name]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    left.plot(xs, [float(r["throughput_output_tokens_per_s"]) for r in sel], "o-")
-    left.set(title="Output throughput", ylabel="tokens/s")
-    right.plot(xs, [float(r["ttft_p50_s"]) for r in sel], "o-", label="TTFT p50")
-    right.plot(xs, [float(r["e2e_p99_s"]) for r in sel], "s-", label="E2E p99")
-    right.plot(xs, [float(r["tpot_p50_s"]) for r in sel], "^-", label="TPOT p50")
-    right.set(title="Latency", ylabel="seconds", yscale="log")
-    right.legend()
+def plot_load(plt, results, points):
+    label, xs = x_axis(points)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
+    left.plot(xs, [p[2]["throughput_output_tokens_per_s"] for p in points], "o-", label="output tokens/s")
+    left.set(title="Throughput", xlabel=label, ylabel="output tokens/s")
+    twin = left.twinx()
+    twin.plot(xs, [p[2]["throughput_requests_per_s"] for p in points], "s--", color="tab:orange")
+    twin.set_ylabel("completed requests/s", color="tab:orange")
+    for metric, style in (("ttft_s", "o-"), ("tpot_s", "^-"), ("e2e_s", "s-")):
+        for stat, alpha in (("p50", 1.0), ("p99", 0.5)):
+            ys = [p[2][metric][stat] for p in points]
+            right.plot(xs, ys, style, alpha=alpha, label=f"{metric[:-2].upper()} {stat}")
+    right.set(title="Latency", xlabel=label, ylabel="seconds (log scale)", yscale="log")
+    right.legend(fontsize=7, ncol=3)
     for ax in (left, right):
-        ax.set_xlabel("offered load (requests/s)" if use_load else "sweep point")
         ax.grid(True, alpha=0.3)
     fig.tight_layout()
     fig.savefig(results / "load.png", dpi=110)
     plt.close(fig)
 
 
-def plot_kv(results, pts):
-    fig, axes = plt.subplots(len(pts), 1, figsize=(10, 2.6 * len(pts)), squeeze=False)
-    for ax, p in zip(axes[:, 0], pts):
-        rows = read_csv(p / "timeline.csv")
+def plot_kv(plt, results, points):
+    shown = points[:MAX_KV_PANELS]
+    fig, axes = plt.subplots(len(shown), 1, figsize=(10, 2.8 * len(shown)), squeeze=False)
+    for ax, (name, _, _) in zip(axes[:, 0], shown):
+        rows = read_csv(results / name / "timeline.csv")
+        replicas = {r["replica"] for r in rows}
+        rows = [r for r in rows if r["replica"] == "0"]
         t = [float(r["time_s"]) for r in rows]
-        ax.plot(t, [int(r["kv_pages_used"]) for r in rows], label="KV pages in use")
-        ax.plot(t, [int(r["kv_tokens_filled"]) / 16 for r in rows], label="pages' worth of tokens held")
-        ax.set(title=p.name, xlabel="simulated time (s)", ylabel="pages")
-        twin = ax.twinx()
-        twin.plot(t, [int(r["running"]) for r in rows], color="tab:green", alpha=0.5, label="running")
-        twin.plot(t, [int(r["waiting"]) for r in rows], color="tab:red", alpha=0.5, label="waiting")
-        twin.set_ylabel("sequences")
-        ax.legend(loc="upper left", fontsize=7)
-        twin.legend(loc="upper right", fontsize=7)
+
+        def gib(column):
+            return [int(r[column]) / GIB for r in rows]
+
+        total = [
+            (int(r["kv_bytes_reserved"]) + int(r["kv_bytes_cached"]) + int(r["kv_bytes_free"])) / GIB for r in rows
+        ]
+        ax.plot(t, total, "k--", linewidth=0.8, label="KV capacity")
+        ax.fill_between(t, gib("kv_bytes_reserved"), color="tab:blue", alpha=0.25, label="reserved (pages held)")
+        ax.plot(t, gib("kv_bytes_used"), color="tab:blue", label="used (tokens stored)")
+        ax.plot(t, gib("kv_fragmentation_bytes"), color="tab:red", label="fragmented (held, unfilled)")
+        suffix = f" (replica 0 of {len(replicas)})" if len(replicas) > 1 else ""
+        ax.set(title=name + suffix, xlabel="simulated time (s)", ylabel="GiB")
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="upper right", fontsize=7)
+    if len(points) > len(shown):
+        fig.suptitle(f"first {len(shown)} of {len(points)} points")
     fig.tight_layout()
     fig.savefig(results / "kv_memory.png", dpi=110)
     plt.close(fig)
@@ -110,15 +131,24 @@ def main(argv):
     if len(argv) != 2:
         print(__doc__, file=sys.stderr)
         return 2
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only, never a display
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        print(f"plot_run: matplotlib is not available ({e})", file=sys.stderr)
+        return 3
     results = pathlib.Path(argv[1])
-    pts = points(results)
-    if not pts:
+    points = load_points(results) if results.is_dir() else []
+    if not points:
         print(f"plot_run: no completed points in {results}", file=sys.stderr)
         return 1
-    plot_latency(results, pts)
-    plot_load(results, pts)
-    plot_kv(results, pts)
-    print(f"plots: {results / 'latency.png'}, {results / 'load.png'}, {results / 'kv_memory.png'}")
+    plot_latency(plt, results, points)
+    plot_load(plt, results, points)
+    plot_kv(plt, results, points)
+    names = ", ".join(str(results / n) for n in ("latency.png", "load.png", "kv_memory.png"))
+    print(f"plots: {names}")
     return 0
 
 

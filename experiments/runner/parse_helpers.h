@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: Apache-2.0
+// Small readers shared by the experiment parsers: enum words with the choices listed on an
+// error, seconds from a duration with units, and catalog references (a name under
+// configs/<kind>/ or a file path) made absolute so resolved.yaml still finds them when it
+// is run from its results folder.
+#pragma once
+
+#include <array>
+#include <cmath>
+#include <filesystem>
+#include <string>
+
+#include <fmt/core.h>
+
+#include "core/config/config_node.h"
+#include "core/config/spec_loader.h"
+#include "core/units.h"
+#include "experiments/runner/enum_names.h"
+
+namespace kvlab::experiments {
+
+template <class E, size_t N>
+E read_enum(core::ConfigNode& node, const std::string& key, E fallback,
+            const std::array<EnumWord<E>, N>& table) {
+  const std::string word = node.optional<std::string>(key, std::string(word_of(table, fallback)), choices_of(table));
+  if (const auto value = value_of(table, word)) return *value;
+  node.error_at(key, fmt::format("expected {} (got \"{}\")", choices_of(table), word));
+  return fallback;
+}
+
+// A duration key ("100 ms", "2 s") as seconds; `fallback_s` when absent.
+inline double read_seconds(core::ConfigNode& node, const std::string& key, double fallback_s,
+                           const std::string& help) {
+  const core::Duration fallback{static_cast<int64_t>(std::llround(fallback_s * 1e9))};
+  const core::Duration d = node.optional<core::Duration>(key, fallback, help);
+  if (node.has(key) && d.ns < 0) node.error_at(key, "must not be negative");
+  return d.ns == fallback.ns ? fallback_s : d.seconds();
+}
+
+// The file a reference names: an existing path as given, else configs/<kind>/<ref>.yaml,
+// else "" (the caller reports it).
+inline std::string find_config_file(const std::string& kind, const std::string& ref) {
+  namespace fs = std::filesystem;
+  if (ref.empty()) return "";
+  if (fs::is_regular_file(ref)) return fs::absolute(ref).lexically_normal().string();
+  const fs::path in_catalog = fs::path(core::configs_dir()) / kind / (ref + ".yaml");
+  if (fs::is_regular_file(in_catalog)) return in_catalog.string();
+  const fs::path in_repo = fs::path(core::configs_dir()).parent_path() / ref;
+  if (fs::is_regular_file(in_repo)) return in_repo.lexically_normal().string();
+  return "";
+}
+
+// A catalog reference as resolved.yaml should write it: a catalog name unchanged, a file
+// path made absolute.
+inline std::string portable_ref(const std::string& ref) {
+  namespace fs = std::filesystem;
+  return fs::is_regular_file(ref) ? fs::absolute(ref).lexically_normal().string() : ref;
+}
+
+}  // namespace kvlab::experiments

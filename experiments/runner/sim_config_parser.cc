@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: Apache-2.0
+// Everything of an experiment document but the workload (workload_parser.cc). Catalog
+// entries come through core/config's loaders; their own errors are relayed at the key that
+// named them. The calibration starts from configs/calibration/<gpu>.yaml when one exists.
+#include "experiments/runner/sim_config_parser.h"
+
+#include <filesystem>
+#include <string>
+#include <utility>
+
+#include <fmt/core.h>
+
+#include "core/capacity.h"
+#include "core/config/spec_loader.h"
+#include "core/error.h"
+#include "experiments/runner/parse_helpers.h"
+#include "experiments/runner/workload_parser.h"
+#include "sim/simulate.h"
+
+namespace kvlab::experiments {
+namespace {
+
+// Relays a loader's error (which may name another file) as an error at `key` of `node`.
+void relay(core::ConfigNode& node, const std::string& key, const core::ConfigError& e) {
+  if (e.diagnostics().empty()) {
+    node.error_at(key, e.what());
+    return;
+  }
+  for (const core::Diagnostic& d : e.diagnostics()) {
+    node.error_at(key, d.file.empty() ? d.message : d.to_string());
+  }
+}
+
+core::Precision parse_kv_precision(core::ConfigNode root) {
+  if (root.has("kv_cache_dtype") && !root.child("kv_cache_dtype").is_scalar()) {
+    return core::parse_precision(root.child("kv_cache_dtype"));
+  }
+  const std::string kv = root.optional<std::string>("kv_cache_dtype", "bf16", "KV element format");
+  core::KvDtype dtype = core::KvDtype::kBf16;
+  if (!core::parse_kv_dtype(kv, &dtype)) {
+    root.error_at("kv_cache_dtype", fmt::format("expected bf16, fp16, fp8, int8, int6, int5 or int4, or a map "
+                                                "{{dtype, group_size, scale, zero}} (got \"{}\")", kv));
+  }
+  return core::Precision::defaults(dtype);
+}
+
+core::LinkSpec parse_link(core::ConfigNode node) {
+  core::LinkSpec link;
+  link.bandwidth = node.optional<core::Bandwidth>("bandwidth", {}, "link bandwidth one way, e.g. \"450 GB/s\"");
+  link.latency = node.optional<core::Duration>("latency", {}, "per message, e.g. \"5 us\"");
+  node.finish();
+  return link;
+}
+
+sim::ClusterConfig parse_cluster_section(core::ConfigNode node) {
+  sim::ClusterConfig c;
+  if (node.is_scalar()) {  // a catalog cluster: its parallelism and NVLink
+    try {
+      const core::ClusterSpec spec = core::load_cluster(node.scalar());
+      c.tensor_parallel = spec.tensor_parallel;
+      c.data_parallel = spec.data_parallel;
+      c.pipeline_parallel = spec.pipeline_parallel;
+      c.expert_parallel = spec.expert_parallel;
+      c.tp_link = spec.intra_node;
+    } catch (const core::ConfigError& e) {
+      node.error(e.diagnostics().empty() ? e.what() : e.diagnostics().front().message);
+    }
+    return c;
+  }
+  c.tensor_parallel = node.optional<int>("tensor_parallel", 1, "GPUs per replica");
+  c.data_parallel = node.optional<int>("data_parallel", 1, "replicas");
+  c.pipeline_parallel = node.optional<int>("pipeline_parallel", 1, "not modelled yet: 1");
+  c.expert_parallel = node.optional<int>("expert_parallel", 1, "not modelled yet: 1");
+  node.require_positive("tensor_parallel", c.tensor_parallel);
+  node.require_positive("data_parallel", c.data_parallel);
+  if (c.pipeline_parallel != 1) node.error_at("pipeline_parallel", "pipeline parallelism is not modelled yet (must be 1)");
+  if (c.expert_parallel != 1) node.error_at("expert_parallel", "expert parallelism is not modelled yet (must be 1)");
+  c.router = read_enum(node, "router", c.router, kRouterWords);
+  c.tp_link = parse_link(node.child("tp_link"));
+  c.host_link = parse_link(node.child("host_link"));
+  node.finish();
+  return c;
+}
+
+sim::SchedulerConfig parse_scheduler(core::ConfigNode s) {
+  sim::SchedulerConfig c;
+  c.block_size = s.optional<int>("block_size", c.block_size, "tokens per KV page");
+  c.gpu_memory_utilization = s.optional<double>("gpu_memory_utilization", c.gpu_memory_utilization, "share of HBM");
+  c.max_num_seqs = s.optional<int>("max_num_seqs", c.max_num_seqs, "running sequences at most");
+  c.max_num_batched_tokens = s.optional<int64_t>("max_num_batched_tokens", c.max_num_batched_tokens, "tokens per step");
+  c.enable_chunked_prefill = s.optional<bool>("enable_chunked_prefill", c.enable_chunked_prefill, "mix prefill chunks");
+  c.enable_prefix_caching = s.optional<bool>("enable_prefix_caching", c.enable_prefix_caching, "reuse cached pages");
+  c.preemption_mode = read_enum(s, "preemption_mode", c.preemption_mode, kPreemptionWords);
+  c.policy = read_enum(s, "policy", c.policy, kPolicyWords);
+  const core::Bytes swap = s.optional<core::Bytes>("swap_space", core::Bytes{4LL << 30}, "host memory for swapped KV");
+  c.swap_space_gib = swap.gib();
+  s.require_positive("block_size", c.block_size);
+  if (s.has("gpu_memory_utilization") && !(c.gpu_memory_utilization > 0 && c.gpu_memory_utilization <= 1)) {
+    s.error_at("gpu_memory_utilization", fmt::format("must be in (0, 1] (got {})", s.scalar_of("gpu_memory_utilization")));
+  }
+  s.require_positive("max_num_seqs", c.max_num_seqs);
+  s.require_positive("max_num_batched_tokens", static_cast<double>(c.max_num_batched_tokens));
+  if (c.enable_chunked_prefill && c.max_num_seqs > 0 && c.max_num_batched_tokens < c.max_num_seqs) {
+    // Every running decode takes a token of the step budget (vLLM refuses the same).
+    s.error_at("max_num_batched_tokens", fmt::format("must be at least max_num_seqs ({}) with chunked prefill (got {})",
+                                                     c.max_num_seqs, c.max_num_batched_tokens));
+  }
+  s.finish();
+  return c;
+}
+
+// Calibration keys over `c` (from a file or inline). `gpu` names the file's GPU: allowed
+// in files only.
+sim::Calibration parse_calibration_keys(core::ConfigNode n, sim::Calibration c, bool is_file) {
+  if (is_file) n.expect_keys({"gpu"});
+  c.memory_efficiency = n.optional<double>("memory_efficiency", c.memory_efficiency, "achieved/peak HBM bandwidth");
+  c.compute_efficiency = n.optional<double>("compute_efficiency", c.compute_efficiency, "achieved/peak GEMM FLOP/s");
+  c.gemm_half_efficiency_tokens = n.optional<double>("gemm_half_efficiency_tokens", c.gemm_half_efficiency_tokens,
+                                                     "rows at which GEMM efficiency halves");
+  c.attention_efficiency = n.optional<double>("attention_efficiency", c.attention_efficiency, "prefill attention");
+  c.link_efficiency = n.optional<double>("link_efficiency", c.link_efficiency, "achieved/peak link bandwidth");
+  c.iteration_overhead_ns = n.optional<core::Duration>("iteration_overhead", {c.iteration_overhead_ns}, "per step").ns;
+  c.per_sequence_overhead_ns =
+      n.optional<core::Duration>("per_sequence_overhead", {c.per_sequence_overhead_ns}, "per running sequence").ns;
+  c.kernel_launch_ns = n.optional<core::Duration>("kernel_launch", {c.kernel_launch_ns}, "per kernel launch").ns;
+  c.kernels_per_layer = n.optional<int>("kernels_per_layer", c.kernels_per_layer, "launches per layer");
+  for (const auto& [key, value] : {std::pair{"memory_efficiency", c.memory_efficiency},
+                                    std::pair{"compute_efficiency", c.compute_efficiency},
+                                    std::pair{"attention_efficiency", c.attention_efficiency},
+                                    std::pair{"link_efficiency", c.link_efficiency}}) {
+    n.require_in_range(key, value, 1e-3, 1.0);
+  }
+  n.require_non_negative("gemm_half_efficiency_tokens", c.gemm_half_efficiency_tokens);
+  n.require_positive("kernels_per_layer", c.kernels_per_layer);
+  n.finish();
+  return c;
+}
+
+// Loads a calibration file; its errors (in its own file) are relayed at `key` of `at`.
+sim::Calibration load_calibration(const std::string& file, core::ConfigNode& at, const std::string& key) {
+  core::ConfigDocument doc = core::ConfigDocument::load_file(file);
+  const sim::Calibration c = parse_calibration_keys(doc.root(), sim::Calibration{}, true);
+  for (const core::Diagnostic& d : doc.diagnostics().items()) at.error_at(key, d.to_string());
+  return c;
+}
+
+}  // namespace
+
+ParsedSim parse_sim_config(core::ConfigNode root) {
+  ParsedSim p;
+  sim::SimConfig& c = p.config;
+  p.model_ref = root.required<std::string>("model", "catalog name, model YAML or HuggingFace config.json");
+  p.gpu_ref = root.required<std::string>("gpu", "catalog name or GPU YAML");
+  try {
+    if (!p.model_ref.empty()) c.model = core::load_model(p.model_ref);
+  } catch (const core::ConfigError& e) {
+    relay(root, "model", e);
+  }
+  try {
+    if (!p.gpu_ref.empty()) c.gpu = core::load_gpu(p.gpu_ref);
+  } catch (const core::ConfigError& e) {
+    relay(root, "gpu", e);
+  }
+  p.model_ref = portable_ref(p.model_ref);
+  p.gpu_ref = portable_ref(p.gpu_ref);
+  const std::string weights = root.optional<std::string>("weights", "bf16", "bf16, fp8 or int4");
+  if (!core::parse_weight_dtype(weights, &c.weights)) {
+    root.error_at("weights", fmt::format("expected bf16, fp8 or int4 (got \"{}\")", weights));
+  }
+  c.kv_precision = parse_kv_precision(root);
+  c.cluster = parse_cluster_section(root.child("cluster"));
+  c.scheduler = parse_scheduler(root.child("scheduler"));
+  c.workload = parse_workload(root.child("workload"));
+
+  // Calibration: the GPU's file when the catalog has one, then the experiment's keys.
+  core::ConfigNode cal = root.child("calibration");
+  if (cal.is_scalar()) {
+    p.calibration_source = find_config_file("calibration", cal.scalar());
+    if (p.calibration_source.empty()) {
+      root.error_at("calibration", "no such calibration file" +
+                                       core::did_you_mean(cal.scalar(), core::catalog_names("calibration")));
+    } else {
+      c.calibration = load_calibration(p.calibration_source, root, "calibration");
+    }
+  } else {
+    // Only a catalog GPU has a catalog calibration (a GPU file path names none).
+    const std::filesystem::path own = std::filesystem::path(core::configs_dir()) / "calibration" / (p.gpu_ref + ".yaml");
+    if (!p.gpu_ref.empty() && p.gpu_ref.find('/') == std::string::npos && std::filesystem::is_regular_file(own)) {
+      p.calibration_source = own.string();
+      c.calibration = load_calibration(own.string(), root, "gpu");
+    }
+    c.calibration = parse_calibration_keys(cal, c.calibration, false);
+  }
+
+  core::ConfigNode slo = root.child("slo");
+  c.slo_ttft_s = read_seconds(slo, "ttft", c.slo_ttft_s, "TTFT target for goodput");
+  c.slo_tpot_s = read_seconds(slo, "tpot", c.slo_tpot_s, "TPOT target for goodput");
+  slo.finish();
+  c.timeline_interval_s = read_seconds(root, "timeline_interval", c.timeline_interval_s, "timeline sampling period");
+  if (root.has("timeline_interval") && !(c.timeline_interval_s > 0)) root.error_at("timeline_interval", "must be positive");
+
+  // The KV room left by the weights: the simulator would refuse it without a location.
+  if (root.error_count() == 0) {
+    try {
+      sim::kv_capacity(c);
+    } catch (const core::ConfigError& e) {
+      relay(root, root.has("scheduler") ? "scheduler" : "gpu", e);
+    }
+  }
+  return p;
+}
+
+}  // namespace kvlab::experiments

@@ -1,0 +1,28 @@
+// SPDX-License-Identifier: Apache-2.0
+// Reads the simulation part of an experiment document (model, gpu, weights, kv_cache_dtype,
+// cluster, scheduler, workload, calibration, slo, timeline_interval) into a sim::SimConfig.
+// Every problem is a diagnostic on the document (file:line:col, key path); cross-field
+// checks the simulator would otherwise refuse without a location are made here.
+#pragma once
+
+#include <string>
+
+#include "core/config/config_node.h"
+#include "sim/sim_config.h"
+
+namespace kvlab::experiments {
+
+// A point's simulation config plus how its catalog entries were named, so resolved.yaml can
+// name them the same way (names stay names; file paths become absolute).
+struct ParsedSim {
+  sim::SimConfig config;
+  std::string model_ref;
+  std::string gpu_ref;
+  std::string calibration_source;  // the calibration file used, or "" for the built-in defaults
+};
+
+// Reads every simulation key of `root` (a map); the caller reads the experiment's own keys
+// (schema_version, name, sweep) and calls root.finish().
+ParsedSim parse_sim_config(core::ConfigNode root);
+
+}  // namespace kvlab::experiments
