@@ -60,6 +60,20 @@ int64_t parse_context(const std::string& text) {
   }
 }
 
+// core names inputs by their field (num_gpus); the user typed a flag (--num-gpus).
+core::ConfigError with_flag_names(const core::ConfigError& e) {
+  std::vector<core::Diagnostic> out = e.diagnostics();
+  for (core::Diagnostic& d : out) {
+    if (d.key_path == "model" || d.key_path == "context" || d.key_path == "num_gpus" ||
+        d.key_path == "block_size" || d.key_path == "gpu_memory_utilization") {
+      std::string flag = "--" + d.key_path;
+      for (char& c : flag) c = c == '_' ? '-' : c;
+      d.key_path = flag;
+    }
+  }
+  return core::ConfigError(out);
+}
+
 nlohmann::ordered_json to_json(const core::CapacityInput& in, const core::CapacityReport& r) {
   nlohmann::ordered_json j;
   j["model"] = in.model.name;
@@ -87,7 +101,12 @@ void run_single(const CapacityOptions& o) {
   }
   const int64_t context = parse_context(o.context);
   const core::CapacityInput in = make_input(o, core::load_model(o.model), core::load_gpu(o.gpu), context);
-  const core::CapacityReport r = core::compute_capacity(in);
+  core::CapacityReport r;
+  try {
+    r = core::compute_capacity(in);
+  } catch (const core::ConfigError& e) {
+    throw with_flag_names(e);
+  }
   if (o.json) {
     std::cout << to_json(in, r).dump(2) << "\n";
     return;
@@ -100,15 +119,17 @@ void run_single(const CapacityOptions& o) {
     std::cout << fmt::format("  note: {} tokens exceeds the model's max context of {}\n", context,
                              in.model.max_context_tokens);
   }
-  std::cout << "  (activation workspace and CUDA graphs are not subtracted: vLLM profiles them at start)\n";
+  std::cout << "  (GiB = 2^30 bytes, GB = 10^9 bytes; activation workspace and CUDA graphs are not\n"
+               "   subtracted: vLLM profiles them at start)\n";
 }
 
 // Every catalog model × GPU on 1 and 8 GPUs, bf16 weights and KV, at four contexts.
 void run_catalog(const CapacityOptions& o) {
   const std::vector<std::string> contexts = {"8k", "32k", "128k", "1M"};
   nlohmann::ordered_json rows = nlohmann::ordered_json::array();
-  std::string table = "| model | GPU | GPUs | weights/GPU (GiB) | KV room/GPU (GiB) | 8k | 32k | 128k | 1M |\n";
-  table += "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
+  std::string table =
+      "| model | GPU | GPUs | weights/GPU (GiB) | KV room/GPU (GiB) | KV bytes/token | 8k | 32k | 128k | 1M |\n";
+  table += "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
   for (const std::string& model_name : core::catalog_names("models")) {
     const core::ModelSpec model = core::load_model(model_name);
     for (const std::string& gpu_name : core::catalog_names("gpus")) {
@@ -131,16 +152,19 @@ void run_catalog(const CapacityOptions& o) {
           }
         }
         if (!ok) continue;  // heads not divisible by this GPU count: nothing to report
-        table += fmt::format("| {} | {} | {} | {:.1f} | {:.1f} |{}\n", model.name, gpu.name, num_gpus,
+        table += fmt::format("| {} | {} | {} | {:.1f} | {:.1f} | {} |{}\n", model.name, gpu.name, num_gpus,
                              static_cast<double>(last.weights_bytes_per_gpu) / (1 << 30),
-                             static_cast<double>(last.kv_bytes_available) / (1 << 30), cells);
+                             static_cast<double>(last.kv_bytes_available) / (1 << 30), last.kv_bytes_per_token,
+                             cells);
       }
     }
   }
   const std::string header = fmt::format(
       "# Capacity of the built-in catalog\n\nMaximum concurrent sequences of each context, bf16 weights and "
-      "KV, block size {}, gpu_memory_utilization {}; tensor parallelism over the GPUs; 0 = not even one fits. "
-      "Made by `kvlab capacity --catalog`.\n\n", o.block_size, o.gpu_memory_utilization);
+      "KV, block size {}, gpu_memory_utilization {}; tensor parallelism over the GPUs; 0 = not even one fits "
+      "(negative KV room: the weights alone do not fit). GiB = 2^30 bytes. Contexts: 8k = 8192, 32k = 32768, "
+      "128k = 131072, 1M = 1048576 tokens. Made by `kvlab capacity --all-catalog`.\n\n",
+      o.block_size, o.gpu_memory_utilization);
   std::filesystem::create_directories(o.out);
   write_file_atomically(o.out + "/capacity.md", header + table);
   write_file_atomically(o.out + "/capacity.json", rows.dump(2) + "\n");
@@ -162,7 +186,8 @@ void register_capacity_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--context", options->context, "tokens per sequence: 4096, 128k, 1M");
   cmd->add_flag("--json", options->json, "print one JSON object");
-  cmd->add_flag("--catalog", options->catalog, "report every catalog model × GPU");
+  cmd->add_flag("--all-catalog,--catalog", options->catalog,
+                "report every catalog model × GPU (1 and 8 GPUs) at 8k, 32k, 128k and 1M tokens");
   cmd->add_option("--out", options->out, "folder for --catalog's report")->capture_default_str();
   cmd->callback([options] { options->catalog ? run_catalog(*options) : run_single(*options); });
 }

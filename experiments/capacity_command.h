@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // `kvlab capacity`: weights, KV bytes per token, KV room and the maximum number of
-// concurrent sequences of a context, with the arithmetic shown (or as JSON); `--catalog`
-// writes the report for every catalog model × GPU to a results folder.
+// concurrent sequences of a context, with the arithmetic shown (or as JSON);
+// `--all-catalog` (alias `--catalog`) writes the report for every catalog model × GPU to
+// results/capacity/ (capacity.md, capacity.json, atomically) and prints it.
 #pragma once
 
 #include <CLI/CLI.hpp>

@@ -2,6 +2,7 @@
 #include "experiments/check_command.h"
 
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <vector>
@@ -9,6 +10,7 @@
 #include <fmt/core.h>
 
 #include "core/config/config_node.h"
+#include "core/config/config_reference.h"
 #include "core/config/hf_import.h"
 #include "core/config/spec_loader.h"
 #include "core/error.h"
@@ -40,6 +42,22 @@ std::vector<CheckKind>& kinds() {
   return registry;
 }
 
+std::vector<core::ConfigSection>& extra_sections() {
+  static std::vector<core::ConfigSection> sections;
+  return sections;
+}
+
+// A HuggingFace config.json, whatever its name: the text opens with '{'.
+bool is_json(const std::string& path) {
+  if (path.size() > 5 && path.substr(path.size() - 5) == ".json") return true;
+  std::ifstream in(path);
+  char c = 0;
+  while (in.get(c)) {
+    if (!std::isspace(static_cast<unsigned char>(c))) return c == '{';
+  }
+  return false;
+}
+
 // Finds the validator for a file, or reports why none fits.
 const CheckKind* kind_of(const std::string& path) {
   const std::filesystem::path p(path);
@@ -59,7 +77,7 @@ int check_files(const std::vector<std::string>& files) {
   int failed = 0;
   for (const std::string& file : files) {
     try {
-      if (file.size() > 5 && file.substr(file.size() - 5) == ".json") {
+      if (is_json(file)) {
         core::import_hf_config(file);
       } else if (const CheckKind* kind = kind_of(file)) {
         kind->validate(file);
@@ -93,11 +111,24 @@ void register_check_kind(const std::string& folder, const std::string& marker_ke
   kinds().push_back({folder, marker_key, std::move(validate)});
 }
 
+void register_config_section(const std::string& title, const std::string& intro,
+                             std::function<void(core::ConfigNode)> parse) {
+  extra_sections().push_back({title, intro, std::move(parse)});
+}
+
 void register_check_command(CLI::App& app) {
   auto files = std::make_shared<std::vector<std::string>>();
   CLI::App* cmd = app.add_subcommand("check", "Validate config files without running anything");
   cmd->add_option("files", *files, "YAML configs or HuggingFace config.json files")->required();
   cmd->callback([files] { check_files(*files); });
+
+  CLI::App* reference = app.add_subcommand(
+      "config-reference", "Print the config reference (docs/config-reference.md) from the parsers");
+  reference->callback([] {
+    std::vector<core::ConfigSection> sections = core::core_config_sections();
+    sections.insert(sections.end(), extra_sections().begin(), extra_sections().end());
+    std::cout << core::render_config_reference(sections);
+  });
 }
 
 }  // namespace kvlab::experiments

@@ -32,15 +32,19 @@ struct GroupSettings {
 
 GroupSettings parse_settings(ConfigNode& node) {
   GroupSettings s;
-  node.expect_keys({"precision", "retention", "access"});  // for did-you-mean
+  node.expect_keys({"precision", "retention", "access", "page_table", "placement"});  // did-you-mean
   if (node.describing()) {  // the three maps have sections of their own in the reference
     node.document("precision", "map", "bf16", "element format of K and V: see KV precision");
     node.document("retention", "map", "full", "which tokens each head keeps: see KV retention");
     node.document("access", "map", "dense", "how each decode step reads the cache: see KV access");
+    node.document("page_table", "string, one of: per_layer, per_head", "per_layer",
+                  "who owns a page table: one per layer for the group's heads, or one per head");
+    node.document("placement", "string, one of: hbm, host, peer_gpu", "hbm", "where the pages live");
+    return s;
   }
-  if (node.has("precision") && !node.describing()) s.precision = parse_precision(node.child("precision"));
-  if (node.has("retention") && !node.describing()) s.retention = parse_retention(node.child("retention"));
-  if (node.has("access") && !node.describing()) s.access = parse_access(node.child("access"));
+  if (node.has("precision")) s.precision = parse_precision(node.child("precision"));
+  if (node.has("retention")) s.retention = parse_retention(node.child("retention"));
+  if (node.has("access")) s.access = parse_access(node.child("access"));
   if (node.has("page_table")) {
     const std::string scope = node.required<std::string>(
         "page_table", "who owns a page table: one per layer for the group's heads, or one per head",

@@ -165,6 +165,8 @@ ClusterSpec parse_cluster(ConfigNode node) {
   const Checks positive = Checks().positive();
   ClusterSpec c;
   c.name = node.required<std::string>("name", "catalog name (the file's stem, lower case)");
+  // Provenance for readers; ClusterSpec keeps no copy.
+  node.required<std::string>("source", "where the link and topology numbers come from");
   c.num_nodes = node.optional<int>("num_nodes", 1, "nodes", positive);
   c.gpus_per_node = node.required<int>("gpus_per_node", "GPUs per node", positive);
   c.tensor_parallel = node.optional<int>("tensor_parallel", 1, "tensor-parallel degree", positive);
