@@ -206,10 +206,12 @@ int main(int argc, char** argv) {
         const double ms = time_calls();
         // Where the time of split shapes goes: bf16 (8B layout) at forced split counts, the
         // launcher's choice included (stderr: "sweep" lines).
-        if (!quick && model.kv_heads == 8 && model.q_heads == 32 && format.precision.dtype == KvDtype::kBf16 &&
+        const bool sweep_format = format.precision.dtype == KvDtype::kBf16 || format.precision.dtype == KvDtype::kInt8 ||
+                                  format.precision.dtype == KvDtype::kInt4;
+        if (!quick && model.kv_heads == 8 && model.q_heads == 32 && sweep_format &&
             ((batch == 1 && context == 131072) || (batch == 32 && context == 8192) || (batch == 8 && context == 16384))) {
-          for (const int forced : {1, 2, 4, 8, 16, 33, 66, 132}) {
-            if (batch * forced > 264) continue;
+          for (const int forced : {1, 2, 3, 4, 6, 8, 16, 33, 49, 66}) {
+            if (batch * forced > 400 || (batch == 1 && forced < 16)) continue;
             kvlab::gpu::PagedDecodeArgs sweep = args;
             sweep.num_splits = forced;
             float* sweep_workspace = nullptr;
