@@ -137,18 +137,17 @@ DecodePlan plan_decode(const PagedDecodeArgs& a, int num_sms) {
   // The stages, reused at the end for the warps' accumulators.
   plan.smem = std::max<size_t>(static_cast<size_t>(kDecodeWarps) * p.num_stages * stage_bytes,
                                static_cast<size_t>(kDecodeWarps) * kDecodeRows * p.head_dim * sizeof(float));
-  int ctas_per_sm = 2;
-  if (a.num_splits <= 0) {
+  // 16-bit K/V is bound by memory, not instructions: split only as far as one CTA per SM.
+  // Measured (H200, decode_bench split sweep, 2026-12-02): 1 × 128k 16 splits 129.5 µs
+  // against 136.0 at the occupancy's 33; 8 × 16k 2 splits 129.2 against 135.4 at 4; each
+  // split costs its ramp, its partials and its share of the merge, and a second CTA per SM
+  // adds no bandwidth. The other formats spend instructions per byte: they split to fill
+  // every CTA slot the kernel's occupancy allows.
+  const bool memory_bound = a.layout.precision.dtype == core::KvDtype::kBf16 || a.layout.precision.dtype == core::KvDtype::kFp16;
+  int ctas_per_sm = 1;
+  if (a.num_splits <= 0 && !memory_bound) {
     dispatch_code(a.layout.precision,
                   [&]<KvCode C, bool kAsym>() { ctas_per_sm = decode_ctas_per_sm_typed<C, kAsym>(p, plan.smem); });
-    // 16-bit K/V is bound by memory, not instructions: split only as far as one CTA per SM.
-    // Measured (H200, decode_bench split sweep, 2026-12-02): 1 × 128k 16 splits 129.5 µs
-    // against 136.0 at the occupancy's 33; 8 × 16k 2 splits 129.2 against 135.4 at 4; each
-    // split costs its ramp, its partials and its share of the merge, and a second CTA per SM
-    // adds no bandwidth.
-    if (a.layout.precision.dtype == core::KvDtype::kBf16 || a.layout.precision.dtype == core::KvDtype::kFp16) {
-      ctas_per_sm = 1;
-    }
   }
   p.num_splits = a.num_splits > 0 ? a.num_splits
                                   : choose_num_splits(a.batch, p.num_kv_heads, p.num_row_chunks, a.max_seq_len, num_sms,

@@ -283,5 +283,24 @@ TEST(ChooseNumSplits, FillsWholeWavesAndLeavesFullBatchesUnsplit) {
   EXPECT_LE(choose_num_splits(1, 1, 1, 1 << 24, 132, 4), 1024);  // the merge's bound
 }
 
+// Host-only: 16-bit K/V splits to one CTA per SM (the H200 sweep), decided without a GPU.
+TEST(ChooseNumSplits, SixteenBitKvSplitsToOneCtaPerSm) {
+  PagedDecodeArgs args;
+  args.layout = core::make_page_layout(kBf16, 128, 16, 8, 2);
+  args.num_q_heads = 32;
+  args.batch = 1;
+  args.max_seq_len = 131072;
+  args.max_pages_per_seq = 8192;
+  EXPECT_EQ(paged_decode_num_splits(args, 132), 16);  // 128 CTAs of 132 SMs
+  args.batch = 8;
+  args.max_seq_len = 16384;
+  args.max_pages_per_seq = 1024;
+  EXPECT_EQ(paged_decode_num_splits(args, 132), 2);
+  args.batch = 32;
+  args.max_seq_len = 8192;
+  args.max_pages_per_seq = 512;
+  EXPECT_EQ(paged_decode_num_splits(args, 132), 1);   // 256 CTAs: no split
+}
+
 }  // namespace
 }  // namespace kvlab::gpu
