@@ -16,7 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/config/config_node.h"
-#include "core/config/spec_loader.h"
+#include "core/config/kv_plan_loader.h"
 #include "core/kv_plan.h"
 #include "experiments/atomic_file.h"
 #include "ref/model/accuracy.h"
@@ -42,79 +42,46 @@ struct AccuracyOptions {
 
 struct HeadClassPlan {
   std::string profile;
-  std::map<rm::HeadClass, core::Retention> retention;
+  std::map<rm::HeadClass, core::Retention> retention;  // classes not listed keep their group's
 };
 
+// The experiment's own keys. kv_plan is kept as a node and parsed once the model is loaded
+// (core::parse_kv_plan needs the model's layer shapes).
 struct AccuracyExperiment {
-  std::string name, model, text, head_profile_out, resolved_yaml;
+  core::ConfigDocument doc;
+  std::string name, model, text, head_profile_out;
   int num_layers = 0;
   int64_t num_tokens = 512;
   rm::FeedSchedule schedule;
-  int block_size = 16;
-  core::Precision precision = core::Precision::defaults(core::KvDtype::kBf16);
-  core::Retention retention = core::FullRetention{};
-  core::Access access = core::DenseAccess{};
   std::optional<HeadClassPlan> head_classes;
   rm::HeadProfileOptions profile_options;
+  core::ConfigNode kv_plan;
 };
 
-core::Retention parse_retention(core::ConfigNode n) {
-  const std::string policy = n.required<std::string>("policy", "full, window, sinks_window, prefix_only, periodic or budget");
-  core::Retention r = core::FullRetention{};
-  if (policy == "window") {
-    r = core::WindowRetention{n.required_tokens("window_tokens", "tokens kept")};
-  } else if (policy == "sinks_window") {
-    r = core::SinksWindowRetention{n.optional_tokens("sink_tokens", 4, "first tokens kept"),
-                                   n.required_tokens("window_tokens", "last tokens kept")};
-  } else if (policy == "prefix_only") {
-    r = core::PrefixOnlyRetention{n.required_tokens("prefix_tokens", "first tokens kept"),
-                                  n.optional_tokens("window_tokens", 0, "last tokens kept")};
-  } else if (policy == "periodic") {
-    r = core::PeriodicRetention{n.optional_tokens("sink_tokens", 0, "first tokens kept"),
-                                n.required_tokens("period_tokens", "one token kept per period"),
-                                n.optional_tokens("window_tokens", 0, "last tokens kept")};
-  } else if (policy == "budget") {
-    core::BudgetRetention b;
-    b.ratio = n.optional<double>("ratio", 0.0, "share kept, (0, 1]; 0: budget_tokens");
-    b.budget_tokens = n.optional_tokens("budget_tokens", 0, "tokens kept");
-    b.min_tokens = n.optional_tokens("min_tokens", 0, "floor");
-    const std::string rule = n.optional<std::string>("rule", "snapkv", "snapkv or h2o");
-    if (rule == "h2o") b.rule = core::SelectionRule::kH2o;
-    else if (rule != "snapkv") n.error_at("rule", fmt::format("expected snapkv or h2o (got \"{}\")", rule));
-    b.observation_window = n.optional_tokens("observation_window", 32, "SnapKV's last queries");
-    r = b;
-  } else if (policy != "full" && !policy.empty()) {
-    n.error_at("policy", fmt::format("expected full, window, sinks_window, prefix_only, periodic or budget (got \"{}\")", policy));
-  }
-  if (const std::string why = core::validate(r); !why.empty()) n.error(why);
-  n.finish();
-  return r;
+constexpr rm::HeadClass kClasses[] = {rm::HeadClass::kSinkPrefix, rm::HeadClass::kLocal,
+                                      rm::HeadClass::kPeriodic, rm::HeadClass::kRetrieval};
+
+rm::HeadProfileOptions parse_profile_options(core::ConfigNode p) {
+  rm::HeadProfileOptions o;
+  o.mass = p.optional<double>("mass", o.mass, "attention mass a span must hold");
+  p.require_in_range("mass", o.mass, 0.5, 1.0);
+  o.local_window = p.optional_tokens("local_window", o.local_window, "local class span limit");
+  o.sink_tokens = p.optional_tokens("sink_tokens", o.sink_tokens, "first tokens counted as sinks");
+  o.min_query_pos = p.optional_tokens("min_query_pos", o.min_query_pos, "profile queries from here");
+  o.query_stride = p.optional_tokens("query_stride", o.query_stride, "every n-th query");
+  p.require_positive("query_stride", static_cast<double>(o.query_stride));
+  o.periodic_threshold = p.optional<double>("periodic_threshold", o.periodic_threshold, "periodic class score");
+  o.span_quantile = p.optional<double>("span_quantile", o.span_quantile, "quantile of spans over queries");
+  p.require_in_range("span_quantile", o.span_quantile, 0.0, 1.0);
+  p.finish();
+  return o;
 }
 
-core::Access parse_access(core::ConfigNode n) {
-  const std::string kind = n.required<std::string>("kind", "dense or page_sparse");
-  core::Access a = core::DenseAccess{};
-  if (kind == "page_sparse") {
-    core::PageSparseAccess s;
-    s.top_k_pages = n.required<int64_t>("top_k_pages", "pages chosen by score per step");
-    s.sink_pages = n.optional<int64_t>("sink_pages", 1, "first pages always read");
-    s.recent_pages = n.optional<int64_t>("recent_pages", 1, "last pages always read");
-    const std::string meta = n.optional<std::string>("metadata", "min_max", "min_max or centroid");
-    if (meta == "centroid") s.metadata = core::PageMetadata::kCentroid;
-    else if (meta != "min_max") n.error_at("metadata", fmt::format("expected min_max or centroid (got \"{}\")", meta));
-    a = s;
-  } else if (kind != "dense" && !kind.empty()) {
-    n.error_at("kind", fmt::format("expected dense or page_sparse (got \"{}\")", kind));
-  }
-  n.finish();
-  return a;
-}
-
+// Reads everything but kv_plan; throws ConfigError with every problem found.
 AccuracyExperiment load_experiment(const std::string& path, const std::vector<std::string>& set) {
-  core::ConfigDocument doc = core::ConfigDocument::load_file(path);
-  for (const auto& s : set) doc.apply_override(s);
-  core::ConfigNode root = doc.root();
-  AccuracyExperiment e;
+  AccuracyExperiment e{.doc = core::ConfigDocument::load_file(path)};
+  for (const auto& s : set) e.doc.apply_override(s);
+  core::ConfigNode root = e.doc.root();
   e.name = root.required<std::string>("name", "results folder name");
   e.model = root.optional<std::string>("model", rm::kSmolLm2Gguf, "pip:<package>/<file> or a GGUF path");
   e.num_layers = root.optional<int>("num_layers", 0, "first N layers (0: all)");
@@ -126,39 +93,21 @@ AccuracyExperiment load_experiment(const std::string& path, const std::vector<st
   e.schedule.decode_chunk = root.optional_tokens("decode_chunk", 1, "tokens per later call");
   root.require_positive("decode_chunk", static_cast<double>(e.schedule.decode_chunk));
   e.head_profile_out = root.optional<std::string>("head_profile_out", "", "head profile YAML to write");
-  if (root.has("head_profile_options")) {
-    core::ConfigNode p = root.child("head_profile_options");
-    rm::HeadProfileOptions& o = e.profile_options;
-    o.mass = p.optional<double>("mass", o.mass, "attention mass a span must hold");
-    p.require_in_range("mass", o.mass, 0.5, 1.0);
-    o.local_window = p.optional_tokens("local_window", o.local_window, "local class span limit");
-    o.sink_tokens = p.optional_tokens("sink_tokens", o.sink_tokens, "first tokens counted as sinks");
-    o.min_query_pos = p.optional_tokens("min_query_pos", o.min_query_pos, "profile queries from here");
-    o.query_stride = p.optional_tokens("query_stride", o.query_stride, "every n-th query");
-    p.require_positive("query_stride", static_cast<double>(o.query_stride));
-    o.periodic_threshold = p.optional<double>("periodic_threshold", o.periodic_threshold, "periodic class score");
-    p.finish();
-  }
-  core::ConfigNode plan = root.child("kv_plan");
-  e.block_size = plan.optional<int>("block_size", 16, "tokens per page");
-  plan.require_positive("block_size", e.block_size);
-  if (plan.has("precision")) e.precision = core::parse_precision(plan.child("precision"));
-  if (plan.has("retention")) e.retention = parse_retention(plan.child("retention"));
-  if (plan.has("access")) e.access = parse_access(plan.child("access"));
-  if (plan.has("head_classes")) {
-    core::ConfigNode hc = plan.child("head_classes");
+  if (root.has("head_profile_options")) e.profile_options = parse_profile_options(root.child("head_profile_options"));
+  if (root.has("head_classes")) {
+    core::ConfigNode hc = root.child("head_classes");
     HeadClassPlan h;
     h.profile = hc.required<std::string>("profile", "head profile YAML (data/head_profiles/)");
-    for (auto c : {rm::HeadClass::kSinkPrefix, rm::HeadClass::kLocal, rm::HeadClass::kPeriodic, rm::HeadClass::kRetrieval}) {
-      h.retention[c] = hc.has(rm::head_class_name(c)) ? parse_retention(hc.child(rm::head_class_name(c))) : e.retention;
+    for (auto c : kClasses) {
+      if (hc.has(rm::head_class_name(c))) h.retention[c] = core::parse_retention(hc.child(rm::head_class_name(c)));
     }
     hc.finish();
     e.head_classes = h;
   }
-  plan.finish();
+  if (!root.has("kv_plan")) root.error_at("kv_plan", "missing: the KV plan to measure (core/config/kv_plan_loader.h)");
+  e.kv_plan = root.child("kv_plan");
   root.finish();
-  doc.throw_if_errors();
-  e.resolved_yaml = doc.dump();
+  e.doc.throw_if_errors();
   return e;
 }
 
@@ -171,7 +120,7 @@ std::map<std::pair<int, int>, rm::HeadClass> load_head_classes(const std::string
     const int head = h.required<int>("kv_head", "KV head");
     const std::string cls = h.required<std::string>("class", "head class");
     bool known = false;
-    for (auto c : {rm::HeadClass::kSinkPrefix, rm::HeadClass::kLocal, rm::HeadClass::kPeriodic, rm::HeadClass::kRetrieval}) {
+    for (auto c : kClasses) {
       if (cls == rm::head_class_name(c)) {
         out[{layer, head}] = c;
         known = true;
@@ -183,30 +132,42 @@ std::map<std::pair<int, int>, rm::HeadClass> load_head_classes(const std::string
   return out;
 }
 
-core::KvPlan build_plan(const AccuracyExperiment& e, const core::ModelSpec& spec) {
-  core::KvPlan plan = core::make_baseline_plan(spec, e.precision, e.block_size);
-  for (auto& g : plan.groups) {
-    g.retention = e.retention;
-    g.access = e.access;
-  }
+// The experiment's kv_plan for this model, then head_classes: each (layer, KV head) of a
+// listed class moves out of its group into a copy of that group ("<group>/<class>") whose
+// retention is the class's, so precision, access and paging stay as the plan said.
+core::KvPlan build_plan(AccuracyExperiment& e, const core::ModelSpec& spec) {
+  core::KvPlan plan = core::parse_kv_plan(e.kv_plan, spec);
+  e.doc.throw_if_errors();
   if (e.head_classes) {
     const auto classes = load_head_classes(e.head_classes->profile);
-    std::vector<core::HeadGroup> groups;
-    for (const auto& [cls, retention] : e.head_classes->retention) {
-      core::HeadGroup g{.name = rm::head_class_name(cls), .retention = retention,
-                        .precision = e.precision, .access = e.access};
-      for (int l = 0; l < spec.num_layers; ++l) {
-        for (int h = 0; h < spec.num_kv_heads; ++h) {
-          auto it = classes.find({l, h});
-          if (it == classes.end()) {
-            throw core::ConfigError({core::Diagnostic{.file = e.head_classes->profile, .key_path = "kv_heads",
-                                                      .message = fmt::format("no class for layer {} KV head {}", l, h)}});
-          }
-          if (it->second == cls) g.heads.push_back({l, h});
+    std::map<std::pair<size_t, rm::HeadClass>, core::HeadGroup> split;
+    for (size_t g = 0; g < plan.groups.size(); ++g) {
+      std::vector<core::HeadRef> kept;
+      for (const core::HeadRef& h : plan.groups[g].heads) {
+        auto it = classes.find({h.layer, h.head});
+        if (it == classes.end()) {
+          throw core::ConfigError(fmt::format("{}: no class for layer {} KV head {}", e.head_classes->profile, h.layer, h.head));
         }
+        auto r = e.head_classes->retention.find(it->second);
+        if (r == e.head_classes->retention.end()) {
+          kept.push_back(h);
+          continue;
+        }
+        auto [s, fresh] = split.try_emplace({g, it->second}, plan.groups[g]);
+        if (fresh) {
+          s->second.name = plan.groups[g].name + "/" + rm::head_class_name(it->second);
+          s->second.retention = r->second;
+          s->second.heads.clear();
+        }
+        s->second.heads.push_back(h);
       }
+      plan.groups[g].heads = std::move(kept);
+    }
+    std::vector<core::HeadGroup> groups;
+    for (auto& g : plan.groups) {
       if (!g.heads.empty()) groups.push_back(std::move(g));
     }
+    for (auto& [key, g] : split) groups.push_back(std::move(g));
     plan.groups = std::move(groups);
   }
   if (const std::string why = plan.validate(); !why.empty()) throw std::runtime_error("KV plan: " + why);
@@ -222,16 +183,16 @@ std::string read_text(const std::string& path) {
 }
 
 void run(const AccuracyOptions& o) {
-  const AccuracyExperiment e = load_experiment(o.experiment, o.set);
+  AccuracyExperiment e = load_experiment(o.experiment, o.set);
   const std::string model_path = rm::resolve_model_path(e.model);
   const rm::GgufFile file = rm::GgufFile::open(model_path);
   const rm::LlamaModel model = rm::LlamaModel::load(file, e.num_layers);
+  const core::KvPlan plan = build_plan(e, model.model_spec());
   std::vector<int32_t> tokens = rm::BpeTokenizer::from_gguf(file).encode(read_text(e.text));
   if (static_cast<int64_t>(tokens.size()) < e.num_tokens) {
     throw std::runtime_error(fmt::format("{} has {} tokens, fewer than num_tokens {}", e.text, tokens.size(), e.num_tokens));
   }
   tokens.resize(static_cast<size_t>(e.num_tokens));
-  const core::KvPlan plan = build_plan(e, model.model_spec());
   const auto& c = model.config();
   rm::FullAttentionBackend reference(c.num_layers, c.num_q_heads, c.num_kv_heads, c.head_dim);
   std::unique_ptr<rm::HeadProfiler> profiler;
@@ -247,7 +208,7 @@ void run(const AccuracyOptions& o) {
 
   const fs::path out = o.out.empty() ? fs::path("results") / e.name : fs::path(o.out);
   fs::create_directories(out);
-  write_file_atomically((out / "resolved.yaml").string(), e.resolved_yaml);
+  write_file_atomically((out / "resolved.yaml").string(), e.doc.dump());
   nlohmann::ordered_json j;
   j["experiment"] = e.name;
   j["model"] = {{"name", c.name}, {"file", model_path}, {"layers", c.num_layers}};

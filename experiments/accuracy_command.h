@@ -17,23 +17,17 @@
 //   decode_chunk: 1                   # tokens per later call
 //   head_profile_out: ""              # e.g. data/head_profiles/smollm2_135m.yaml
 //   head_profile_options: {}          # mass, local_window, sink_tokens, min_query_pos,
-//                                     # query_stride, periodic_threshold (head_profile.h)
-//   kv_plan:
+//                                     # query_stride, periodic_threshold, span_quantile
+//                                     # (ref/model/head_profile.h)
+//   head_classes:                     # optional: retention per head class (RedKnot-style);
+//     profile: data/head_profiles/smollm2_135m.yaml   # classes not listed keep the plan's
+//     local: {policy: sinks_window, sink_tokens: 4, window_tokens: 128}
+//     sink_prefix: {policy: prefix_only, prefix_tokens: 4, window_tokens: 16}
+//   kv_plan:                          # required; core/config/kv_plan_loader.h, e.g.
 //     block_size: 16
-//     precision: {dtype: int4, group_size: 32, scale: fp16}   # core::parse_precision
+//     precision: {dtype: int4, group_size: 32, scale: fp16}
 //     retention: {policy: sinks_window, sink_tokens: 4, window_tokens: 128}
-//     access: {kind: dense}           # or {kind: page_sparse, top_k_pages: 8, sink_pages: 1,
-//                                     #     recent_pages: 1, metadata: min_max | centroid}
-//     head_classes:                   # optional: retention per head class (RedKnot-style)
-//       profile: data/head_profiles/smollm2_135m.yaml
-//       local: {policy: sinks_window, sink_tokens: 4, window_tokens: 128}
-//       sink_prefix: {policy: prefix_only, prefix_tokens: 4, window_tokens: 16}
-//       periodic: {policy: full}
-//       retrieval: {policy: full}
-// Retention policies: full; window (window_tokens); sinks_window (sink_tokens, window_tokens);
-// prefix_only (prefix_tokens, window_tokens); periodic (sink_tokens, period_tokens,
-// window_tokens); budget (ratio or budget_tokens, min_tokens, rule: snapkv | h2o,
-// observation_window).
+//     access: {kind: dense}           # or {kind: page_sparse, top_k_pages: 8, …}
 #pragma once
 
 #include <CLI/CLI.hpp>

@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include "core/error.h"
+#include "experiments/accuracy_command.h"
 #include "experiments/capacity_command.h"
 #include "experiments/check_command.h"
 #include "experiments/run_command.h"
@@ -15,6 +16,7 @@ int main(int argc, char** argv) {
   CLI::App app{"kvlab: KV-cache techniques in LLM serving, simulated, referenced and measured"};
   app.require_subcommand(1);
   // Subcommands register themselves here, one line each.
+  kvlab::experiments::register_accuracy_command(app);
   kvlab::experiments::register_capacity_command(app);
   kvlab::experiments::register_check_command(app);
   kvlab::experiments::register_run_command(app);

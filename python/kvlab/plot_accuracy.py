@@ -52,6 +52,7 @@ def plot(folders):
     ax_delta.legend(fontsize=8)
     ax_kl.set_ylabel("KL(ref ‖ plan)  [nats]")
     ax_kl.set_yscale("symlog", linthresh=1e-4)
+    ax_kl.set_ylim(bottom=0)
     ax_kl.set_xlabel("position (tokens)")
     fig.suptitle("Plan vs full-precision full-KV, per position (thin: per token; thick: 32-token mean)",
                  fontsize=10)

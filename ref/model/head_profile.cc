@@ -157,7 +157,7 @@ std::vector<HeadStats> HeadProfiler::finish() const {
           st.period = lag;
         }
       }
-      const bool near = st.local_span95_p90 <= static_cast<double>(options_.local_window);
+      const bool near = quantile(s.local_span, options_.span_quantile) <= static_cast<double>(options_.local_window);
       if (near && st.sink_mass >= options_.sink_threshold) {
         st.head_class = HeadClass::kSinkPrefix;
       } else if (near) {
@@ -232,9 +232,9 @@ std::string head_profile_yaml(const std::string& model_name, const std::string& 
   y += fmt::format(
       "options: {{sink_tokens: {}, local_window: {}, mass: {}, min_query_pos: {}, query_stride: {}, "
       "periodic_min_distance: {}, max_lag: {}, sink_threshold: {}, periodic_threshold: {}, "
-      "wide_context_fraction: {}}}\n",
+      "wide_context_fraction: {}, span_quantile: {}}}\n",
       o.sink_tokens, o.local_window, o.mass, o.min_query_pos, o.query_stride, o.periodic_min_distance,
-      o.max_lag, o.sink_threshold, o.periodic_threshold, o.wide_context_fraction);
+      o.max_lag, o.sink_threshold, o.periodic_threshold, o.wide_context_fraction, o.span_quantile);
   auto shares = [&](const char* name, const std::vector<HeadStats>& heads) {
     const ClassShares c = class_shares(heads, o);
     y += fmt::format(

@@ -18,9 +18,9 @@
 // Spans and fractions are summarised by their median and 90th percentile over queries.
 //
 // Classes, tested in this order (thresholds in HeadProfileOptions, defaults shown):
-//   sink_prefix  mean sink_mass ≥ 0.5 and p90 local_span95 ≤ local_window (128): attention
-//                sits on the first tokens, the rest is near the query
-//   local        p90 local_span95 ≤ local_window (128)
+//   sink_prefix  mean sink_mass ≥ 0.5 and the span_quantile (0.9) of local_span95 ≤
+//                local_window (128): attention sits on the first tokens, the rest is near
+//   local        the span_quantile (0.9) of local_span95 ≤ local_window (128)
 //   periodic     mean periodicity ≥ 0.25 (white-noise rows of ~2000 entries stay < 0.1)
 //   retrieval    everything else (reads far and irregularly: keep full KV)
 // A KV head serves its group of query heads, so its class is the most demanding of theirs
@@ -49,6 +49,7 @@ struct HeadProfileOptions {
   double sink_threshold = 0.5;
   double periodic_threshold = 0.25;
   double wide_context_fraction = 0.2;  // RedKnot's "uses more than 20% of the context"
+  double span_quantile = 0.9;  // classes use this quantile of local_span95 over queries
 };
 
 struct HeadStats {
