@@ -3,8 +3,9 @@
 """Plots of a `kvlab run` results folder, written beside the results as PNG files:
 
 - latency.png: CDFs of TTFT, TPOT and E2E latency, one line per sweep point;
-- load.png: throughput and p50/p99 latency versus offered load (the swept arrival
-  rate) or, without one, versus the first numeric sweep axis or the point index;
+- load.png: output throughput and TTFT/TPOT p50/p99 versus offered load (the swept arrival
+  rate) or, without one, versus the first numeric sweep axis or the point index; one
+  line per combination of the other sweep axes;
 - kv_memory.png: KV bytes used, reserved and fragmented (reserved but unfilled) over
   simulated time, per point (replica 0 when there are several).
 
@@ -14,6 +15,7 @@ Usage: plot_run.py RESULTS_DIR. Exit codes: 0 drawn, 1 nothing to draw, 2 usage,
 import csv
 import json
 import pathlib
+import re
 import sys
 
 GIB = 1024.0**3
@@ -42,15 +44,35 @@ def load_points(results):
     return points
 
 
-def x_axis(points):
-    """(label, xs): the offered load when it is swept, else a numeric axis, else the index."""
+def multi_turn(resolved_yaml):
+    """True when the point's workload has sessions of more than one turn: its rate then
+    counts session arrivals, not requests (resolved.yaml writes `sessions: {turns: N, …}`)."""
+    if not resolved_yaml.exists():
+        return False
+    match = re.search(r"^\s*sessions:\s*\{turns:\s*(\d+)", resolved_yaml.read_text(), re.MULTILINE)
+    return bool(match) and int(match.group(1)) > 1
+
+
+def x_axis(results, points):
+    """(key, label, xs): the offered load when it is swept, else a numeric axis, else the index."""
     keys = list(points[0][1].keys()) if points else []
     numeric = [k for k in keys if all(isinstance(p[1].get(k), (int, float)) for p in points)]
     if "workload.rate" in numeric:
-        return "offered load (requests/s)", [p[1]["workload.rate"] for p in points]
+        unit = "sessions/s" if multi_turn(results / points[0][0] / "resolved.yaml") else "requests/s"
+        return "workload.rate", f"offered load ({unit})", [p[1]["workload.rate"] for p in points]
     if numeric:
-        return numeric[0], [p[1][numeric[0]] for p in points]
-    return "sweep point", list(range(len(points)))
+        return numeric[0], numeric[0], [p[1][numeric[0]] for p in points]
+    return None, "sweep point", list(range(len(points)))
+
+
+def series(points, x_key, xs):
+    """{legend label: [(x, summary)] sorted by x}: one line per value of the other sweep axes,
+    so a grid over load × something draws one curve per something instead of a zigzag."""
+    lines = {}
+    for (name, values, summary), x in zip(points, xs):
+        others = [f"{k}={v}" for k, v in values.items() if k != x_key]
+        lines.setdefault(", ".join(others) or "all points", []).append((x, summary))
+    return {label: sorted(line, key=lambda xy: xy[0]) for label, line in lines.items()}
 
 
 def cdf(ax, values, label):
@@ -77,21 +99,24 @@ def plot_latency(plt, results, points):
 
 
 def plot_load(plt, results, points):
-    label, xs = x_axis(points)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
-    left.plot(xs, [p[2]["throughput_output_tokens_per_s"] for p in points], "o-", label="output tokens/s")
-    left.set(title="Throughput", xlabel=label, ylabel="output tokens/s")
-    twin = left.twinx()
-    twin.plot(xs, [p[2]["throughput_requests_per_s"] for p in points], "s--", color="tab:orange")
-    twin.set_ylabel("completed requests/s", color="tab:orange")
-    for metric, style in (("ttft_s", "o-"), ("tpot_s", "^-"), ("e2e_s", "s-")):
-        for stat, alpha in (("p50", 1.0), ("p99", 0.5)):
-            ys = [p[2][metric][stat] for p in points]
-            right.plot(xs, ys, style, alpha=alpha, label=f"{metric[:-2].upper()} {stat}")
-    right.set(title="Latency", xlabel=label, ylabel="seconds (log scale)", yscale="log")
-    right.legend(fontsize=7, ncol=3)
-    for ax in (left, right):
-        ax.grid(True, alpha=0.3)
+    x_key, label, xs = x_axis(results, points)
+    lines = series(points, x_key, xs)
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.4))
+    throughput, ttft, tpot = axes
+    for i, (name, line) in enumerate(lines.items()):
+        color = f"C{i % 10}"
+        x = [xy[0] for xy in line]
+        throughput.plot(x, [xy[1]["throughput_output_tokens_per_s"] for xy in line], "o-", color=color, label=name)
+        for ax, metric in ((ttft, "ttft_s"), (tpot, "tpot_s")):
+            ax.plot(x, [xy[1][metric]["p50"] for xy in line], "o-", color=color, label=f"{name} p50")
+            ax.plot(x, [xy[1][metric]["p99"] for xy in line], "^--", color=color, alpha=0.6, label=f"{name} p99")
+    throughput.set(title="Output throughput", xlabel=label, ylabel="output tokens/s")
+    ttft.set(title="Time to first token (p50 solid, p99 dashed)", xlabel=label, ylabel="seconds (log scale)", yscale="log")
+    tpot.set(title="Time per output token (p50 solid, p99 dashed)", xlabel=label, ylabel="seconds (log scale)", yscale="log")
+    for ax in axes:
+        ax.grid(True, which="both", alpha=0.3)
+    if len(lines) > 1:
+        throughput.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(results / "load.png", dpi=110)
     plt.close(fig)

@@ -87,3 +87,37 @@ def test_without_matplotlib_it_says_so_and_exits_3(tmp_path):
     assert done.returncode == 3
     assert "matplotlib is not available" in done.stderr
     assert not (tmp_path / "results" / "latency.png").exists()
+
+
+def load_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("plot_run", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_second_sweep_axis_gives_one_load_curve_per_value(tmp_path):
+    plot_run = load_module()
+    points = []
+    for caching in (False, True):
+        for rate in (4, 1, 2):  # out of order: each curve is sorted by load
+            points.append((f"r{rate}_{caching}", {"workload.rate": rate, "scheduler.enable_prefix_caching": caching},
+                           summary(rate, 1.0)))
+    key, label, xs = plot_run.x_axis(tmp_path, points)
+    assert key == "workload.rate" and label == "offered load (requests/s)"
+    lines = plot_run.series(points, key, xs)
+    assert list(lines) == ["scheduler.enable_prefix_caching=False", "scheduler.enable_prefix_caching=True"]
+    for line in lines.values():
+        assert [x for x, _ in line] == [1, 2, 4]
+
+
+def test_session_workloads_label_the_load_in_sessions(tmp_path):
+    plot_run = load_module()
+    (tmp_path / "p0").mkdir()
+    (tmp_path / "p0" / "resolved.yaml").write_text("workload:\n  sessions: {turns: 5, think_time: 10 s}\n")
+    _, label, _ = plot_run.x_axis(tmp_path, [("p0", {"workload.rate": 2}, summary(2, 1.0))])
+    assert label == "offered load (sessions/s)"
+    (tmp_path / "p0" / "resolved.yaml").write_text("workload:\n  sessions: {turns: 1, think_time: 0 s}\n")
+    _, label, _ = plot_run.x_axis(tmp_path, [("p0", {"workload.rate": 2}, summary(2, 1.0))])
+    assert label == "offered load (requests/s)"
