@@ -17,8 +17,11 @@
 
 #include "core/config/config_node.h"
 #include "core/config/kv_plan_loader.h"
+#include "core/config/spec_loader.h"
 #include "core/kv_plan.h"
 #include "experiments/atomic_file.h"
+#include "experiments/check_command.h"
+#include "experiments/runner/parse_helpers.h"
 #include "ref/model/accuracy.h"
 #include "ref/model/bpe_tokenizer.h"
 #include "ref/model/gguf_reader.h"
@@ -97,7 +100,12 @@ AccuracyExperiment load_experiment(const std::string& path, const std::vector<st
   if (root.has("head_classes")) {
     core::ConfigNode hc = root.child("head_classes");
     HeadClassPlan h;
-    h.profile = hc.required<std::string>("profile", "head profile YAML (data/head_profiles/)");
+    // As given, else from the repository root (data/head_profiles/…), as kvlab run finds files.
+    const std::string profile = hc.required<std::string>("profile", "head profile YAML (data/head_profiles/)");
+    h.profile = find_config_file("head_profiles", profile);
+    if (h.profile.empty() && !profile.empty()) {
+      hc.error_at("profile", fmt::format("no such file: {} (neither from here nor from the repository root)", profile));
+    }
     for (auto c : kClasses) {
       if (hc.has(rm::head_class_name(c))) h.retention[c] = core::parse_retention(hc.child(rm::head_class_name(c)));
     }
@@ -268,6 +276,18 @@ void register_accuracy_command(CLI::App& app) {
   cmd->add_flag("--no-plots", o->no_plots, "do not draw the plot (python/kvlab/plot_accuracy.py)");
   cmd->add_option("--set", o->set, "override a key: --set kv_plan.precision.dtype=int8 (repeatable)");
   cmd->callback([o] { run(*o); });
+  // `kvlab check` on an accuracy experiment: every key, the KV plan and the head-class profile
+  // are checked without running the model. The default model's shapes come from the catalog
+  // (configs/models/smollm2-135m.yaml matches its GGUF); any other model is opened for them.
+  register_check_kind("accuracy", "kv_plan", [](const std::string& path) {
+    AccuracyExperiment e = load_experiment(path, {});
+    if (e.model == rm::kSmolLm2Gguf) {
+      build_plan(e, core::load_model("smollm2-135m"));
+    } else {
+      const rm::GgufFile file = rm::GgufFile::open(rm::resolve_model_path(e.model));
+      build_plan(e, rm::LlamaModel::load(file, e.num_layers).model_spec());
+    }
+  });
 }
 
 }  // namespace kvlab::experiments

@@ -35,7 +35,7 @@ std::function<void(const std::string&)> yaml_validator(Spec (*parse)(core::Confi
 
 std::vector<CheckKind>& kinds() {
   static std::vector<CheckKind> registry = {
-      {"models", "num_layers", yaml_validator(core::parse_model)},
+      {"models", "hidden_size", yaml_validator(core::parse_model)},
       {"gpus", "hbm_capacity", yaml_validator(core::parse_gpu)},
       {"clusters", "gpus_per_node", yaml_validator(core::parse_cluster)},
   };
@@ -58,19 +58,23 @@ bool is_json(const std::string& path) {
   return false;
 }
 
-// Finds the validator for a file, or reports why none fits.
+// Finds the validator for a file, or reports why none fits. The folder decides when the
+// file also carries that kind's key; otherwise a kind's key decides (an accuracy experiment
+// in a folder named experiments/ is still an accuracy experiment); otherwise the folder.
 const CheckKind* kind_of(const std::string& path) {
-  const std::filesystem::path p(path);
+  const std::string folder = std::filesystem::path(path).parent_path().filename().string();
+  const CheckKind* by_folder = nullptr;
   for (const CheckKind& k : kinds()) {
-    if (p.parent_path().filename() == k.folder) return &k;
+    if (!k.folder.empty() && folder == k.folder && by_folder == nullptr) by_folder = &k;
   }
   core::ConfigDocument doc = core::ConfigDocument::load_file(path);
-  if (!doc.ok()) return nullptr;
+  if (!doc.ok()) return by_folder;
   core::ConfigNode root = doc.root();
+  if (by_folder != nullptr && root.has(by_folder->marker_key)) return by_folder;
   for (const CheckKind& k : kinds()) {
     if (root.has(k.marker_key)) return &k;
   }
-  return nullptr;
+  return by_folder;
 }
 
 int check_files(const std::vector<std::string>& files) {

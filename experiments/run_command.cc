@@ -23,8 +23,10 @@
 #include "experiments/runner/experiment_config.h"
 #include "experiments/runner/point_folder.h"
 #include "experiments/runner/progress_bar.h"
+#include "experiments/runner/sim_config_parser.h"
 #include "experiments/runner/sweep_index.h"
 #include "experiments/runner/sweep_runner.h"
+#include "experiments/runner/workload_parser.h"
 
 namespace kvlab::experiments {
 namespace {
@@ -159,6 +161,16 @@ void register_run_command(CLI::App& app) {
   cmd->add_option("--set", o->set, "override a key before the sweep: --set scheduler.max_num_seqs=128 (repeatable)");
   cmd->callback([o] { run(*o); });
   register_check_kind("experiments", "schema_version", [](const std::string& path) { load_experiment(path, {}); });
+  register_check_kind("workloads", "arrival", [](const std::string& path) {
+    core::ConfigDocument doc = core::ConfigDocument::load_file(path);
+    parse_workload(doc.root());
+    doc.throw_if_errors();
+  });
+  register_check_kind("calibration", "memory_efficiency", [](const std::string& path) {
+    core::ConfigDocument doc = core::ConfigDocument::load_file(path);
+    parse_calibration_file(doc.root());
+    doc.throw_if_errors();
+  });
 }
 
 }  // namespace kvlab::experiments

@@ -146,6 +146,10 @@ sim::Calibration load_calibration(const std::string& file, core::ConfigNode& at,
 
 }  // namespace
 
+sim::Calibration parse_calibration_file(core::ConfigNode root) {
+  return parse_calibration_keys(root, sim::Calibration{}, true);
+}
+
 ParsedSim parse_sim_config(core::ConfigNode root) {
   ParsedSim p;
   sim::SimConfig& c = p.config;

@@ -25,4 +25,8 @@ struct ParsedSim {
 // (schema_version, name, sweep) and calls root.finish().
 ParsedSim parse_sim_config(core::ConfigNode root);
 
+// Reads a calibration file (configs/calibration/<gpu>.yaml) on its own, for `kvlab check`:
+// problems are diagnostics on `root`'s document.
+sim::Calibration parse_calibration_file(core::ConfigNode root);
+
 }  // namespace kvlab::experiments

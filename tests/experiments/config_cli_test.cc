@@ -102,10 +102,6 @@ TEST_F(ScratchConfigs, AHuggingFaceConfigUnderAnyNameIsChecked) {
   EXPECT_EQ(run_kvlab("check " + kSource + "/tests/data/hf/deepseek-v3/config.json").exit_code, 0);
 }
 
-// Folders whose kind no command registers yet with `kvlab check` (register_check_kind):
-// their owner adds the kind, then removes the folder from this list.
-const std::set<std::string> kKindsPending = {"workloads", "calibration"};
-
 TEST(ConfigsFolder, EveryFileLoadsAndValidates) {
   for (const auto& folder : fs::directory_iterator(kSource + "/configs")) {
     if (!folder.is_directory()) continue;
@@ -114,15 +110,33 @@ TEST(ConfigsFolder, EveryFileLoadsAndValidates) {
       if (e.path().extension() == ".yaml" || e.path().extension() == ".json") files += " " + e.path().string();
     }
     if (files.empty()) continue;
-    const std::string kind = folder.path().filename().string();
     const CliRun r = run_kvlab("check" + files);
-    if (kKindsPending.count(kind) && r.exit_code != 0 &&
-        r.output.find("cannot tell what kind of config") != std::string::npos) {
-      std::cout << "[ pending  ] configs/" << kind << ": no check kind registered yet\n";
-      continue;
-    }
-    EXPECT_EQ(r.exit_code, 0) << "configs/" << kind << ":\n" << r.output;
+    EXPECT_EQ(r.exit_code, 0) << "configs/" << folder.path().filename().string() << ":\n" << r.output;
   }
+}
+
+TEST(ConfigsFolder, AccuracyExperimentsAreCheckedAsSuchInAnExperimentsFolder) {
+  const std::string folder = kSource + "/tests/ref/model/experiments";
+  std::string files;
+  for (const auto& e : fs::directory_iterator(folder)) files += " " + e.path().string();
+  const CliRun r = run_kvlab("check" + files);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+}
+
+TEST_F(ScratchConfigs, WorkloadCalibrationAndAccuracyFilesGetTheirOwnMessages) {
+  fs::create_directories(root_ / "workloads");
+  fs::create_directories(root_ / "calibration");
+  const std::string workload = write("workloads/w.yaml", "arrival: poisson\nrate: -2\nnum_requestz: 5\n");
+  const std::string calibration = write("calibration/c.yaml", "gpu: h100-sxm\nmemory_efficiency: 1.5\n");
+  const std::string accuracy = write("a.yaml",
+      "name: a\ntext: /usr/share/common-licenses/GPL-3\nkv_plan:\n  retention: {policy: windw}\n");
+  const CliRun r = run_kvlab("check " + workload + " " + calibration + " " + accuracy);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.output, HasSubstr(workload + ":2:7: error: rate: must be positive (got -2)"));
+  EXPECT_THAT(r.output, HasSubstr("num_requestz: unknown key; did you mean 'num_requests'?"));
+  EXPECT_THAT(r.output, HasSubstr(calibration + ":2:20: error: memory_efficiency"));
+  EXPECT_THAT(r.output, HasSubstr(accuracy + ":4:"));
+  EXPECT_THAT(r.output, HasSubstr("windw"));
 }
 
 TEST(ConfigReference, DocsFileIsCurrent) {
