@@ -280,15 +280,19 @@ __global__ void __launch_bounds__(kDecodeThreads)
   const auto table_entry = [&](int k) { return k < my_pages ? __ldg(warp_table + kDecodeWarps * k) : 0; };
   int window = table_entry(lane);
   int window_next = table_entry(32 + lane);
-  // Prologue: lane k < num_stages puts the warp's page k in flight into stage k (its own
-  // barrier, its own table entry), all of them at once.
-  if (lane < p.num_stages) {
-    mbar_init(&bars[warp][lane]);
+  // Prologue: lane 0 sets up every stage's barrier and owns every copy into the stages (the
+  // same lane for init, expect_tx and copy: barriers set up by one lane and armed by another
+  // gave racecheck hazards on the H200, 2026-12-02); lane s holds stage s's table entry.
+  if (lane == 0) {
+    for (int s = 0; s < p.num_stages; ++s) mbar_init(&bars[warp][s]);
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-    if (lane < my_pages) {
-      mbar_expect_tx(&bars[warp][lane], copy_bytes);
-      bulk_copy(stages + static_cast<size_t>(lane) * p.stage_bytes, head_base + static_cast<int64_t>(window) * p.page_bytes,
-                copy_bytes, &bars[warp][lane]);
+  }
+  for (int s = 0; s < p.num_stages; ++s) {  // warp-uniform: every lane takes part in the shuffle
+    const int entry = __shfl_sync(0xffffffffu, window, s);
+    if (lane == 0 && s < my_pages) {
+      mbar_expect_tx(&bars[warp][s], copy_bytes);
+      bulk_copy(stages + static_cast<size_t>(s) * p.stage_bytes, head_base + static_cast<int64_t>(entry) * p.page_bytes,
+                copy_bytes, &bars[warp][s]);
     }
   }
   __syncwarp();
@@ -505,7 +509,7 @@ __global__ void __launch_bounds__(kDecodeThreads)
       }
       const int entry = __shfl_sync(0xffffffffu, window, k_next % 32);
       __syncwarp();
-      if (lane == stage) {  // the lane that set up this stage's barrier owns all its copies
+      if (lane == 0) {  // the lane that set up the stage barriers owns all their copies
         fence_proxy_async();
         mbar_expect_tx(&bars[warp][stage], copy_bytes);
         bulk_copy(stages + static_cast<size_t>(stage) * p.stage_bytes, head_base + static_cast<int64_t>(entry) * p.page_bytes,
