@@ -1,7 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
 // `kvlab capacity` and `kvlab check` as a user runs them: output, JSON keys, exit codes.
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -11,26 +9,14 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "run_kvlab.h"
+
 namespace {
 
 using ::testing::HasSubstr;
 
-struct CliRun {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-};
-
-CliRun run_kvlab(const std::string& args) {
-  const std::string command = std::string(KVLAB_BINARY) + " " + args + " 2>&1";
-  CliRun run;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return run;
-  std::array<char, 4096> buffer;
-  while (size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) run.output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
-}
+using kvlab::cli_test::CliRun;
+using kvlab::cli_test::run_kvlab;
 
 TEST(CapacityCli, JsonHasTheDocumentedKeys) {
   const CliRun r = run_kvlab("capacity --model llama-3.1-70b --gpu h100-sxm --num-gpus 4 --context 128k --json");

@@ -2,8 +2,6 @@
 // Config handling as a user meets it through the kvlab binary: every shipped config
 // validates, each kind of bad input gets its message and exit code 2, the generated
 // reference is current, and `kvlab capacity` agrees with hand arithmetic.
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -16,27 +14,15 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "run_kvlab.h"
+
 namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-struct CliRun {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-};
-
-CliRun run_kvlab(const std::string& args, bool with_stderr = true) {
-  const std::string command = std::string(KVLAB_BINARY) + " " + args + (with_stderr ? " 2>&1" : " 2>/dev/null");
-  CliRun run;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return run;
-  std::array<char, 4096> buffer;
-  while (size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) run.output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
-}
+using kvlab::cli_test::CliRun;
+using kvlab::cli_test::run_kvlab;
 
 const std::string kSource = KVLAB_SOURCE_DIR;
 
