@@ -129,6 +129,23 @@ __device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], 
   }
 }
 
+// d = a·b with a zero accumulator (the first k-step of a chain): ptxas reads the zero from
+// RZ, where zeroing d before the mma costs a move per register per page.
+template <bool kBf16>
+__device__ __forceinline__ void mma16816_zero_c(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  if constexpr (kBf16) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%10,%10,%10};"
+        : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1), "f"(0.0f));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%10,%10,%10};"
+        : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1), "f"(0.0f));
+  }
+}
+
 template <bool kBf16>
 __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
   if constexpr (kBf16) {
@@ -155,6 +172,21 @@ __device__ __forceinline__ uint32_t and_or(uint32_t a, uint32_t mask, uint32_t b
   return d;
 }
 
+// exp2 of a softmax exponent (≤ 0, or −inf). int4 flushes results below 2^−126 to zero
+// (ex2.approx.ftz): such a weight is under 1e−38 of the row's largest, whose weight is 1, so
+// no sum changes, and exp2f's subnormal fix-up costs 3 instructions a call (15 per page of
+// ≤ 8 rows). The other formats keep exp2f, bit for bit as before.
+template <KvCode C>
+__device__ __forceinline__ float softmax_exp2(float x) {
+  if constexpr (C == KvCode::kInt4) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+  } else {
+    return exp2f(x);
+  }
+}
+
 __device__ __forceinline__ uint32_t h2_bits(__half2 v) { return *reinterpret_cast<const uint32_t*>(&v); }
 __device__ __forceinline__ __half2 bits_h2(uint32_t v) { return *reinterpret_cast<const __half2*>(&v); }
 
@@ -162,9 +194,21 @@ __device__ __forceinline__ __half smem_half(const uint8_t* p) {
   return __ushort_as_half(*reinterpret_cast<const unsigned short*>(p));
 }
 
+// The int4 nibbles at bits 4..7 of a byte, masked where they lie, read as 16·code in the
+// 1024 + code pattern (1024 + 16·code ≤ 1264: exact in fp16, whose step is 1 in [1024, 2048)):
+// one shift per block instead of three. Elements 1, 3, 5, 7 of every int4 block therefore
+// come out 16× too large; Q (for K) and the accumulators (for V) carry the 1/16, which costs
+// nothing per page. The price is range: 16·|x̂| must stay finite in fp16, so int4 K/V hold
+// |x| < 4094 (symmetric: 16 · 7 · amax / 7), against 65504 before.
+template <KvCode C>
+__host__ __device__ constexpr float odd_fold(int elem) {
+  return C == KvCode::kInt4 && elem % 2 == 1 ? 0.0625f : 1.0f;
+}
+
 // Decodes one 8-element block (its code bits in `w`, little-endian) into 4 registers of
 // mma operand pairs, element order block_elem. Integer codes become fp16 through the
-// 1024 + code bit pattern (exact), then (code − mid)·s or code·s + z.
+// 1024 + code bit pattern (exact), then (code − mid)·s or code·s + z (int4: ×16 in the
+// odd elements, odd_fold).
 template <KvCode C, bool kAsym>
 __device__ __forceinline__ void decode_block(const uint32_t* w, __half2 scale, __half2 zero, uint32_t (&out)[4]) {
   if constexpr (kBits<C> == 16) {
@@ -185,15 +229,22 @@ __device__ __forceinline__ void decode_block(const uint32_t* w, __half2 scale, _
       magic[2] = prmt(w[1], 0x64646464u, 0x4140);
       magic[3] = prmt(w[1], 0x64646464u, 0x4342);
     } else {
-#pragma unroll
-      for (int r = 0; r < 4; ++r) magic[r] = and_or(w[0] >> (4 * r), 0x000F000Fu, 0x64006400u);
+      // Register r holds nibbles (r, r + 4): 0 and 1 where they lie, 2 and 3 one byte down.
+      const uint32_t w8 = w[0] >> 8;
+      magic[0] = and_or(w[0], 0x000F000Fu, 0x64006400u);
+      magic[1] = and_or(w[0], 0x00F000F0u, 0x64006400u);
+      magic[2] = and_or(w8, 0x000F000Fu, 0x64006400u);
+      magic[3] = and_or(w8, 0x00F000F0u, 0x64006400u);
     }
-    // 1024 + mid (symmetric) or 1024 (asymmetric), subtracted exactly.
+    // 1024 + mid (symmetric) or 1024 (asymmetric), subtracted exactly; int4's odd registers
+    // hold 1024 + 16·code, so their mid is 16·8 and their zero is 16·z (exact: a power of 2).
     constexpr uint32_t kOffset = kAsym ? 0x64006400u : (C == KvCode::kInt8 ? 0x64806480u : 0x64086408u);
+    constexpr uint32_t kOffsetOdd = C == KvCode::kInt4 && !kAsym ? 0x64806480u : kOffset;
+    const __half2 zero_odd = C == KvCode::kInt4 && kAsym ? __hmul2(zero, __half2half2(__float2half(16.0f))) : zero;
 #pragma unroll
     for (int r = 0; r < 4; ++r) {
-      const __half2 centred = __hsub2(bits_h2(magic[r]), bits_h2(kOffset));
-      out[r] = h2_bits(kAsym ? __hfma2(centred, scale, zero) : __hmul2(centred, scale));
+      const __half2 centred = __hsub2(bits_h2(magic[r]), bits_h2(r % 2 == 1 ? kOffsetOdd : kOffset));
+      out[r] = h2_bits(kAsym ? __hfma2(centred, scale, r % 2 == 1 ? zero_odd : zero) : __hmul2(centred, scale));
     }
   } else {
     // int6 / int5: the bit stream through the generic float decoder.
@@ -328,8 +379,9 @@ __global__ void __launch_bounds__(kDecodeThreads)
           const int r = 2 * h + reg / 2;
           float lo = 0.0f, hi = 0.0f;
           if (q_row[half] != nullptr) {
-            lo = __bfloat162float(q_row[half][base + block_elem<C>(r, 0)]) * q_scale;
-            hi = __bfloat162float(q_row[half][base + block_elem<C>(r, 1)]) * q_scale;
+            const float fold = q_scale * odd_fold<C>(block_elem<C>(r, 0));  // both elements share a parity
+            lo = __bfloat162float(q_row[half][base + block_elem<C>(r, 0)]) * fold;
+            hi = __bfloat162float(q_row[half][base + block_elem<C>(r, 1)]) * fold;
           }
           qf[2 * c + h][reg] = pack2<kBf16>(lo, hi);
         }
@@ -374,23 +426,24 @@ __global__ void __launch_bounds__(kDecodeThreads)
     }
   };
 
+  // Stage and barrier phase of page k, stepped rather than divided (k % num_stages and
+  // k / num_stages cost an integer division's ~15 instructions per page).
+  int stage = 0;
+  uint32_t phase = 0;
   for (int k = 0; k < my_pages; ++k) {
-    const int stage = k % p.num_stages;
     const int page = page_begin + warp + k * kDecodeWarps;
     const uint8_t* kc = stages + static_cast<size_t>(stage) * p.stage_bytes;
     const uint8_t* vc = kc + vcomp;
     const int first_token = page * kDecodePageSize;
     const int valid = min(kDecodePageSize, seq_len - first_token);
     const bool masked = first_token + kDecodePageSize > min(visible[0], visible[1]);
-    mbar_wait(&bars[warp][stage], (k / p.num_stages) & 1);
+    mbar_wait(&bars[warp][stage], phase);
 
     // S = Q·Kᵀ for the page's 16 tokens: n-tile i holds tokens 8i + (0..7), lane column g.
     // Even and odd k-steps accumulate apart (two chains of kChunks mma, not one of 2·kChunks).
     float s[2][4], s_odd[2][4];
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
-#pragma unroll
-      for (int j = 0; j < 4; ++j) s[i][j] = s_odd[i][j] = 0.0f;
       const int token = 8 * i + g;
 #pragma unroll
       for (int c0 = 0; c0 < kChunks; c0 += kBpl) {
@@ -405,8 +458,13 @@ __global__ void __launch_bounds__(kDecodeThreads)
           if (!unit_one_group_k) meta_of(kc, token, k_meta[c], scale, zero);
           uint32_t kr[4];
           decode_block<C, kAsym>(w + cc * kB / 4, scale, zero, kr);
-          mma16816<kBf16>(s[i], qf[2 * c], kr[0], kr[1]);
-          mma16816<kBf16>(s_odd[i], qf[2 * c + 1], kr[2], kr[3]);
+          if (c == 0) {
+            mma16816_zero_c<kBf16>(s[i], qf[0], kr[0], kr[1]);
+            mma16816_zero_c<kBf16>(s_odd[i], qf[1], kr[2], kr[3]);
+          } else {
+            mma16816<kBf16>(s[i], qf[2 * c], kr[0], kr[1]);
+            mma16816<kBf16>(s_odd[i], qf[2 * c + 1], kr[2], kr[3]);
+          }
         }
       }
 #pragma unroll
@@ -435,10 +493,10 @@ __global__ void __launch_bounds__(kDecodeThreads)
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
       const float m_new = fmaxf(m_run[half], mx);
       const float m_use = m_new == -INFINITY ? 0.0f : m_new;
-      const float alpha = exp2f(m_run[half] - m_use);
+      const float alpha = softmax_exp2<C>(m_run[half] - m_use);
       m_run[half] = m_new;
-      const float p00 = exp2f(s[0][2 * half] - m_use), p01 = exp2f(s[0][2 * half + 1] - m_use);
-      const float p10 = exp2f(s[1][2 * half] - m_use), p11 = exp2f(s[1][2 * half + 1] - m_use);
+      const float p00 = softmax_exp2<C>(s[0][2 * half] - m_use), p01 = softmax_exp2<C>(s[0][2 * half + 1] - m_use);
+      const float p10 = softmax_exp2<C>(s[1][2 * half] - m_use), p11 = softmax_exp2<C>(s[1][2 * half + 1] - m_use);
       l_run[half] = l_run[half] * alpha + ((p00 + p01) + (p10 + p11));
       // Once the running max settles, alpha is exactly 1 for every row of the warp: skip
       // the 2·kNTiles multiplies then (a warp-uniform branch).
@@ -457,44 +515,101 @@ __global__ void __launch_bounds__(kDecodeThreads)
     constexpr int kPer = kPerV;  // V blocks per load
 #pragma unroll
     for (int i = 0; i < kVBlocks; i += kPer) {
-      uint32_t vr[4][kPer][4];
-#pragma unroll
-      for (int t = 0; t < 4; ++t) {
-        const int token = 2 * q + (t % 2) + 8 * (t / 2);
-        uint32_t w[4];
-        load_codes_smem<C, kPer>(vc + token * kVcb + v_block<C, kD>(g, i) * kB, w);
-        __half2 unit_scale = __half2half2(__float2half(1.0f)), unit_zero = __half2half2(__float2half(0.0f));
-        if (unit_one_group_v) meta_of(vc, token, v_meta[i], unit_scale, unit_zero);
-#pragma unroll
-        for (int j = 0; j < kPer; ++j) {
-          __half2 scale = unit_scale, zero = unit_zero;
-          if (!unit_one_group_v) meta_of(vc, token, v_meta[i + j], scale, zero);
-          decode_block<C, kAsym>(w + j * kB / 4, scale, zero, vr[t][j]);
-        }
-      }
-      // Unwritten slots may hold NaN: P = 0 would not cancel them. Only a sequence's last
-      // page has them: one warp-uniform branch, so full pages skip the 4·kPer·4 selects.
-      if (valid < kDecodePageSize) {
+      if constexpr (C == KvCode::kInt4) {
+        // int4 pairs the two tokens of an operand before decoding: one byte permute puts
+        // byte k of both tokens' codes in the two halves, and the two in-place masks of the
+        // result give elements 2k and 2k + 1 (the latter ×16, odd_fold) already paired. Per
+        // two tokens' block: 4 PRMT and no shift, against 6 SHF and 8 PRMT decoding each
+        // token apart.
+        uint32_t w[4][kPer];
+        __half sc[4][kPer], ze[4][kPer];
 #pragma unroll
         for (int t = 0; t < 4; ++t) {
-          if (2 * q + (t % 2) + 8 * (t / 2) >= valid) {
+          const int token = 2 * q + (t % 2) + 8 * (t / 2);
+          load_codes_smem<C, kPer>(vc + token * kVcb + v_block<C, kD>(g, i) * kB, w[t]);
 #pragma unroll
-            for (int j = 0; j < kPer; ++j)
-#pragma unroll
-              for (int r = 0; r < 4; ++r) vr[t][j][r] = 0u;
+          for (int j = 0; j < kPer; ++j) {
+            __half2 scale = __half2half2(__float2half(1.0f)), zero = __half2half2(__float2half(0.0f));
+            if (j == 0 || !unit_one_group_v) meta_of(vc, token, v_meta[i + j], scale, zero);
+            sc[t][j] = j > 0 && unit_one_group_v ? sc[t][0] : __low2half(scale);
+            ze[t][j] = j > 0 && unit_one_group_v ? ze[t][0] : __low2half(zero);
           }
         }
-      }
+        // Unwritten slots may hold NaN scales and zeros (codes always decode finite): a
+        // zero scale and zero make the slot 0, which P = 0 then cancels. Only a sequence's
+        // last page has such slots (one warp-uniform branch).
+        if (valid < kDecodePageSize) {
 #pragma unroll
-      for (int j = 0; j < kPer; ++j) {
+          for (int t = 0; t < 4; ++t) {
+            if (2 * q + (t % 2) + 8 * (t / 2) >= valid) {
 #pragma unroll
-        for (int r = 0; r < 4; ++r) {
+              for (int j = 0; j < kPer; ++j) sc[t][j] = ze[t][j] = __float2half(0.0f);
+            }
+          }
+        }
+        constexpr uint32_t kMid = kAsym ? 0x64006400u : 0x64086408u, kMidOdd = kAsym ? 0x64006400u : 0x64806480u;
 #pragma unroll
-          for (int half = 0; half < 2; ++half) {
-            const uint32_t selector = half == 0 ? 0x5410u : 0x7632u;
-            const uint32_t b0 = prmt(vr[0][j][r], vr[1][j][r], selector);
-            const uint32_t b1 = prmt(vr[2][j][r], vr[3][j][r], selector);
-            mma16816<kBf16>(acc[(i + j) * 8 + 2 * r + half], pa, b0, b1);
+        for (int j = 0; j < kPer; ++j) {
+          uint32_t vb[2][8];  // [token pair][element]
+#pragma unroll
+          for (int pair = 0; pair < 2; ++pair) {
+            const __half2 scale = __halves2half2(sc[2 * pair][j], sc[2 * pair + 1][j]);
+            const __half2 zero = __halves2half2(ze[2 * pair][j], ze[2 * pair + 1][j]);
+            const __half2 zero_odd = kAsym ? __hmul2(zero, __half2half2(__float2half(16.0f))) : zero;
+#pragma unroll
+            for (int byte = 0; byte < 4; ++byte) {
+              const uint32_t x = prmt(w[2 * pair][j], w[2 * pair + 1][j], byte | ((4 + byte) << 8));
+              const __half2 even = __hsub2(bits_h2(and_or(x, 0x000F000Fu, 0x64006400u)), bits_h2(kMid));
+              const __half2 odd = __hsub2(bits_h2(and_or(x, 0x00F000F0u, 0x64006400u)), bits_h2(kMidOdd));
+              vb[pair][2 * byte] = h2_bits(kAsym ? __hfma2(even, scale, zero) : __hmul2(even, scale));
+              vb[pair][2 * byte + 1] = h2_bits(kAsym ? __hfma2(odd, scale, zero_odd) : __hmul2(odd, scale));
+            }
+          }
+          // Element e = block_elem(r, half) = r + 4·half goes to the n-tile the other
+          // formats use for it, so the write-out below is shared.
+#pragma unroll
+          for (int e = 0; e < 8; ++e) mma16816<kBf16>(acc[(i + j) * 8 + 2 * (e % 4) + e / 4], pa, vb[0][e], vb[1][e]);
+        }
+      } else {
+        uint32_t vr[4][kPer][4];
+#pragma unroll
+        for (int t = 0; t < 4; ++t) {
+          const int token = 2 * q + (t % 2) + 8 * (t / 2);
+          uint32_t w[4];
+          load_codes_smem<C, kPer>(vc + token * kVcb + v_block<C, kD>(g, i) * kB, w);
+          __half2 unit_scale = __half2half2(__float2half(1.0f)), unit_zero = __half2half2(__float2half(0.0f));
+          if (unit_one_group_v) meta_of(vc, token, v_meta[i], unit_scale, unit_zero);
+#pragma unroll
+          for (int j = 0; j < kPer; ++j) {
+            __half2 scale = unit_scale, zero = unit_zero;
+            if (!unit_one_group_v) meta_of(vc, token, v_meta[i + j], scale, zero);
+            decode_block<C, kAsym>(w + j * kB / 4, scale, zero, vr[t][j]);
+          }
+        }
+        // Unwritten slots may hold NaN: P = 0 would not cancel them. Only a sequence's last
+        // page has them: one warp-uniform branch, so full pages skip the 4·kPer·4 selects.
+        if (valid < kDecodePageSize) {
+#pragma unroll
+          for (int t = 0; t < 4; ++t) {
+            if (2 * q + (t % 2) + 8 * (t / 2) >= valid) {
+#pragma unroll
+              for (int j = 0; j < kPer; ++j)
+#pragma unroll
+                for (int r = 0; r < 4; ++r) vr[t][j][r] = 0u;
+            }
+          }
+        }
+#pragma unroll
+        for (int j = 0; j < kPer; ++j) {
+#pragma unroll
+          for (int r = 0; r < 4; ++r) {
+#pragma unroll
+            for (int half = 0; half < 2; ++half) {
+              const uint32_t selector = half == 0 ? 0x5410u : 0x7632u;
+              const uint32_t b0 = prmt(vr[0][j][r], vr[1][j][r], selector);
+              const uint32_t b1 = prmt(vr[2][j][r], vr[3][j][r], selector);
+              mma16816<kBf16>(acc[(i + j) * 8 + 2 * r + half], pa, b0, b1);
+            }
           }
         }
       }
@@ -515,6 +630,10 @@ __global__ void __launch_bounds__(kDecodeThreads)
         bulk_copy(stages + static_cast<size_t>(stage) * p.stage_bytes, head_base + static_cast<int64_t>(entry) * p.page_bytes,
                   copy_bytes, &bars[warp][stage]);
       }
+    }
+    if (++stage == p.num_stages) {
+      stage = 0;
+      phase ^= 1u;
     }
   }
 
@@ -542,8 +661,9 @@ __global__ void __launch_bounds__(kDecodeThreads)
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
       const int d = v_block<C, kD>(2 * q + j, i) * 8 + block_elem<C>(r, half);
-      s_acc[(warp * kLiveRows + g) * kD + d] = acc[n][j];
-      if constexpr (kFullM) s_acc[(warp * kLiveRows + g + 8) * kD + d] = acc[n][2 + j];
+      const float fold = odd_fold<C>(block_elem<C>(r, half));
+      s_acc[(warp * kLiveRows + g) * kD + d] = acc[n][j] * fold;
+      if constexpr (kFullM) s_acc[(warp * kLiveRows + g + 8) * kD + d] = acc[n][2 + j] * fold;
     }
   }
   __syncthreads();

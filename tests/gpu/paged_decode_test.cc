@@ -34,6 +34,7 @@ struct DecodeCase {
   int num_queries = 1;
   int num_splits = 0;  // 0: the launcher's choice
   bool fused_merge = true;
+  float k_sd = 1.0f, v_sd = 2.0f;  // standard deviations of the K and V values written
 };
 
 void PrintTo(const DecodeCase& c, std::ostream* os) { *os << c.name; }
@@ -73,7 +74,7 @@ class DecodeProblem {
       for (int t = 0; t < c.seq_lens[b]; ++t) {
         for (int h = 0; h < c.kv_heads; ++h) {
           for (int comp = 0; comp < 2; ++comp) {
-            for (float& v : x) v = normal(rng) * (comp == 0 ? 1.0f : 2.0f);
+            for (float& v : x) v = normal(rng) * (comp == 0 ? c.k_sd : c.v_sd);
             ref::write_token(layout_, pool, got[t / kBlock], t % kBlock, h, comp, x);
           }
         }
@@ -223,6 +224,13 @@ INSTANTIATE_TEST_SUITE_P(
         DecodeCase{"int8_g64_asym_d64", {KvDtype::kInt8, 64, MetaFormat::kFp16, MetaFormat::kFp16}, 64, 3, 9, {999, 31}},
         DecodeCase{"int8_g128_asym", {KvDtype::kInt8, 128, MetaFormat::kFp16, MetaFormat::kFp16}, 128, 8, 32, {999, 31}},
         DecodeCase{"int4_32k", Precision::defaults(KvDtype::kInt4), 128, 8, 32, {32768}},
+        // int4 decodes odd elements as 16·x̂ in fp16 (paged_decode.cuh, odd_fold): the
+        // asymmetric zero scaled with them, a scale per block (group 8), 12 and 16 rows, and V
+        // values near 2000 kept finite.
+        DecodeCase{"int4_g32_asym_twelve_rows", {KvDtype::kInt4, 32, MetaFormat::kFp16, MetaFormat::kFp16}, 128, 4, 16,
+                   {517, 16, 33}, 3},
+        DecodeCase{"int4_g8_asym_rows16", {KvDtype::kInt4, 8, MetaFormat::kFp16, MetaFormat::kFp16}, 128, 2, 32, {300, 47}},
+        DecodeCase{"int4_g32_wide_values", Precision::defaults(KvDtype::kInt4), 128, 8, 32, {999, 31}, 1, 0, true, 8.0f, 400.0f},
         // The split merge: inside the decode kernel (default) with many splits, 8 and 16 live
         // rows, several query tokens and empty splits; the separate kernel when asked for and
         // when the weights of 625+ splits outgrow the kernel's shared memory.
