@@ -21,6 +21,8 @@
 #include "core/kv_plan.h"
 #include "experiments/atomic_file.h"
 #include "experiments/check_command.h"
+#include "experiments/python_script.h"
+#include "experiments/runner/folder_name.h"
 #include "experiments/runner/parse_helpers.h"
 #include "ref/model/accuracy.h"
 #include "ref/model/bpe_tokenizer.h"
@@ -86,6 +88,9 @@ AccuracyExperiment load_experiment(const std::string& path, const std::vector<st
   for (const auto& s : set) e.doc.apply_override(s);
   core::ConfigNode root = e.doc.root();
   e.name = root.required<std::string>("name", "results folder name");
+  if (root.has("name")) {
+    if (const std::string problem = folder_name_problem(e.name); !problem.empty()) root.error_at("name", problem);
+  }
   e.model = root.optional<std::string>("model", rm::kSmolLm2Gguf, "pip:<package>/<file> or a GGUF path");
   e.num_layers = root.optional<int>("num_layers", 0, "first N layers (0: all)");
   root.require_non_negative("num_layers", e.num_layers);
@@ -259,9 +264,11 @@ void run(const AccuracyOptions& o) {
       s.top1_agreement, s.logp_delta_mean_abs, wall_s, out.string());
   if (!o.no_plots) {
     const fs::path script = fs::path(KVLAB_SOURCE_DIR) / "python" / "kvlab" / "plot_accuracy.py";
-    const std::string command = "python3 '" + script.string() + "' '" + out.string() + "'";
-    if (std::system(command.c_str()) != 0) {
-      std::cerr << "kvlab accuracy: warning: plot not drawn (" << command << " failed); results are complete\n";
+    const std::string python = find_python();
+    if (python.empty()) {
+      std::cerr << "kvlab accuracy: warning: no python3 on PATH, plot not drawn (results are complete)\n";
+    } else if (run_python_script(python, script.string(), {out.string()}) != 0) {
+      std::cerr << "kvlab accuracy: warning: plot not drawn (" << script.string() << " failed); results are complete\n";
     }
   }
 }

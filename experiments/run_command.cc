@@ -20,6 +20,7 @@
 
 #include "core/error.h"
 #include "experiments/check_command.h"
+#include "experiments/python_script.h"
 #include "experiments/runner/experiment_config.h"
 #include "experiments/runner/point_folder.h"
 #include "experiments/runner/progress_bar.h"
@@ -53,20 +54,6 @@ extern "C" void on_stop_signal(int signo) {
   ::signal(signo, SIG_DFL);  // a second Ctrl-C kills at once
 }
 
-// The first python3 on PATH, or "".
-std::string find_python() {
-  const char* path = std::getenv("PATH");
-  std::string dirs = path != nullptr ? path : "/usr/bin:/bin";
-  size_t start = 0;
-  while (start <= dirs.size()) {
-    const size_t end = std::min(dirs.find(':', start), dirs.size());
-    const fs::path candidate = fs::path(dirs.substr(start, end - start)) / "python3";
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
-    start = end + 1;
-  }
-  return "";
-}
-
 // Plots are a convenience: without Python or matplotlib the run still succeeds, with a
 // warning saying what is missing (plot_run.py exits 3 when matplotlib cannot be imported).
 void draw_plots(const fs::path& out) {
@@ -76,14 +63,12 @@ void draw_plots(const fs::path& out) {
     return;
   }
   const fs::path script = fs::path(KVLAB_SOURCE_DIR) / "python" / "kvlab" / "plot_run.py";
-  const std::string command = fmt::format("'{}' '{}' '{}'", python, script.string(), out.string());
-  const int status = std::system(command.c_str());
-  const int code = status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  const int code = run_python_script(python, script.string(), {out.string()});
   if (code == 3) {
     std::cerr << "kvlab run: warning: matplotlib is not installed for " << python
               << ", plots not drawn (results are complete; pip install matplotlib, or pass --no-plots)\n";
   } else if (code != 0) {
-    std::cerr << "kvlab run: warning: plots not drawn (" << command << " failed); results are complete\n";
+    std::cerr << "kvlab run: warning: plots not drawn (" << script.string() << " failed); results are complete\n";
   }
 }
 

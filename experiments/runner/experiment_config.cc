@@ -13,6 +13,7 @@
 
 #include "core/config/config_node.h"
 #include "core/error.h"
+#include "experiments/runner/folder_name.h"
 #include "experiments/runner/resolved_yaml.h"
 
 namespace kvlab::experiments {
@@ -196,8 +197,8 @@ Experiment load_experiment(const std::string& path, const std::vector<std::strin
     root.error_at("schema_version", fmt::format("only version 1 is known (got {})", version));
   }
   e.name = root.required<std::string>("name", "experiment name, the default results folder");
-  if (root.has("name") && (e.name.find('/') != std::string::npos || e.name == "." || e.name == "..")) {
-    root.error_at("name", "must be usable as a folder name (no '/')");
+  if (root.has("name")) {
+    if (const std::string problem = folder_name_problem(e.name); !problem.empty()) root.error_at("name", problem);
   }
   e.description = root.optional<std::string>("description", "", "one line about the experiment");
   if (root.has("sweep")) e.axes = parse_axes(root.child("sweep"));
