@@ -31,8 +31,8 @@ class ShellSafety : public ::testing::Test {
     std::ofstream(path) << "schema_version: 1\n"
                         << name_line << "\n"
                         << "model: llama-3.1-8b\ngpu: h100-sxm\n"
-                           "workload: {rate: 10, num_requests: 20, seed: 1, prompt: {distribution: constant, mean: 64},"
-                           " output: {distribution: constant, mean: 8}}\n";
+                           "workload: {rate: 10, num_requests: 20, seed: 1, prompt: {distribution: fixed, mean: 64},"
+                           " output: {distribution: fixed, mean: 8}}\n";
     return path.string();
   }
   fs::path dir_;
