@@ -9,7 +9,6 @@
 
 #include <fmt/core.h>
 
-#include "core/check.h"
 #include "core/error.h"
 
 namespace kvlab::core {
@@ -132,8 +131,8 @@ TechniqueResult apply_redknot(const KvPlan& plan, const RedKnotSpec& spec) {
                                        "padded to (apply redknot before tangram to pack only global heads)",
                                        budget_groups_split));
   }
-  const std::string why = result.plan.validate();
-  KVLAB_CHECK(why.empty(), "redknot made an invalid plan: {}", why);
+  // The class precisions are the only user input that can make the plan invalid.
+  if (const std::string why = result.plan.validate(); !why.empty()) throw ConfigError("redknot: " + why);
   return result;
 }
 
