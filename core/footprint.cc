@@ -22,9 +22,23 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Tokens a sparse step reads out of `retained`: top-k plus always-read sink and recent pages.
 int64_t sparse_tokens_read(const PageSparseAccess& sparse, int64_t retained, int block_size) {
-  const int64_t pages = ceil_div(retained, block_size);
-  const int64_t read_pages = std::min(pages, sparse.top_k_pages + sparse.sink_pages + sparse.recent_pages);
-  return std::min(retained, read_pages * block_size);
+  return std::min(retained, sparse_pages_read(sparse, ceil_div(retained, block_size)) * block_size);
+}
+
+// One token of one head: every component's vector (K at K's precision, V at V's).
+int64_t head_token_bytes(const HeadGroup& group, const LayerShape& s) {
+  int64_t bytes = 0;
+  for (int c = 0; c < s.num_components; ++c) bytes += vector_bytes(group.component_precision(c), s.vector_width);
+  return bytes;
+}
+
+// A page's bytes: K's regions at K's precision, then V's at V's (docs/kv-format.md).
+int64_t page_bytes(const HeadGroup& group, const LayerShape& s, int block_size, int heads_per_page) {
+  if (!group.v_precision || *group.v_precision == group.precision) {
+    return make_page_layout(group.precision, s.vector_width, block_size, heads_per_page, s.num_components).page_bytes;
+  }
+  return make_page_layout(group.precision, s.vector_width, block_size, heads_per_page, 1).page_bytes +
+         make_page_layout(*group.v_precision, s.vector_width, block_size, heads_per_page, 1).page_bytes;
 }
 
 }  // namespace
@@ -56,13 +70,10 @@ SequenceFootprint sequence_footprint(const KvPlan& plan, int64_t seq_tokens) {
       const LayerShape& s = plan.layers[layer];
       const int heads_per_page = group.page_table == PageTableScope::kPerLayer ? num_heads : 1;
       const int64_t tables = num_heads / heads_per_page;
-      const PageLayout layout = make_page_layout(group.precision, s.vector_width, plan.block_size,
-                                                 heads_per_page, s.num_components);
       g.page_tables += tables;
       g.pages += tables * pages_per_table;
-      g.bytes_stored += tables * pages_per_table * layout.page_bytes;
-      g.bytes_filled += int64_t{num_heads} * s.num_components * g.retained_tokens *
-                        vector_bytes(group.precision, s.vector_width);
+      g.bytes_stored += tables * pages_per_table * page_bytes(group, s, plan.block_size, heads_per_page);
+      g.bytes_filled += int64_t{num_heads} * g.retained_tokens * head_token_bytes(group, s);
       if (sparse) {
         const auto& access = std::get<PageSparseAccess>(group.access);
         g.metadata_bytes += int64_t{num_heads} * pages_per_table *
@@ -85,8 +96,7 @@ int64_t kv_bytes_per_token(const KvPlan& plan) {
   int64_t bytes = 0;
   for (const HeadGroup& group : plan.groups) {
     for (const HeadRef& h : group.heads) {
-      const LayerShape& s = plan.layers[h.layer];
-      bytes += s.num_components * vector_bytes(group.precision, s.vector_width);
+      bytes += head_token_bytes(group, plan.layers[h.layer]);
     }
   }
   return bytes;
@@ -126,7 +136,7 @@ StepCost decode_step_cost(const KvPlan& plan, int64_t seq_tokens) {
     if (sparse) attended = sparse_tokens_read(*sparse, retained, plan.block_size);
     for (const HeadRef& h : group.heads) {
       const LayerShape& s = plan.layers[h.layer];
-      cost.kv_bytes_read += s.num_components * attended * vector_bytes(group.precision, s.vector_width);
+      cost.kv_bytes_read += attended * head_token_bytes(group, s);
       if (sparse) {
         cost.metadata_bytes_read +=
             ceil_div(retained, plan.block_size) * page_metadata_bytes(sparse->metadata, s.vector_width);

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "core/kv_plan.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include <fmt/core.h>
 
 namespace kvlab::core {
@@ -53,9 +56,21 @@ KvPlan make_baseline_plan(const ModelSpec& model, const Precision& precision, in
   return plan;
 }
 
+int64_t sparse_pages_read(const PageSparseAccess& access, int64_t retained_pages) {
+  const auto by_ratio = static_cast<int64_t>(std::ceil(access.top_k_ratio * static_cast<double>(retained_pages)));
+  return std::min(retained_pages, std::max(access.top_k_pages + access.sink_pages + access.recent_pages, by_ratio));
+}
+
 std::string KvPlan::validate() const {
   if (block_size <= 0) return fmt::format("block_size must be positive (got {})", block_size);
   if (queries_per_step <= 0) return "queries_per_step must be positive";
+  if (speculation) {
+    if (std::string why = core::validate(*speculation); !why.empty()) return "speculation: " + why;
+    if (queries_per_step != speculation->verify_rows()) {
+      return fmt::format("queries_per_step {} differs from the speculation's {} verification rows", queries_per_step,
+                         speculation->verify_rows());
+    }
+  }
   std::vector<std::vector<int>> owner(layers.size());
   for (size_t l = 0; l < layers.size(); ++l) owner[l].assign(layers[l].num_cache_heads, -1);
   for (size_t g = 0; g < groups.size(); ++g) {
@@ -65,8 +80,12 @@ std::string KvPlan::validate() const {
       return fmt::format("group '{}': retention: {}", group.name, why);
     }
     if (const auto* sparse = std::get_if<PageSparseAccess>(&group.access)) {
-      if (sparse->top_k_pages <= 0 || sparse->sink_pages < 0 || sparse->recent_pages < 0) {
-        return fmt::format("group '{}': page-sparse access needs top_k_pages > 0", group.name);
+      if ((sparse->top_k_pages <= 0 && sparse->top_k_ratio <= 0) || sparse->top_k_pages < 0 ||
+          sparse->sink_pages < 0 || sparse->recent_pages < 0) {
+        return fmt::format("group '{}': page-sparse access needs top_k_pages > 0 or top_k_ratio > 0", group.name);
+      }
+      if (!(sparse->top_k_ratio >= 0 && sparse->top_k_ratio <= 1)) {
+        return fmt::format("group '{}': top_k_ratio must be in [0, 1] (got {})", group.name, sparse->top_k_ratio);
       }
     }
     for (const HeadRef& h : group.heads) {
@@ -77,6 +96,15 @@ std::string KvPlan::validate() const {
       if (std::string why = core::validate(group.precision, layers[h.layer].vector_width);
           !why.empty()) {
         return fmt::format("group '{}': precision: {}", group.name, why);
+      }
+      if (group.v_precision) {
+        if (layers[h.layer].num_components != 2) {
+          return fmt::format("group '{}': a separate V precision needs K and V; layer {} caches one component",
+                             group.name, h.layer);
+        }
+        if (std::string why = core::validate(*group.v_precision, layers[h.layer].vector_width); !why.empty()) {
+          return fmt::format("group '{}': V precision: {}", group.name, why);
+        }
       }
       int& o = owner[h.layer][h.head];
       if (o >= 0) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "core/model_spec.h"
 #include "core/precision.h"
 #include "core/retention.h"
+#include "core/speculation.h"
 
 namespace kvlab::core {
 
@@ -32,13 +34,17 @@ enum class PageMetadata { kMinMax, kCentroid };
 struct DenseAccess {
   bool operator==(const DenseAccess&) const = default;
 };
-// Each decode step scores every retained page's metadata and reads only the best top_k
-// pages, plus the first sink_pages and the last recent_pages, which are always read.
+// Each decode step scores every retained page's metadata and reads only the best pages,
+// plus the first sink_pages and the last recent_pages, which are always read. How many:
+// Vortex's default schedule, max(top_k_pages + sink_pages + recent_pages,
+// ⌈top_k_ratio · retained pages⌉), never more than the retained pages
+// (sparse_pages_read()).
 struct PageSparseAccess {
   int64_t top_k_pages = 0;
   int64_t sink_pages = 1;
   int64_t recent_pages = 1;
   PageMetadata metadata = PageMetadata::kMinMax;
+  double top_k_ratio = 0;  // in [0, 1]; 0: top_k_pages alone
   bool operator==(const PageSparseAccess&) const = default;
 };
 using Access = std::variant<DenseAccess, PageSparseAccess>;
@@ -55,10 +61,15 @@ struct HeadGroup {
   std::string name;
   std::vector<HeadRef> heads;
   Retention retention = FullRetention{};
-  Precision precision;  // K and V alike (asymmetric K/V precision: see docs/kv-format.md)
+  Precision precision;  // K's, and V's unless v_precision says otherwise
+  std::optional<Precision> v_precision;  // V's when it differs from K's (K8V4); GQA layers only
   Access access = DenseAccess{};
   Placement placement = Placement::kHbm;
   PageTableScope page_table = PageTableScope::kPerLayer;
+
+  const Precision& value_precision() const { return v_precision ? *v_precision : precision; }
+  // Precision of component 0 (K, or the MLA latent) or 1 (V).
+  const Precision& component_precision(int component) const { return component == 0 ? precision : value_precision(); }
 };
 
 // What a layer caches, derived from the model.
@@ -80,11 +91,16 @@ struct KvPlan {
   int block_size = 16;  // tokens per page
   Reservation reservation = Reservation::kOnDemand;
   int queries_per_step = 1;  // > 1 for speculative verification (k drafts + 1)
+  std::optional<Speculation> speculation;  // when set, queries_per_step = its verify_rows()
 
   // "" if every cache head is in exactly one group and every group is valid, else the
   // first problem, naming the group.
   std::string validate() const;
 };
+
+// Pages one page-sparse step reads of a head holding `retained_pages` pages (see
+// PageSparseAccess): sink, recent and scored pages together.
+int64_t sparse_pages_read(const PageSparseAccess& access, int64_t retained_pages);
 
 // The layer shapes of a model: GQA layers cache K and V per KV head; MLA layers one latent
 // of kv_lora_rank + qk_rope_head_dim elements shared by all query heads (absorbed form).

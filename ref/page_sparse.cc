@@ -59,7 +59,9 @@ std::vector<int64_t> select_pages_by_score(const core::PageSparseAccess& access,
     }
   }
   std::stable_sort(middle.begin(), middle.end(), [&](int64_t a, int64_t b) { return score[a] > score[b]; });
-  middle.resize(static_cast<size_t>(std::min<int64_t>(access.top_k_pages, static_cast<int64_t>(middle.size()))));
+  // core::sparse_pages_read counts sink and recent pages in; the rest are chosen by score.
+  const int64_t scored = core::sparse_pages_read(access, n) - static_cast<int64_t>(chosen.size());
+  middle.resize(static_cast<size_t>(std::clamp<int64_t>(scored, 0, static_cast<int64_t>(middle.size()))));
   chosen.insert(chosen.end(), middle.begin(), middle.end());
   std::sort(chosen.begin(), chosen.end());
   return chosen;

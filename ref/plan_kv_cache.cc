@@ -46,6 +46,10 @@ PlanKvCache::PlanKvCache(const core::KvPlan& plan, int64_t max_tokens, std::opti
     : impl_(std::make_unique<Impl>()) {
   const std::string why = plan.validate();
   KVLAB_CHECK(why.empty(), "invalid plan: {}", why);
+  for (const core::HeadGroup& g : plan.groups) {
+    KVLAB_CHECK(!g.v_precision || *g.v_precision == g.precision,
+                "group '{}': ref/ stores K and V in one precision; a separate V precision is not executed yet", g.name);
+  }
   impl_->plan = plan;
   impl_->layers.resize(plan.layers.size());
   const int64_t pages_per_table = (max_tokens + plan.block_size - 1) / plan.block_size;

@@ -4,6 +4,7 @@
 #include <fmt/core.h>
 
 #include "core/config/kv_plan_loader.h"
+#include "core/config/techniques_loader.h"
 #include "core/config/spec_loader.h"
 
 namespace kvlab::core {
@@ -102,6 +103,11 @@ std::vector<ConfigSection> core_config_sections() {
        "every head follows the plan-wide settings (vLLM's layout); each group takes its heads out\n"
        "of that default.",
        [](ConfigNode n) { parse_kv_plan(n, ModelSpec{}); }},
+      {"Techniques",
+       "A `techniques:` list (core/config/techniques_loader.h): plan passes applied in order to the\n"
+       "plan `kv_plan:` describes, e.g. `- tangram: {compression_ratio: 0.25}`; a bare name takes\n"
+       "every default. Stated shares and ratios are recorded with every result as assumptions.",
+       [](ConfigNode n) { parse_techniques(n); }},
   };
 }
 

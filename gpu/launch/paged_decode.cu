@@ -242,6 +242,7 @@ core::PageLayout decode_layout(const core::KvPlan& plan, int group_index, int la
   require(group_index >= 0 && group_index < static_cast<int>(plan.groups.size()), "no such head group");
   const core::HeadGroup& group = plan.groups[group_index];
   require(std::holds_alternative<core::DenseAccess>(group.access), "page-sparse access has no GPU kernel yet");
+  require(!group.v_precision || *group.v_precision == group.precision, "a separate V precision has no GPU kernel yet");
   int heads = 0;
   for (const core::HeadRef& h : group.heads) heads += h.layer == layer ? 1 : 0;
   require(heads > 0, "the group has no head in this layer");
