@@ -244,6 +244,22 @@ int main(int argc, char** argv) {
           for (const PlanDecodeWork& w : one_by_one[static_cast<size_t>(i) % one_by_one.size()]) kvlab::gpu::launch_plan_decode(w, nullptr);
         },
         iterations);
+    // Where the balanced plan's time goes: the same plan with no piece under 32 … 256 pages
+    // (stderr: "sweep" lines; the default floor is 16).
+    if (!quick || batch == 1) {
+      for (const int floor : {32, 64, 128, 256}) {
+        std::vector<PlanDecodeWork> swept;
+        int swept_items = 0;
+        for (size_t i = 0; i < copies.size(); ++i) {
+          PlanDecodeArgs a = plan_args(plan, copies[i], all, batch, context, q, out);
+          a.min_item_pages = floor;
+          swept.push_back(kvlab::gpu::plan_decode_work(a));
+        }
+        for (int l = 0; l < swept[0].num_launches(); ++l) swept_items += static_cast<int>(swept[0].planned(l).items.size());
+        std::fprintf(stderr, "sweep,%d,%d,min_item_pages=%d,items=%d,%.2f us\n", batch, context, floor, swept_items,
+                     time_works(swept) * 1e3);
+      }
+    }
     int items = 0;
     for (int l = 0; l < balanced[0].num_launches(); ++l) items += static_cast<int>(balanced[0].planned(l).items.size());
     std::printf("%d,%d,%lld,%lld,%.4f,%.2f,%.2f,%.4f,%.2f,%.2f,%d,%d,%.4f,%.4f\n", batch, context,

@@ -46,9 +46,6 @@ void require(bool ok, const std::string& what) {
   if (!ok) throw std::invalid_argument("plan decode: " + what);
 }
 
-// No item is cut shorter than 16 pages (4 a warp): the pipeline needs pages in flight, and
-// each split adds a partial and its share of a merge.
-constexpr int kMinItemPages = 16;
 // What an item costs beyond its pages, in pages, for the balancer: the pipeline's ramp and
 // the partial's write (a guess of the right size: 4 pages a warp in flight, half of them idle).
 constexpr int kItemOverheadPages = 2;
@@ -158,8 +155,12 @@ TableRanges decode_ranges(const core::Retention& retention, int64_t seq_len, int
 
 namespace {
 
-// Pieces of `pages` pages cut to at most `target` pages each, near-equal.
-int piece_count(int pages, int target) { return static_cast<int>((int64_t{pages} + target - 1) / target); }
+// Pieces to cut a range of `pages` pages into: near-equal, at most `target` pages each,
+// unless that would make them shorter than `floor` (then as many as the floor allows).
+int piece_count(int pages, int target, int floor) {
+  const int64_t by_target = (int64_t{pages} + target - 1) / target;
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(by_target, pages / floor)));
+}
 
 // Time of list scheduling `sizes` (pages, longest first) on `slots` CTA slots, in pages plus
 // kItemOverheadPages a piece: what the hardware's in-order dispatch to the first free slot
@@ -180,8 +181,9 @@ int64_t list_schedule_makespan(std::vector<int>& sizes, int slots) {
 
 }  // namespace
 
-PlannedWork plan_work_items(const std::vector<SliceWork>& slices, int cta_slots, bool balance) {
+PlannedWork plan_work_items(const std::vector<SliceWork>& slices, int cta_slots, bool balance, int min_item_pages) {
   require(cta_slots > 0, "cta_slots must be positive");
+  require(min_item_pages >= 1, "min_item_pages must be positive");
   // Pages of every range of every (slice, sequence, head, row chunk): heads and row chunks
   // of one sequence read the same pages, so one range stands for all of them.
   std::vector<std::pair<int, int64_t>> range_pages;  // (pages, copies)
@@ -197,17 +199,17 @@ PlannedWork plan_work_items(const std::vector<SliceWork>& slices, int cta_slots,
   }
   // The piece size: the one whose list schedule finishes first, among fractions of an even
   // share (smaller pieces balance better, each costs a ramp and a merge share); ties go to
-  // the larger piece (fewer items). Never under kMinItemPages.
-  const int share = static_cast<int>(std::max<int64_t>(kMinItemPages, (total_pages + cta_slots - 1) / cta_slots));
+  // the larger piece (fewer items). Never under min_item_pages.
+  const int share = static_cast<int>(std::max<int64_t>(min_item_pages, (total_pages + cta_slots - 1) / cta_slots));
   int target = balance ? share : std::numeric_limits<int>::max();
   int64_t best = -1;
   for (const double fraction : {1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1}) {
     if (!balance) break;
-    const int candidate = std::max(kMinItemPages, static_cast<int>(share * fraction));
+    const int candidate = std::max(min_item_pages, static_cast<int>(share * fraction));
     std::vector<int> sizes;
     for (const auto& [pages, copies] : range_pages) {
       if (pages == 0) continue;
-      const int n = piece_count(pages, candidate);
+      const int n = piece_count(pages, candidate, min_item_pages);
       for (int64_t c = 0; c < copies; ++c) {
         for (int i = 0; i < n; ++i) sizes.push_back(static_cast<int>(int64_t{pages} * (i + 1) / n - int64_t{pages} * i / n));
       }
@@ -217,7 +219,7 @@ PlannedWork plan_work_items(const std::vector<SliceWork>& slices, int cta_slots,
       best = makespan;
       target = candidate;
     }
-    if (candidate == kMinItemPages) break;
+    if (candidate == min_item_pages) break;
   }
 
   PlannedWork work;
@@ -234,7 +236,7 @@ PlannedWork plan_work_items(const std::vector<SliceWork>& slices, int cta_slots,
             const int pages = pages_of(r);
             if (pages == 0) continue;
             const int first = r.lo / kDecodePageSize;
-            const int n = piece_count(pages, target);
+            const int n = piece_count(pages, target, min_item_pages);
             for (int i = 0; i < n; ++i) {
               PlannedItem item;
               item.page_begin = first + static_cast<int>(int64_t{pages} * i / n);
@@ -409,7 +411,7 @@ PlanDecodeWork plan_decode_work(const PlanDecodeArgs& a) {
     require(ctas_per_sm >= 1, "the work-list kernel does not fit on an SM");
     std::vector<SliceWork> slice_work;
     for (const HostSlice& s : slices) slice_work.push_back(s.work);
-    lc.planned = plan_work_items(slice_work, ctas_per_sm * num_sms, a.balance);
+    lc.planned = plan_work_items(slice_work, ctas_per_sm * num_sms, a.balance, a.min_item_pages);
     lc.smem = std::max(lc.smem, fused_merge_smem_bytes(lc.planned.max_splits));
     require(lc.smem <= 227 * 1024, format("{} splits of one head need more shared memory than an SM has", lc.planned.max_splits));
 

@@ -74,6 +74,9 @@ struct PlanDecodeArgs {
   const uint32_t* tree_mask = nullptr;
   float sm_scale = 0;
   bool balance = true;  // false: one work item per token range, uncut (for comparison)
+  // No range is cut into pieces under this many pages. 16 (4 a warp) is what the H200 run of
+  // 2026-12-03 used; it cut too fine (docs/gpu-decode.md): plan_bench sweeps it.
+  int min_item_pages = 16;
 };
 
 // One CTA's work, as planned (DecodeWorkItem on the device); host-visible for tests.
@@ -100,12 +103,16 @@ struct PlannedWork {
   int max_splits = 1;
 };
 // Splits every (slice, sequence, head, row chunk)'s ranges into items of at most
-// target_pages pages, near-equal within a range, and orders them longest first, so the
+// target_pages pages (unless that would cut one under min_item_pages), near-equal within a
+// range, and orders them longest first, so the
 // hardware's in-order dispatch to free CTA slots is longest-first list scheduling and every
 // SM finishes at about the same time. target_pages is the fraction of an even share
-// (⌈total pages / cta_slots⌉, at least 16) whose list schedule on cta_slots finishes first.
+// (⌈total pages / cta_slots⌉, at least min_item_pages) whose list schedule on cta_slots,
+// each piece costed at its pages + 2, finishes first.
 // balance = false: one item per range, uncut (to measure what balancing gains).
-PlannedWork plan_work_items(const std::vector<SliceWork>& slices, int cta_slots, bool balance = true);
+// min_item_pages: no range is cut into pieces shorter than this.
+PlannedWork plan_work_items(const std::vector<SliceWork>& slices, int cta_slots, bool balance = true,
+                            int min_item_pages = 16);
 
 // A planned decode step: device copies of the work items and slices per instance class and
 // the split workspace (counters zeroed at creation, and zero again after every launch).

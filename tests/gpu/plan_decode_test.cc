@@ -208,6 +208,25 @@ TEST(PlanDecodeWork, BalancesSkewedGroups) {
   EXPECT_GE(work.target_pages, 16);
 }
 
+TEST(PlanDecodeWork, NoPieceUnderTheMinimum) {
+  // 8192 pages on 264 slots: an even share is 32 pages, and with a floor of 16 the planner
+  // may cut to 16 (docs/gpu-decode.md: it did). With a floor of 64 or 200 no piece is under
+  // it; 200 does not divide 8192, so the pieces are 8192 / 40 = 204–205 pages, over the
+  // target of 200 rather than under the floor.
+  SliceWork full;
+  full.num_heads = 1;
+  full.seqs = {decode_ranges(core::FullRetention{}, 131072, 1)};
+  for (const int floor : {16, 64, 200}) {
+    const PlannedWork work = plan_work_items({full}, 264, true, floor);
+    EXPECT_GE(work.target_pages, floor);
+    for (const PlannedItem& item : work.items) {
+      EXPECT_GE(item.num_pages, floor) << "floor " << floor;
+      EXPECT_LE(item.num_pages, floor == 200 ? 205 : work.target_pages);
+    }
+  }
+  EXPECT_THROW(plan_work_items({full}, 264, true, 0), std::invalid_argument);
+}
+
 TEST(PlanDecodeArgsCheck, RejectsWhatItCannotRun) {
   core::KvPlan plan = mixed_plan();
   PlanDecodeArgs args;
