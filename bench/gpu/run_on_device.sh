@@ -45,9 +45,9 @@ echo "gpu_test exit code: $?" | tee -a "$out/gpu_test.log"
 grep -E "FAILED|Failure|error|PASSED|SKIPPED" "$out/gpu_test.log" | head -30
 echo "== benchmarks"
 $build/bench/gpu/plan_bench $quick >"$out/bench_plan.csv" 2>"$out/logs/bench_plan.err"
-echo "plan_bench exit code: $?"; cat "$out/logs/bench_plan.err"; column -s, -t "$out/bench_plan.csv"
+echo "plan_bench exit code: $?"; cat "$out/logs/bench_plan.err"; cat "$out/bench_plan.csv"
 $build/bench/gpu/tree_bench $quick >"$out/bench_tree.csv" 2>"$out/logs/bench_tree.err"
-echo "tree_bench exit code: $?"; cat "$out/logs/bench_tree.err"; column -s, -t "$out/bench_tree.csv"
+echo "tree_bench exit code: $?"; cat "$out/logs/bench_tree.err"; cat "$out/bench_tree.csv"
 if [ "$peers" = 1 ]; then
   PYTHONUNBUFFERED=1 python3 bench/gpu/peers.py --lib $build/bench/gpu/libkvlab_decode_capi.so $quick \
     >"$out/bench_peers.csv" 2>"$out/bench_peers.err"
