@@ -2,13 +2,17 @@
 // Split-KV paged decode attention (flash-decoding) over the packed KV format, on the
 // tensor cores, with each warp streaming whole pages through shared memory by bulk copies.
 //
-// Work: one CTA of 4 warps takes one sequence, one KV head, up to 16 query rows (the query
-// heads sharing that KV head × the query tokens of a step, rows padded to the 16 of an
-// mma tile) and one split of the sequence's pages. Warp w takes the split's pages w, w+4,
-// …; for each it keeps an online softmax of its own (running max m, sum l, output O in
-// registers), and the four warps merge in shared memory at the end. With more than one
-// split, the last CTA of a (sequence, KV head, row chunk) to finish merges the splits
-// (split_merge.cuh).
+// Work: one CTA of 4 warps takes one tile (decode_tile.cuh): one sequence's page table, one
+// KV head, up to 16 query rows (the query heads sharing that KV head × the query tokens of
+// a step, rows padded to the 16 of an mma tile) and one range of pages, a split. Warp w
+// takes the tile's pages w, w+4, …; for each it keeps an online softmax of its own (running
+// max m, sum l, output O in registers), and the four warps merge in shared memory at the
+// end. With more than one split, the last CTA of a (sequence, KV head, row chunk) to finish
+// merges the splits (split_merge.cuh). The grid kernel at the end of this file derives its
+// tile from the block index (every token of every sequence); the work-list kernel
+// (plan_decode.cuh) from a planned item (a KV plan's groups: windows, sinks, budgets, tables
+// per head). The rows' visible tokens: causal among the step's queries or a token tree's
+// ancestor bits, within the tile's token range and, for sliding windows, each query's window.
 //
 // Memory: a head's K and V of one page (codes, scales, zeros: 2 × component_bytes) are one
 // contiguous range of the pool (docs/kv-format.md), so lane 0 of a warp fetches it with one
@@ -34,6 +38,8 @@
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
+#include "gpu/kernels/decode_blocks.cuh"
+#include "gpu/kernels/decode_tile.cuh"
 #include "gpu/kernels/kv_codec.cuh"
 #include "gpu/kernels/paged_decode_params.cuh"
 #include "gpu/kernels/ptx_ops.cuh"
@@ -41,162 +47,14 @@
 
 namespace kvlab::gpu {
 
-namespace decode_detail {
-
-template <KvCode C>
-constexpr int kBits = CodeTraits<C>::kBits;
-// Formats whose 8-element blocks a lane reads with one aligned load (b = 16, 8, 4).
-template <KvCode C>
-constexpr bool kVectorLoad = kBits<C> == 16 || kBits<C> == 8 || kBits<C> == 4;
-template <KvCode C>
-constexpr bool kBf16Mma = C == KvCode::kBf16;
-
-// Blocks of 8 elements per K load (BPL): as many as 16 bytes hold, at most the
-// head_dim / 32 chunks a lane owns.
-template <KvCode C, int kD>
-constexpr int kBlocksPerKLoad = kVectorLoad<C> ? (16 / kBits<C> < kD / 32 ? 16 / kBits<C> : kD / 32) : 1;
-
-// Element order inside a decoded block: register r (0..3) holds elements
-// (elem(r, 0), elem(r, 1)). int4 pairs nibble r with nibble r + 4 (one mask per pair).
-template <KvCode C>
-__host__ __device__ constexpr int block_elem(int r, int half) {
-  return C == KvCode::kInt4 ? r + 4 * half : 2 * r + half;
-}
-
-// The block (of the vector's D/8) that lane quad position q reads for its chunk c of K.
-template <KvCode C, int kD>
-__device__ __forceinline__ constexpr int k_block(int q, int c) {
-  constexpr int bpl = kBlocksPerKLoad<C, kD>;
-  return ((c / bpl) * 4 + q) * bpl + c % bpl;
-}
-
-// The block of V that lane group position g (the mma column) reads as its i-th block
-// (i < D/64). 16-bit formats: two separate 16-byte loads, each coalesced across g;
-// narrower: one load of both blocks.
-template <KvCode C, int kD>
-__device__ __forceinline__ constexpr int v_block(int g, int i) {
-  return kBits<C> == 16 ? i * 8 + g : g * (kD / 64) + i;
-}
-
-// exp2 of a softmax exponent (≤ 0, or −inf). int4 flushes results below 2^−126 to zero
-// (ex2.approx.ftz): such a weight is under 1e−38 of the row's largest, whose weight is 1, so
-// no sum changes, and exp2f's subnormal fix-up costs 3 instructions a call (15 per page of
-// ≤ 8 rows). The other formats keep exp2f, bit for bit as before.
-template <KvCode C>
-__device__ __forceinline__ float softmax_exp2(float x) {
-  if constexpr (C == KvCode::kInt4) {
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-    return y;
-  } else {
-    return exp2f(x);
-  }
-}
-
-__device__ __forceinline__ uint32_t h2_bits(__half2 v) { return *reinterpret_cast<const uint32_t*>(&v); }
-__device__ __forceinline__ __half2 bits_h2(uint32_t v) { return *reinterpret_cast<const __half2*>(&v); }
-
-__device__ __forceinline__ __half smem_half(const uint8_t* p) {
-  return __ushort_as_half(*reinterpret_cast<const unsigned short*>(p));
-}
-
-// The int4 nibbles at bits 4..7 of a byte, masked where they lie, read as 16·code in the
-// 1024 + code pattern (1024 + 16·code ≤ 1264: exact in fp16, whose step is 1 in [1024, 2048)):
-// one shift per block instead of three. Elements 1, 3, 5, 7 of every int4 block therefore
-// come out 16× too large; Q (for K) and the accumulators (for V) carry the 1/16, which costs
-// nothing per page. The price is range: 16·|x̂| must stay finite in fp16, so int4 K/V hold
-// |x| < 4094 (symmetric: 16 · 7 · amax / 7), against 65504 before.
-template <KvCode C>
-__host__ __device__ constexpr float odd_fold(int elem) {
-  return C == KvCode::kInt4 && elem % 2 == 1 ? 0.0625f : 1.0f;
-}
-
-// Decodes one 8-element block (its code bits in `w`, little-endian) into 4 registers of
-// mma operand pairs, element order block_elem. Integer codes become fp16 through the
-// 1024 + code bit pattern (exact), then (code − mid)·s or code·s + z (int4: ×16 in the
-// odd elements, odd_fold).
-template <KvCode C, bool kAsym>
-__device__ __forceinline__ void decode_block(const uint32_t* w, __half2 scale, __half2 zero, uint32_t (&out)[4]) {
-  if constexpr (kBits<C> == 16) {
-#pragma unroll
-    for (int r = 0; r < 4; ++r) out[r] = w[r];
-  } else if constexpr (C == KvCode::kFp8) {
-#pragma unroll
-    for (int r = 0; r < 4; ++r) {
-      const __nv_fp8x2_storage_t pair = static_cast<__nv_fp8x2_storage_t>((w[r / 2] >> (16 * (r % 2))) & 0xFFFF);
-      const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(pair, __NV_E4M3);
-      out[r] = h2_bits(__hmul2(*reinterpret_cast<const __half2*>(&h), scale));
-    }
-  } else if constexpr (C == KvCode::kInt8 || C == KvCode::kInt4) {
-    uint32_t magic[4];
-    if constexpr (C == KvCode::kInt8) {
-      magic[0] = prmt(w[0], 0x64646464u, 0x4140);
-      magic[1] = prmt(w[0], 0x64646464u, 0x4342);
-      magic[2] = prmt(w[1], 0x64646464u, 0x4140);
-      magic[3] = prmt(w[1], 0x64646464u, 0x4342);
-    } else {
-      // Register r holds nibbles (r, r + 4): 0 and 1 where they lie, 2 and 3 one byte down.
-      const uint32_t w8 = w[0] >> 8;
-      magic[0] = and_or(w[0], 0x000F000Fu, 0x64006400u);
-      magic[1] = and_or(w[0], 0x00F000F0u, 0x64006400u);
-      magic[2] = and_or(w8, 0x000F000Fu, 0x64006400u);
-      magic[3] = and_or(w8, 0x00F000F0u, 0x64006400u);
-    }
-    // 1024 + mid (symmetric) or 1024 (asymmetric), subtracted exactly; int4's odd registers
-    // hold 1024 + 16·code, so their mid is 16·8 and their zero is 16·z (exact: a power of 2).
-    constexpr uint32_t kOffset = kAsym ? 0x64006400u : (C == KvCode::kInt8 ? 0x64806480u : 0x64086408u);
-    constexpr uint32_t kOffsetOdd = C == KvCode::kInt4 && !kAsym ? 0x64806480u : kOffset;
-    const __half2 zero_odd = C == KvCode::kInt4 && kAsym ? __hmul2(zero, __half2half2(__float2half(16.0f))) : zero;
-#pragma unroll
-    for (int r = 0; r < 4; ++r) {
-      const __half2 centred = __hsub2(bits_h2(magic[r]), bits_h2(r % 2 == 1 ? kOffsetOdd : kOffset));
-      out[r] = h2_bits(kAsym ? __hfma2(centred, scale, r % 2 == 1 ? zero_odd : zero) : __hmul2(centred, scale));
-    }
-  } else {
-    // int6 / int5: the bit stream through the generic float decoder.
-    RawSlice raw;
-    raw.word[0] = w[0];
-    raw.word[1] = w[1];
-    raw.scale = __low2float(scale);
-    raw.zero = __low2float(zero);
-    float x[8];
-    decode_slice<C, kAsym>(raw, x);
-#pragma unroll
-    for (int r = 0; r < 4; ++r) out[r] = h2_bits(__floats2half2_rn(x[2 * r], x[2 * r + 1]));
-  }
-}
-
-// Reads `kBlocks` consecutive blocks' codes from shared memory into words (b·kBlocks bytes).
-template <KvCode C, int kBlocks>
-__device__ __forceinline__ void load_codes_smem(const uint8_t* p, uint32_t* w) {
-  constexpr int kBytes = kBits<C> * kBlocks;
-  if constexpr (kBytes == 16) {
-    const uint4 v = *reinterpret_cast<const uint4*>(p);
-    w[0] = v.x; w[1] = v.y; w[2] = v.z; w[3] = v.w;
-  } else if constexpr (kBytes == 8) {
-    const uint2 v = *reinterpret_cast<const uint2*>(p);
-    w[0] = v.x; w[1] = v.y;
-  } else if constexpr (kBytes == 4) {
-    w[0] = *reinterpret_cast<const uint32_t*>(p);
-  } else if constexpr (kBits<C> == 6) {  // one block, 2-byte aligned
-    const uint16_t* h = reinterpret_cast<const uint16_t*>(p);
-    w[0] = static_cast<uint32_t>(h[0]) | (static_cast<uint32_t>(h[1]) << 16);
-    w[1] = h[2];
-  } else {  // int5, one block, byte aligned
-    w[0] = static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) | (static_cast<uint32_t>(p[2]) << 16) |
-           (static_cast<uint32_t>(p[3]) << 24);
-    w[1] = p[4];
-  }
-}
-
-}  // namespace decode_detail
-
-// kFullM: more than 8 live rows per CTA (otherwise rows 8..15 of the mma tile are padding
-// and their softmax is skipped). kGroup: the scale group size as a compile-time constant
-// (scale offsets and the one-scale-per-load test fold away), or 0: p.group_size at run time.
-template <KvCode C, bool kAsym, int kD, bool kFullM, int kGroup = 0>
-__global__ void __launch_bounds__(kDecodeThreads)
-    paged_decode_kernel(const PagedDecodeParams p) {
+// One CTA's tile (decode_tile.cuh): its pages through the warps' pipelines, its rows' online
+// softmax, then its output or its split's partial (and, the last split to arrive, the merge).
+// The grid kernel below and the work-list kernel (plan_decode.cuh) both call it. kFullM:
+// more than 8 live rows per CTA (otherwise rows 8..15 of the mma tile are padding and their
+// softmax is skipped). kGroup: the scale group size as a compile-time constant (scale
+// offsets and the one-scale-per-load test fold away), or 0: f.group_size at run time.
+template <KvCode C, bool kAsym, int kD, bool kFullM, int kGroup>
+__device__ __forceinline__ void decode_tile(const DecodeFormat& f, const DecodeTile& t) {
   using namespace decode_detail;
   constexpr bool kBf16 = kBf16Mma<C>;
   constexpr int kChunks = kD / 32;      // K chunks of 8 elements per lane (2 k-steps each)
@@ -210,30 +68,27 @@ __global__ void __launch_bounds__(kDecodeThreads)
   extern __shared__ __align__(128) uint8_t smem[];
   __shared__ uint64_t bars[kDecodeWarps][kDecodeMaxStages];
   __shared__ float s_ml[kDecodeWarps][kDecodeRows][2];
+  // What only masked pages need (a range's first and last pages), kept out of registers:
+  // per row its visible tokens [lo, hi) and ancestor bits; the tile's token range.
+  __shared__ int s_lo[kDecodeRows], s_hi[kDecodeRows];
+  __shared__ uint32_t s_ancestors[kDecodeRows];
+  __shared__ int s_token_lo, s_token_hi, s_query_base;
+  __shared__ DecodeTileOutput s_output;
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, q = lane % 4;
-  const int split = blockIdx.x;
-  const int kv_head = blockIdx.y / p.num_row_chunks;
-  const int row_chunk = blockIdx.y % p.num_row_chunks;
-  const int b = blockIdx.z;
-  const int group = p.num_q_heads / p.num_kv_heads;
-  const int rows_total = group * p.num_queries;
-  const int seq_len = p.seq_lens[b];
-  const int seq_pages = (seq_len + kDecodePageSize - 1) / kDecodePageSize;
-  const int page_begin = split * p.pages_per_split;
-  const int page_end = min(page_begin + p.pages_per_split, seq_pages);
-  const int my_pages = page_begin + warp < page_end ? (page_end - page_begin - warp + kDecodeWarps - 1) / kDecodeWarps : 0;
+  const int group = t.output.group;
+  const int rows_total = group * t.output.num_queries;
+  const int my_pages = warp < t.num_pages ? (t.num_pages - warp + kDecodeWarps - 1) / kDecodeWarps : 0;
 
-  uint8_t* stages = smem + static_cast<size_t>(warp) * p.num_stages * p.stage_bytes;
-  const int32_t* table = p.page_table + static_cast<int64_t>(b) * p.max_pages_per_seq;
-  const uint8_t* head_base = p.pool + static_cast<int64_t>(kv_head) * 2 * p.component_bytes;
-  const uint32_t copy_bytes = static_cast<uint32_t>(2 * p.component_bytes);
+  uint8_t* stages = smem + static_cast<size_t>(warp) * f.num_stages * f.stage_bytes;
+  const uint8_t* head_base = t.head_base;
+  const uint32_t copy_bytes = static_cast<uint32_t>(2 * f.component_bytes);
 
   // Page-table entries of the warp's pages k = 0, 1, … (page page_begin + warp + 4k), a
   // window of 32 at a time, lane i holding entry i of it, the next window loaded a window
   // ahead: a refill takes its entry with a shuffle, never waiting on a global load.
-  const int32_t* warp_table = table + page_begin + warp;
+  const int32_t* warp_table = t.pages + warp;
   const auto table_entry = [&](int k) { return k < my_pages ? __ldg(warp_table + kDecodeWarps * k) : 0; };
   int window = table_entry(lane);
   int window_next = table_entry(32 + lane);
@@ -241,14 +96,14 @@ __global__ void __launch_bounds__(kDecodeThreads)
   // same lane for init, expect_tx and copy: barriers set up by one lane and armed by another
   // gave racecheck hazards on the H200, 2026-12-02); lane s holds stage s's table entry.
   if (lane == 0) {
-    for (int s = 0; s < p.num_stages; ++s) mbar_init(&bars[warp][s]);
+    for (int s = 0; s < f.num_stages; ++s) mbar_init(&bars[warp][s]);
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
   }
-  for (int s = 0; s < p.num_stages; ++s) {  // warp-uniform: every lane takes part in the shuffle
+  for (int s = 0; s < f.num_stages; ++s) {  // warp-uniform: every lane takes part in the shuffle
     const int entry = __shfl_sync(0xffffffffu, window, s);
     if (lane == 0 && s < my_pages) {
       mbar_expect_tx(&bars[warp][s], copy_bytes);
-      bulk_copy(stages + static_cast<size_t>(s) * p.stage_bytes, head_base + static_cast<int64_t>(entry) * p.page_bytes,
+      bulk_copy(stages + static_cast<size_t>(s) * f.stage_bytes, head_base + static_cast<int64_t>(entry) * t.page_bytes,
                 copy_bytes, &bars[warp][s]);
     }
   }
@@ -256,21 +111,33 @@ __global__ void __launch_bounds__(kDecodeThreads)
 
   // Q as A fragments, scaled by sm_scale·log2(e) so the softmax works in base 2. Row r of
   // the tile is query qi = row / group of head kv_head·group + row % group.
-  const float q_scale = p.sm_scale * 1.4426950408889634f;
+  const float q_scale = f.sm_scale * 1.4426950408889634f;
   uint32_t qf[2 * kChunks][4];
-  int visible[2];  // tokens visible to rows g and g + 8 (causal among the new queries)
+  // Tokens [lo, hi) visible to rows g and g + 8: causal among the new queries, within the
+  // tile's token range and the query's window; with a tree mask, a query token (from
+  // query_base on) only where the row's ancestor bit is set.
+  const int query_base = t.table_len - t.output.num_queries;
+  int row_lo[2], row_hi[2];
+  uint32_t ancestors[2] = {0u, 0u};
   {
     const __nv_bfloat16* q_row[2];
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
-      const int row = row_chunk * kDecodeRows + g + 8 * half;
+      const int row = t.output.row_chunk * kDecodeRows + g + 8 * half;
       q_row[half] = nullptr;
-      visible[half] = seq_len;
+      row_lo[half] = t.token_lo;
+      row_hi[half] = t.token_hi;
       if (row < rows_total && (kFullM || half == 0)) {
         const int qi = row / group;
-        const int head = kv_head * group + row % group;
-        q_row[half] = p.q + ((static_cast<int64_t>(b) * p.num_queries + qi) * p.num_q_heads + head) * kD;
-        visible[half] = seq_len - p.num_queries + qi + 1;
+        const int head = t.output.kv_head * group + row % group;
+        q_row[half] = t.q + (static_cast<int64_t>(qi) * t.output.num_q_heads + head) * kD;
+        const int position = query_base + qi;
+        if (t.window > 0) row_lo[half] = max(row_lo[half], position + 1 - t.window);
+        if (t.tree_mask != nullptr) {
+          ancestors[half] = t.tree_mask[qi];
+        } else {
+          row_hi[half] = min(row_hi[half], position + 1);
+        }
       }
     }
 #pragma unroll
@@ -295,8 +162,31 @@ __global__ void __launch_bounds__(kDecodeThreads)
     }
   }
 
+  // A page needs the per-token mask when any of its tokens lies outside some row's [lo, hi)
+  // or (tree mask) is a query token: only a range's first and last pages, those not inside
+  // [unmasked_lo, unmasked_hi).
+  const int unmasked_lo = max(row_lo[0], row_lo[1]);
+  const int unmasked_hi = t.tree_mask != nullptr && t.output.num_queries > 1 ? min(min(row_hi[0], row_hi[1]), query_base)
+                                                                             : min(row_hi[0], row_hi[1]);
+  const bool tree = t.tree_mask != nullptr;
+  if (warp == 0 && q == 0) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      s_lo[g + 8 * half] = row_lo[half];
+      s_hi[g + 8 * half] = row_hi[half];
+      s_ancestors[g + 8 * half] = ancestors[half];
+    }
+    if (g == 0) {
+      s_output = t.output;
+      s_token_lo = t.token_lo;
+      s_token_hi = t.token_hi;
+      s_query_base = query_base;
+    }
+  }
+  __syncthreads();
+
   // Per-lane offsets of scales and zeros (from a component's start, without the token).
-  const int group_size = kGroup > 0 ? kGroup : p.group_size;
+  const int group_size = kGroup > 0 ? kGroup : f.group_size;
   const bool has_scale = kScaled && group_size > 0;
   const int groups = has_scale ? kD / group_size : 0;
   int k_meta[kChunks], v_meta[kVBlocks];
@@ -309,8 +199,8 @@ __global__ void __launch_bounds__(kDecodeThreads)
   constexpr int kPerV = kVectorLoad<C> && kB != 16 ? kVBlocks : 1;
   const bool unit_one_group_k = kBpl > 1 && has_scale && group_size % (8 * kBpl) == 0;
   const bool unit_one_group_v = kPerV > 1 && has_scale && group_size % (8 * kPerV) == 0;
-  const int scales_at = static_cast<int>(p.scales_offset), zeros_at = static_cast<int>(p.zeros_offset);
-  const int vcomp = static_cast<int>(p.component_bytes);
+  const int scales_at = static_cast<int>(f.scales_offset), zeros_at = static_cast<int>(f.zeros_offset);
+  const int vcomp = static_cast<int>(f.component_bytes);
 
   float acc[kNTiles][4];
 #pragma unroll
@@ -337,12 +227,21 @@ __global__ void __launch_bounds__(kDecodeThreads)
   int stage = 0;
   uint32_t phase = 0;
   for (int k = 0; k < my_pages; ++k) {
-    const int page = page_begin + warp + k * kDecodeWarps;
-    const uint8_t* kc = stages + static_cast<size_t>(stage) * p.stage_bytes;
+    const int page = t.page_begin + warp + k * kDecodeWarps;
+    const uint8_t* kc = stages + static_cast<size_t>(stage) * f.stage_bytes;
     const uint8_t* vc = kc + vcomp;
     const int first_token = page * kDecodePageSize;
-    const int valid = min(kDecodePageSize, seq_len - first_token);
-    const bool masked = first_token + kDecodePageSize > min(visible[0], visible[1]);
+    const bool masked = first_token < unmasked_lo || first_token + kDecodePageSize > unmasked_hi;
+    // Slots [valid_lo, valid_hi) of the page hold the tile's tokens; the others may hold
+    // anything (past the table's end, or before a window: NaN included). Only masked pages
+    // can have such slots.
+    int valid_lo = 0, valid_hi = kDecodePageSize;
+    bool partial = false;
+    if (masked) {
+      valid_lo = max(0, s_token_lo - first_token);
+      valid_hi = min(kDecodePageSize, s_token_hi - first_token);
+      partial = valid_lo > 0 || valid_hi < kDecodePageSize;
+    }
     mbar_wait(&bars[warp][stage], phase);
 
     // S = Q·Kᵀ for the page's 16 tokens: n-tile i holds tokens 8i + (0..7), lane column g.
@@ -381,8 +280,11 @@ __global__ void __launch_bounds__(kDecodeThreads)
       for (int i = 0; i < 2; ++i)
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
-          const int t = first_token + 8 * i + 2 * q + (j % 2);
-          if (t >= visible[j / 2] || t - first_token >= valid) s[i][j] = -INFINITY;
+          const int token = first_token + 8 * i + 2 * q + (j % 2);
+          const int row = g + 8 * (j / 2);
+          const int from_base = token - s_query_base;
+          const bool tree_hidden = tree && from_base >= 0 && ((s_ancestors[row] >> min(from_base, 31)) & 1u) == 0u;
+          if (token >= s_hi[row] || token < s_lo[row] || tree_hidden) s[i][j] = -INFINITY;
         }
     }
 
@@ -430,26 +332,27 @@ __global__ void __launch_bounds__(kDecodeThreads)
         uint32_t w[4][kPer];
         __half sc[4][kPer], ze[4][kPer];
 #pragma unroll
-        for (int t = 0; t < 4; ++t) {
-          const int token = 2 * q + (t % 2) + 8 * (t / 2);
-          load_codes_smem<C, kPer>(vc + token * kVcb + v_block<C, kD>(g, i) * kB, w[t]);
+        for (int u = 0; u < 4; ++u) {
+          const int token = 2 * q + (u % 2) + 8 * (u / 2);
+          load_codes_smem<C, kPer>(vc + token * kVcb + v_block<C, kD>(g, i) * kB, w[u]);
 #pragma unroll
           for (int j = 0; j < kPer; ++j) {
             __half2 scale = __half2half2(__float2half(1.0f)), zero = __half2half2(__float2half(0.0f));
             if (j == 0 || !unit_one_group_v) meta_of(vc, token, v_meta[i + j], scale, zero);
-            sc[t][j] = j > 0 && unit_one_group_v ? sc[t][0] : __low2half(scale);
-            ze[t][j] = j > 0 && unit_one_group_v ? ze[t][0] : __low2half(zero);
+            sc[u][j] = j > 0 && unit_one_group_v ? sc[u][0] : __low2half(scale);
+            ze[u][j] = j > 0 && unit_one_group_v ? ze[u][0] : __low2half(zero);
           }
         }
-        // Unwritten slots may hold NaN scales and zeros (codes always decode finite): a
-        // zero scale and zero make the slot 0, which P = 0 then cancels. Only a sequence's
-        // last page has such slots (one warp-uniform branch).
-        if (valid < kDecodePageSize) {
+        // Slots outside the tile's tokens may hold NaN scales and zeros (codes always decode
+        // finite): a zero scale and zero make the slot 0, which P = 0 then cancels. Only a
+        // range's first and last pages have such slots (one warp-uniform branch).
+        if (partial) {
 #pragma unroll
-          for (int t = 0; t < 4; ++t) {
-            if (2 * q + (t % 2) + 8 * (t / 2) >= valid) {
+          for (int u = 0; u < 4; ++u) {
+            const int slot = 2 * q + (u % 2) + 8 * (u / 2);
+            if (slot >= valid_hi || slot < valid_lo) {
 #pragma unroll
-              for (int j = 0; j < kPer; ++j) sc[t][j] = ze[t][j] = __float2half(0.0f);
+              for (int j = 0; j < kPer; ++j) sc[u][j] = ze[u][j] = __float2half(0.0f);
             }
           }
         }
@@ -479,8 +382,8 @@ __global__ void __launch_bounds__(kDecodeThreads)
       } else {
         uint32_t vr[4][kPer][4];
 #pragma unroll
-        for (int t = 0; t < 4; ++t) {
-          const int token = 2 * q + (t % 2) + 8 * (t / 2);
+        for (int u = 0; u < 4; ++u) {
+          const int token = 2 * q + (u % 2) + 8 * (u / 2);
           uint32_t w[4];
           load_codes_smem<C, kPer>(vc + token * kVcb + v_block<C, kD>(g, i) * kB, w);
           __half2 unit_scale = __half2half2(__float2half(1.0f)), unit_zero = __half2half2(__float2half(0.0f));
@@ -489,19 +392,21 @@ __global__ void __launch_bounds__(kDecodeThreads)
           for (int j = 0; j < kPer; ++j) {
             __half2 scale = unit_scale, zero = unit_zero;
             if (!unit_one_group_v) meta_of(vc, token, v_meta[i + j], scale, zero);
-            decode_block<C, kAsym>(w + j * kB / 4, scale, zero, vr[t][j]);
+            decode_block<C, kAsym>(w + j * kB / 4, scale, zero, vr[u][j]);
           }
         }
-        // Unwritten slots may hold NaN: P = 0 would not cancel them. Only a sequence's last
-        // page has them: one warp-uniform branch, so full pages skip the 4·kPer·4 selects.
-        if (valid < kDecodePageSize) {
+        // Slots outside the tile's tokens may hold NaN: P = 0 would not cancel them. Only a
+        // range's first and last pages have them: one warp-uniform branch, so full pages
+        // skip the 4·kPer·4 selects.
+        if (partial) {
 #pragma unroll
-          for (int t = 0; t < 4; ++t) {
-            if (2 * q + (t % 2) + 8 * (t / 2) >= valid) {
+          for (int u = 0; u < 4; ++u) {
+            const int slot = 2 * q + (u % 2) + 8 * (u / 2);
+            if (slot >= valid_hi || slot < valid_lo) {
 #pragma unroll
               for (int j = 0; j < kPer; ++j)
 #pragma unroll
-                for (int r = 0; r < 4; ++r) vr[t][j][r] = 0u;
+                for (int r = 0; r < 4; ++r) vr[u][j][r] = 0u;
             }
           }
         }
@@ -522,7 +427,7 @@ __global__ void __launch_bounds__(kDecodeThreads)
     }
 
     // Refill this stage with the warp's page num_stages ahead, once every lane is done.
-    const int k_next = k + p.num_stages;
+    const int k_next = k + f.num_stages;
     if (k_next < my_pages) {
       if (k_next % 32 == 0) {  // warp-uniform: step to the next window, load the one after
         window = window_next;
@@ -533,11 +438,11 @@ __global__ void __launch_bounds__(kDecodeThreads)
       if (lane == 0) {  // the lane that set up the stage barriers owns all their copies
         fence_proxy_async();
         mbar_expect_tx(&bars[warp][stage], copy_bytes);
-        bulk_copy(stages + static_cast<size_t>(stage) * p.stage_bytes, head_base + static_cast<int64_t>(entry) * p.page_bytes,
+        bulk_copy(stages + static_cast<size_t>(stage) * f.stage_bytes, head_base + static_cast<int64_t>(entry) * t.page_bytes,
                   copy_bytes, &bars[warp][stage]);
       }
     }
-    if (++stage == p.num_stages) {
+    if (++stage == f.num_stages) {
       stage = 0;
       phase ^= 1u;
     }
@@ -573,11 +478,11 @@ __global__ void __launch_bounds__(kDecodeThreads)
     }
   }
   __syncthreads();
-  const int64_t rows_all = static_cast<int64_t>(p.num_queries) * p.num_q_heads;
+  const DecodeTileOutput& o = s_output;
   for (int idx = threadIdx.x; idx < kLiveRows * kD; idx += kDecodeThreads) {
     const int r = idx / kD, d = idx % kD;
-    const int row = row_chunk * kDecodeRows + r;
-    if (row >= rows_total) continue;
+    const int row = o.row_chunk * kDecodeRows + r;
+    if (row >= o.group * o.num_queries) continue;
     float m = -INFINITY;
 #pragma unroll
     for (int w = 0; w < kDecodeWarps; ++w) m = fmaxf(m, s_ml[w][r][0]);
@@ -590,23 +495,60 @@ __global__ void __launch_bounds__(kDecodeThreads)
         l += weight * s_ml[w][r][1];
       }
     }
-    const int qi = row / group;
-    const int head = kv_head * group + row % group;
-    const int64_t flat_row = static_cast<int64_t>(qi) * p.num_q_heads + head;
-    if (p.num_splits == 1) {
-      p.out[(static_cast<int64_t>(b) * rows_all + flat_row) * kD + d] = __float2bfloat16(l > 0.0f ? total / l : 0.0f);
+    if (o.num_splits == 1) {
+      const int64_t flat_row = static_cast<int64_t>(row / o.group) * o.num_q_heads + o.kv_head * o.group + row % o.group;
+      o.out[flat_row * kD + d] = __float2bfloat16(l > 0.0f ? total / l : 0.0f);
     } else {
-      const int64_t base = (static_cast<int64_t>(b) * p.num_splits + split) * rows_all + flat_row;
-      p.partial_acc[base * kD + d] = total;
+      const int64_t slot_row = static_cast<int64_t>(o.split) * kDecodeRows + r;
+      o.partial_acc[slot_row * kD + d] = total;
       if (d == 0) {
-        p.partial_ml[base * 2] = m;
-        p.partial_ml[base * 2 + 1] = l;
+        o.partial_ml[slot_row * 2] = m;
+        o.partial_ml[slot_row * 2 + 1] = l;
       }
     }
   }
-  if (p.num_splits > 1 && p.fused_merge) {
-    merge_in_last_split<kD, kLiveRows>(p, b, kv_head, row_chunk, reinterpret_cast<float*>(smem));
-  }
+  if (o.num_splits > 1 && o.fused_merge) merge_in_last_split<kD, kLiveRows>(o, reinterpret_cast<float*>(smem));
+}
+
+// The grid kernel: CTA (split, KV head · row chunks + row chunk, sequence) of a batch whose
+// sequences share one page layout and read every token (PagedDecodeParams).
+template <KvCode C, bool kAsym, int kD, bool kFullM, int kGroup = 0>
+__global__ void __launch_bounds__(kDecodeThreads)
+    paged_decode_kernel(const PagedDecodeParams p) {
+  const int split = blockIdx.x;
+  const int kv_head = blockIdx.y / p.num_row_chunks;
+  const int row_chunk = blockIdx.y % p.num_row_chunks;
+  const int b = blockIdx.z;
+  const int seq_len = p.seq_lens[b];
+  const int seq_pages = (seq_len + kDecodePageSize - 1) / kDecodePageSize;
+  DecodeTile t;
+  t.page_begin = split * p.pages_per_split;
+  t.num_pages = min(p.pages_per_split, seq_pages - t.page_begin);
+  t.pages = p.page_table + static_cast<int64_t>(b) * p.max_pages_per_seq + t.page_begin;
+  t.page_bytes = p.page_bytes;
+  t.head_base = p.pool + static_cast<int64_t>(kv_head) * 2 * p.format.component_bytes;
+  t.table_len = seq_len;
+  t.token_lo = 0;
+  t.token_hi = seq_len;
+  t.window = 0;
+  t.tree_mask = p.tree_mask != nullptr ? p.tree_mask + static_cast<int64_t>(b) * p.num_queries : nullptr;
+  const int64_t seq_elems = static_cast<int64_t>(p.num_queries) * p.num_q_heads * kD;
+  t.q = p.q + b * seq_elems;
+  DecodeTileOutput& o = t.output;
+  o.out = p.out + b * seq_elems;
+  o.kv_head = kv_head;
+  o.group = p.num_q_heads / p.num_kv_heads;
+  o.num_queries = p.num_queries;
+  o.num_q_heads = p.num_q_heads;
+  o.row_chunk = row_chunk;
+  o.split = split;
+  o.num_splits = p.num_splits;
+  const int64_t merge_group = (static_cast<int64_t>(b) * p.num_kv_heads + kv_head) * p.num_row_chunks + row_chunk;
+  o.partial_acc = p.partial_acc + merge_group * p.num_splits * kDecodeRows * kD;
+  o.partial_ml = p.partial_ml + merge_group * p.num_splits * kDecodeRows * 2;
+  o.counter = p.merge_counters + merge_group;
+  o.fused_merge = p.fused_merge != 0;
+  decode_tile<C, kAsym, kD, kFullM, kGroup>(p.format, t);
 }
 
 }  // namespace kvlab::gpu

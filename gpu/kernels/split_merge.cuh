@@ -18,6 +18,7 @@
 
 #include <cuda_bf16.h>
 
+#include "gpu/kernels/decode_tile.cuh"
 #include "gpu/kernels/paged_decode_params.cuh"
 
 namespace kvlab::gpu {
@@ -36,42 +37,39 @@ __device__ __forceinline__ float warp_sum(float v) {
 }  // namespace merge_detail
 
 // Called by all threads of a decode CTA after its partial (acc, m, l) of rows
-// row_chunk·16 … is written to global memory. Returns at once in every CTA but the last of
-// its (b, kv_head, row_chunk) to arrive; that one merges and writes `out`. `smem` is free
-// shared memory of at least fused_merge_smem_bytes(num_splits) (the decode stages).
+// row_chunk·16 … is written to its slot. Returns at once in every CTA but the last of its
+// (sequence, KV head, row chunk) to arrive; that one merges the tile's splits and writes
+// `out`. `smem` is free shared memory of at least fused_merge_smem_bytes(num_splits) (the
+// decode stages).
 //
 // Ordering: each writer fences its own partial stores (release, device scope) before the
 // CTA barrier, thread 0 counts the CTA in, and the last CTA fences again after seeing the
 // count (acquire) before it reads the others' partials, through L2 (ld.cg: never a stale
 // L1 line).
 template <int kD, int kLiveRows>
-__device__ void merge_in_last_split(const PagedDecodeParams& p, int b, int kv_head, int row_chunk, float* smem) {
+__device__ void merge_in_last_split(const DecodeTileOutput& t, float* smem) {
   using namespace merge_detail;
   __shared__ bool s_last;
   __threadfence();
   __syncthreads();
   if (threadIdx.x == 0) {
-    unsigned int* counter = p.merge_counters + (static_cast<int64_t>(b) * p.num_kv_heads + kv_head) * p.num_row_chunks + row_chunk;
     // atomicInc wraps to 0 when it reaches num_splits − 1: the counter is reset for the
     // next call by the same atomic that elects the merger.
-    const unsigned int arrived = atomicInc(counter, static_cast<unsigned int>(p.num_splits - 1));
-    s_last = arrived == static_cast<unsigned int>(p.num_splits - 1);
+    const unsigned int arrived = atomicInc(t.counter, static_cast<unsigned int>(t.num_splits - 1));
+    s_last = arrived == static_cast<unsigned int>(t.num_splits - 1);
     __threadfence();
   }
   __syncthreads();
   if (!s_last) return;
   __threadfence();
 
-  const int splits = p.num_splits;
+  const int splits = t.num_splits;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int group = p.num_q_heads / p.num_kv_heads;
-  const int rows_total = group * p.num_queries;
-  const int live = min(kLiveRows, rows_total - row_chunk * kDecodeRows);
-  const int64_t rows_all = static_cast<int64_t>(p.num_queries) * p.num_q_heads;
-  const int64_t split_stride = rows_all;  // rows between split s and s + 1 of one sequence
+  const int group = t.group;
+  const int live = min(kLiveRows, group * t.num_queries - t.row_chunk * kDecodeRows);
   const auto flat_row = [&](int r) {
-    const int row = row_chunk * kDecodeRows + r;
-    return static_cast<int64_t>(row / group) * p.num_q_heads + kv_head * group + row % group;
+    const int row = t.row_chunk * kDecodeRows + r;
+    return static_cast<int64_t>(row / group) * t.num_q_heads + t.kv_head * group + row % group;
   };
   float* s_w = smem;                         // [kDecodeRows][splits]: m, then the weight
   float* s_l = smem + kDecodeRows * splits;  // [kDecodeRows][splits]: l
@@ -79,10 +77,10 @@ __device__ void merge_in_last_split(const PagedDecodeParams& p, int b, int kv_he
 
   // Weights, one warp per row, lanes over the splits (all (m, l) reads in flight at once).
   for (int r = warp; r < live; r += kDecodeWarps) {
-    const float2* ml = reinterpret_cast<const float2*>(p.partial_ml) + static_cast<int64_t>(b) * splits * rows_all + flat_row(r);
+    const float2* ml = reinterpret_cast<const float2*>(t.partial_ml) + r;
     float m = -INFINITY;
     for (int s = lane; s < splits; s += 32) {
-      const float2 v = __ldcg(ml + s * split_stride);
+      const float2 v = __ldcg(ml + s * kDecodeRows);
       s_w[r * splits + s] = v.x;
       s_l[r * splits + s] = v.y;
       m = fmaxf(m, v.x);
@@ -108,14 +106,13 @@ __device__ void merge_in_last_split(const PagedDecodeParams& p, int b, int kv_he
   float4 acc[kPer];
   const float4* src[kPer];
   int row_of[kPer];
-  const int64_t stride4 = split_stride * kD / 4;  // float4 between splits
+  constexpr int64_t kStride4 = static_cast<int64_t>(kDecodeRows) * kD / 4;  // float4 between splits
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
     const int v = threadIdx.x + j * kDecodeThreads;
     row_of[j] = v / kVecsPerRow;
     acc[j] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    src[j] = reinterpret_cast<const float4*>(p.partial_acc + (static_cast<int64_t>(b) * splits * rows_all + flat_row(min(row_of[j], live - 1))) * kD) +
-             v % kVecsPerRow;
+    src[j] = reinterpret_cast<const float4*>(t.partial_acc) + v;
   }
 #pragma unroll 4
   for (int s = 0; s < splits; ++s) {
@@ -123,7 +120,7 @@ __device__ void merge_in_last_split(const PagedDecodeParams& p, int b, int kv_he
     for (int j = 0; j < kPer; ++j) {
       if (row_of[j] < live) {
         const float w = s_w[row_of[j] * splits + s];
-        const float4 x = __ldcg(src[j] + s * stride4);
+        const float4 x = __ldcg(src[j] + s * kStride4);
         acc[j].x += w * x.x;
         acc[j].y += w * x.y;
         acc[j].z += w * x.z;
@@ -142,25 +139,32 @@ __device__ void merge_in_last_split(const PagedDecodeParams& p, int b, int kv_he
     uint2 packed;
     packed.x = *reinterpret_cast<const uint32_t*>(&lo);
     packed.y = *reinterpret_cast<const uint32_t*>(&hi);
-    *reinterpret_cast<uint2*>(p.out + (static_cast<int64_t>(b) * rows_all + flat_row(row_of[j])) * kD + (v % kVecsPerRow) * 4) = packed;
+    *reinterpret_cast<uint2*>(t.out + flat_row(row_of[j]) * kD + (v % kVecsPerRow) * 4) = packed;
   }
 }
 
-// The separate merge kernel. One CTA per (batch, row), one thread per element of head_dim. The splits' (m, l) are read
-// in parallel into shared memory and turned into weights once; the weighted sum then keeps
-// 8 loads in flight per thread (a loop of dependent loads would be latency-bound: batch 1
-// has 30+ splits).
+// The separate merge kernel, for the grid kernel's slots (PagedDecodeParams). One CTA per
+// (batch, query, query head), one thread per element of head_dim. The splits' (m, l) are
+// read in parallel into shared memory and turned into weights once; the weighted sum then
+// keeps 8 loads in flight per thread (a loop of dependent loads would be latency-bound:
+// batch 1 has 30+ splits).
 // static: each instance file gets its own copy (a header-defined kernel).
 static __global__ void merge_splits_kernel(const PagedDecodeParams p) {
   __shared__ float s_w[kMergeMaxSplits];
   __shared__ float s_red[32];
   const int64_t rows_all = static_cast<int64_t>(p.num_queries) * p.num_q_heads;
-  const int64_t row = blockIdx.x % rows_all;
+  const int64_t flat_row = blockIdx.x % rows_all;
   const int64_t b = blockIdx.x / rows_all;
-  const int64_t first = b * p.num_splits * rows_all + row;  // split s at first + s·rows_all
+  const int group = p.num_q_heads / p.num_kv_heads;
+  const int qi = static_cast<int>(flat_row / p.num_q_heads), head = static_cast<int>(flat_row % p.num_q_heads);
+  const int kv_head = head / group;
+  const int row = qi * group + head % group;  // row of the KV head's (query, head) rows
+  const int64_t merge_group = (b * p.num_kv_heads + kv_head) * p.num_row_chunks + row / kDecodeRows;
+  // Split s of this row: slot row (merge_group · num_splits + s) · kDecodeRows + row % 16.
+  const int64_t first = merge_group * p.num_splits * kDecodeRows + row % kDecodeRows;
   float m_local = -INFINITY;
   for (int s = threadIdx.x; s < p.num_splits; s += blockDim.x) {
-    s_w[s] = p.partial_ml[(first + s * rows_all) * 2];
+    s_w[s] = p.partial_ml[(first + s * kDecodeRows) * 2];
     m_local = fmaxf(m_local, s_w[s]);
   }
   for (int offset = 16; offset > 0; offset /= 2) m_local = fmaxf(m_local, __shfl_xor_sync(0xffffffffu, m_local, offset));
@@ -173,7 +177,7 @@ static __global__ void merge_splits_kernel(const PagedDecodeParams p) {
   for (int s = threadIdx.x; s < p.num_splits; s += blockDim.x) {
     const float w = s_w[s] == -INFINITY ? 0.0f : exp2f(s_w[s] - m);
     s_w[s] = w;
-    l_local += w * p.partial_ml[(first + s * rows_all) * 2 + 1];
+    l_local += w * p.partial_ml[(first + s * kDecodeRows) * 2 + 1];
   }
   for (int offset = 16; offset > 0; offset /= 2) l_local += __shfl_xor_sync(0xffffffffu, l_local, offset);
   if (threadIdx.x % 32 == 0) s_red[threadIdx.x / 32] = l_local;
@@ -184,8 +188,8 @@ static __global__ void merge_splits_kernel(const PagedDecodeParams p) {
     float numerator = 0.0f;
     const float* acc = p.partial_acc + first * p.head_dim + d;
 #pragma unroll 8
-    for (int s = 0; s < p.num_splits; ++s) numerator += s_w[s] * acc[s * rows_all * p.head_dim];
-    p.out[(b * rows_all + row) * p.head_dim + d] = __float2bfloat16(denominator > 0.0f ? numerator / denominator : 0.0f);
+    for (int s = 0; s < p.num_splits; ++s) numerator += s_w[s] * acc[static_cast<int64_t>(s) * kDecodeRows * p.head_dim];
+    p.out[(b * rows_all + flat_row) * p.head_dim + d] = __float2bfloat16(denominator > 0.0f ? numerator / denominator : 0.0f);
   }
 }
 

@@ -6,23 +6,12 @@
 #include <stdexcept>
 
 #include "gpu/cuda_check.h"
+#include "gpu/launch/decode_dispatch.h"
 #include "gpu/launch/kernel_instances.h"
+#include "gpu/launch/plan_decode.h"
 
 namespace kvlab::gpu {
 namespace {
-
-KvCode to_code(core::KvDtype dtype) {
-  switch (dtype) {
-    case core::KvDtype::kBf16: return KvCode::kBf16;
-    case core::KvDtype::kFp16: return KvCode::kFp16;
-    case core::KvDtype::kFp8E4m3: return KvCode::kFp8;
-    case core::KvDtype::kInt8: return KvCode::kInt8;
-    case core::KvDtype::kInt6: return KvCode::kInt6;
-    case core::KvDtype::kInt5: return KvCode::kInt5;
-    case core::KvDtype::kInt4: return KvCode::kInt4;
-  }
-  return KvCode::kBf16;
-}
 
 void require(bool ok, const std::string& what) {
   if (!ok) throw std::invalid_argument("paged decode: " + what);
@@ -30,16 +19,7 @@ void require(bool ok, const std::string& what) {
 
 int row_chunks(int rows_total) { return (rows_total + kDecodeRows - 1) / kDecodeRows; }
 
-// Pages in flight per warp: as many as fit in ~100 KB per CTA (two CTAs per SM), 2 to 8.
-int stages_for(int64_t stage_bytes) {
-  return static_cast<int>(std::clamp<int64_t>(100 * 1024 / (kDecodeWarps * stage_bytes), 2, kDecodeMaxStages));
-}
-
-int64_t stage_bytes_for(const core::PageLayout& l) { return (2 * l.component_bytes + 127) / 128 * 128; }
-
-// Fills the parameters shared by decode and append from the layout.
-template <class Params>
-void fill_layout(Params& p, const core::PageLayout& l) {
+void fill_append_layout(KvAppendParams& p, const core::PageLayout& l) {
   p.head_dim = l.vector_width;
   p.page_bytes = l.page_bytes;
   p.component_bytes = l.component_bytes;
@@ -47,20 +27,6 @@ void fill_layout(Params& p, const core::PageLayout& l) {
   p.zeros_offset = p.scales_offset + core::PageLayout::align16(l.scales_bytes);
   p.vector_code_bytes = static_cast<int>(l.vector_code_bytes());
   p.group_size = l.precision.group_size;
-}
-
-template <class Fn>
-void dispatch_code(const core::Precision& precision, Fn&& fn) {
-  const bool asym = precision.zero_format != core::MetaFormat::kNone;
-  switch (to_code(precision.dtype)) {
-    case KvCode::kBf16: fn.template operator()<KvCode::kBf16, false>(); break;
-    case KvCode::kFp16: fn.template operator()<KvCode::kFp16, false>(); break;
-    case KvCode::kFp8: fn.template operator()<KvCode::kFp8, false>(); break;
-    case KvCode::kInt8: asym ? fn.template operator()<KvCode::kInt8, true>() : fn.template operator()<KvCode::kInt8, false>(); break;
-    case KvCode::kInt6: asym ? fn.template operator()<KvCode::kInt6, true>() : fn.template operator()<KvCode::kInt6, false>(); break;
-    case KvCode::kInt5: asym ? fn.template operator()<KvCode::kInt5, true>() : fn.template operator()<KvCode::kInt5, false>(); break;
-    case KvCode::kInt4: asym ? fn.template operator()<KvCode::kInt4, true>() : fn.template operator()<KvCode::kInt4, false>(); break;
-  }
 }
 
 }  // namespace
@@ -122,21 +88,16 @@ struct DecodePlan {
 DecodePlan plan_decode(const PagedDecodeArgs& a, int num_sms) {
   DecodePlan plan;
   PagedDecodeParams& p = plan.p;
-  fill_layout(p, a.layout);
+  p.format = decode_format(a.layout, a.sm_scale);
+  p.page_bytes = a.layout.page_bytes;
+  p.head_dim = a.layout.vector_width;
   p.batch = a.batch;
   p.num_queries = a.num_queries;
   p.num_q_heads = a.num_q_heads;
   p.num_kv_heads = a.layout.heads_per_page;
-  p.block_size = a.layout.block_size;
   p.max_pages_per_seq = a.max_pages_per_seq;
-  p.sm_scale = a.sm_scale;
   p.num_row_chunks = row_chunks((a.num_q_heads / p.num_kv_heads) * a.num_queries);
-  const int64_t stage_bytes = stage_bytes_for(a.layout);
-  p.stage_bytes = static_cast<int>(stage_bytes);
-  p.num_stages = stages_for(stage_bytes);
-  // The stages, reused at the end for the warps' accumulators.
-  plan.smem = std::max<size_t>(static_cast<size_t>(kDecodeWarps) * p.num_stages * stage_bytes,
-                               static_cast<size_t>(kDecodeWarps) * kDecodeRows * p.head_dim * sizeof(float));
+  plan.smem = decode_smem_bytes(p.format, p.head_dim);
   // 16-bit K/V is bound by memory, not instructions: split only as far as one CTA per SM.
   // Measured (H200, decode_bench split sweep, 2026-12-02): 1 × 128k 16 splits 129.5 µs
   // against 136.0 at the occupancy's 33; 8 × 16k 2 splits 129.2 against 135.4 at 4; each
@@ -161,16 +122,17 @@ DecodePlan plan_decode(const PagedDecodeArgs& a, int num_sms) {
 // Workspace: the merge counters first (where they are must not depend on the split count:
 // a workspace sized for many splits also serves calls with fewer, and partials of an
 // earlier call must never land on them), padded to 256 bytes; then the partial
-// accumulators, then (m, l) per partial row.
-size_t merge_counter_floats(const PagedDecodeArgs& a) {
-  const size_t counters =
-      static_cast<size_t>(a.batch) * a.layout.heads_per_page * row_chunks((a.num_q_heads / a.layout.heads_per_page) * a.num_queries);
-  return (counters + 63) / 64 * 64;
+// accumulators, then (m, l), one slot of kDecodeRows rows per (sequence, KV head, row
+// chunk, split).
+size_t merge_groups(const PagedDecodeArgs& a) {
+  return static_cast<size_t>(a.batch) * a.layout.heads_per_page *
+         row_chunks((a.num_q_heads / a.layout.heads_per_page) * a.num_queries);
 }
 
+size_t merge_counter_floats(const PagedDecodeArgs& a) { return (merge_groups(a) + 63) / 64 * 64; }
+
 size_t partial_floats(const PagedDecodeArgs& a, int splits) {
-  const size_t rows = static_cast<size_t>(a.batch) * splits * a.num_queries * a.num_q_heads;
-  return rows * (a.layout.vector_width + 2);
+  return merge_groups(a) * splits * kDecodeRows * (a.layout.vector_width + 2);
 }
 
 }  // namespace
@@ -197,6 +159,8 @@ void launch_paged_decode(const PagedDecodeArgs& a, cudaStream_t stream) {
   require(a.max_pages_per_seq * static_cast<int64_t>(a.layout.block_size) >= a.max_seq_len,
           "max_pages_per_seq × block_size must cover max_seq_len");
   require(a.sm_scale > 0, "sm_scale must be positive");
+  require(a.tree_mask == nullptr || a.num_queries <= kMaxTreeQueries,
+          "a tree mask takes at most " + std::to_string(kMaxTreeQueries) + " queries (one bit each)");
   int device = 0, num_sms = 0;
   KVLAB_CUDA_CHECK(cudaGetDevice(&device));
   KVLAB_CUDA_CHECK(cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, device));
@@ -209,13 +173,14 @@ void launch_paged_decode(const PagedDecodeArgs& a, cudaStream_t stream) {
   p.pool = a.pool;
   p.page_table = a.page_table;
   p.seq_lens = a.seq_lens;
+  p.tree_mask = a.tree_mask;
   const size_t smem = plan.smem;
   if (p.num_splits > 1) {
     require(a.workspace != nullptr, "a workspace is needed for split-KV (paged_decode_workspace_bytes)");
-    const size_t rows_all = static_cast<size_t>(a.batch) * p.num_splits * a.num_queries * a.num_q_heads;
+    const size_t slot_rows = merge_groups(a) * p.num_splits * kDecodeRows;
     p.merge_counters = reinterpret_cast<unsigned int*>(a.workspace);
     p.partial_acc = a.workspace + merge_counter_floats(a);
-    p.partial_ml = p.partial_acc + rows_all * p.head_dim;
+    p.partial_ml = p.partial_acc + slot_rows * p.head_dim;
   }
   dispatch_code(a.layout.precision, [&]<KvCode C, bool kAsym>() { launch_decode_typed<C, kAsym>(p, smem, stream); });
 }
@@ -227,7 +192,7 @@ void launch_kv_append(const KvAppendArgs& a, cudaStream_t stream) {
   require(a.num_tokens >= 0, "num_tokens must not be negative");
   if (a.num_tokens == 0) return;
   KvAppendParams p{};
-  fill_layout(p, a.layout);
+  fill_append_layout(p, a.layout);
   p.k = a.k;
   p.v = a.v;
   p.slot_page = a.slot_page;
@@ -243,12 +208,7 @@ core::PageLayout decode_layout(const core::KvPlan& plan, int group_index, int la
   const core::HeadGroup& group = plan.groups[group_index];
   require(std::holds_alternative<core::DenseAccess>(group.access), "page-sparse access has no GPU kernel yet");
   require(!group.v_precision || *group.v_precision == group.precision, "a separate V precision has no GPU kernel yet");
-  int heads = 0;
-  for (const core::HeadRef& h : group.heads) heads += h.layer == layer ? 1 : 0;
-  require(heads > 0, "the group has no head in this layer");
-  const core::LayerShape& s = plan.layers[layer];
-  const int heads_per_page = group.page_table == core::PageTableScope::kPerLayer ? heads : 1;
-  return core::make_page_layout(group.precision, s.vector_width, plan.block_size, heads_per_page, s.num_components);
+  return group_layer_shape(plan, group_index, layer).layout;
 }
 
 }  // namespace kvlab::gpu

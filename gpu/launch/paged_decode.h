@@ -26,6 +26,10 @@ struct PagedDecodeArgs {
   const int32_t* seq_lens = nullptr;    // device, [batch]
   int batch = 0;
   int num_queries = 1;
+  // Device, [batch, num_queries], or null: bit j of query i's word set = query i sees query
+  // j's token (a token tree; SpecInfer/EAGLE verification, ref::tree_attention_mask). Null:
+  // causal among the queries. At most 32 queries with a tree mask.
+  const uint32_t* tree_mask = nullptr;
   int num_q_heads = 0;
   int max_pages_per_seq = 0;
   int max_seq_len = 0;  // host-side upper bound of seq_lens, for the split choice
@@ -59,7 +63,8 @@ size_t paged_decode_workspace_bytes(const PagedDecodeArgs& args, int num_sms);
 void launch_paged_decode(const PagedDecodeArgs& args, cudaStream_t stream);
 
 // The page layout of one head group of a plan, for `layer`: the group's heads in that
-// layer share pages (kPerLayer) or have their own (kPerHead → heads_per_page 1).
+// layer share pages (kPerLayer) or have their own (kPerHead → heads_per_page 1); the walk
+// of group_layer_shape (plan_decode.h), whose launcher decodes whole plans.
 core::PageLayout decode_layout(const core::KvPlan& plan, int group_index, int layer);
 
 struct KvAppendArgs {

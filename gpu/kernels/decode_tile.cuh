@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: Apache-2.0
+// One CTA's share of a decode: a range of one page table's pages for one KV head, up to 16
+// query rows, and where its result goes. The grid kernel (paged_decode.cuh) derives it from
+// the block index, the work-list kernel (plan_decode.cuh) from a planned work item; both
+// then run the same page loop (decode_tile in paged_decode.cuh).
+#pragma once
+
+#include <cstdint>
+
+#include <cuda_bf16.h>
+
+namespace kvlab::gpu {
+
+// Where a tile's result goes, and what the split merge needs: read only after the page loop,
+// so decode_tile keeps it in shared memory, not in registers through the loop.
+struct DecodeTileOutput {
+  __nv_bfloat16* out;  // this sequence's [num_queries, num_q_heads, head_dim]
+  int kv_head;         // model KV head: query heads kv_head · group … + group − 1
+  int group;           // query heads per KV head
+  int num_queries;
+  int num_q_heads;
+  int row_chunk;       // rows row_chunk · 16 … of the (query, head) rows of this KV head
+  // Split-KV: the tile is split `split` of `num_splits` of its (sequence, KV head, row chunk).
+  // partial_acc/partial_ml point at split 0's slot ([kDecodeRows, head_dim] and
+  // [kDecodeRows, 2] per slot, splits consecutive); `counter` elects the merging CTA.
+  int split;
+  int num_splits;
+  float* partial_acc;
+  float* partial_ml;
+  unsigned int* counter;
+  bool fused_merge;
+};
+
+struct DecodeTile {
+  const uint8_t* head_base;  // the KV head's K in pool page 0: pool + page head · 2 · component_bytes
+  int64_t page_bytes;        // the pool's page size
+  const int32_t* pages;      // [num_pages]: pool page of logical pages page_begin, page_begin + 1, …
+  int page_begin;            // logical page of pages[0] (its first token: page_begin · 16)
+  int num_pages;             // pages of this tile (≤ 0: none; its partial is then empty)
+  // Tokens of the table: table_len in all, the last num_queries of them the queries. The
+  // tile reads tokens in [token_lo, token_hi); with window > 0 a query at position pos
+  // sees no token before pos + 1 − window (a sliding window per query).
+  int table_len;
+  int token_lo;
+  int token_hi;
+  int window;
+  const uint32_t* tree_mask;  // [num_queries] ancestor bits of this sequence's queries, or null: causal
+  const __nv_bfloat16* q;     // this sequence's [num_queries, num_q_heads, head_dim]
+  DecodeTileOutput output;
+};
+
+}  // namespace kvlab::gpu

@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: Apache-2.0
+// The plan launcher: one decode step of one layer of a core::KvPlan, every head group of
+// that layer (different retention, precisions, per-layer or per-head page tables), for a
+// batch. Planned once ahead of time from the plan's static budgets and the batch's
+// lengths (FlashInfer's plan/run split; Tangram's ahead-of-time balancing: no planning at
+// run time), then run with one launch per instance class (precision × head_dim × rows per
+// CTA) of the work-list kernel (gpu/kernels/plan_decode.cuh).
+//
+// What each group's table holds (one walk, group_layer_shape; the simulator's
+// core::make_pool_plan will take it over once it lands):
+//   full, window, sinks_window, prefix_only: every token at its position (logical page
+//     i = tokens 16i … 16i + 15); pages before a window are never read and may be recycled;
+//   budget (Tangram, SnapKV/H2O): the retained tokens compacted from page 0, the newest last;
+//   periodic: not supported (no contiguous page ranges).
+// Page-sparse access and MLA latents are not supported here (errors say so).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include "core/kv_plan.h"
+
+namespace kvlab::gpu {
+
+// One (layer, head group): its layout, which model KV heads it holds in page order, and how
+// they map to page tables (per layer: one table, every head in its pages; per head: one
+// table and one head per page).
+struct GroupLayerShape {
+  core::PageLayout layout;
+  std::vector<int> kv_heads;  // model KV heads, in the group's order
+  int num_tables = 0;
+  int heads_per_table = 0;
+};
+GroupLayerShape group_layer_shape(const core::KvPlan& plan, int group, int layer);
+
+// The tokens a decode step reads of a table. Query i (of num_queries, the table's last
+// tokens) at position pos sees tokens t of a range with lo ≤ t < hi, t ≤ pos (or, with a
+// tree mask, its ancestors among the queries) and, with window > 0, t ≥ pos + 1 − window.
+struct TokenRange {
+  int lo = 0;
+  int hi = 0;
+  int window = 0;
+};
+struct TableRanges {
+  int table_len = 0;               // tokens in the table (queries included, at its end)
+  std::vector<TokenRange> ranges;  // disjoint, ascending
+};
+// Throws std::invalid_argument for periodic retention.
+TableRanges decode_ranges(const core::Retention& retention, int64_t seq_len, int num_queries);
+
+// Device buffers of one head group of the layer.
+struct PlanGroupPages {
+  int group = 0;                        // index into plan.groups
+  const uint8_t* pool = nullptr;        // [num_pages, layout.page_bytes] (group_layer_shape)
+  int64_t num_pages = 0;
+  const int32_t* page_table = nullptr;  // [batch, num_tables, max_pages]: logical → pool page
+  int max_pages = 0;
+};
+
+struct PlanDecodeArgs {
+  const core::KvPlan* plan = nullptr;
+  int layer = 0;
+  std::vector<PlanGroupPages> groups;  // every group with heads in `layer`, once each
+  const __nv_bfloat16* q = nullptr;    // device, [batch, num_queries, num_q_heads, head_dim]
+  __nv_bfloat16* out = nullptr;        // device, same shape
+  std::vector<int32_t> seq_lens;       // host, [batch]: tokens of each sequence, queries included
+  int num_queries = 1;
+  // Device, [batch, num_queries] ancestor bits (PagedDecodeArgs::tree_mask), or null: causal.
+  const uint32_t* tree_mask = nullptr;
+  float sm_scale = 0;
+  bool balance = true;  // false: one work item per token range, uncut (for comparison)
+  // No range is cut into pieces under this many pages. 16 (4 a warp) is what the H200 run of
+  // 2026-12-03 used; it cut too fine (docs/gpu-decode.md): plan_bench sweeps it.
+  int min_item_pages = 16;
+};
+
+// One CTA's work, as planned (DecodeWorkItem on the device); host-visible for tests.
+struct PlannedItem {
+  int slice = 0, seq = 0, head = 0, row_chunk = 0;
+  int page_begin = 0, num_pages = 0;
+  int table_len = 0;
+  TokenRange range;
+  int split = 0, num_splits = 1;
+  int slot = 0, counter = 0;
+};
+// The work of one slice (a group of one instance class): its heads, row chunks and each
+// sequence's table ranges.
+struct SliceWork {
+  int num_heads = 0;
+  int num_row_chunks = 1;
+  std::vector<TableRanges> seqs;
+};
+struct PlannedWork {
+  std::vector<PlannedItem> items;  // in launch order: most pages first
+  int target_pages = 0;            // the most pages of one item
+  int num_slots = 0;               // partial slots of split merge groups
+  int num_counters = 0;            // merge groups with more than one split
+  int max_splits = 1;
+};
+// Splits every (slice, sequence, head, row chunk)'s ranges into items of at most
+// target_pages pages (unless that would cut one under min_item_pages), near-equal within a
+// range, and orders them longest first, so the
+// hardware's in-order dispatch to free CTA slots is longest-first list scheduling and every
+// SM finishes at about the same time. target_pages is the fraction of an even share
+// (⌈total pages / cta_slots⌉, at least min_item_pages) whose list schedule on cta_slots,
+// each piece costed at its pages + 2, finishes first.
+// balance = false: one item per range, uncut (to measure what balancing gains).
+// min_item_pages: no range is cut into pieces shorter than this.
+PlannedWork plan_work_items(const std::vector<SliceWork>& slices, int cta_slots, bool balance = true,
+                            int min_item_pages = 16);
+
+// A planned decode step: device copies of the work items and slices per instance class and
+// the split workspace (counters zeroed at creation, and zero again after every launch).
+// Reusable for every step with the same lengths; movable, not copyable.
+class PlanDecodeWork {
+ public:
+  PlanDecodeWork();
+  ~PlanDecodeWork();
+  PlanDecodeWork(PlanDecodeWork&&) noexcept;
+  PlanDecodeWork& operator=(PlanDecodeWork&&) noexcept;
+  int num_launches() const;            // instance classes: kernel launches per step
+  const PlannedWork& planned(int launch) const;
+
+ private:
+  friend PlanDecodeWork plan_decode_work(const PlanDecodeArgs& args);
+  friend void launch_plan_decode(const PlanDecodeWork& work, cudaStream_t stream);
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Validates (std::invalid_argument naming the group and the problem) and plans. `cta_slots`
+// of each launch come from the kernel's occupancy on the current device.
+PlanDecodeWork plan_decode_work(const PlanDecodeArgs& args);
+void launch_plan_decode(const PlanDecodeWork& work, cudaStream_t stream);
+
+// "" if plan_decode_work accepts the plan's groups in `layer` (ignoring pointers and
+// lengths), else why not.
+std::string plan_decode_support(const core::KvPlan& plan, int layer);
+
+}  // namespace kvlab::gpu
