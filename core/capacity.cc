@@ -53,9 +53,14 @@ bool parse_weight_dtype(std::string_view text, WeightDtype* out) {
   return false;
 }
 
+int64_t kv_room_per_gpu(const GpuSpec& gpu, double gpu_memory_utilization, int64_t weights_bytes_per_gpu) {
+  return static_cast<int64_t>(std::floor(static_cast<double>(gpu.hbm_capacity.value) * gpu_memory_utilization)) -
+         weights_bytes_per_gpu;
+}
+
 CapacityReport compute_capacity(const CapacityInput& in) {
   validate_input(in);
-  const KvPlan plan = make_baseline_plan(in.model, in.kv_precision, in.block_size);
+  const KvPlan plan = in.plan ? *in.plan : make_baseline_plan(in.model, in.kv_precision, in.block_size);
   std::string why;
   const double shard = kv_shard_fraction(plan, in.num_gpus, &why);
   if (shard == 0) throw ConfigError(std::vector<Diagnostic>{{.key_path = "num_gpus", .message = why}});
@@ -76,22 +81,42 @@ CapacityReport compute_capacity(const CapacityInput& in) {
                                                            in.gpu_memory_utilization));
   r.steps.push_back({"usable HBM per GPU", fmt::format("{} × {} = {}", gib(in.gpu.hbm_capacity.value),
                                                        in.gpu_memory_utilization, gib(r.usable_bytes_per_gpu))});
-  r.kv_bytes_available = r.usable_bytes_per_gpu - r.weights_bytes_per_gpu;
+  r.kv_bytes_available = kv_room_per_gpu(in.gpu, in.gpu_memory_utilization, r.weights_bytes_per_gpu);
   r.steps.push_back({"KV room per GPU", fmt::format("{} − {} = {}", gib(r.usable_bytes_per_gpu),
                                                     gib(r.weights_bytes_per_gpu), gib(r.kv_bytes_available))});
   r.kv_bytes_per_token = kv_bytes_per_token(plan);
-  r.steps.push_back({"KV bytes per token", fmt::format("{} ({}; {}, all layers and heads)", r.kv_bytes_per_token,
-                                                       describe(in.kv_precision),
-                                                       in.model.mla ? "one MLA latent per layer"
-                                                                    : "K and V per KV head per layer")});
-  const SequenceFootprint f = sequence_footprint(plan, in.context_tokens);
-  r.sequence_bytes_per_gpu = static_cast<int64_t>(std::ceil(static_cast<double>(f.bytes_stored) * shard));
-  r.steps.push_back({"one sequence per GPU",
-                     fmt::format("{} tokens in pages of {}: {} stored{} = {}", in.context_tokens, in.block_size,
-                                 gib(f.bytes_stored),
-                                 shard < 1 ? fmt::format(" × {:.4g} (KV heads split over {} GPUs)", shard, in.num_gpus)
-                                           : (in.num_gpus > 1 ? " (replicated on every GPU)" : ""),
-                                 gib(r.sequence_bytes_per_gpu))});
+  r.steps.push_back({"KV bytes per token",
+                     fmt::format("{} ({}; {}, all layers and heads, every token kept)", r.kv_bytes_per_token,
+                                 in.plan ? "the plan's precisions" : describe(in.kv_precision),
+                                 in.model.mla ? "one MLA latent per layer" : "K and V per KV head per layer")});
+  const std::string split = shard < 1 ? fmt::format(" × {:.4g} (KV heads split over {} GPUs)", shard, in.num_gpus)
+                                      : (in.num_gpus > 1 ? " (replicated on every GPU)" : "");
+  auto per_gpu = [&](int64_t bytes) { return static_cast<int64_t>(std::ceil(static_cast<double>(bytes) * shard)); };
+  {
+    // Per table class: the pages each table holds at the context (reserve_budget: the most
+    // it may hold up to it), × tables × page bytes, + page-sparse metadata.
+    const PoolPlan pools = make_pool_plan(plan);
+    int64_t hbm = pools.state_bytes, host = 0;
+    for (const TableClass& c : pools.classes) {
+      const int64_t pages = c.reservation == Reservation::kReserveBudget ? max_pages_held(c, in.context_tokens)
+                                                                          : pages_held(c, in.context_tokens);
+      const int64_t bytes = pages * (c.num_tables * c.page_bytes + c.page_metadata_bytes);
+      (c.placement == Placement::kHbm ? hbm : host) += bytes;
+      r.classes.push_back({c.name, pools.pools[static_cast<size_t>(c.pool)].name, describe(c.retention), c.num_tables,
+                           pages, per_gpu(bytes)});
+      r.steps.push_back({"  class " + c.name,
+                         fmt::format("{}, {}: {} tables × {} pages{} × {} B{} = {}", describe(c.retention),
+                                     pools.pools[static_cast<size_t>(c.pool)].name, c.num_tables, pages,
+                                     c.reservation == Reservation::kReserveBudget ? " (reserved)" : "", c.page_bytes,
+                                     c.page_metadata_bytes > 0 ? fmt::format(" + {} B metadata a page", c.page_metadata_bytes) : "",
+                                     gib(bytes))});
+    }
+    r.sequence_bytes_per_gpu = per_gpu(hbm);
+    r.host_bytes_per_sequence = per_gpu(host);
+    r.steps.push_back({"one sequence per GPU", fmt::format("{} tokens: {} stored in HBM{} = {}{}", in.context_tokens, gib(hbm), split,
+                                                           gib(r.sequence_bytes_per_gpu),
+                                                           host > 0 ? fmt::format(" (and {} in host memory)", gib(r.host_bytes_per_sequence)) : "")});
+  }
   if (r.kv_bytes_available <= 0) {
     r.reason = fmt::format("the weights ({} per GPU) do not fit in {} of usable HBM",
                            gib(r.weights_bytes_per_gpu), gib(r.usable_bytes_per_gpu));

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Footprint math of a KV plan: the one place that turns a plan and a sequence length into
 // bytes stored (page rounding and quantization metadata included), pages held, and bytes
-// and FLOPs read per decode step. sim/ prices with it, ref/ and gpu/ allocate with it, and
-// tests check that all three agree.
+// and FLOPs read per decode step, on top of the pool plan (core/pool_plan.h). sim/ prices
+// with it, ref/ and gpu/ allocate with it, and tests check that all three agree.
 #pragma once
 
 #include <cstdint>
@@ -10,11 +10,9 @@
 #include <vector>
 
 #include "core/kv_plan.h"
+#include "core/pool_plan.h"
 
 namespace kvlab::core {
-
-// Bytes one token's vector takes without page rounding: codes plus its groups' metadata.
-int64_t vector_bytes(const Precision& precision, int vector_width);
 
 struct GroupFootprint {
   std::string name;
@@ -26,19 +24,32 @@ struct GroupFootprint {
   int64_t metadata_bytes = 0;   // per-page metadata for page-sparse access
 };
 
+// The same per table class of the pool plan (same order as PoolPlan::classes).
+struct ClassFootprint {
+  std::string name;
+  Placement placement = Placement::kHbm;
+  int64_t pages = 0;  // over the class's tables
+  int64_t bytes_stored = 0;
+  int64_t bytes_filled = 0;
+};
+
 struct SequenceFootprint {
   int64_t bytes_stored = 0;  // every group, plus linear-layer state
   int64_t bytes_filled = 0;
-  int64_t pages = 0;
+  int64_t pages = 0;         // pages of every table, whatever their size
   int64_t state_bytes = 0;
   std::vector<GroupFootprint> groups;
+  std::vector<ClassFootprint> classes;
   // Internal fragmentation: allocated but unfilled bytes.
   int64_t fragmentation_bytes() const { return bytes_stored - bytes_filled - state_bytes; }
+  // Bytes stored in one placement (state bytes count as HBM).
+  int64_t bytes_stored_in(Placement placement) const;
 };
 
 // Exact storage of one sequence of `seq_tokens` tokens under `plan`, on one GPU holding
 // every head (divide per tensor-parallel rank with kv_shard_fraction).
 SequenceFootprint sequence_footprint(const KvPlan& plan, int64_t seq_tokens);
+SequenceFootprint sequence_footprint(const KvPlan& plan, const PoolPlan& pools, int64_t seq_tokens);
 
 // Bytes each extra token adds to a sequence that retains every token (no page rounding):
 // the familiar "KV bytes per token" (Llama-3.1-70B bf16: 327,680).
@@ -56,10 +67,9 @@ struct StepCost {
   int64_t state_bytes_read = 0;     // linear-layer state
   int64_t tokens_attended = 0;      // summed over cache heads and layers
   double attention_flops = 0;       // QK and PV, all query heads, queries_per_step queries
+  double indexer_flops = 0;         // page-sparse scoring of every held page's metadata
+  double dequant_ops = 0;           // element decodes of the bytes read (pool_plan.cc)
 };
 StepCost decode_step_cost(const KvPlan& plan, int64_t seq_tokens);
-
-// Bytes of per-page metadata for one head: min/max envelope 2·D, centroid D, in bf16.
-int64_t page_metadata_bytes(PageMetadata metadata, int vector_width);
 
 }  // namespace kvlab::core

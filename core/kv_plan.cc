@@ -41,11 +41,11 @@ KvPlan make_baseline_plan(const ModelSpec& model, const Precision& precision, in
   KvPlan plan;
   plan.model_name = model.name;
   plan.layers = layer_shapes(model);
-  plan.block_size = block_size;
-  HeadGroup full{.name = "full", .precision = precision};
+  HeadGroup full{.name = "full", .precision = precision, .block_size = block_size};
   HeadGroup sliding{.name = "sliding_window",
                     .retention = WindowRetention{model.sliding_window_tokens},
-                    .precision = precision};
+                    .precision = precision,
+                    .block_size = block_size};
   for (int layer = 0; layer < model.num_layers; ++layer) {
     const LayerShape& s = plan.layers[layer];
     HeadGroup& group = s.kind == LayerKind::kSlidingWindow ? sliding : full;
@@ -62,7 +62,6 @@ int64_t sparse_pages_read(const PageSparseAccess& access, int64_t retained_pages
 }
 
 std::string KvPlan::validate() const {
-  if (block_size <= 0) return fmt::format("block_size must be positive (got {})", block_size);
   if (queries_per_step <= 0) return "queries_per_step must be positive";
   if (speculation) {
     if (std::string why = core::validate(*speculation); !why.empty()) return "speculation: " + why;
@@ -76,6 +75,9 @@ std::string KvPlan::validate() const {
   for (size_t g = 0; g < groups.size(); ++g) {
     const HeadGroup& group = groups[g];
     if (group.heads.empty()) return fmt::format("group '{}' has no heads", group.name);
+    if (group.block_size <= 0) {
+      return fmt::format("group '{}': block_size must be positive (got {})", group.name, group.block_size);
+    }
     if (std::string why = core::validate(group.retention); !why.empty()) {
       return fmt::format("group '{}': retention: {}", group.name, why);
     }

@@ -56,7 +56,9 @@ struct HeadRef {
 };
 
 // A set of (layer, KV head) sharing one policy. Every cache head of every attention layer
-// belongs to exactly one group.
+// belongs to exactly one group. Paging is per group: vLLM's hybrid allocator gives groups
+// different tokens per page, and Tangram reserves budgets for some groups while others
+// grow on demand.
 struct HeadGroup {
   std::string name;
   std::vector<HeadRef> heads;
@@ -66,6 +68,8 @@ struct HeadGroup {
   Access access = DenseAccess{};
   Placement placement = Placement::kHbm;
   PageTableScope page_table = PageTableScope::kPerLayer;
+  int block_size = 16;  // tokens per page of this group's tables
+  Reservation reservation = Reservation::kOnDemand;
 
   const Precision& value_precision() const { return v_precision ? *v_precision : precision; }
   // Precision of component 0 (K, or the MLA latent) or 1 (V).
@@ -88,8 +92,6 @@ struct KvPlan {
   std::string model_name;
   std::vector<LayerShape> layers;
   std::vector<HeadGroup> groups;
-  int block_size = 16;  // tokens per page
-  Reservation reservation = Reservation::kOnDemand;
   int queries_per_step = 1;  // > 1 for speculative verification (k drafts + 1)
   std::optional<Speculation> speculation;  // when set, queries_per_step = its verify_rows()
 
@@ -107,7 +109,7 @@ int64_t sparse_pages_read(const PageSparseAccess& access, int64_t retained_pages
 std::vector<LayerShape> layer_shapes(const ModelSpec& model);
 
 // vLLM's plan: every head full (sliding-window layers windowed), one precision, one page
-// table per layer covering all its heads, pages taken on demand.
+// table per layer covering all its heads, `block_size` tokens per page, pages taken on demand.
 KvPlan make_baseline_plan(const ModelSpec& model, const Precision& precision, int block_size = 16);
 
 }  // namespace kvlab::core

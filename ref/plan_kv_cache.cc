@@ -9,6 +9,7 @@
 #include <variant>
 
 #include "core/check.h"
+#include "core/pool_plan.h"
 #include "ref/page_sparse.h"
 #include "ref/paged_attention.h"
 #include "ref/retention.h"
@@ -52,38 +53,28 @@ PlanKvCache::PlanKvCache(const core::KvPlan& plan, int64_t max_tokens, std::opti
   }
   impl_->plan = plan;
   impl_->layers.resize(plan.layers.size());
-  const int64_t pages_per_table = (max_tokens + plan.block_size - 1) / plan.block_size;
   for (size_t l = 0; l < plan.layers.size(); ++l) {
-    LayerState& layer = impl_->layers[l];
-    layer.shape = plan.layers[l];
-    layer.heads.resize(static_cast<size_t>(layer.shape.num_cache_heads));
-    for (size_t g = 0; g < plan.groups.size(); ++g) {
-      const core::HeadGroup& group = plan.groups[g];
-      std::vector<int> heads;  // the group's heads in this layer, in the group's order
-      for (const core::HeadRef& ref : group.heads) {
-        if (ref.layer == static_cast<int>(l)) heads.push_back(ref.head);
-      }
-      if (heads.empty()) continue;
-      const bool per_head = group.page_table == core::PageTableScope::kPerHead;
-      const int heads_per_page = per_head ? 1 : static_cast<int>(heads.size());
-      const int tables = per_head ? static_cast<int>(heads.size()) : 1;
-      const core::PageLayout layout = core::make_page_layout(group.precision, layer.shape.vector_width,
-                                                             plan.block_size, heads_per_page,
-                                                             layer.shape.num_components);
-      const int store = static_cast<int>(impl_->stores.size());
-      // Each pool gets its own seed so pools do not mirror one another's placement.
-      std::optional<uint64_t> seed;
-      if (page_shuffle_seed) seed = *page_shuffle_seed + static_cast<uint64_t>(store);
-      impl_->stores.emplace_back(layout, pages_per_table * tables, seed);
-      layer.stores.push_back(store);
-      for (int t = 0; t < tables; ++t) impl_->stores.back().add_table();
-      for (size_t i = 0; i < heads.size(); ++i) {
-        HeadState& head = layer.heads.at(static_cast<size_t>(heads[i]));
-        head.group = static_cast<int>(g);
-        head.store = store;
-        head.table = per_head ? static_cast<int>(i) : 0;
-        head.head_in_page = per_head ? 0 : static_cast<int>(i);
-      }
+    impl_->layers[l].shape = plan.layers[l];
+    impl_->layers[l].heads.resize(static_cast<size_t>(plan.layers[l].num_cache_heads));
+  }
+  // core's walk from (layer, group) to page tables and layouts: one store per entry.
+  for (const core::LayerTables& t : core::make_pool_plan(plan).tables) {
+    LayerState& layer = impl_->layers[static_cast<size_t>(t.layer)];
+    const int64_t pages_per_table = (max_tokens + t.layout.block_size - 1) / t.layout.block_size;
+    const int store = static_cast<int>(impl_->stores.size());
+    // Each pool gets its own seed so pools do not mirror one another's placement.
+    std::optional<uint64_t> seed;
+    if (page_shuffle_seed) seed = *page_shuffle_seed + static_cast<uint64_t>(store);
+    impl_->stores.emplace_back(t.layout, pages_per_table * t.num_tables, seed);
+    layer.stores.push_back(store);
+    for (int table = 0; table < t.num_tables; ++table) impl_->stores.back().add_table();
+    const bool per_head = t.num_tables > 1 || t.heads_per_page == 1;
+    for (size_t i = 0; i < t.heads.size(); ++i) {
+      HeadState& head = layer.heads.at(static_cast<size_t>(t.heads[i]));
+      head.group = t.group;
+      head.store = store;
+      head.table = per_head ? static_cast<int>(i) : 0;
+      head.head_in_page = per_head ? 0 : static_cast<int>(i);
     }
   }
 }
@@ -102,7 +93,6 @@ void PlanKvCache::append(int layer_index, int num_tokens, std::span<const float>
   KVLAB_CHECK(k.size() == static_cast<size_t>(num_tokens) * row && (!two || v.size() == k.size()),
               "k of {}, v of {} for {} tokens × {} heads × {}", k.size(), v.size(), num_tokens,
               shape.num_cache_heads, width);
-  const int block = impl_->plan.block_size;
   for (int t = 0; t < num_tokens; ++t) {
     for (int store_index : layer.stores) {
       PagedKvCache& store = impl_->stores[static_cast<size_t>(store_index)];
@@ -136,7 +126,7 @@ void PlanKvCache::append(int layer_index, int num_tokens, std::span<const float>
       }
       head.evicted.push_back(0);
       head.accumulated.push_back(0.0);
-      if (pos % block == 0) head.pages.emplace_back();
+      if (pos % impl_->plan.groups[static_cast<size_t>(head.group)].block_size == 0) head.pages.emplace_back();
       add_key(head.pages.back(), key.data(), shape.vector_width);
     }
   }
@@ -149,9 +139,9 @@ void PlanKvCache::truncate(int layer_index, int64_t num_tokens) {
     PagedKvCache& store = impl_->stores[static_cast<size_t>(store_index)];
     for (int table = 0; table < store.num_tables(); ++table) store.truncate(table, num_tokens);
   }
-  const int block = impl_->plan.block_size;
   const size_t n = static_cast<size_t>(num_tokens);
   for (HeadState& head : layer.heads) {
+    const int block = impl_->plan.groups[static_cast<size_t>(head.group)].block_size;
     const size_t width = static_cast<size_t>(layer.shape.vector_width);
     head.k.resize(n * width);
     if (!head.v.empty()) head.v.resize(n * width);
@@ -289,7 +279,6 @@ void PlanKvCache::attend(int layer_index, int num_queries, std::span<const float
   const float scale = options.sm_scale != 0 ? options.sm_scale : 1.0f / std::sqrt(static_cast<float>(qk));
   const size_t width = static_cast<size_t>(shape.vector_width);
   const int group_size = shape.num_q_heads / kv_heads;
-  const int block = impl_->plan.block_size;
   const int64_t first = layer.num_tokens - num_queries;
   layer.trace.tokens_read.assign(static_cast<size_t>(kv_heads), 0);
   layer.trace.pages_read.assign(static_cast<size_t>(kv_heads), 0);
@@ -299,6 +288,7 @@ void PlanKvCache::attend(int layer_index, int num_queries, std::span<const float
   for (int kvh = 0; kvh < kv_heads; ++kvh) {
     HeadState& head = layer.heads[static_cast<size_t>(kvh)];
     const core::HeadGroup& group = impl_->plan.groups[static_cast<size_t>(head.group)];
+    const int block = group.block_size;
     const auto* budget = std::get_if<core::BudgetRetention>(&group.retention);
     const auto* sparse = std::get_if<core::PageSparseAccess>(&group.access);
     // An MLA latent is its own value: the first v_dim elements of the same vector.

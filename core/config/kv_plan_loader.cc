@@ -28,11 +28,18 @@ struct GroupSettings {
   std::optional<Access> access;
   std::optional<PageTableScope> page_table;
   std::optional<Placement> placement;
+  std::optional<int> block_size;
+  std::optional<Reservation> reservation;
 };
+
+const char* const kBlockSizeHelp = "tokens per page of the group's tables";
+const char* const kReservationHelp =
+    "take pages as tokens arrive (on_demand), or the most the group can hold at the request's prompt + "
+    "max_output_tokens when it is admitted (reserve_budget, Tangram)";
 
 GroupSettings parse_settings(ConfigNode& node) {
   GroupSettings s;
-  node.expect_keys({"precision", "retention", "access", "page_table", "placement"});  // did-you-mean
+  node.expect_keys({"precision", "retention", "access", "page_table", "placement", "block_size", "reservation"});  // did-you-mean
   if (node.describing()) {  // the three maps have sections of their own in the reference
     node.document("precision", "map", "bf16", "element format of K and V: see KV precision");
     node.document("retention", "map", "full", "which tokens each head keeps: see KV retention");
@@ -40,7 +47,15 @@ GroupSettings parse_settings(ConfigNode& node) {
     node.document("page_table", "string, one of: per_layer, per_head", "per_layer",
                   "who owns a page table: one per layer for the group's heads, or one per head");
     node.document("placement", "string, one of: hbm, host, peer_gpu", "hbm", "where the pages live");
+    node.document("block_size", "integer", "16", kBlockSizeHelp);
+    node.document("reservation", "string, one of: on_demand, reserve_budget", "on_demand", kReservationHelp);
     return s;
+  }
+  if (node.has("block_size")) s.block_size = node.required<int>("block_size", kBlockSizeHelp, Checks().positive());
+  if (node.has("reservation")) {
+    const std::string when = node.required<std::string>("reservation", kReservationHelp,
+                                                        Checks().one_of({"on_demand", "reserve_budget"}));
+    s.reservation = when == "reserve_budget" ? Reservation::kReserveBudget : Reservation::kOnDemand;
   }
   if (node.has("precision")) s.precision = parse_precision(node.child("precision"));
   if (node.has("retention")) s.retention = parse_retention(node.child("retention"));
@@ -69,6 +84,8 @@ void apply(const GroupSettings& s, HeadGroup& group, bool keep_window) {
   if (s.access) group.access = *s.access;
   if (s.page_table) group.page_table = *s.page_table;
   if (s.placement) group.placement = *s.placement;
+  if (s.block_size && *s.block_size > 0) group.block_size = *s.block_size;
+  if (s.reservation) group.reservation = *s.reservation;
 }
 
 // Indices from `all`, or a list of integers and "a-b" ranges (inclusive), each < limit.
@@ -167,16 +184,11 @@ Access parse_access(ConfigNode n) {
 
 KvPlan parse_kv_plan(ConfigNode node, const ModelSpec& model) {
   const size_t errors_before = node.error_count();
-  const int block_size = node.optional<int>("block_size", 16, "tokens per page", Checks().positive());
-  const std::string reservation = node.optional<std::string>(
-      "reservation", "on_demand", "take pages as tokens arrive, or the whole budget at admission (Tangram)",
-      Checks().one_of({"on_demand", "reserve_budget"}));
   const int queries_per_step = node.optional<int>(
       "queries_per_step", 1, "queries per decode step (k drafts + 1 when verifying speculation)", Checks().positive());
   const GroupSettings defaults = parse_settings(node);
 
-  KvPlan plan = make_baseline_plan(model, defaults.precision.value_or(Precision{}), block_size > 0 ? block_size : 16);
-  plan.reservation = reservation == "reserve_budget" ? Reservation::kReserveBudget : Reservation::kOnDemand;
+  KvPlan plan = make_baseline_plan(model, defaults.precision.value_or(Precision{}));
   plan.queries_per_step = queries_per_step;
   for (HeadGroup& g : plan.groups) apply(defaults, g, /*keep_window=*/true);
 

@@ -137,10 +137,10 @@ TechniqueResult apply_tangram(const KvPlan& plan, const TangramSpec& spec) {
                                         .rule = spec.rule,
                                         .observation_window = spec.observation_window};
       group.page_table = PageTableScope::kPerLayer;  // one table per page group
+      group.reservation = spec.reservation;          // the budget groups only: others stay as they were
       result.plan.groups.push_back(std::move(group));
     }
   }
-  result.plan.reservation = spec.reservation;
 
   const char* level = spec.level == TangramLevel::kUniform    ? "uniform"
                       : spec.level == TangramLevel::kPerLayer ? "per_layer"

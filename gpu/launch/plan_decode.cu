@@ -113,7 +113,7 @@ GroupLayerShape group_layer_shape(const core::KvPlan& plan, int group_index, int
   shape.num_tables = per_head ? heads : 1;
   shape.heads_per_table = per_head ? 1 : heads;
   const core::LayerShape& s = plan.layers[static_cast<size_t>(layer)];
-  shape.layout = core::make_page_layout(group.precision, s.vector_width, plan.block_size, shape.heads_per_table,
+  shape.layout = core::make_page_layout(group.precision, s.vector_width, group.block_size, shape.heads_per_table,
                                         s.num_components);
   return shape;
 }

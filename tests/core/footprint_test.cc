@@ -80,6 +80,11 @@ TEST(Footprint, SlidingWindowLayersStopGrowing) {
   const int64_t per_layer_token = 2 * 8 * 128 * 2;
   EXPECT_EQ(sequence_footprint(plan, 10'000).bytes_filled,
             40 * per_layer_token * 10'000 + 40 * per_layer_token * 128);
+  // Stored: 625 pages a full layer; the window [9872, 10000) starts on page 617's boundary
+  // (8 pages), and at 10,001 tokens it straddles pages 617 … 625 (9 pages).
+  const int64_t page = 16 * per_layer_token;
+  EXPECT_EQ(sequence_footprint(plan, 10'000).bytes_stored, 40 * 625 * page + 40 * 8 * page);
+  EXPECT_EQ(sequence_footprint(plan, 10'001).bytes_stored, 40 * 626 * page + 40 * 9 * page);
 }
 
 TEST(Footprint, RetentionPoliciesCountTokens) {

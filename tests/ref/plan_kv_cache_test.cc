@@ -56,6 +56,7 @@ core::KvPlan per_head_plan(const core::ModelSpec& m, const std::vector<core::Hea
   for (int h = 0; h < m.num_kv_heads; ++h) {
     core::HeadGroup g = per_head[static_cast<size_t>(h)];
     g.name = "head" + std::to_string(h);
+    g.block_size = 4;
     for (int l = 0; l < m.num_layers; ++l) g.heads.push_back({l, h});
     plan.groups.push_back(g);
   }

@@ -69,5 +69,48 @@ TEST(Capacity, HeadsThatDoNotDivideTheGpusAreAnError) {
   EXPECT_THROW(compute_capacity(bad), ConfigError);
 }
 
+// Llama-3.1-8B, 32k context: layers 0–15 full, 16–31 RedKnot-style local heads (4 sinks +
+// 512) with their pages recycled, bf16; 64 KiB pages (16 tokens × 8 heads × K, V × 128 × 2).
+// Full: 16 tables × 2048 pages. Local: one sink page + the window [32256, 32768), pages
+// 2016 … 2047: 33 pages × 16 tables. Then layers 16–31 as a reserved quarter budget
+// instead: ⌈8192/16⌉ = 512 pages each, taken at admission.
+TEST(Capacity, APlanIsCountedPerTableClass) {
+  CapacityInput in;
+  in.model = load_model("llama-3.1-8b");
+  in.gpu = load_gpu("h100-sxm");
+  in.context_tokens = 32768;
+  KvPlan plan = make_baseline_plan(in.model, Precision::defaults(KvDtype::kBf16));
+  HeadGroup local = plan.groups[0];
+  local.name = "local";
+  local.retention = SinksWindowRetention{4, 512};
+  local.heads.clear();
+  std::erase_if(plan.groups[0].heads, [&](const HeadRef& h) {
+    if (h.layer < 16) return false;
+    local.heads.push_back(h);
+    return true;
+  });
+  plan.groups.push_back(local);
+  in.plan = plan;
+  CapacityReport r = compute_capacity(in);
+  ASSERT_EQ(r.classes.size(), 2u);
+  EXPECT_EQ(r.classes[0].pages, 2048);
+  EXPECT_EQ(r.classes[1].pages, 33);
+  EXPECT_EQ(r.classes[1].tables, 16);
+  EXPECT_EQ(r.sequence_bytes_per_gpu, 16LL * 2048 * 65'536 + 16LL * 33 * 65'536);
+  EXPECT_EQ(r.max_sequences, r.kv_bytes_available / r.sequence_bytes_per_gpu);
+  plan.groups[1].retention = BudgetRetention{.ratio = 0.25};
+  plan.groups[1].reservation = Reservation::kReserveBudget;
+  in.plan = plan;
+  r = compute_capacity(in);
+  EXPECT_EQ(r.classes[1].pages, 512);
+  EXPECT_EQ(r.sequence_bytes_per_gpu, 16LL * 2048 * 65'536 + 16LL * 512 * 65'536);
+  // Host placement moves the class out of HBM.
+  plan.groups[1].placement = Placement::kHost;
+  in.plan = plan;
+  r = compute_capacity(in);
+  EXPECT_EQ(r.sequence_bytes_per_gpu, 16LL * 2048 * 65'536);
+  EXPECT_EQ(r.host_bytes_per_sequence, 16LL * 512 * 65'536);
+}
+
 }  // namespace
 }  // namespace kvlab::core

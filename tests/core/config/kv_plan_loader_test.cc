@@ -39,7 +39,7 @@ TEST(KvPlanLoader, AnEmptySectionIsTheBaseline) {
   EXPECT_EQ(p.errors, "");
   const ModelSpec m = load_model("llama-3.1-8b");
   EXPECT_EQ(kv_bytes_per_token(p.plan), kv_bytes_per_token(make_baseline_plan(m, Precision{})));
-  EXPECT_EQ(p.plan.block_size, 16);
+  EXPECT_EQ(p.plan.groups.at(0).block_size, 16);
   EXPECT_EQ(p.plan.validate(), "");
 }
 
@@ -52,8 +52,8 @@ TEST(KvPlanLoader, PlanWideSettings) {
   ASSERT_EQ(p.errors, "");
   ASSERT_EQ(p.plan.groups.size(), 1u);
   const HeadGroup& g = p.plan.groups[0];
-  EXPECT_EQ(p.plan.block_size, 32);
-  EXPECT_EQ(p.plan.reservation, Reservation::kReserveBudget);
+  EXPECT_EQ(g.block_size, 32);
+  EXPECT_EQ(g.reservation, Reservation::kReserveBudget);
   EXPECT_EQ(g.page_table, PageTableScope::kPerHead);
   EXPECT_EQ(g.precision.dtype, KvDtype::kInt4);
   EXPECT_EQ(g.precision.group_size, 64);

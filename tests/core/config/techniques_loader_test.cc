@@ -47,7 +47,9 @@ TEST(TechniquesLoader, FiveTechniquesInOrder) {
   const KvPlan& plan = a.result.plan;
   EXPECT_EQ(plan.validate(), "");
   EXPECT_EQ(plan.queries_per_step, 3);
-  EXPECT_EQ(plan.reservation, Reservation::kReserveBudget);
+  int64_t reserving = 0;
+  for (const HeadGroup& g : plan.groups) reserving += g.reservation == Reservation::kReserveBudget ? 1 : 0;
+  EXPECT_GT(reserving, 0);  // Tangram's budget groups
   // Llama-3.1-8B: 256 KV heads, round(0.85 · 256) = round(217.6) = 218 local.
   int64_t local = 0;
   for (const HeadGroup& g : plan.groups) {

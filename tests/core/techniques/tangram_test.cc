@@ -32,7 +32,8 @@ TEST(Tangram, FourHeadProfilePackedInPairs) {
   EXPECT_EQ(high->heads, (std::vector<HeadRef>{{0, 1}, {0, 3}}));
   EXPECT_DOUBLE_EQ(std::get<BudgetRetention>(low->retention).ratio, 0.1);
   EXPECT_DOUBLE_EQ(std::get<BudgetRetention>(high->retention).ratio, 0.3);
-  EXPECT_EQ(r.plan.reservation, Reservation::kReserveBudget);
+  EXPECT_EQ(low->reservation, Reservation::kReserveBudget);
+  EXPECT_EQ(high->reservation, Reservation::kReserveBudget);
   EXPECT_NEAR(figure(r.figures, "tangram.over_allocation_model_order"), 0.5, 1e-12);
   EXPECT_NEAR(figure(r.figures, "tangram.wasted_share_model_order"), 1.0 / 3, 1e-12);
   EXPECT_NEAR(figure(r.figures, "tangram.over_allocation_sorted"), 0.0, 1e-12);

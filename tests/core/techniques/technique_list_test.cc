@@ -45,7 +45,8 @@ TEST(TechniqueList, FiveStackedPasses) {
   EXPECT_TRUE(std::holds_alternative<PageSparseAccess>(l0->access));
   for (const HeadGroup& g : r.plan.groups) EXPECT_EQ(g.precision.dtype, KvDtype::kInt6) << g.name;
   EXPECT_EQ(r.plan.queries_per_step, 3);
-  EXPECT_EQ(r.plan.reservation, Reservation::kReserveBudget);
+  EXPECT_EQ(l0->reservation, Reservation::kReserveBudget);  // Tangram's budget groups reserve
+  EXPECT_EQ(local->reservation, Reservation::kOnDemand);   // RedKnot's local heads grow on demand
   // Inputs of every pass, in order: quant first, speculative last.
   ASSERT_FALSE(r.inputs.empty());
   EXPECT_EQ(r.inputs.front().key, "quant.precision");
