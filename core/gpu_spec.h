@@ -19,6 +19,7 @@ struct GpuSpec {
   FlopRate fp8_rate;
   FlopRate fp4_rate;
   FlopRate int8_rate;
+  FlopRate fp32_rate;  // CUDA cores (FMA = 2 FLOPs), not tensor cores; 0: unknown
   int num_sms = 0;
   Bytes l2_capacity;
   Bandwidth nvlink_bandwidth;  // per GPU, one direction

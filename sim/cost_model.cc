@@ -12,16 +12,32 @@
 
 namespace kvlab::sim {
 
-CostModel::CostModel(const SimConfig& c, const core::KvPlan& plan) {
+void BatchShape::reset(int curves) {
+  prefill_tokens = prefill_seqs = sampled_tokens = decode_tokens = running_seqs = 0;
+  swap_bytes = 0;
+  decode_attended.assign(static_cast<size_t>(curves), 0.0);
+  prefill_attended.assign(static_cast<size_t>(curves), 0.0);
+  prefill_read.assign(static_cast<size_t>(curves), 0.0);
+}
+
+void BatchShape::add_prefill_chunk(const KvLayout& layout, int64_t from, int64_t to) {
+  prefill_tokens += to - from;
+  ++prefill_seqs;
+  for (size_t i = 0; i < layout.curves.size(); ++i) {
+    const CurveCost& k = layout.costs[i];
+    if (k.prefill_flops == 0 && k.prefill_hbm_bytes == 0 && k.prefill_host_bytes == 0) continue;
+    prefill_attended[i] += layout.curves[i].sum(from + 1, to);
+    prefill_read[i] += layout.curves[i].value(to);
+  }
+}
+
+CostModel::CostModel(const SimConfig& c, const KvLayout& layout) : layout_(&layout) {
   const ClusterConfig& cl = c.cluster;
   if (cl.pipeline_parallel != 1 || cl.expert_parallel != 1) {
     throw core::ConfigError("pipeline_parallel and expert_parallel > 1 are not modelled yet (use 1)");
   }
   if (cl.tensor_parallel < 1) throw core::ConfigError("tensor_parallel must be ≥ 1");
   tp_ = cl.tensor_parallel;
-  std::string why;
-  shard_ = core::kv_shard_fraction(plan, tp_, &why);
-  if (shard_ <= 0) throw core::ConfigError(why);
   const double tp = tp_;
   const core::ParamCounts p = core::count_params(c.model);
   const double bpp = core::bytes_per_param(c.weights);
@@ -41,35 +57,13 @@ CostModel::CostModel(const SimConfig& c, const core::KvPlan& plan) {
     expert_bytes_ = bpp * static_cast<double>(p.ffn_experts) / experts_ / tp;  // one expert of every MoE layer
     expert_flops_ = 2.0 * static_cast<double>(p.ffn_experts) / experts_ / tp;
   }
-  // Per-token KV constants from core's plan math: one token of context, then the window
-  // groups' share from a context past every window.
-  for (const core::HeadGroup& g : plan.groups) {
-    if (const auto* w = std::get_if<core::WindowRetention>(&g.retention)) window_ = std::max(window_, w->window_tokens);
-  }
-  const core::StepCost one = core::decode_step_cost(plan, 1);
-  if (window_ > 0) {
-    const core::StepCost at_window = core::decode_step_cost(plan, window_);
-    const core::StepCost past = core::decode_step_cost(plan, window_ + 1);
-    kv_full_ = static_cast<double>(past.kv_bytes_read - at_window.kv_bytes_read);
-    flops_full_ = past.attention_flops - at_window.attention_flops;
-    kv_window_ = static_cast<double>(one.kv_bytes_read) - kv_full_;
-    flops_window_ = one.attention_flops - flops_full_;
-  } else {
-    kv_full_ = static_cast<double>(one.kv_bytes_read);
-    flops_full_ = one.attention_flops;
-  }
-  // KV heads are split across ranks (core::kv_shard_fraction); so are the query heads.
-  kv_full_ *= shard_;
-  kv_window_ *= shard_;
-  kv_write_ = static_cast<double>(core::kv_bytes_per_token(plan)) * shard_;
-  flops_full_ /= tp;
-  flops_window_ /= tp;
 
   const Calibration& cal = c.calibration;
   bandwidth_ = c.gpu.hbm_bandwidth.bytes_per_s * cal.memory_efficiency;
   const bool fp8 = c.weights == core::WeightDtype::kFp8 && c.gpu.fp8_rate.flops_per_s > 0;
   flop_rate_ = (fp8 ? c.gpu.fp8_rate.flops_per_s : c.gpu.bf16_rate.flops_per_s) * cal.compute_efficiency;
   attention_rate_ = c.gpu.bf16_rate.flops_per_s * cal.attention_efficiency;
+  dequant_rate_ = c.gpu.fp32_rate.flops_per_s / 2;  // one decode per CUDA-core instruction slot
   half_tokens_ = cal.gemm_half_efficiency_tokens;
   // All-reduce of the hidden state in bf16 after attention and after the FFN of each layer.
   allreduce_bytes_per_token_ = 2.0 * c.model.hidden_size;
@@ -105,8 +99,22 @@ double CostModel::gemm_seconds(const Gemm& g, double tokens, IterationCost& cost
   return std::max(memory_s, compute_s);
 }
 
+void CostModel::attention_seconds(double hbm_bytes, double host_bytes, double flops, double dequant_ops,
+                                  IterationCost& cost) const {
+  if (hbm_bytes <= 0 && host_bytes <= 0 && flops <= 0) return;
+  const double memory_s = hbm_bytes / bandwidth_;
+  const double host_s = host_bytes > 0 ? host_bytes / host_bandwidth_ : 0.0;
+  const double compute_s = std::max(flops / attention_rate_, dequant_rate_ > 0 ? dequant_ops / dequant_rate_ : 0.0);
+  const double memory = std::max(memory_s, host_s);
+  (memory >= compute_s ? cost.kv_s : cost.compute_s) += std::max(memory, compute_s);
+  cost.kv_bytes += hbm_bytes;
+  cost.host_kv_bytes += host_bytes;
+  cost.flops += flops;
+}
+
 IterationCost CostModel::iteration(const BatchShape& b) const {
   IterationCost cost;
+  const KvLayout& k = *layout_;
   const double tokens = static_cast<double>(b.prefill_tokens + b.decode_tokens);
   if (tokens > 0) {
     gemm_seconds(proj_, tokens, cost);
@@ -118,22 +126,34 @@ IterationCost CostModel::iteration(const BatchShape& b) const {
       const Gemm moe{shared_bytes_ + expert_bytes_ * touched, shared_flops_ + expert_flops_ * top_k_};
       gemm_seconds(moe, tokens, cost);
     }
-    // Decode attention reads each sequence's context and writes the new token's K/V.
-    const double decode_bytes = kv_full_ * b.decode_context_sum + kv_window_ * b.decode_window_sum +
-                                kv_write_ * static_cast<double>(b.decode_tokens);
-    const double decode_flops = flops_full_ * b.decode_context_sum + flops_window_ * b.decode_window_sum;
-    // A prefill chunk streams its context once (flash attention) and writes its tokens.
-    const double prefill_bytes = kv_full_ * b.prefill_kv_read + kv_window_ * b.prefill_kv_read_window +
-                                 kv_write_ * static_cast<double>(b.prefill_tokens);
-    const double prefill_flops = flops_full_ * b.prefill_attended + flops_window_ * b.prefill_attended_window;
-    for (const auto& [bytes, flops] : {std::pair{decode_bytes, decode_flops}, std::pair{prefill_bytes, prefill_flops}}) {
-      if (bytes <= 0 && flops <= 0) continue;
-      const double memory_s = bytes / bandwidth_;
-      const double compute_s = flops / attention_rate_;
-      (memory_s >= compute_s ? cost.kv_s : cost.compute_s) += std::max(memory_s, compute_s);
-      cost.kv_bytes += bytes;
-      cost.flops += flops;
+    // Decode attention reads what each sequence attends to along each curve, scores the
+    // page-sparse metadata of the pages it holds, and writes the new token's K/V.
+    double decode_hbm = 0, decode_host = 0, decode_flops = 0, dequant = 0;
+    double prefill_hbm = 0, prefill_host = 0, prefill_flops = 0;
+    for (size_t i = 0; i < k.curves.size(); ++i) {
+      const CurveCost& c = k.costs[i];
+      decode_hbm += c.decode_hbm_bytes * b.decode_attended[i];
+      decode_host += c.decode_host_bytes * b.decode_attended[i];
+      decode_flops += c.decode_flops * b.decode_attended[i];
+      dequant += c.decode_dequant_ops * b.decode_attended[i];
+      // A prefill chunk streams its context once (flash attention) and writes its tokens.
+      prefill_hbm += c.prefill_hbm_bytes * b.prefill_read[i];
+      prefill_host += c.prefill_host_bytes * b.prefill_read[i];
+      prefill_flops += c.prefill_flops * b.prefill_attended[i];
     }
+    for (const KvCadence& cad : k.cadences) {
+      if (cad.metadata_read_bytes_per_row == 0) continue;
+      // Pages held ≈ retained tokens / B (the page rounding is dropped here).
+      const double rows = b.decode_attended[static_cast<size_t>(cad.retained_curve)] / cad.paging.block_size;
+      decode_hbm += cad.metadata_read_bytes_per_row * rows;
+      decode_flops += cad.indexer_flops_per_row * k.queries_per_step * rows;
+    }
+    decode_hbm += k.write_hbm_bytes_per_token * static_cast<double>(b.decode_tokens);
+    decode_host += k.write_host_bytes_per_token * static_cast<double>(b.decode_tokens);
+    prefill_hbm += k.write_hbm_bytes_per_token * static_cast<double>(b.prefill_tokens);
+    prefill_host += k.write_host_bytes_per_token * static_cast<double>(b.prefill_tokens);
+    attention_seconds(decode_hbm, decode_host, decode_flops, dequant, cost);
+    attention_seconds(prefill_hbm, prefill_host, prefill_flops, 0.0, cost);
     if (tp_ > 1) {
       const double n = tp_;
       const double bytes = allreduce_bytes_per_token_ * tokens;

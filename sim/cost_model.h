@@ -1,40 +1,53 @@
 // SPDX-License-Identifier: Apache-2.0
 // Iteration cost: the time of one forward pass of a replica over a batch of prefill chunks
 // and decode tokens, per GPU of its tensor-parallel group, as a sum of kernel rooflines
-// (each kernel: max(bytes / achieved bandwidth, FLOPs / achieved rate)):
+// (each kernel: the longest of its resources' times — HBM bytes / achieved bandwidth,
+// FLOPs / achieved rate, and for attention host-link bytes and KV element decodes too):
 //   attention projections, dense FFN and MoE FFN GEMMs over the batch's T tokens (weight
 //   bytes; FLOPs at a shape-dependent efficiency eff(T) = e·T/(T + T½)), the LM head over
-//   the sampled tokens, decode attention (KV bytes read and written, FLOPs) and prefill
-//   attention (FLOPs of the causal chunk, KV of its context);
+//   the sampled tokens, decode attention (per token curve of the plan: the tokens each
+//   decoder attends to × the curve's bytes, FLOPs and dequantisation per token; page-sparse
+//   metadata scoring; the new tokens written) and prefill attention (FLOPs of the causal
+//   chunk along its prefill curve, the context it reads);
 // plus communication — two ring all-reduces per layer under TP (2(n−1)/n·bytes/bw +
 // 2(n−1)·latency) and swap traffic over the host link — and overhead (per iteration, per
 // running sequence, kernel launches). MoE layers read only the experts the T tokens touch
-// in expectation: E·(1 − (1 − k/E)^T) of E. KV bytes and attention FLOPs per token are
-// taken from core's plan math (core::decode_step_cost) once, never re-derived here.
+// in expectation: E·(1 − (1 − k/E)^T) of E. Bytes, FLOPs and decodes per token come from
+// core's pool plan through sim/kv_layout.h, never re-derived here. Host-placed classes are
+// read over the host link while HBM is read (the slower one sets the time); element decodes
+// run at the CUDA cores' rate (GpuSpec::fp32_rate / 2 per second; unpriced when the GPU
+// has none).
 #pragma once
 
 #include <cstdint>
 
+#include <vector>
+
 #include "core/kv_plan.h"
+#include "sim/kv_layout.h"
 #include "sim/sim_config.h"
 
 namespace kvlab::sim {
 
 // What one iteration computes, in aggregates (the scheduler keeps them; nothing here
-// walks the sequences).
+// walks the sequences). Per curve of the KvLayout: decode_attended is Σ over decoders of
+// the curve at their tokens after this step; prefill_attended Σ over prefill tokens of the
+// curve at their position; prefill_read Σ over chunks of the curve at the chunk's end.
 struct BatchShape {
   int64_t prefill_tokens = 0;          // tokens computed by prefill chunks
   int64_t prefill_seqs = 0;            // chunks in the batch
   int64_t sampled_tokens = 0;          // tokens the LM head scores (decodes + finishing prefills)
-  double prefill_attended = 0;         // Σ over prefill tokens of the tokens each attends to
-  double prefill_attended_window = 0;  // the same, each capped at the sliding window
-  double prefill_kv_read = 0;          // Σ over chunks of the context the chunk reads (offset + chunk)
-  double prefill_kv_read_window = 0;   // the same, capped at the window
   int64_t decode_tokens = 0;           // sequences decoding one token
-  double decode_context_sum = 0;       // Σ over those sequences of the tokens attended (context + 1)
-  double decode_window_sum = 0;        // Σ min(context + 1, window)
   int64_t running_seqs = 0;            // sequences the scheduler handled (overhead)
   double swap_bytes = 0;               // KV bytes per GPU moved to or from host memory
+  std::vector<double> decode_attended;
+  std::vector<double> prefill_attended;
+  std::vector<double> prefill_read;
+
+  // Empty, with room for `curves` curves.
+  void reset(int curves);
+  // A prefill chunk of the tokens (from, to] of one sequence (to = its end).
+  void add_prefill_chunk(const KvLayout& layout, int64_t from, int64_t to);
 };
 
 // Σ_{p = from}^{to} min(p, cap): attended tokens of positions from … to under a cap.
@@ -45,26 +58,24 @@ double capped_sum(int64_t from, int64_t to, int64_t cap);
 // kv_s (attention) when memory-bound, to compute_s when compute-bound.
 struct IterationCost {
   int64_t time_ns = 0;
-  double weight_bytes = 0, kv_bytes = 0, flops = 0;  // per GPU
+  double weight_bytes = 0, kv_bytes = 0, flops = 0;  // per GPU; kv_bytes in HBM (metadata included)
+  double host_kv_bytes = 0;                          // host-placed KV read and written over the host link
   double weights_s = 0, kv_s = 0, compute_s = 0, communication_s = 0, overhead_s = 0;
   bool compute_bound = false;  // compute_s > weights_s + kv_s
 };
 
 class CostModel {
  public:
-  // Throws core::ConfigError when TP cannot split the KV heads or PP/EP > 1.
-  CostModel(const SimConfig& config, const core::KvPlan& plan);
+  // Throws core::ConfigError when PP/EP > 1 or TP > 1 has no link bandwidth. `layout` is the
+  // plan compiled for this config's tensor parallelism and must outlive the model.
+  CostModel(const SimConfig& config, const KvLayout& layout);
   IterationCost iteration(const BatchShape& batch) const;
 
-  // The per-GPU constants (for tests and reports).
-  double kv_bytes_per_token_full() const { return kv_full_; }
-  double kv_bytes_per_token_window() const { return kv_window_; }
-  double kv_write_bytes_per_token() const { return kv_write_; }
-  int64_t window_tokens() const { return window_; }
+  const KvLayout& layout() const { return *layout_; }
   double weight_bytes_dense() const { return proj_.bytes + dense_.bytes + lm_head_.bytes + shared_bytes_; }
   double bandwidth() const { return bandwidth_; }
   double flop_rate() const { return flop_rate_; }
-  double kv_shard() const { return shard_; }
+  double kv_shard() const { return layout_->shard; }
 
  private:
   struct Gemm {
@@ -72,16 +83,15 @@ class CostModel {
     double flops_per_token = 0;
   };
   double gemm_seconds(const Gemm& g, double tokens, IterationCost& cost) const;
+  // One attention kernel's roofline over its resources; adds to `cost`.
+  void attention_seconds(double hbm_bytes, double host_bytes, double flops, double dequant_ops, IterationCost& cost) const;
 
+  const KvLayout* layout_;
   Gemm proj_, dense_, lm_head_;
   double shared_bytes_ = 0, shared_flops_ = 0;        // MoE shared experts and routers
   double expert_bytes_ = 0, expert_flops_ = 0;        // one routed expert, all MoE layers
   double experts_ = 0, top_k_ = 0;
-  double kv_full_ = 0, kv_window_ = 0, kv_write_ = 0;  // bytes per attended / written token
-  double flops_full_ = 0, flops_window_ = 0;           // attention FLOPs per attended token
-  int64_t window_ = 0;
-  double shard_ = 1;
-  double bandwidth_ = 0, flop_rate_ = 0, attention_rate_ = 0, half_tokens_ = 0;
+  double bandwidth_ = 0, flop_rate_ = 0, attention_rate_ = 0, dequant_rate_ = 0, half_tokens_ = 0;
   int num_layers_ = 0, tp_ = 1;
   double allreduce_bytes_per_token_ = 0, tp_bandwidth_ = 0, tp_latency_s_ = 0, host_bandwidth_ = 0;
   double overhead_s_ = 0, per_seq_overhead_s_ = 0;

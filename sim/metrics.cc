@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/pool_plan.h"
+
 namespace kvlab::sim {
 
 Percentiles percentiles(std::vector<double>& v) {
@@ -45,12 +47,12 @@ Percentiles weighted_percentiles(std::vector<std::pair<double, int64_t>>& v) {
   return p;
 }
 
-void ReplicaMetrics::add_iteration(int64_t duration_ns, int64_t running, int64_t pages_held, int64_t total_pages,
+void ReplicaMetrics::add_iteration(int64_t duration_ns, int64_t running, int64_t held_bytes, int64_t capacity_bytes,
                                    int64_t reserved_bytes, int64_t unfilled_bytes) {
   const double d = static_cast<double>(duration_ns);
   busy_ns_ += d;
   running_ns_ += d * static_cast<double>(running);
-  utilization_ns_ += d * static_cast<double>(pages_held) / static_cast<double>(total_pages);
+  utilization_ns_ += d * static_cast<double>(held_bytes) / static_cast<double>(capacity_bytes);
   if (reserved_bytes > 0) {
     fragmentation_ns_ += d * static_cast<double>(unfilled_bytes) / static_cast<double>(reserved_bytes);
     held_busy_ns_ += d;
@@ -58,8 +60,24 @@ void ReplicaMetrics::add_iteration(int64_t duration_ns, int64_t running, int64_t
   ++iterations_;
 }
 
+void ReplicaMetrics::add_cadence(int64_t duration_ns, int cadence, int64_t rows, int64_t reserved_bytes, int64_t used_bytes) {
+  const double d = static_cast<double>(duration_ns);
+  Cadence& c = cadence_at(cadence);
+  c.rows_ns += d * static_cast<double>(rows);
+  c.reserved_ns += d * static_cast<double>(reserved_bytes);
+  c.used_ns += d * static_cast<double>(used_bytes);
+  c.rows_max = std::max(c.rows_max, rows);
+}
+
+void ReplicaMetrics::add_dropped(const KvLayout& layout, int64_t tokens) {
+  for (size_t k = 0; k < layout.cadences.size(); ++k) {
+    cadence_at(static_cast<int>(k)).evicted += tokens - core::retained_tokens(layout.cadences[k].paging, tokens);
+  }
+}
+
 Summary summarize(const std::vector<RequestRecord>& requests, const std::vector<ReplicaMetrics>& replicas,
-                  double slo_ttft_s, double slo_tpot_s, double concurrency_integral_ns, int64_t max_concurrency) {
+                  double slo_ttft_s, double slo_tpot_s, double concurrency_integral_ns, int64_t max_concurrency,
+                  const KvLayout* layout) {
   Summary s;
   std::vector<double> ttft, tpot, e2e;
   std::vector<std::pair<double, int64_t>> itl;
@@ -127,6 +145,36 @@ Summary summarize(const std::vector<RequestRecord>& requests, const std::vector<
   s.itl_s = weighted_percentiles(itl);
   s.e2e_s = percentiles(e2e);
   s.max_concurrency = max_concurrency;
+  if (layout) {
+    for (size_t k = 0; k < layout->cadences.size(); ++k) {
+      const KvCadence& c = layout->cadences[k];
+      CadenceSummary out;
+      out.name = c.name;
+      out.retention = core::describe(c.paging.retention);
+      out.reservation = c.paging.reservation == core::Reservation::kReserveBudget ? "reserve_budget" : "on_demand";
+      out.block_size = c.paging.block_size;
+      out.row_bytes = c.row_bytes;
+      out.host_row_bytes = c.host_row_bytes;
+      double rows_ns = 0, reserved_ns = 0, used_ns = 0;
+      for (const ReplicaMetrics& m : replicas) {
+        if (k >= m.cadences_.size()) continue;
+        const ReplicaMetrics::Cadence& r = m.cadences_[k];
+        rows_ns += r.rows_ns;
+        reserved_ns += r.reserved_ns;
+        used_ns += r.used_ns;
+        out.rows_held_max = std::max(out.rows_held_max, r.rows_max);
+        out.tokens_evicted += r.evicted;
+        out.rows_recycled += r.recycled;
+      }
+      if (busy_ns > 0) {
+        out.rows_held_mean = rows_ns / busy_ns;
+        out.bytes_reserved_mean = reserved_ns / busy_ns;
+        out.bytes_used_mean = used_ns / busy_ns;
+      }
+      out.wasted_share = reserved_ns > 0 ? 1.0 - used_ns / reserved_ns : 0.0;
+      s.kv_cadences.push_back(std::move(out));
+    }
+  }
   return s;
 }
 

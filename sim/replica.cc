@@ -12,8 +12,10 @@
 namespace kvlab::sim {
 
 Replica::Replica(const Setup& setup, const CostModel& cost_model)
-    : setup_(setup), cost_(cost_model), kv_(setup.total_pages, setup.scheduler.enable_prefix_caching),
-      block_(setup.scheduler.block_size) {}
+    : setup_(setup), cost_(cost_model), layout_(cost_model.layout()),
+      kv_(cost_model.layout(), setup.total_rows, setup.host_bytes, setup.scheduler.enable_prefix_caching,
+          setup.scheduler.prefix_eviction),
+      block_(cost_model.layout().cadences.at(0).paging.block_size), aggregates_(cost_model.layout().curves) {}
 
 int32_t Replica::new_slot() {
   if (!free_slots_.empty()) {
@@ -23,6 +25,17 @@ int32_t Replica::new_slot() {
   }
   slots_.emplace_back();
   return static_cast<int32_t>(slots_.size() - 1);
+}
+
+int64_t Replica::max_total_tokens(const Seq& s) const {
+  const int64_t max_output = s.spec->max_output_tokens > 0 ? s.spec->max_output_tokens : s.spec->output_tokens;
+  return s.spec->prompt_tokens + max_output;
+}
+
+int64_t Replica::rows_for(const Seq& s, int cadence, int64_t tokens) const {
+  const core::TableClass& paging = layout_.cadences[static_cast<size_t>(cadence)].paging;
+  if (paging.reservation == core::Reservation::kReserveBudget) return core::max_pages_held(paging, max_total_tokens(s));
+  return core::pages_held(paging, tokens);
 }
 
 void Replica::push_waiting(int32_t slot, bool front) {
@@ -52,7 +65,13 @@ void Replica::enqueue(const RequestSpec& spec, RequestRecord& record, int64_t /*
   const int32_t slot = new_slot();
   Seq& s = slots_[static_cast<size_t>(slot)];
   const uint32_t generation = s.generation + 1;  // a recycled slot's old step events stay stale
+  SeqKv kv = std::move(s.kv);                    // keep the vectors' storage
+  std::vector<int64_t> swapped = std::move(s.swapped_rows);
   s = Seq{};
+  s.kv = std::move(kv);
+  kv_.init(s.kv);
+  s.swapped_rows = std::move(swapped);
+  s.swapped_rows.clear();
   s.generation = generation;
   s.spec = &spec;
   s.record = &record;
@@ -75,63 +94,64 @@ void Replica::join_decoders(int32_t slot, int64_t now_ns) {
   ++decoders_;
   decode_offset_sum_ += s.computed - s.join_step;
   prefill_kv_sum_ -= s.computed;
-  // The first decode step that finds the last page full, then the completion.
-  const int64_t first_page_step = step_ + 1 + (block_ - s.computed % block_) % block_;
-  step_events_.push({first_page_step, 0, slot, s.generation});
-  step_events_.push({step_ + (s.spec->output_tokens - s.generated), 1, slot, s.generation});
+  aggregates_.add(slot, s.computed - s.join_step, step_ + 1);
+  // Each cadence's next page change (none for reservations), then the completion.
+  for (int k = 0; k < kv_.num_cadences(); ++k) {
+    const core::TableClass& paging = layout_.cadences[static_cast<size_t>(k)].paging;
+    if (paging.reservation == core::Reservation::kReserveBudget) continue;
+    const int64_t d = core::tokens_until_page_change(paging, s.computed);
+    if (d != core::kNever) step_events_.push({step_ + d, StepEventKind::kPages, slot, k, s.generation});
+  }
+  step_events_.push({step_ + (s.spec->output_tokens - s.generated), StepEventKind::kFinish, slot, 0, s.generation});
   if (now_ns != last_decode_end_ns_) joined_since_decode_.emplace_back(now_ns, slot);
 }
 
-void Replica::leave_decoders(Seq& s) {
+void Replica::leave_decoders(int32_t slot) {
+  Seq& s = slots_[static_cast<size_t>(slot)];
   // Freeze the aggregates into the sequence's own counters.
   const int64_t advanced = step_ - s.join_step;
   --decoders_;
   decode_offset_sum_ -= s.computed - s.join_step;
+  aggregates_.remove(slot);
   s.computed += advanced;
   s.generated += advanced;
   prefill_kv_sum_ += s.computed;
   ++s.generation;  // its pending step events are stale now
 }
 
+void Replica::drop_kv(Seq& s) {
+  table_rows_sum_ -= s.kv.rows[0];
+  prefill_kv_sum_ -= s.computed;
+  kv_.release(s.kv);
+}
+
 void Replica::preempt(int32_t slot, BatchShape& batch, ReplicaMetrics& metrics) {
   Seq& s = slots_[static_cast<size_t>(slot)];
   running_.erase({s.rank, slot});
-  if (s.state == State::kDecoding) leave_decoders(s);
+  if (s.state == State::kDecoding) leave_decoders(slot);
   if (s.state == State::kPrefilling) std::erase(prefilling_, slot);
   if (s.state == State::kSwappingIn) std::erase(swapping_in_, slot);
-  const BlockHasher hasher(*s.spec, block_);
-  kv_.publish(s.table, hasher, s.computed / block_);
+  kv_.publish(s.kv, BlockHasher(*s.spec, block_), s.computed / block_);
+  int64_t swap_bytes = 0;
+  for (int k = 0; k < kv_.num_cadences(); ++k) swap_bytes += kv_.demand(k, s.kv.rows[static_cast<size_t>(k)]).hbm;
   const bool swap = setup_.scheduler.preemption_mode == PreemptionMode::kSwap && s.state == State::kDecoding &&
-                    swap_pages_used_ + s.table.count <= setup_.swap_pages;
-  table_pages_sum_ -= s.table.count;
-  prefill_kv_sum_ -= s.computed;
+                    swap_bytes_used_ + swap_bytes <= setup_.swap_bytes;
+  metrics.add_dropped(layout_, s.computed);
   if (swap) {
-    s.swapped_pages = s.table.count;
-    swap_pages_used_ += s.swapped_pages;
-    batch.swap_bytes += static_cast<double>(s.swapped_pages * setup_.page_bytes);
-  } else {
+    s.swapped_rows = s.kv.rows;
+    swap_bytes_used_ += swap_bytes;
+    batch.swap_bytes += static_cast<double>(swap_bytes);
+  }
+  drop_kv(s);
+  if (!swap) {
     s.computed = 0;
     s.to_prefill = s.spec->prompt_tokens + s.generated;  // recompute the prompt and the output so far
   }
-  kv_.release(s.table);
   s.chunk = 0;
+  s.chunk_demand = {};
   ++s.record->preemptions;
   metrics.add_preemption(swap);
   push_waiting(slot, true);
-}
-
-void Replica::add_prefill(const Seq& s, BatchShape& batch) const {
-  const int64_t window = cost_.window_tokens();
-  const int64_t end = s.computed + s.chunk;
-  batch.prefill_tokens += s.chunk;
-  ++batch.prefill_seqs;
-  if (end == s.to_prefill) ++batch.sampled_tokens;
-  batch.prefill_attended += capped_sum(s.computed + 1, end, INT64_MAX / 4);
-  batch.prefill_kv_read += static_cast<double>(end);
-  if (window > 0) {
-    batch.prefill_attended_window += capped_sum(s.computed + 1, end, window);
-    batch.prefill_kv_read_window += static_cast<double>(std::min(end, window));
-  }
 }
 
 // Admits the head of the waiting queue if budget, max_num_seqs and pages allow.
@@ -141,12 +161,17 @@ bool Replica::admit(int64_t& budget, bool chunked, BatchShape& batch, ReplicaMet
   const int32_t slot = setup_.scheduler.policy == SchedulingPolicy::kPriority ? std::get<2>(*waiting_by_priority_.begin())
                                                                              : waiting_.front();
   Seq& s = slots_[static_cast<size_t>(slot)];
-  if (s.swapped_pages > 0) {  // swap in: its pages come back over the host link
-    if (!kv_.allocate(s.table, s.swapped_pages)) return false;
-    batch.swap_bytes += static_cast<double>(s.swapped_pages * setup_.page_bytes);
-    swap_pages_used_ -= s.swapped_pages;
-    s.swapped_pages = 0;
-    table_pages_sum_ += s.table.count;
+  if (!s.swapped_rows.empty()) {  // swap in: its rows come back over the host link
+    KvDemand need;
+    for (int k = 0; k < kv_.num_cadences(); ++k) need += kv_.demand(k, s.swapped_rows[static_cast<size_t>(k)]);
+    if (!kv_.fits(need)) return false;
+    for (int k = 0; k < kv_.num_cadences(); ++k) {
+      KVLAB_CHECK(kv_.resize(s.kv, k, s.swapped_rows[static_cast<size_t>(k)]), "swap-in rows");
+    }
+    batch.swap_bytes += static_cast<double>(need.hbm);
+    swap_bytes_used_ -= need.hbm;
+    s.swapped_rows.clear();
+    table_rows_sum_ += s.kv.rows[0];
     prefill_kv_sum_ += s.computed;
     s.state = State::kSwappingIn;
     swapping_in_.push_back(slot);
@@ -157,29 +182,37 @@ bool Replica::admit(int64_t& budget, bool chunked, BatchShape& batch, ReplicaMet
     if (kv_.prefix_caching()) {
       // A full hit still recomputes the last token (its logits are needed).
       hits = kv_.match(hasher, (s.to_prefill - 1) / block_);
-      if (hits > 0) kv_.acquire_prefix(s.table, hasher, hits);
+      if (hits > 0) kv_.acquire_prefix(s.kv, hasher, hits);
     }
     s.computed = hits * block_;
     const int64_t remaining = s.to_prefill - s.computed;
     if (!chunked && remaining > budget && batch.prefill_seqs > 0) {
-      kv_.release(s.table);
+      kv_.release(s.kv);
       return false;
     }
     s.chunk = chunked ? std::min(budget, remaining) : remaining;
-    if (!kv_.allocate(s.table, pages_for(s.computed + s.chunk) - s.table.count)) {
-      kv_.release(s.table);
+    KvDemand need;
+    for (int k = 0; k < kv_.num_cadences(); ++k) {
+      need += kv_.demand(k, rows_for(s, k, s.computed + s.chunk) - s.kv.rows[static_cast<size_t>(k)]);
+    }
+    if (!kv_.fits(need)) {
+      kv_.release(s.kv);
       s.computed = 0;
       s.chunk = 0;
       return false;
     }
+    for (int k = 0; k < kv_.num_cadences(); ++k) {
+      KVLAB_CHECK(kv_.resize(s.kv, k, rows_for(s, k, s.computed + s.chunk)), "admission rows");
+    }
     budget -= s.chunk;
     s.record->prefix_hit_tokens += s.computed;
     metrics.add_admission(s.to_prefill, s.computed);
-    table_pages_sum_ += s.table.count;
+    table_rows_sum_ += s.kv.rows[0];
     prefill_kv_sum_ += s.computed;
     s.state = State::kPrefilling;
     prefilling_.push_back(slot);
-    add_prefill(s, batch);
+    batch.add_prefill_chunk(layout_, s.computed, s.computed + s.chunk);
+    if (s.computed + s.chunk == s.to_prefill) ++batch.sampled_tokens;
   }
   pop_waiting();
   s.rank = setup_.scheduler.policy == SchedulingPolicy::kPriority
@@ -189,29 +222,77 @@ bool Replica::admit(int64_t& budget, bool chunked, BatchShape& batch, ReplicaMet
   return true;
 }
 
+// Decoders whose rows change with the next step: recycled rows go back now, new rows are
+// needs (taken after preemption has made room).
+void Replica::take_decode_rows(ReplicaMetrics& metrics) {
+  needs_.clear();
+  needs_demand_ = {};
+  while (!step_events_.empty() && step_events_.top().step == step_ + 1 && step_events_.top().kind == StepEventKind::kPages) {
+    const StepEvent e = step_events_.top();
+    step_events_.pop();
+    Seq& s = slots_[static_cast<size_t>(e.slot)];
+    if (e.generation != s.generation) continue;
+    const core::TableClass& paging = layout_.cadences[static_cast<size_t>(e.cadence)].paging;
+    const int64_t tokens = decode_tokens(s) + 1;
+    const int64_t rows = core::pages_held(paging, tokens);
+    const int64_t d = core::tokens_until_page_change(paging, tokens);
+    if (d != core::kNever) step_events_.push({e.step + d, StepEventKind::kPages, e.slot, e.cadence, e.generation});
+    const int64_t have = s.kv.rows[static_cast<size_t>(e.cadence)];
+    if (rows < have) {
+      metrics.add_recycled(e.cadence, have - rows);
+      if (e.cadence == 0) table_rows_sum_ -= have - rows;
+      kv_.resize(s.kv, e.cadence, rows);
+    } else if (rows > have) {
+      const KvDemand need = kv_.demand(e.cadence, rows - have);
+      needs_.push_back({e.slot, e.cadence, rows, need});
+      needs_demand_ += need;
+    }
+  }
+}
+
+KvDemand Replica::chunk_demand(Seq& s, ReplicaMetrics& metrics) {
+  KvDemand need;
+  for (int k = 0; k < kv_.num_cadences(); ++k) {
+    const int64_t rows = rows_for(s, k, s.computed + s.chunk), have = s.kv.rows[static_cast<size_t>(k)];
+    if (rows < have) {  // a window sliding over a long prompt
+      metrics.add_recycled(k, have - rows);
+      if (k == 0) table_rows_sum_ -= have - rows;
+      kv_.resize(s.kv, k, rows);
+    } else {
+      need += kv_.demand(k, rows - have);
+    }
+  }
+  return need;
+}
+
+void Replica::allocate_chunk(Seq& s) {
+  for (int k = 0; k < kv_.num_cadences(); ++k) {
+    const int64_t rows = rows_for(s, k, s.computed + s.chunk), have = s.kv.rows[static_cast<size_t>(k)];
+    if (rows <= have) continue;
+    KVLAB_CHECK(kv_.resize(s.kv, k, rows), "prefill rows");
+    if (k == 0) table_rows_sum_ += rows - have;
+  }
+  s.chunk_demand = {};
+}
+
 int64_t Replica::begin_iteration(int64_t now_ns, std::vector<TimelineSample>& timeline, ReplicaMetrics& metrics) {
   KVLAB_CHECK(!in_iteration_ && has_work(), "iteration begun twice or with nothing to do");
   const bool chunked = setup_.scheduler.enable_chunked_prefill;
   int64_t budget = setup_.scheduler.max_num_batched_tokens;
-  BatchShape batch;
+  BatchShape& batch = batch_;
+  batch.reset(aggregates_.num_curves());
   // Without chunked prefill, whole prompts run in prefill-only iterations (decodes wait).
   if (!chunked) {
     while (admit(budget, false, batch, metrics)) {
     }
   }
   decode_iteration_ = decoders_ > 0 && batch.prefill_seqs == 0;
-  int64_t pages_needed = 0;
-  needs_page_.clear();
+  KvDemand demand;
+  needs_.clear();
+  needs_demand_ = {};
   if (decode_iteration_) {
-    // Decoders whose last page is full take one; running prefills take their chunk's.
-    while (!step_events_.empty() && step_events_.top().step == step_ + 1 && step_events_.top().kind == 0) {
-      const StepEvent e = step_events_.top();
-      step_events_.pop();
-      if (e.generation != slots_[static_cast<size_t>(e.slot)].generation) continue;
-      needs_page_.push_back(e.slot);
-      step_events_.push({e.step + block_, 0, e.slot, e.generation});
-    }
-    pages_needed = static_cast<int64_t>(needs_page_.size());
+    take_decode_rows(metrics);
+    demand += needs_demand_;
     budget -= decoders_;
   }
   if (chunked) {
@@ -219,38 +300,42 @@ int64_t Replica::begin_iteration(int64_t now_ns, std::vector<TimelineSample>& ti
       Seq& s = slots_[static_cast<size_t>(slot)];
       s.chunk = std::min(budget, s.to_prefill - s.computed);
       budget -= s.chunk;
-      pages_needed += pages_for(s.computed + s.chunk) - s.table.count;
+      s.chunk_demand = chunk_demand(s, metrics);
+      demand += s.chunk_demand;
     }
   }
-  // Not enough pages: preempt from the lowest rank until the rest fit.
-  while (pages_needed > kv_.available()) {
-    KVLAB_CHECK(!running_.empty(), "pages needed {} with nothing left to preempt", pages_needed);
+  // Not enough memory: preempt from the lowest rank until the rest fit.
+  while (!kv_.fits(demand)) {
+    KVLAB_CHECK(!running_.empty(), "KV needed ({} B HBM, {} B host) with nothing left to preempt", demand.hbm, demand.host);
     const int32_t victim = running_.rbegin()->second;
     Seq& v = slots_[static_cast<size_t>(victim)];
     if (v.state == State::kPrefilling) {
-      pages_needed -= pages_for(v.computed + v.chunk) - v.table.count;
+      demand -= v.chunk_demand;
       budget += v.chunk;
     } else if (v.state == State::kDecoding) {
-      const auto it = std::find(needs_page_.begin(), needs_page_.end(), victim);
-      if (it != needs_page_.end()) {
-        needs_page_.erase(it);
-        --pages_needed;
+      for (auto it = needs_.begin(); it != needs_.end();) {
+        if (it->slot == victim) {
+          demand -= it->demand;
+          it = needs_.erase(it);
+        } else {
+          ++it;
+        }
       }
     }
     preempt(victim, batch, metrics);
   }
-  for (const int32_t slot : needs_page_) {
-    Seq& s = slots_[static_cast<size_t>(slot)];
-    KVLAB_CHECK(kv_.allocate(s.table, 1), "decode page");
-    ++table_pages_sum_;
+  for (const RowNeed& n : needs_) {
+    Seq& s = slots_[static_cast<size_t>(n.slot)];
+    const int64_t have = s.kv.rows[static_cast<size_t>(n.cadence)];
+    KVLAB_CHECK(kv_.resize(s.kv, n.cadence, n.rows), "decode rows");
+    if (n.cadence == 0) table_rows_sum_ += n.rows - have;
   }
   for (const int32_t slot : prefilling_) {
     Seq& s = slots_[static_cast<size_t>(slot)];
     if (!chunked || s.chunk == 0) continue;
-    const int64_t more = pages_for(s.computed + s.chunk) - s.table.count;
-    KVLAB_CHECK(kv_.allocate(s.table, more), "prefill pages");
-    table_pages_sum_ += more;
-    add_prefill(s, batch);
+    allocate_chunk(s);
+    batch.add_prefill_chunk(layout_, s.computed, s.computed + s.chunk);
+    if (s.computed + s.chunk == s.to_prefill) ++batch.sampled_tokens;
   }
   if (chunked) {
     while (admit(budget, true, batch, metrics)) {
@@ -260,68 +345,89 @@ int64_t Replica::begin_iteration(int64_t now_ns, std::vector<TimelineSample>& ti
   if (decode_iteration_) {
     batch.decode_tokens = decoders_;
     batch.sampled_tokens += decoders_;
-    // Each decoder attends to its context and the new token: Σ (kv + 1).
-    const double context_sum = static_cast<double>(decode_offset_sum_ + decoders_ * (step_ + 1));
-    batch.decode_context_sum = context_sum;
-    if (cost_.window_tokens() > 0) {
-      // Windowed layers: Σ min(kv + 1, w) needs the per-sequence contexts (models with
-      // sliding windows pay O(decoders) here).
-      double windowed = 0;
-      for (const auto& [rank, slot] : running_) {
-        const Seq& s = slots_[static_cast<size_t>(slot)];
-        if (s.state == State::kDecoding) windowed += static_cast<double>(std::min(decode_kv(s) + 1, cost_.window_tokens()));
-      }
-      batch.decode_window_sum = windowed;
-    }
+    // Each decoder attends along each curve at its tokens after this step (context + 1).
+    aggregates_.prepare(step_ + 1);
+    for (int i = 0; i < aggregates_.num_curves(); ++i) batch.decode_attended[static_cast<size_t>(i)] = aggregates_.sum(i, step_ + 1);
   }
   batch.running_seqs = static_cast<int64_t>(running_.size());
   KVLAB_CHECK(batch.prefill_tokens + batch.decode_tokens > 0 || !swapping_in_.empty(), "an empty iteration at {} ns", now_ns);
   const IterationCost cost = cost_.iteration(batch);
-  // State during the iteration, for the metrics and the timeline.
-  // Tokens in the cache once this iteration's writes land (its pages are already taken).
-  const int64_t kv_sum = prefill_kv_sum_ + (decode_offset_sum_ + decoders_ * step_) + batch.prefill_tokens + batch.decode_tokens;
-  const int64_t held = kv_.held();
-  const int64_t unfilled_slots = table_pages_sum_ * block_ - kv_sum;
-  const int64_t reserved_bytes = held * setup_.page_bytes;
-  const int64_t filled_tokens = held * block_ - unfilled_slots;
-  const int64_t used_bytes = filled_tokens * setup_.kv_bytes_per_token;
-  KVLAB_CHECK(held <= setup_.total_pages && unfilled_slots >= 0, "held {} of {} pages, unfilled {}", held, setup_.total_pages, unfilled_slots);
-  metrics.add_iteration(cost.time_ns, batch.running_seqs, held, setup_.total_pages, reserved_bytes, reserved_bytes - used_bytes);
-  if (now_ns >= next_sample_ns_) {
-    TimelineSample t;
-    t.time_s = static_cast<double>(now_ns) * 1e-9;
-    t.replica = setup_.index;
-    t.running = batch.running_seqs;
-    t.waiting = num_waiting();
-    t.kv_pages_used = held;
-    t.kv_tokens_filled = filled_tokens;
-    t.kv_bytes_used = used_bytes;
-    t.kv_bytes_reserved = reserved_bytes;
-    t.kv_bytes_cached = kv_.evictable() * setup_.page_bytes;
-    t.kv_bytes_free = (setup_.total_pages - held - kv_.evictable()) * setup_.page_bytes;
-    t.kv_fragmentation_bytes = reserved_bytes - used_bytes;
-    t.iteration_s = static_cast<double>(cost.time_ns) * 1e-9;
-    t.weights_s = cost.weights_s;
-    t.kv_s = cost.kv_s;
-    t.compute_s = cost.compute_s;
-    t.communication_s = cost.communication_s;
-    t.overhead_s = cost.overhead_s;
-    timeline.push_back(t);
-    const auto interval = std::max<int64_t>(1, std::llround(setup_.timeline_interval_s * 1e9));
-    next_sample_ns_ = (now_ns / interval + 1) * interval;
-  }
+  record(now_ns, batch, cost, timeline, metrics);
   ++iterations_;
   in_iteration_ = true;
   return cost.time_ns;
 }
 
-void Replica::finish(int32_t slot, int64_t now_ns, std::vector<int64_t>& finished) {
+// The state during the iteration, for the metrics and the timeline: tokens in the cache
+// once this iteration's writes land (its pages are already taken).
+void Replica::record(int64_t now_ns, const BatchShape& batch, const IterationCost& cost,
+                     std::vector<TimelineSample>& timeline, ReplicaMetrics& metrics) {
+  const int64_t decode_sum = decode_offset_sum_ + decoders_ * step_ + batch.decode_tokens;
+  const int64_t kv_sum = prefill_kv_sum_ + decode_sum + batch.prefill_tokens;
+  const int64_t capacity = kv_.hbm_capacity();
+  const int64_t reserved_bytes = kv_.hbm_held();
+  // Bytes the retained tokens fill, per cadence: full retention fills one slot per token;
+  // other policies along their retained curve (decoders) and at each holder's own length.
+  int64_t used_bytes = 0, rows_held = 0;
+  const int64_t step = step_ + (decode_iteration_ ? 1 : 0);
+  for (int k = 0; k < kv_.num_cadences(); ++k) {
+    const KvCadence& cad = layout_.cadences[static_cast<size_t>(k)];
+    int64_t filled = kv_sum;
+    if (!std::holds_alternative<core::FullRetention>(cad.paging.retention)) {
+      filled = std::llround(aggregates_.sum(cad.retained_curve, step));
+      for (const std::vector<int32_t>* holders : {&prefilling_, &swapping_in_}) {
+        for (const int32_t slot : *holders) {
+          const Seq& s = slots_[static_cast<size_t>(slot)];
+          filled += core::retained_tokens(cad.paging.retention, s.computed + s.chunk);
+        }
+      }
+    }
+    const int64_t rows = kv_.rows_held(k);
+    if (k == 0 && kv_.prefix_caching()) filled -= (table_rows_sum_ - rows) * block_;  // shared rows count once
+    const int64_t used = filled * cad.token_bytes;
+    metrics.add_cadence(cost.time_ns, k, rows, rows * cad.row_bytes, used);
+    used_bytes += used;
+    rows_held += rows;
+  }
+  KVLAB_CHECK(reserved_bytes <= capacity && reserved_bytes >= used_bytes, "held {} of {} B, {} B used", reserved_bytes,
+              capacity, used_bytes);
+  KVLAB_CHECK(kv_.hbm_held() + kv_.hbm_cached() + kv_.hbm_free() == capacity, "HBM bytes not conserved");
+  metrics.add_iteration(cost.time_ns, batch.running_seqs, reserved_bytes, capacity, reserved_bytes, reserved_bytes - used_bytes);
+  if (now_ns < next_sample_ns_) return;
+  TimelineSample t;
+  t.time_s = static_cast<double>(now_ns) * 1e-9;
+  t.replica = setup_.index;
+  t.running = batch.running_seqs;
+  t.waiting = num_waiting();
+  t.kv_pages_used = rows_held;
+  t.kv_tokens_filled = kv_.prefix_caching() ? kv_sum - (table_rows_sum_ - kv_.rows_held(0)) * block_ : kv_sum;
+  t.kv_bytes_used = used_bytes;
+  t.kv_bytes_reserved = reserved_bytes;
+  t.kv_bytes_cached = kv_.hbm_cached();
+  t.kv_bytes_free = kv_.hbm_free();
+  t.kv_fragmentation_bytes = reserved_bytes - used_bytes;
+  t.kv_host_bytes_reserved = kv_.host_held();
+  t.iteration_s = static_cast<double>(cost.time_ns) * 1e-9;
+  t.weights_s = cost.weights_s;
+  t.kv_s = cost.kv_s;
+  t.compute_s = cost.compute_s;
+  t.communication_s = cost.communication_s;
+  t.overhead_s = cost.overhead_s;
+  t.flops = cost.flops;
+  t.weight_bytes = cost.weight_bytes;
+  t.kv_bytes_moved = cost.kv_bytes;
+  t.host_bytes_moved = cost.host_kv_bytes;
+  timeline.push_back(t);
+  const auto interval = std::max<int64_t>(1, std::llround(setup_.timeline_interval_s * 1e9));
+  next_sample_ns_ = (now_ns / interval + 1) * interval;
+}
+
+void Replica::finish(int32_t slot, int64_t now_ns, std::vector<int64_t>& finished, ReplicaMetrics& metrics) {
   Seq& s = slots_[static_cast<size_t>(slot)];
   running_.erase({s.rank, slot});
-  kv_.publish(s.table, BlockHasher(*s.spec, block_), s.computed / block_);
-  table_pages_sum_ -= s.table.count;
-  prefill_kv_sum_ -= s.computed;
-  kv_.release(s.table);
+  kv_.publish(s.kv, BlockHasher(*s.spec, block_), s.computed / block_);
+  metrics.add_dropped(layout_, s.computed);
+  drop_kv(s);
   s.record->finish_s = static_cast<double>(now_ns) * 1e-9;
   finished.push_back(s.spec->id);
   ++s.generation;
@@ -350,9 +456,9 @@ void Replica::end_iteration(int64_t now_ns, ReplicaMetrics& metrics, std::vector
       step_events_.pop();
       Seq& s = slots_[static_cast<size_t>(e.slot)];
       if (e.generation != s.generation) continue;
-      KVLAB_CHECK(e.kind == 1 && e.step == step_, "stale step event {} kind {} at step {}", e.step, e.kind, step_);
-      leave_decoders(s);
-      finish(e.slot, now_ns, finished);
+      KVLAB_CHECK(e.kind == StepEventKind::kFinish && e.step == step_, "stale step event {} at step {}", e.step, step_);
+      leave_decoders(e.slot);
+      finish(e.slot, now_ns, finished, metrics);
     }
   }
   // Prefill chunks land; finished prefills emit their first (or next) token.
@@ -363,7 +469,7 @@ void Replica::end_iteration(int64_t now_ns, ReplicaMetrics& metrics, std::vector
     s.computed += s.chunk;
     prefill_kv_sum_ += s.chunk;
     s.chunk = 0;
-    kv_.publish(s.table, BlockHasher(*s.spec, block_), s.computed / block_);
+    kv_.publish(s.kv, BlockHasher(*s.spec, block_), s.computed / block_);
     if (s.computed < s.to_prefill) {
       prefilling_.push_back(slot);
       continue;
@@ -371,7 +477,7 @@ void Replica::end_iteration(int64_t now_ns, ReplicaMetrics& metrics, std::vector
     if (s.record->first_token_s < 0) s.record->first_token_s = static_cast<double>(now_ns) * 1e-9;
     ++s.generated;
     if (s.generated >= s.spec->output_tokens) {
-      finish(slot, now_ns, finished);
+      finish(slot, now_ns, finished, metrics);
     } else {
       join_decoders(slot, now_ns);
     }

@@ -6,10 +6,15 @@
 // missing, the lowest-ranked running sequence (FCFS: last admitted; priority: highest
 // value) is preempted by recompute or by swap to host; prefix-cache hits on admission.
 //
+// KV per plan (sim/kv_layout.h): a sequence holds rows of each cadence; a decoder's rows
+// change when its tokens cross a page of that cadence (taken, or recycled by a window);
+// reserve_budget cadences take their most at admission (prompt + max_output_tokens).
+//
 // Advance aggregates, not tokens: decoding sequences are not touched per iteration. Each
 // keeps the decode step at which it joined; the replica keeps Σ(context − join step) and
-// the count, so Σ context = sum + count·step. A heap keyed by decode step holds each
-// sequence's next page-boundary crossing and its completion — the only per-sequence events.
+// the count, so Σ context = sum + count·step, and per token curve the same by segment
+// (sim/decode_aggregates.h). A heap keyed by decode step holds each sequence's next page
+// change per cadence and its completion — the only per-sequence events.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +25,7 @@
 #include <vector>
 
 #include "sim/cost_model.h"
+#include "sim/decode_aggregates.h"
 #include "sim/kv_manager.h"
 #include "sim/sim_result.h"
 #include "sim/workload.h"
@@ -33,10 +39,9 @@ class Replica {
   struct Setup {
     int index = 0;
     SchedulerConfig scheduler;
-    int64_t total_pages = 0;
-    int64_t page_bytes = 0;          // per GPU
-    int64_t kv_bytes_per_token = 0;  // per GPU
-    int64_t swap_pages = 0;          // host swap space, in pages
+    int64_t total_rows = 0;        // HBM capacity in rows of every cadence (layout.row_bytes_all each)
+    int64_t host_bytes = 0;        // host arena for host-placed classes, per GPU
+    int64_t swap_bytes = 0;        // host swap space, per GPU
     double timeline_interval_s = 0.1;
   };
   Replica(const Setup& setup, const CostModel& cost_model);
@@ -62,43 +67,64 @@ class Replica {
   struct Seq {
     const RequestSpec* spec = nullptr;
     RequestRecord* record = nullptr;
-    PageTable table;
+    SeqKv kv;
+    std::vector<int64_t> swapped_rows;  // non-empty: waiting with its KV in host memory
     int64_t to_prefill = 0;  // tokens to compute before decoding
     int64_t computed = 0;    // KV tokens (not decoding); at join time (decoding)
     int64_t generated = 0;   // outputs emitted (not decoding); at join time (decoding)
     int64_t join_step = 0;
     int64_t join_ns = 0;
     int64_t chunk = 0;
+    KvDemand chunk_demand;   // what this iteration's chunk takes (until it is allocated)
     int64_t rank = 0;        // preemption order: the largest rank is preempted first
     int64_t arrival_rank = 0;   // order of arrival at this replica
-    int64_t swapped_pages = 0;  // > 0: waiting with its KV in host memory
     uint32_t generation = 0;
     State state = State::kWaiting;
   };
+  enum class StepEventKind : uint8_t { kPages = 0, kFinish = 1 };
   struct StepEvent {
     int64_t step;
-    int kind;  // 0: needs a page before this step; 1: finishes with this step
+    StepEventKind kind;  // kPages: a cadence's rows change with this step; kFinish: done with it
     int32_t slot;
+    int32_t cadence;
     uint32_t generation;
-    bool operator>(const StepEvent& o) const { return std::tie(step, kind, slot) > std::tie(o.step, o.kind, o.slot); }
+    bool operator>(const StepEvent& o) const {
+      return std::tie(step, kind, slot, cadence) > std::tie(o.step, o.kind, o.slot, o.cadence);
+    }
+  };
+  // A decoder whose cadence needs more rows before this step.
+  struct RowNeed {
+    int32_t slot;
+    int32_t cadence;
+    int64_t rows;
+    KvDemand demand;
   };
 
   int32_t new_slot();
-  int64_t pages_for(int64_t tokens) const { return (tokens + block_ - 1) / block_; }
-  int64_t decode_kv(const Seq& s) const { return s.computed + (step_ - s.join_step); }
+  int64_t decode_tokens(const Seq& s) const { return s.computed + (step_ - s.join_step); }
+  // Rows of `cadence` a sequence holds at `tokens` (reservations: its whole budget).
+  int64_t rows_for(const Seq& s, int cadence, int64_t tokens) const;
+  int64_t max_total_tokens(const Seq& s) const;
   void push_waiting(int32_t slot, bool front);
   int32_t pop_waiting();
   void join_decoders(int32_t slot, int64_t now_ns);
-  void leave_decoders(Seq& s);
+  void leave_decoders(int32_t slot);
+  void drop_kv(Seq& s);
   void preempt(int32_t slot, BatchShape& batch, ReplicaMetrics& metrics);
-  void finish(int32_t slot, int64_t now_ns, std::vector<int64_t>& finished);
+  void finish(int32_t slot, int64_t now_ns, std::vector<int64_t>& finished, ReplicaMetrics& metrics);
   bool admit(int64_t& budget, bool chunked, BatchShape& batch, ReplicaMetrics& metrics);
-  void add_prefill(const Seq& s, BatchShape& batch) const;
+  void take_decode_rows(ReplicaMetrics& metrics);
+  // Rows for a prefilling sequence's chunk; shrinks now, returns what growing takes.
+  KvDemand chunk_demand(Seq& s, ReplicaMetrics& metrics);
+  void allocate_chunk(Seq& s);
+  void record(int64_t now_ns, const BatchShape& batch, const IterationCost& cost, std::vector<TimelineSample>& timeline,
+              ReplicaMetrics& metrics);
 
   Setup setup_;
   const CostModel& cost_;
+  const KvLayout& layout_;
   KvManager kv_;
-  int block_;
+  int block_;  // cadence 0's block size: prefix-cache blocks
   std::vector<Seq> slots_;
   std::vector<int32_t> free_slots_;
   std::deque<int32_t> waiting_;                           // FCFS
@@ -107,22 +133,25 @@ class Replica {
   std::vector<int32_t> prefilling_;                       // admission order
   std::vector<int32_t> swapping_in_;
   std::priority_queue<StepEvent, std::vector<StepEvent>, std::greater<>> step_events_;
+  DecodeAggregates aggregates_;
   // Decoding aggregates.
   int64_t step_ = 0;         // decode iterations done
   int64_t decoders_ = 0;
   int64_t decode_offset_sum_ = 0;  // Σ (computed − join_step) over decoders
   int64_t last_decode_end_ns_ = 0;
   std::vector<std::pair<int64_t, int64_t>> joined_since_decode_;  // (join ns, slot) of late joiners
-  int64_t table_pages_sum_ = 0;    // Σ table.count over sequences holding pages
+  int64_t table_rows_sum_ = 0;     // Σ cadence-0 rows over sequences (shared prefix rows counted per sequence)
   int64_t prefill_kv_sum_ = 0;     // Σ computed over sequences not decoding that hold pages
-  int64_t swap_pages_used_ = 0;
+  int64_t swap_bytes_used_ = 0;
   int64_t next_rank_ = 0;
   int64_t next_front_ = 0;         // preempted sequences go before everything waiting
   int64_t iterations_ = 0;
   bool in_iteration_ = false;
   bool decode_iteration_ = false;
   int64_t next_sample_ns_ = 0;
-  std::vector<int32_t> needs_page_;
+  std::vector<RowNeed> needs_;
+  KvDemand needs_demand_;
+  BatchShape batch_;
 };
 
 }  // namespace kvlab::sim

@@ -6,10 +6,12 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/gpu_spec.h"
+#include "core/kv_plan.h"
 #include "core/model_spec.h"
 #include "core/precision.h"
 
@@ -93,13 +95,19 @@ enum class PreemptionMode {
   kSwap,       // copy the KV to host memory over PCIe / C2C and back (vLLM V0's swap)
 };
 
+// Which free KV row the prefix cache hands out first.
+enum class PrefixEviction {
+  kVllmV1,      // one free queue of released rows, cached or not, least recently freed first (vLLM V1)
+  kCachedLast,  // rows never cached first; cached rows only when none are left (keeps more hits)
+};
+
 enum class SchedulingPolicy {
   kFcfs,      // first come, first served; preempt the most recently admitted
   kPriority,  // lowest priority value first (ties by arrival); preempt the highest value
 };
 
 struct SchedulerConfig {
-  int block_size = 16;                    // tokens per KV page
+  int block_size = 16;                    // tokens per KV page (the baseline plan's; a kv_plan has its own)
   double gpu_memory_utilization = 0.9;    // share of HBM for weights + KV, in (0, 1]
   int max_num_seqs = 256;                 // running sequences at most
   int64_t max_num_batched_tokens = 8192;  // tokens per iteration (chunked prefill budget)
@@ -108,6 +116,8 @@ struct SchedulerConfig {
   PreemptionMode preemption_mode = PreemptionMode::kRecompute;
   SchedulingPolicy policy = SchedulingPolicy::kFcfs;
   double swap_space_gib = 4;  // host memory for swapped KV per GPU, GiB (vLLM's swap_space)
+  PrefixEviction prefix_eviction = PrefixEviction::kCachedLast;
+  int64_t host_kv_bytes = 0;  // host memory per GPU for groups a kv_plan places on the host
 };
 
 enum class RouterPolicy {
@@ -150,6 +160,9 @@ struct SimConfig {
   core::GpuSpec gpu;
   core::WeightDtype weights = core::WeightDtype::kBf16;
   core::Precision kv_precision;  // kv_cache_dtype; the baseline plan is built from it
+  // The KV plan (an experiment's kv_plan: section). Absent: the baseline plan of
+  // kv_precision and scheduler.block_size (resolved_plan()).
+  std::optional<core::KvPlan> kv_plan;
   ClusterConfig cluster;
   SchedulerConfig scheduler;
   WorkloadConfig workload;
@@ -158,5 +171,8 @@ struct SimConfig {
   double slo_tpot_s = 0.1;
   double timeline_interval_s = 0.1;  // one timeline sample per replica per interval of simulated time
 };
+
+// The plan the simulator executes: kv_plan, or the baseline of kv_precision and block_size.
+core::KvPlan resolved_plan(const SimConfig& config);
 
 }  // namespace kvlab::sim

@@ -30,6 +30,24 @@ struct Percentiles {
   double mean = 0, p50 = 0, p90 = 0, p99 = 0;
 };
 
+// One cadence of the plan (table classes that page alike), over the run, per GPU of a
+// replica, time-weighted over the replicas' busy time.
+struct CadenceSummary {
+  std::string name;       // its groups
+  std::string retention;  // core::describe
+  std::string reservation;  // on_demand | reserve_budget
+  int block_size = 0;
+  int64_t row_bytes = 0;       // HBM bytes of one page in every table of the cadence
+  int64_t host_row_bytes = 0;
+  double rows_held_mean = 0;   // per replica
+  int64_t rows_held_max = 0;
+  double bytes_reserved_mean = 0;  // held pages' bytes
+  double bytes_used_mean = 0;      // what their retained tokens fill
+  double wasted_share = 0;         // 1 − used / reserved, time-weighted bytes (page rounding, reservations)
+  int64_t tokens_evicted = 0;      // per head: tokens written and dropped by retention, over finished/preempted sequences
+  int64_t rows_recycled = 0;       // rows given back while a sequence ran (a window sliding past a page)
+};
+
 struct Summary {
   int64_t completed_requests = 0;
   int64_t rejected_requests = 0;
@@ -49,8 +67,9 @@ struct Summary {
   double kv_utilization_mean = 0;    // time-weighted share of KV pages held by sequences
   double kv_fragmentation_mean = 0;  // time-weighted share of held bytes that are unfilled
   int64_t iterations = 0;            // summed over replicas
-  int64_t kv_pages_total = 0;        // per replica
-  int64_t kv_page_bytes = 0;         // one page of every layer, per GPU of a replica
+  int64_t kv_pages_total = 0;        // per replica: HBM for KV in rows of kv_page_bytes
+  int64_t kv_page_bytes = 0;         // one page of every table of the plan, per GPU of a replica
+  std::vector<CadenceSummary> kv_cadences;  // per cadence of the plan (sim/kv_layout.h)
 };
 
 // One replica's state at the start of an iteration, sampled every
@@ -69,8 +88,12 @@ struct TimelineSample {
   int64_t kv_bytes_cached = 0;    // unreferenced prefix-cache pages (evictable)
   int64_t kv_bytes_free = 0;      // never-used or released pages
   int64_t kv_fragmentation_bytes = 0;  // reserved − used: allocated but unfilled
+  int64_t kv_host_bytes_reserved = 0;  // host-placed classes' held pages
   double iteration_s = 0;
   double weights_s = 0, kv_s = 0, compute_s = 0, communication_s = 0, overhead_s = 0;
+  // The iteration's work per GPU, for utilisation: FLOPs (GEMMs and attention), weight and
+  // KV bytes read or written in HBM, KV bytes over the host link.
+  double flops = 0, weight_bytes = 0, kv_bytes_moved = 0, host_bytes_moved = 0;
 };
 
 struct SimResult {

@@ -14,7 +14,9 @@
 
 #include "core/check.h"
 #include "core/error.h"
+#include "core/capacity.h"
 #include "core/footprint.h"
+#include "core/pool_plan.h"
 #include "sim/event_queue.h"
 #include "sim/metrics.h"
 #include "sim/replica.h"
@@ -22,6 +24,8 @@
 
 namespace kvlab::sim {
 namespace {
+
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
 void validate(const SimConfig& c) {
   const SchedulerConfig& s = c.scheduler;
@@ -40,8 +44,32 @@ void validate(const SimConfig& c) {
   if (!(c.timeline_interval_s > 0)) throw core::ConfigError("timeline interval must be > 0");
 }
 
+// What the simulator does not model for a plan, refused rather than silently approximated.
+void validate_plan(const SimConfig& c, const KvLayout& layout) {
+  const SchedulerConfig& s = c.scheduler;
+  if (s.enable_prefix_caching &&
+      (!layout.single_cadence() || !std::holds_alternative<core::FullRetention>(layout.cadences[0].paging.retention))) {
+    std::string cadences;
+    for (const KvCadence& k : layout.cadences) {
+      cadences += fmt::format("{}{} ({}, pages of {})", cadences.empty() ? "" : "; ", k.name, core::describe(k.paging.retention),
+                              k.paging.block_size);
+    }
+    throw core::ConfigError(fmt::format(
+        "scheduler.enable_prefix_caching: the simulator caches prefixes only when every head group keeps every token "
+        "in pages of one block size (a cached block is then one page of every table); this plan pages as: {}. "
+        "vLLM V1 also caches sliding-window groups and needs only the window's blocks on a hit: not modelled yet",
+        cadences));
+  }
+  if (layout.has_host && s.host_kv_bytes <= 0) {
+    throw core::ConfigError("kv_plan places groups in host memory: give scheduler.host_kv_space (host memory per GPU for them)");
+  }
+  if (layout.has_host && s.preemption_mode == PreemptionMode::kSwap) {
+    throw core::ConfigError("scheduler.preemption_mode: swap with host-placed groups is not modelled (use recompute)");
+  }
+}
+
 // Why a request can never run on a replica, or "".
-std::string rejection(const SimConfig& c, const KvCapacity& cap, const RequestSpec& r) {
+std::string rejection(const SimConfig& c, const KvLayout& layout, const KvCapacity& cap, const RequestSpec& r) {
   const int64_t tokens = r.prompt_tokens + r.output_tokens;
   if (r.prompt_tokens < 1 || r.output_tokens < 1) {
     return fmt::format("empty request: prompt {} and output {} tokens", r.prompt_tokens, r.output_tokens);
@@ -49,10 +77,22 @@ std::string rejection(const SimConfig& c, const KvCapacity& cap, const RequestSp
   if (c.model.max_context_tokens > 0 && tokens > c.model.max_context_tokens) {
     return fmt::format("longer than the model's context: {} prompt + output tokens, {} allowed", tokens, c.model.max_context_tokens);
   }
-  const int64_t pages = (tokens + c.scheduler.block_size - 1) / c.scheduler.block_size;
-  if (pages > cap.total_pages) {
-    return fmt::format("never fits in KV memory: {} prompt + output tokens need {} pages, the replica holds {}", tokens, pages,
-                       cap.total_pages);
+  // The most it holds alone, per cadence, at any length up to its end.
+  int64_t hbm = 0, host = 0, rows = 0;
+  for (const KvCadence& k : layout.cadences) {
+    const int64_t held = core::max_pages_held(k.paging, tokens);
+    hbm += held * k.row_bytes;
+    host += held * k.host_row_bytes;
+    rows += held;
+  }
+  if (hbm > cap.total_pages * cap.page_bytes || host > cap.host_bytes) {
+    if (layout.single_cadence()) {
+      return fmt::format("never fits in KV memory: {} prompt + output tokens need {} pages, the replica holds {}", tokens, rows,
+                         cap.total_pages);
+    }
+    return fmt::format("never fits in KV memory: {} prompt + output tokens need {} of HBM and {} of host memory per GPU, "
+                       "the replica has {} and {}", tokens, core::format_bytes({hbm}), core::format_bytes({host}),
+                       core::format_bytes({cap.total_pages * cap.page_bytes}), core::format_bytes({cap.host_bytes}));
   }
   if (!c.scheduler.enable_chunked_prefill && r.prompt_tokens > c.scheduler.max_num_batched_tokens) {
     return fmt::format("prompt longer than max_num_batched_tokens without chunked prefill: {} > {}", r.prompt_tokens,
@@ -63,23 +103,25 @@ std::string rejection(const SimConfig& c, const KvCapacity& cap, const RequestSp
 
 }  // namespace
 
+core::KvPlan resolved_plan(const SimConfig& c) {
+  return c.kv_plan ? *c.kv_plan : core::make_baseline_plan(c.model, c.kv_precision, c.scheduler.block_size);
+}
+
 KvCapacity kv_capacity(const SimConfig& c) {
-  const core::KvPlan plan = core::make_baseline_plan(c.model, c.kv_precision, c.scheduler.block_size);
-  std::string why;
+  return kv_capacity(c, make_kv_layout(resolved_plan(c), std::max(1, c.cluster.tensor_parallel)));
+}
+
+KvCapacity kv_capacity(const SimConfig& c, const KvLayout& layout) {
   const int tp = std::max(1, c.cluster.tensor_parallel);
-  const double shard = core::kv_shard_fraction(plan, tp, &why);
-  if (shard <= 0) throw core::ConfigError(why);
   KvCapacity k;
-  // A page of every layer's cache (sliding-window layers are counted as full: vLLM's
-  // hybrid allocator frees out-of-window pages, which this does not model yet).
-  const int64_t page_bytes = core::sequence_footprint(plan, c.scheduler.block_size).bytes_stored -
-                             core::sequence_footprint(plan, 0).bytes_stored;
-  k.page_bytes = static_cast<int64_t>(std::ceil(static_cast<double>(page_bytes) * shard));
-  k.kv_bytes_per_token = static_cast<int64_t>(std::ceil(static_cast<double>(core::kv_bytes_per_token(plan)) * shard));
+  k.page_bytes = layout.row_bytes_all;
+  int64_t token_bytes = 0;
+  for (const core::TableClass& cls : layout.pools.classes) token_bytes += cls.token_bytes;
+  k.kv_bytes_per_token = static_cast<int64_t>(std::ceil(static_cast<double>(token_bytes) * layout.shard));
   k.weights_bytes_per_gpu = core::weights_bytes(c.model, c.weights) / tp;
-  const double usable = static_cast<double>(c.gpu.hbm_capacity.value) * c.scheduler.gpu_memory_utilization;
-  const double room = usable - static_cast<double>(k.weights_bytes_per_gpu);
-  k.total_pages = room > 0 && k.page_bytes > 0 ? static_cast<int64_t>(room / static_cast<double>(k.page_bytes)) : 0;
+  k.host_bytes = c.scheduler.host_kv_bytes;
+  const int64_t room = core::kv_room_per_gpu(c.gpu, c.scheduler.gpu_memory_utilization, k.weights_bytes_per_gpu);
+  k.total_pages = room > 0 && k.page_bytes > 0 ? room / k.page_bytes : 0;
   if (k.total_pages <= 0) {
     throw core::ConfigError(fmt::format("no room for KV: {} of weights per GPU vs {} × gpu_memory_utilization {}",
                                         core::format_bytes({k.weights_bytes_per_gpu}), core::format_bytes(c.gpu.hbm_capacity),
@@ -93,14 +135,15 @@ namespace {
 SimResult run(const SimConfig& c, const std::vector<RequestSpec>& requests, int64_t stop_issuing_ns,
               const ProgressCallback& progress) {
   validate(c);
-  const core::KvPlan plan = core::make_baseline_plan(c.model, c.kv_precision, c.scheduler.block_size);
-  const CostModel cost_model(c, plan);
-  const KvCapacity cap = kv_capacity(c);
+  const KvLayout layout = make_kv_layout(resolved_plan(c), std::max(1, c.cluster.tensor_parallel));
+  validate_plan(c, layout);
+  const CostModel cost_model(c, layout);
+  const KvCapacity cap = kv_capacity(c, layout);
   const auto n = static_cast<int64_t>(requests.size());
 
-  Replica::Setup setup{0, c.scheduler, cap.total_pages, cap.page_bytes, cap.kv_bytes_per_token,
-                       static_cast<int64_t>(c.scheduler.swap_space_gib * 1073741824.0 / static_cast<double>(cap.page_bytes)),
-                       c.timeline_interval_s};
+  // Swap space in whole rows of every table, as vLLM sizes its CPU blocks.
+  const auto swap_rows = static_cast<int64_t>(c.scheduler.swap_space_gib * kGiB / static_cast<double>(cap.page_bytes));
+  Replica::Setup setup{0, c.scheduler, cap.total_pages, cap.host_bytes, swap_rows * cap.page_bytes, c.timeline_interval_s};
   std::vector<Replica> replicas;
   std::vector<ReplicaMetrics> metrics(static_cast<size_t>(c.cluster.data_parallel));
   std::vector<uint8_t> start_pending(static_cast<size_t>(c.cluster.data_parallel), 0);
@@ -179,7 +222,7 @@ SimResult run(const SimConfig& c, const std::vector<RequestSpec>& requests, int6
         }
         issued[static_cast<size_t>(e.target)] = 1;
         rec.arrival_s = static_cast<double>(now) * 1e-9;
-        rec.rejected = rejection(c, cap, r);
+        rec.rejected = rejection(c, layout, cap, r);
         if (!rec.rejected.empty()) {
           mark_done(now, r.id);
           break;
@@ -222,7 +265,7 @@ SimResult run(const SimConfig& c, const std::vector<RequestSpec>& requests, int6
   std::stable_sort(result.timeline.begin(), result.timeline.end(), [](const TimelineSample& a, const TimelineSample& b) {
     return a.time_s != b.time_s ? a.time_s < b.time_s : a.replica < b.replica;
   });
-  result.summary = summarize(result.requests, metrics, c.slo_ttft_s, c.slo_tpot_s, concurrency_integral, max_in_system);
+  result.summary = summarize(result.requests, metrics, c.slo_ttft_s, c.slo_tpot_s, concurrency_integral, max_in_system, &layout);
   result.summary.kv_pages_total = cap.total_pages;
   result.summary.kv_page_bytes = cap.page_bytes;
   return result;

@@ -9,6 +9,7 @@
 #include <functional>
 #include <vector>
 
+#include "sim/kv_layout.h"
 #include "sim/sim_config.h"
 #include "sim/sim_result.h"
 #include "sim/workload.h"
@@ -30,16 +31,18 @@ SimResult simulate(const SimConfig& config, const ProgressCallback& progress = {
 SimResult simulate_requests(const SimConfig& config, const std::vector<RequestSpec>& requests,
                             const ProgressCallback& progress = {});
 
-// KV pages of one replica and bytes per page on each of its GPUs (one page of every layer
-// and of the GPU's share of the KV heads), as the KV manager sizes them from core's
-// footprint of the baseline plan.
+// KV memory of one replica per GPU, as the KV manager sizes it from the plan's pool plan
+// (sim/kv_layout.h): HBM left by the weights (core::kv_room_per_gpu), in rows of one page of
+// every table of the plan.
 struct KvCapacity {
-  int64_t page_bytes = 0;            // per GPU of the replica
-  int64_t total_pages = 0;           // per replica
+  int64_t page_bytes = 0;            // one page of every table, per GPU of the replica
+  int64_t total_pages = 0;           // per replica: ⌊KV room / page_bytes⌋
   int64_t weights_bytes_per_gpu = 0;
-  int64_t kv_bytes_per_token = 0;    // per GPU, no page rounding (core::kv_bytes_per_token × shard)
+  int64_t kv_bytes_per_token = 0;    // per GPU, every token kept, no page rounding (core::kv_bytes_per_token × shard)
+  int64_t host_bytes = 0;            // host memory for host-placed groups, per GPU (scheduler.host_kv_space)
 };
 // Throws core::ConfigError when the weights leave no room or TP does not split the heads.
 KvCapacity kv_capacity(const SimConfig& config);
+KvCapacity kv_capacity(const SimConfig& config, const KvLayout& layout);
 
 }  // namespace kvlab::sim

@@ -23,6 +23,9 @@ struct RequestSpec {
   int64_t arrival_ns = 0;  // follows < 0: absolute arrival time; else: think time after it finishes
   int64_t prompt_tokens = 0;  // whole prompt, shared prefix and history included
   int64_t output_tokens = 0;
+  // The request's max_tokens, all the scheduler knows of its output before it ends (what
+  // reserve_budget reserves for). 0: its output_tokens (requests built by hand in tests).
+  int64_t max_output_tokens = 0;
   int64_t follows = -1;     // the request whose finish releases this one, −1: open loop
   int64_t stream_id = -1;   // −1: the request's own id
   int64_t session = -1;     // multi-turn session id

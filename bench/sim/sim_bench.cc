@@ -41,15 +41,18 @@ BENCHMARK(BM_SimulatePrefixCaching)->Arg(10000)->Unit(benchmark::kMillisecond);
 
 void BM_PrefixCacheMatch(benchmark::State& state) {
   // A 64-page prompt whose pages are all cached: the walk a router or an admission does.
-  kvlab::sim::KvManager kv(1024, true);
+  const kvlab::sim::SimConfig c = sharegpt_like(1, 1);
+  const kvlab::sim::KvLayout layout = kvlab::sim::make_kv_layout(kvlab::sim::resolved_plan(c), 1);
+  kvlab::sim::KvManager kv(layout, 1024, 0, true, kvlab::sim::PrefixEviction::kVllmV1);
   kvlab::sim::RequestSpec r;
   r.prompt_tokens = 64 * 16;
   r.prefix_id = 0;
   r.prefix_tokens = r.prompt_tokens;
   const kvlab::sim::BlockHasher hasher(r, 16);
-  kvlab::sim::PageTable table;
-  kv.allocate(table, 64);
-  kv.publish(table, hasher, 64);
+  kvlab::sim::SeqKv seq;
+  kv.init(seq);
+  kv.resize(seq, 0, 64);
+  kv.publish(seq, hasher, 64);
   for (auto _ : state) benchmark::DoNotOptimize(kv.match(hasher, 64));
   state.SetItemsProcessed(state.iterations() * 64);  // pages looked up
 }
@@ -57,10 +60,12 @@ BENCHMARK(BM_PrefixCacheMatch);
 
 void BM_CostModelIteration(benchmark::State& state) {
   const kvlab::sim::SimConfig c = sharegpt_like(1, 1);
-  const kvlab::sim::CostModel model(c, kvlab::core::make_baseline_plan(c.model, c.kv_precision));
+  const kvlab::sim::KvLayout layout = kvlab::sim::make_kv_layout(kvlab::sim::resolved_plan(c), 1);
+  const kvlab::sim::CostModel model(c, layout);
   kvlab::sim::BatchShape batch;
+  batch.reset(1);
   batch.decode_tokens = 200;
-  batch.decode_context_sum = 200 * 1500;
+  batch.decode_attended[0] = 200 * 1500;
   for (auto _ : state) benchmark::DoNotOptimize(model.iteration(batch));
 }
 BENCHMARK(BM_CostModelIteration);

@@ -149,6 +149,8 @@ GpuSpec parse_gpu(ConfigNode node) {
   g.fp8_rate = node.optional<FlopRate>("fp8", FlopRate{}, "dense fp8 rate (absent: no fp8 tensor cores)");
   g.fp4_rate = node.optional<FlopRate>("fp4", FlopRate{}, "dense fp4 rate (absent: none)");
   g.int8_rate = node.optional<FlopRate>("int8", FlopRate{}, "dense int8 rate (absent: none)");
+  g.fp32_rate = node.optional<FlopRate>("fp32", FlopRate{}, "FP32 rate of the CUDA cores (not tensor cores): prices KV "
+                                                             "dequantisation (absent: dequantisation unpriced)");
   g.num_sms = node.required<int>("num_sms", "streaming multiprocessors", positive);
   g.l2_capacity = node.optional<Bytes>("l2", Bytes{0}, "L2 cache size");
   g.nvlink_bandwidth = node.optional<Bandwidth>("nvlink", Bandwidth{}, "NVLink per GPU, one direction (absent: none)");

@@ -34,14 +34,16 @@ RequestSpec request(int64_t id, double arrival_s, int64_t prompt, int64_t output
   return r;
 }
 
-// A prefill chunk of the tokens (from, to] of one sequence, priced alone.
+// A prefill chunk of the tokens (from, to] of one sequence, priced alone: Σ_{t=from+1}^{to} t
+// tokens attended, `to` read.
 BatchShape chunk(int64_t from, int64_t to, bool last) {
   BatchShape b;
+  b.reset(1);
   b.prefill_tokens = to - from;
   b.prefill_seqs = 1;
   b.sampled_tokens = last ? 1 : 0;
-  b.prefill_attended = capped_sum(from + 1, to, INT64_MAX / 4);
-  b.prefill_kv_read = static_cast<double>(to);
+  b.prefill_attended[0] = capped_sum(from + 1, to, INT64_MAX / 4);
+  b.prefill_read[0] = static_cast<double>(to);
   b.running_seqs = 1;
   return b;
 }
@@ -53,7 +55,8 @@ TEST(Batching, ChunkedPrefillSplitsALongPromptByTheTokenBudget) {
   c.scheduler.max_num_batched_tokens = 256;
   c.scheduler.max_num_seqs = 8;
   const SimResult r = simulate_requests(c, {request(0, 0, 600, 3)});
-  const CostModel m(c, core::make_baseline_plan(c.model, c.kv_precision));
+  const KvLayout k = make_kv_layout(resolved_plan(c), 1);
+  const CostModel m(c, k);
   const int64_t ttft_ns =
       m.iteration(chunk(0, 256, false)).time_ns + m.iteration(chunk(256, 512, false)).time_ns + m.iteration(chunk(512, 600, true)).time_ns;
   EXPECT_DOUBLE_EQ(r.requests[0].first_token_s, static_cast<double>(ttft_ns) * 1e-9);

@@ -21,27 +21,40 @@ SimConfig config(const std::string& model) {
   return c;
 }
 
-TEST(CostModel, KvConstantsEqualCoresStepCost) {
+KvLayout layout_of(const SimConfig& c) { return make_kv_layout(resolved_plan(c), c.cluster.tensor_parallel); }
+
+// One decoder's batch: its attended tokens along every curve at `context` tokens.
+BatchShape one_decoder(const KvLayout& k, int64_t context) {
+  BatchShape b;
+  b.reset(static_cast<int>(k.curves.size()));
+  b.decode_tokens = b.sampled_tokens = 1;
+  for (size_t i = 0; i < k.curves.size(); ++i) b.decode_attended[i] = k.curves[i].value(context);
+  return b;
+}
+
+TEST(CostModel, KvBytesEqualCoresStepCost) {
   for (const char* name : {"llama-3.1-8b", "gpt-oss-120b", "deepseek-v3"}) {
-    const SimConfig c = config(name);
-    const core::KvPlan plan = core::make_baseline_plan(c.model, c.kv_precision);
-    const CostModel m(c, plan);
+    SimConfig c = config(name);
+    const core::KvPlan plan = resolved_plan(c);
+    const KvLayout k = layout_of(c);
+    const CostModel m(c, k);
     for (int64_t context : {1, 100, 128, 129, 5000}) {
-      const double window = m.window_tokens() > 0 ? static_cast<double>(std::min(context, m.window_tokens())) : 0.0;
-      EXPECT_DOUBLE_EQ(m.kv_bytes_per_token_full() * static_cast<double>(context) + m.kv_bytes_per_token_window() * window,
-                       static_cast<double>(core::decode_step_cost(plan, context).kv_bytes_read))
-          << name << " context " << context;
+      // Read + the new token written, both from core.
+      const double expected = static_cast<double>(core::decode_step_cost(plan, context).kv_bytes_read + core::kv_bytes_per_token(plan));
+      EXPECT_DOUBLE_EQ(m.iteration(one_decoder(k, context)).kv_bytes, expected) << name << " context " << context;
     }
   }
 }
 
 TEST(CostModel, DecodeStepIsTheRooflineOfWeightsAndKv) {
   const SimConfig c = config("llama-3.1-8b");
-  const CostModel m(c, core::make_baseline_plan(c.model, c.kv_precision));
+  const KvLayout k = layout_of(c);
+  const CostModel m(c, k);
   BatchShape batch;
+  batch.reset(1);
   batch.decode_tokens = 4;
   batch.sampled_tokens = 4;
-  batch.decode_context_sum = 4 * 1000;
+  batch.decode_attended[0] = 4 * 1000;
   const IterationCost cost = m.iteration(batch);
   // Weights: all but the input embedding table, bf16.
   const core::ParamCounts p = core::count_params(c.model);
@@ -56,12 +69,15 @@ TEST(CostModel, DecodeStepIsTheRooflineOfWeightsAndKv) {
 
 TEST(CostModel, MoeReadsOnlyTheExpertsTokensTouch) {
   const SimConfig c = config("qwen3-30b-a3b");
-  const CostModel m(c, core::make_baseline_plan(c.model, c.kv_precision));
+  const KvLayout k = layout_of(c);
+  const CostModel m(c, k);
   BatchShape one, many;
+  one.reset(1);
+  many.reset(1);
   one.decode_tokens = one.sampled_tokens = 1;
-  one.decode_context_sum = 1;
+  one.decode_attended[0] = 1;
   many.decode_tokens = many.sampled_tokens = 256;
-  many.decode_context_sum = 256;
+  many.decode_attended[0] = 256;
   const core::ParamCounts p = core::count_params(c.model);
   const double experts = 2.0 * static_cast<double>(p.ffn_experts);
   const double dense = 2.0 * static_cast<double>(p.total() - p.ffn_experts - p.embedding);
@@ -73,13 +89,15 @@ TEST(CostModel, MoeReadsOnlyTheExpertsTokensTouch) {
 TEST(CostModel, TensorParallelSplitsBytesAndAddsRingAllReduce) {
   SimConfig c = config("llama-3.1-70b");
   BatchShape batch;
+  batch.reset(1);
   batch.decode_tokens = batch.sampled_tokens = 32;
-  batch.decode_context_sum = 32 * 2000;
-  const core::KvPlan plan = core::make_baseline_plan(c.model, c.kv_precision);
-  const IterationCost one = CostModel(c, plan).iteration(batch);
+  batch.decode_attended[0] = 32 * 2000;
+  const KvLayout k1 = layout_of(c);
+  const IterationCost one = CostModel(c, k1).iteration(batch);
   c.cluster.tensor_parallel = 4;
   c.cluster.tp_link.latency = core::Duration{5'000};
-  const IterationCost four = CostModel(c, plan).iteration(batch);
+  const KvLayout k4 = layout_of(c);
+  const IterationCost four = CostModel(c, k4).iteration(batch);
   EXPECT_NEAR(four.weight_bytes, one.weight_bytes / 4, 1.0);
   EXPECT_NEAR(four.kv_bytes, one.kv_bytes / 4, 1.0);  // 8 KV heads over 4 ranks
   // Two all-reduces per layer of 32 tokens × 8192 × 2 bytes: 2·(n−1)/n·bytes/bw + 2·(n−1)·latency.
@@ -92,8 +110,10 @@ TEST(CostModel, TensorParallelSplitsBytesAndAddsRingAllReduce) {
 TEST(CostModel, SmallGemmsRunBelowPeakEfficiency) {
   SimConfig c = config("llama-3.1-8b");
   c.calibration.gemm_half_efficiency_tokens = 128;
-  const CostModel m(c, core::make_baseline_plan(c.model, c.kv_precision));
+  const KvLayout k = layout_of(c);
+  const CostModel m(c, k);
   BatchShape prefill;
+  prefill.reset(1);
   prefill.prefill_tokens = 8192;
   prefill.prefill_seqs = prefill.sampled_tokens = 1;
   const IterationCost cost = m.iteration(prefill);
@@ -110,7 +130,8 @@ TEST(CostModel, SmallGemmsRunBelowPeakEfficiency) {
 TEST(CostModel, PipelineAndExpertParallelAreRefusedNotIgnored) {
   SimConfig c = config("llama-3.1-8b");
   c.cluster.pipeline_parallel = 2;
-  EXPECT_THROW(CostModel(c, core::make_baseline_plan(c.model, c.kv_precision)), core::ConfigError);
+  const KvLayout k = layout_of(c);
+  EXPECT_THROW(CostModel(c, k), core::ConfigError);
 }
 
 TEST(CostModel, CappedSum) {

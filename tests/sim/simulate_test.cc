@@ -37,12 +37,14 @@ TEST(Simulate, OneRequestAloneMatchesTheModelledPrefillAndDecodeRoofline) {
   const SimResult r = simulate_requests(c, {request(0, 1'000'000, 1000, 5)});
   ASSERT_EQ(r.summary.completed_requests, 1);
   const core::KvPlan plan = core::make_baseline_plan(c.model, c.kv_precision);
-  const CostModel m(c, plan);
+  const KvLayout k = make_kv_layout(plan, 1);
+  const CostModel m(c, k);
   BatchShape prefill;
+  prefill.reset(1);
   prefill.prefill_tokens = 1000;
   prefill.prefill_seqs = prefill.sampled_tokens = prefill.running_seqs = 1;
-  prefill.prefill_attended = 1000.0 * 1001 / 2;
-  prefill.prefill_kv_read = 1000;
+  prefill.prefill_attended[0] = 1000.0 * 1001 / 2;
+  prefill.prefill_read[0] = 1000;
   const int64_t prefill_ns = m.iteration(prefill).time_ns;
   EXPECT_DOUBLE_EQ(r.requests[0].first_token_s - r.requests[0].arrival_s, static_cast<double>(prefill_ns) * 1e-9);
   // Then 4 decode steps, each (weights + KV read of context + 1 + KV written) / bandwidth
@@ -82,9 +84,11 @@ TEST(Simulate, SaturatedClosedLoopReachesTheModelledPeak) {
   // for the token being decoded.
   const double mean_context = 16 + 1024.0 * (1.0 + 1.0 / 12.0) / 2.0 + 1;
   BatchShape full;
+  full.reset(1);
   full.decode_tokens = full.sampled_tokens = full.running_seqs = 64;
-  full.decode_context_sum = 64 * mean_context;
-  const CostModel m(c, core::make_baseline_plan(c.model, c.kv_precision));
+  full.decode_attended[0] = 64 * mean_context;
+  const KvLayout k = make_kv_layout(resolved_plan(c), 1);
+  const CostModel m(c, k);
   const double peak = 64.0 / (static_cast<double>(m.iteration(full).time_ns) * 1e-9);
   EXPECT_NEAR(tokens / seconds / peak, 1.0, 0.02) << tokens / seconds << " vs " << peak;
 }
