@@ -350,6 +350,7 @@ int64_t Replica::begin_iteration(int64_t now_ns, std::vector<TimelineSample>& ti
     for (int i = 0; i < aggregates_.num_curves(); ++i) batch.decode_attended[static_cast<size_t>(i)] = aggregates_.sum(i, step_ + 1);
   }
   batch.running_seqs = static_cast<int64_t>(running_.size());
+  if (setup_.check_invariants) check_invariants(batch);
   KVLAB_CHECK(batch.prefill_tokens + batch.decode_tokens > 0 || !swapping_in_.empty(), "an empty iteration at {} ns", now_ns);
   const IterationCost cost = cost_.iteration(batch);
   record(now_ns, batch, cost, timeline, metrics);

@@ -43,6 +43,7 @@ class Replica {
     int64_t host_bytes = 0;        // host arena for host-placed classes, per GPU
     int64_t swap_bytes = 0;        // host swap space, per GPU
     double timeline_interval_s = 0.1;
+    bool check_invariants = false;  // SimConfig::check_invariants
   };
   Replica(const Setup& setup, const CostModel& cost_model);
 
@@ -117,6 +118,9 @@ class Replica {
   // Rows for a prefilling sequence's chunk; shrinks now, returns what growing takes.
   KvDemand chunk_demand(Seq& s, ReplicaMetrics& metrics);
   void allocate_chunk(Seq& s);
+  // Walks every sequence and checks the aggregates, the rows each holds and the arenas
+  // against it (replica_invariants.cc); aborts on the first mismatch.
+  void check_invariants(const BatchShape& batch) const;
   void record(int64_t now_ns, const BatchShape& batch, const IterationCost& cost, std::vector<TimelineSample>& timeline,
               ReplicaMetrics& metrics);
 

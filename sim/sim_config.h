@@ -170,6 +170,9 @@ struct SimConfig {
   double slo_ttft_s = 2.0;   // goodput: requests meeting both SLOs, seconds
   double slo_tpot_s = 0.1;
   double timeline_interval_s = 0.1;  // one timeline sample per replica per interval of simulated time
+  // Tests and debugging, not a config key: walk every sequence each iteration and check the
+  // aggregates against it (sim/replica_invariants.cc). O(sequences) per iteration.
+  bool check_invariants = false;
 };
 
 // The plan the simulator executes: kv_plan, or the baseline of kv_precision and block_size.

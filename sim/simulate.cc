@@ -143,7 +143,8 @@ SimResult run(const SimConfig& c, const std::vector<RequestSpec>& requests, int6
 
   // Swap space in whole rows of every table, as vLLM sizes its CPU blocks.
   const auto swap_rows = static_cast<int64_t>(c.scheduler.swap_space_gib * kGiB / static_cast<double>(cap.page_bytes));
-  Replica::Setup setup{0, c.scheduler, cap.total_pages, cap.host_bytes, swap_rows * cap.page_bytes, c.timeline_interval_s};
+  Replica::Setup setup{0, c.scheduler, cap.total_pages, cap.host_bytes, swap_rows * cap.page_bytes, c.timeline_interval_s,
+                       c.check_invariants};
   std::vector<Replica> replicas;
   std::vector<ReplicaMetrics> metrics(static_cast<size_t>(c.cluster.data_parallel));
   std::vector<uint8_t> start_pending(static_cast<size_t>(c.cluster.data_parallel), 0);

@@ -70,6 +70,23 @@ nlohmann::ordered_json summary_object(const sim::Summary& s, double wall_s) {
   j["kv_fragmentation_mean"] = s.kv_fragmentation_mean;
   j["kv_pages_total"] = s.kv_pages_total;
   j["kv_page_bytes"] = s.kv_page_bytes;
+  nlohmann::ordered_json cadences = nlohmann::ordered_json::array();
+  for (const sim::CadenceSummary& c : s.kv_cadences) {
+    cadences.push_back({{"name", c.name},
+                        {"retention", c.retention},
+                        {"reservation", c.reservation},
+                        {"block_size", c.block_size},
+                        {"row_bytes", c.row_bytes},
+                        {"host_row_bytes", c.host_row_bytes},
+                        {"rows_held_mean", c.rows_held_mean},
+                        {"rows_held_max", c.rows_held_max},
+                        {"bytes_reserved_mean", c.bytes_reserved_mean},
+                        {"bytes_used_mean", c.bytes_used_mean},
+                        {"wasted_share", c.wasted_share},
+                        {"tokens_evicted", c.tokens_evicted},
+                        {"rows_recycled", c.rows_recycled}});
+  }
+  j["kv_cadences"] = cadences;
   j["iterations"] = s.iterations;
   j["wall_s"] = wall_s;
   return j;
@@ -102,14 +119,15 @@ void write_requests_csv(const std::vector<sim::RequestRecord>& requests, const T
 void write_timeline_csv(const std::vector<sim::TimelineSample>& timeline, const TextSink& sink) {
   ChunkedWriter out(sink);
   out.row("time_s,replica,running,waiting,kv_pages_used,kv_tokens_filled,kv_bytes_used,kv_bytes_reserved,"
-          "kv_bytes_cached,kv_bytes_free,kv_fragmentation_bytes,iteration_s,weights_s,kv_s,compute_s,communication_s,"
-          "overhead_s\n");
+          "kv_bytes_cached,kv_bytes_free,kv_fragmentation_bytes,kv_host_bytes_reserved,iteration_s,weights_s,kv_s,compute_s,"
+          "communication_s,overhead_s,flops,weight_bytes,kv_bytes_moved,host_bytes_moved\n");
   for (const sim::TimelineSample& t : timeline) {
-    out.row("{:.9f},{},{},{},{},{},{},{},{},{},{},", t.time_s, t.replica, t.running, t.waiting, t.kv_pages_used,
+    out.row("{:.9f},{},{},{},{},{},{},{},{},{},{},{},", t.time_s, t.replica, t.running, t.waiting, t.kv_pages_used,
             t.kv_tokens_filled, t.kv_bytes_used, t.kv_bytes_reserved, t.kv_bytes_cached, t.kv_bytes_free,
-            t.kv_fragmentation_bytes);
-    out.row("{:.9f},{:.9f},{:.9f},{:.9f},{:.9f},{:.9f}\n", t.iteration_s, t.weights_s, t.kv_s, t.compute_s,
+            t.kv_fragmentation_bytes, t.kv_host_bytes_reserved);
+    out.row("{:.9f},{:.9f},{:.9f},{:.9f},{:.9f},{:.9f},", t.iteration_s, t.weights_s, t.kv_s, t.compute_s,
             t.communication_s, t.overhead_s);
+    out.row("{:.6g},{:.6g},{:.6g},{:.6g}\n", t.flops, t.weight_bytes, t.kv_bytes_moved, t.host_bytes_moved);
   }
   out.flush();
 }

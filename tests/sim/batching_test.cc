@@ -22,6 +22,7 @@ SimConfig tiny_cache(int64_t pages) {
   c.scheduler.gpu_memory_utilization = 1.0;
   c.gpu.hbm_capacity.value = core::weights_bytes(c.model, c.weights) + pages * 16 * 131072;
   c.timeline_interval_s = 1e-9;  // a sample every iteration
+  c.check_invariants = true;
   return c;
 }
 

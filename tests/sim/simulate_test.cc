@@ -135,6 +135,7 @@ TEST(Simulate, MemoryNeverExceedsCapacityAndAccountsEveryByte) {
   c.workload.output = {LengthKind::kLognormal, 600, 0.5, 1, 4000};
   c.workload.shared_prefix = {4, 512, 0.5};
   c.timeline_interval_s = 1e-6;  // every iteration
+  c.check_invariants = true;
   const SimResult r = simulate(c);
   const KvCapacity k = kv_capacity(c);
   EXPECT_EQ(r.summary.completed_requests, 400);
