@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/capacity.h"
+#include "core/config/kv_plan_loader.h"
 #include "core/config/spec_loader.h"
 #include "core/error.h"
 #include "experiments/atomic_file.h"
@@ -26,10 +27,23 @@ struct CapacityOptions {
   int block_size = 16;
   double gpu_memory_utilization = 0.9;
   std::string context;
+  std::string plan;  // a YAML file with a kv_plan: section, or a bare plan
+  bool kv_dtype_given = false, block_size_given = false;
   bool json = false;
   bool catalog = false;
   std::string out = "results/capacity";
 };
+
+// The plan of `file` for `model`: its kv_plan: section (other keys of an experiment file are
+// not read), or the whole file as a bare plan. Errors name the file, line and key path.
+core::KvPlan load_plan_file(const std::string& file, const core::ModelSpec& model) {
+  core::ConfigDocument doc = core::ConfigDocument::load_file(file);
+  core::ConfigNode root = doc.root();
+  const bool section = root.is_map() && root.has("kv_plan");
+  const core::KvPlan plan = core::parse_kv_plan(section ? root.child("kv_plan") : root, model);
+  doc.throw_if_errors();
+  return plan;
+}
 
 core::CapacityInput make_input(const CapacityOptions& o, const core::ModelSpec& model,
                                const core::GpuSpec& gpu, int64_t context) {
@@ -47,6 +61,13 @@ core::CapacityInput make_input(const CapacityOptions& o, const core::ModelSpec& 
   }
   in.kv_precision = core::Precision::defaults(dtype);
   in.block_size = o.block_size;
+  if (!o.plan.empty()) {
+    if (o.kv_dtype_given || o.block_size_given) {
+      throw core::ConfigError(fmt::format("--plan {} conflicts with {}: the plan gives precision and block size", o.plan,
+                                          o.kv_dtype_given ? "--kv-dtype" : "--block-size"));
+    }
+    in.plan = load_plan_file(o.plan, model);
+  }
   in.gpu_memory_utilization = o.gpu_memory_utilization;
   in.context_tokens = context;
   return in;
@@ -74,14 +95,18 @@ core::ConfigError with_flag_names(const core::ConfigError& e) {
   return core::ConfigError(out);
 }
 
-nlohmann::ordered_json to_json(const core::CapacityInput& in, const core::CapacityReport& r) {
+nlohmann::ordered_json to_json(const core::CapacityInput& in, const core::CapacityReport& r, const std::string& plan_file) {
   nlohmann::ordered_json j;
   j["model"] = in.model.name;
   j["gpu"] = in.gpu.name;
   j["num_gpus"] = in.num_gpus;
   j["weights_dtype"] = core::to_string(in.weights);
-  j["kv_dtype"] = core::describe(in.kv_precision);
-  j["block_size"] = in.block_size;
+  if (in.plan) {
+    j["plan"] = plan_file;
+  } else {
+    j["kv_dtype"] = core::describe(in.kv_precision);
+    j["block_size"] = in.block_size;
+  }
   j["gpu_memory_utilization"] = in.gpu_memory_utilization;
   j["context_tokens"] = in.context_tokens;
   j["weights_bytes"] = r.weights_bytes;
@@ -90,8 +115,15 @@ nlohmann::ordered_json to_json(const core::CapacityInput& in, const core::Capaci
   j["kv_bytes_per_token"] = r.kv_bytes_per_token;
   j["kv_bytes_available"] = r.kv_bytes_available;
   j["sequence_bytes_per_gpu"] = r.sequence_bytes_per_gpu;
+  j["host_bytes_per_sequence"] = r.host_bytes_per_sequence;
   j["max_sequences"] = r.max_sequences;
   if (!r.reason.empty()) j["reason"] = r.reason;
+  nlohmann::ordered_json classes = nlohmann::ordered_json::array();
+  for (const core::CapacityClass& c : r.classes) {
+    classes.push_back({{"name", c.name}, {"pool", c.pool}, {"retention", c.retention}, {"tables", c.tables},
+                       {"pages_per_table", c.pages}, {"bytes_per_gpu", c.bytes_per_gpu}});
+  }
+  j["classes"] = classes;
   return j;
 }
 
@@ -108,12 +140,12 @@ void run_single(const CapacityOptions& o) {
     throw with_flag_names(e);
   }
   if (o.json) {
-    std::cout << to_json(in, r).dump(2) << "\n";
+    std::cout << to_json(in, r, o.plan).dump(2) << "\n";
     return;
   }
   std::cout << fmt::format("{} on {} × {}, weights {}, KV {}, context {} tokens\n", in.model.name,
                            in.num_gpus, in.gpu.name, core::to_string(in.weights),
-                           core::describe(in.kv_precision), context);
+                           in.plan ? "plan " + o.plan : core::describe(in.kv_precision), context);
   for (const core::CapacityStep& s : r.steps) std::cout << fmt::format("  {:<22} {}\n", s.label + ":", s.formula);
   if (context > in.model.max_context_tokens) {
     std::cout << fmt::format("  note: {} tokens exceeds the model's max context of {}\n", context,
@@ -141,10 +173,10 @@ void run_catalog(const CapacityOptions& o) {
         core::CapacityReport last;
         bool ok = true;
         for (const std::string& c : contexts) {
-          const core::CapacityInput in = make_input(opt, model, gpu, parse_context(c));
           try {
+            const core::CapacityInput in = make_input(opt, model, gpu, parse_context(c));
             last = core::compute_capacity(in);
-            rows.push_back(to_json(in, last));
+            rows.push_back(to_json(in, last, o.plan));
             cells += fmt::format(" {} |", last.max_sequences);
           } catch (const core::ConfigError& e) {
             ok = false;
@@ -160,11 +192,13 @@ void run_catalog(const CapacityOptions& o) {
     }
   }
   const std::string header = fmt::format(
-      "# Capacity of the built-in catalog\n\nMaximum concurrent sequences of each context, bf16 weights and "
-      "KV, block size {}, gpu_memory_utilization {}; tensor parallelism over the GPUs; 0 = not even one fits "
+      "# Capacity of the built-in catalog\n\nMaximum concurrent sequences of each context, bf16 weights, {}, "
+      "gpu_memory_utilization {}; tensor parallelism over the GPUs; 0 = not even one fits "
       "(negative KV room: the weights alone do not fit). GiB = 2^30 bytes. Contexts: 8k = 8192, 32k = 32768, "
-      "128k = 131072, 1M = 1048576 tokens. Made by `kvlab capacity --all-catalog`.\n\n",
-      o.block_size, o.gpu_memory_utilization);
+      "128k = 131072, 1M = 1048576 tokens; — = the plan does not apply to the model or the GPUs do not split "
+      "its heads. Made by `kvlab capacity --all-catalog{}`.\n\n",
+      o.plan.empty() ? fmt::format("bf16 KV, block size {}", o.block_size) : "the KV plan " + o.plan,
+      o.gpu_memory_utilization, o.plan.empty() ? "" : " --plan " + o.plan);
   std::filesystem::create_directories(o.out);
   write_file_atomically(o.out + "/capacity.md", header + table);
   write_file_atomically(o.out + "/capacity.json", rows.dump(2) + "\n");
@@ -180,8 +214,14 @@ void register_capacity_command(CLI::App& app) {
   cmd->add_option("--gpu", options->gpu, "catalog name or GPU YAML");
   cmd->add_option("--num-gpus", options->num_gpus, "GPUs in the tensor-parallel group")->capture_default_str();
   cmd->add_option("--weights", options->weights, "bf16, fp8 or int4")->capture_default_str();
-  cmd->add_option("--kv-dtype", options->kv_dtype, "bf16, fp16, fp8, int8, int6, int5 or int4")->capture_default_str();
-  cmd->add_option("--block-size", options->block_size, "tokens per KV page")->capture_default_str();
+  cmd->add_option("--kv-dtype", options->kv_dtype, "bf16, fp16, fp8, int8, int6, int5 or int4")
+      ->capture_default_str()
+      ->each([options](const std::string&) { options->kv_dtype_given = true; });
+  cmd->add_option("--block-size", options->block_size, "tokens per KV page")
+      ->capture_default_str()
+      ->each([options](const std::string&) { options->block_size_given = true; });
+  cmd->add_option("--plan", options->plan,
+                  "a YAML file with a kv_plan: section (an experiment) or a bare plan; replaces --kv-dtype and --block-size");
   cmd->add_option("--gpu-memory-utilization", options->gpu_memory_utilization, "share of HBM kvlab may use")
       ->capture_default_str();
   cmd->add_option("--context", options->context, "tokens per sequence: 4096, 128k, 1M");

@@ -153,6 +153,7 @@ Summary summarize(const std::vector<RequestRecord>& requests, const std::vector<
       out.retention = core::describe(c.paging.retention);
       out.reservation = c.paging.reservation == core::Reservation::kReserveBudget ? "reserve_budget" : "on_demand";
       out.block_size = c.paging.block_size;
+      for (const int cls : c.classes) out.tables += layout->pools.classes[static_cast<size_t>(cls)].num_tables;
       out.row_bytes = c.row_bytes;
       out.host_row_bytes = c.host_row_bytes;
       double rows_ns = 0, reserved_ns = 0, used_ns = 0;

@@ -37,6 +37,7 @@ struct CadenceSummary {
   std::string retention;  // core::describe
   std::string reservation;  // on_demand | reserve_budget
   int block_size = 0;
+  int64_t tables = 0;          // page tables per sequence (per_head scope: one per head)
   int64_t row_bytes = 0;       // HBM bytes of one page in every table of the cadence
   int64_t host_row_bytes = 0;
   double rows_held_mean = 0;   // per replica

@@ -60,6 +60,11 @@ void validate_plan(const SimConfig& c, const KvLayout& layout) {
         "vLLM V1 also caches sliding-window groups and needs only the window's blocks on a hit: not modelled yet",
         cadences));
   }
+  if (layout.queries_per_step > 1) {
+    throw core::ConfigError(fmt::format(
+        "kv_plan: {} queries per decode step (speculative verification): the simulator does not price multi-token "
+        "decode steps yet (draft cost, accepted tokens per step); use 1", layout.queries_per_step));
+  }
   if (layout.has_host && s.host_kv_bytes <= 0) {
     throw core::ConfigError("kv_plan places groups in host memory: give scheduler.host_kv_space (host memory per GPU for them)");
   }
@@ -102,6 +107,13 @@ std::string rejection(const SimConfig& c, const KvLayout& layout, const KvCapaci
 }
 
 }  // namespace
+
+void check_config(const SimConfig& c) {
+  validate(c);
+  const KvLayout layout = make_kv_layout(resolved_plan(c), std::max(1, c.cluster.tensor_parallel));
+  validate_plan(c, layout);
+  kv_capacity(c, layout);
+}
 
 core::KvPlan resolved_plan(const SimConfig& c) {
   return c.kv_plan ? *c.kv_plan : core::make_baseline_plan(c.model, c.kv_precision, c.scheduler.block_size);

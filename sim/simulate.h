@@ -43,6 +43,10 @@ struct KvCapacity {
 };
 // Throws core::ConfigError when the weights leave no room or TP does not split the heads.
 KvCapacity kv_capacity(const SimConfig& config);
+// Throws core::ConfigError for what simulate() would refuse: invalid knobs, a plan using
+// what the simulator does not model (prefix caching over windows, swap with host groups, …),
+// no room for KV.
+void check_config(const SimConfig& config);
 KvCapacity kv_capacity(const SimConfig& config, const KvLayout& layout);
 
 }  // namespace kvlab::sim

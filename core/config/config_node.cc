@@ -584,6 +584,15 @@ std::string ConfigNode::scalar_of(const std::string& key) const {
   return v.IsScalar() ? v.Scalar() : describe_node_type(v);
 }
 
+std::string ConfigNode::yaml() const {
+  if (!impl_ || impl_->doc->describing || !impl_->node.IsDefined() || impl_->node.IsNull()) return "";
+  YAML::Emitter out;
+  out.SetMapFormat(YAML::Flow);  // every nested collection, not only the outermost
+  out.SetSeqFormat(YAML::Flow);
+  out << impl_->node;
+  return out.c_str();
+}
+
 #define KVLAB_INSTANTIATE_ACCESSORS(T)                                                         \
   template T ConfigNode::required<T>(const std::string&, const std::string&, const Checks&); \
   template T ConfigNode::optional<T>(const std::string&, const T&, const std::string&, const Checks&);

@@ -153,6 +153,9 @@ class ConfigNode {
   int line() const;
   int column() const;
   std::string scalar_of(const std::string& key) const;  // a value as written, for messages
+  // The node as one line of YAML flow text ("{a: 1, b: [2, 3]}"), e.g. to write a section
+  // back into resolved.yaml; "" in describe mode or for an absent node.
+  std::string yaml() const;
 
   struct Impl;
   ConfigNode(std::shared_ptr<Impl> impl, std::string path);

@@ -39,6 +39,10 @@ inline constexpr std::array<EnumWord<sim::SchedulingPolicy>, 2> kPolicyWords{{
     {sim::SchedulingPolicy::kFcfs, "fcfs"},
     {sim::SchedulingPolicy::kPriority, "priority"},
 }};
+inline constexpr std::array<EnumWord<sim::PrefixEviction>, 2> kPrefixEvictionWords{{
+    {sim::PrefixEviction::kVllmV1, "vllm_v1"},
+    {sim::PrefixEviction::kCachedLast, "cached_last"},
+}};
 inline constexpr std::array<EnumWord<sim::RouterPolicy>, 3> kRouterWords{{
     {sim::RouterPolicy::kRoundRobin, "round_robin"},
     {sim::RouterPolicy::kLeastOutstanding, "least_outstanding"},

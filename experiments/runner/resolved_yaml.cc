@@ -108,8 +108,12 @@ std::string resolved_yaml(const ParsedSim& p, const std::string& experiment_name
   y += fmt::format("model: {}\ngpu: {}\n", named(p.model_ref, c.model.name), named(p.gpu_ref, c.gpu.name));
   y += fmt::format("weights: {}\n", core::to_string(c.weights));
   const core::Precision& kv = c.kv_precision;
-  y += fmt::format("kv_cache_dtype: {{dtype: {}, group_size: {}, scale: {}, zero: {}}}  # {}\n", core::to_string(kv.dtype),
-                   kv.group_size, core::to_string(kv.scale_format), core::to_string(kv.zero_format), core::describe(kv));
+  if (p.kv_plan_yaml.empty()) {
+    y += fmt::format("kv_cache_dtype: {{dtype: {}, group_size: {}, scale: {}, zero: {}}}  # {}\n", core::to_string(kv.dtype),
+                     kv.group_size, core::to_string(kv.scale_format), core::to_string(kv.zero_format), core::describe(kv));
+  } else {
+    y += fmt::format("kv_plan: {}\n", p.kv_plan_yaml);
+  }
   const sim::ClusterConfig& cl = c.cluster;
   y += fmt::format("cluster:\n  tensor_parallel: {}\n  data_parallel: {}\n  pipeline_parallel: {}\n  expert_parallel: {}\n",
                    cl.tensor_parallel, cl.data_parallel, cl.pipeline_parallel, cl.expert_parallel);
@@ -117,12 +121,15 @@ std::string resolved_yaml(const ParsedSim& p, const std::string& experiment_name
                    link(cl.tp_link));
   y += fmt::format("  host_link: {}  # bandwidth 0: the GPU's host link\n", link(cl.host_link));
   const sim::SchedulerConfig& s = c.scheduler;
-  y += fmt::format("scheduler:\n  block_size: {}\n  gpu_memory_utilization: {}\n  max_num_seqs: {}\n", s.block_size,
-                   num(s.gpu_memory_utilization), s.max_num_seqs);
+  y += "scheduler:\n";
+  if (p.kv_plan_yaml.empty()) y += fmt::format("  block_size: {}\n", s.block_size);  // a plan has its own
+  y += fmt::format("  gpu_memory_utilization: {}\n  max_num_seqs: {}\n", num(s.gpu_memory_utilization), s.max_num_seqs);
   y += fmt::format("  max_num_batched_tokens: {}\n  enable_chunked_prefill: {}\n  enable_prefix_caching: {}\n",
                    s.max_num_batched_tokens, s.enable_chunked_prefill, s.enable_prefix_caching);
   y += fmt::format("  preemption_mode: {}\n  policy: {}\n  swap_space: {}\n", word_of(kPreemptionWords, s.preemption_mode),
                    word_of(kPolicyWords, s.policy), bytes_gib(s.swap_space_gib));
+  y += fmt::format("  prefix_eviction: {}\n  host_kv_space: {} B\n", word_of(kPrefixEvictionWords, s.prefix_eviction),
+                   s.host_kv_bytes);
   y += workload(c.workload);
   const sim::Calibration& k = c.calibration;
   y += fmt::format("calibration:  # from {}\n", p.calibration_source.empty() ? "the built-in defaults" : p.calibration_source);

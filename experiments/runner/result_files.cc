@@ -76,6 +76,7 @@ nlohmann::ordered_json summary_object(const sim::Summary& s, double wall_s) {
                         {"retention", c.retention},
                         {"reservation", c.reservation},
                         {"block_size", c.block_size},
+                        {"tables", c.tables},
                         {"row_bytes", c.row_bytes},
                         {"host_row_bytes", c.host_row_bytes},
                         {"rows_held_mean", c.rows_held_mean},

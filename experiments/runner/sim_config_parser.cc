@@ -11,6 +11,7 @@
 #include <fmt/core.h>
 
 #include "core/capacity.h"
+#include "core/config/kv_plan_loader.h"
 #include "core/config/spec_loader.h"
 #include "core/error.h"
 #include "experiments/runner/parse_helpers.h"
@@ -94,6 +95,9 @@ sim::SchedulerConfig parse_scheduler(core::ConfigNode s) {
   c.policy = read_enum(s, "policy", c.policy, kPolicyWords);
   const core::Bytes swap = s.optional<core::Bytes>("swap_space", core::Bytes{4LL << 30}, "host memory for swapped KV");
   c.swap_space_gib = swap.gib();
+  c.prefix_eviction = read_enum(s, "prefix_eviction", c.prefix_eviction, kPrefixEvictionWords);
+  c.host_kv_bytes = s.optional<core::Bytes>("host_kv_space", core::Bytes{0},
+                                            "host memory per GPU for the groups a kv_plan places on the host").value;
   s.require_positive("block_size", c.block_size);
   if (s.has("gpu_memory_utilization") && !(c.gpu_memory_utilization > 0 && c.gpu_memory_utilization <= 1)) {
     s.error_at("gpu_memory_utilization", fmt::format("must be in (0, 1] (got {})", s.scalar_of("gpu_memory_utilization")));
@@ -173,7 +177,25 @@ ParsedSim parse_sim_config(core::ConfigNode root) {
   }
   c.kv_precision = parse_kv_precision(root);
   c.cluster = parse_cluster_section(root.child("cluster"));
+  const bool block_size_given = root.child("scheduler").has("block_size");
   c.scheduler = parse_scheduler(root.child("scheduler"));
+  if (root.describing()) {
+    root.document("kv_plan", "map", "the baseline of kv_cache_dtype and scheduler.block_size",
+                  "the KV plan (see KV plan); replaces kv_cache_dtype and scheduler.block_size");
+  } else if (root.has("kv_plan")) {
+    // One source per setting: the plan's own keys, not the baseline's.
+    if (root.has("kv_cache_dtype")) {
+      root.error_at("kv_cache_dtype", "conflicts with kv_plan: give the precision as kv_plan.precision (or per group)");
+    }
+    if (block_size_given) {
+      root.child("scheduler").error_at("block_size", "conflicts with kv_plan: give it as kv_plan.block_size (or per group)");
+    }
+    core::ConfigNode plan = root.child("kv_plan");
+    if (c.model.num_layers > 0) {  // a model that failed to load was reported already
+      c.kv_plan = core::parse_kv_plan(plan, c.model);
+      p.kv_plan_yaml = plan.yaml();
+    }
+  }
   c.workload = parse_workload(root.child("workload"));
 
   // Calibration: the GPU's file when the catalog has one, then the experiment's keys.
@@ -206,7 +228,7 @@ ParsedSim parse_sim_config(core::ConfigNode root) {
   // The KV room left by the weights: the simulator would refuse it without a location.
   if (root.error_count() == 0) {
     try {
-      sim::kv_capacity(c);
+      sim::check_config(c);
     } catch (const core::ConfigError& e) {
       relay(root, root.has("scheduler") ? "scheduler" : "gpu", e);
     }

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-// Reads the simulation part of an experiment document (model, gpu, weights, kv_cache_dtype,
-// cluster, scheduler, workload, calibration, slo, timeline_interval) into a sim::SimConfig.
+// Reads the simulation part of an experiment document (model, gpu, weights, kv_cache_dtype
+// or kv_plan, cluster, scheduler, workload, calibration, slo, timeline_interval) into a
+// sim::SimConfig. kv_plan is read with core's loader once the model is known (as `kvlab
+// accuracy` does); it replaces kv_cache_dtype and scheduler.block_size, which may not be
+// given beside it.
 // Every problem is a diagnostic on the document (file:line:col, key path); cross-field
 // checks the simulator would otherwise refuse without a location are made here.
 #pragma once
@@ -19,6 +22,7 @@ struct ParsedSim {
   std::string model_ref;
   std::string gpu_ref;
   std::string calibration_source;  // the calibration file used, or "" for the built-in defaults
+  std::string kv_plan_yaml;        // the kv_plan section as flow YAML, "" when the baseline plan runs
 };
 
 // Reads every simulation key of `root` (a map); the caller reads the experiment's own keys
