@@ -29,7 +29,8 @@ int32_t Replica::new_slot() {
 
 int64_t Replica::max_total_tokens(const Seq& s) const {
   const int64_t max_output = s.spec->max_output_tokens > 0 ? s.spec->max_output_tokens : s.spec->output_tokens;
-  return s.spec->prompt_tokens + max_output;
+  const int64_t total = s.spec->prompt_tokens + max_output;
+  return setup_.max_context_tokens > 0 ? std::min(total, setup_.max_context_tokens) : total;
 }
 
 int64_t Replica::rows_for(const Seq& s, int cadence, int64_t tokens) const {
@@ -50,15 +51,15 @@ void Replica::push_waiting(int32_t slot, bool front) {
   }
 }
 
-int32_t Replica::pop_waiting() {
+void Replica::remove_waiting(int32_t slot) {
+  const Seq& s = slots_[static_cast<size_t>(slot)];
   if (setup_.scheduler.policy == SchedulingPolicy::kPriority) {
-    const int32_t slot = std::get<2>(*waiting_by_priority_.begin());
-    waiting_by_priority_.erase(waiting_by_priority_.begin());
-    return slot;
+    waiting_by_priority_.erase({s.spec->priority, s.arrival_rank, slot});
+  } else if (waiting_.front() == slot) {
+    waiting_.pop_front();
+  } else {
+    waiting_.erase(std::find(waiting_.begin(), waiting_.end(), slot));
   }
-  const int32_t slot = waiting_.front();
-  waiting_.pop_front();
-  return slot;
 }
 
 void Replica::enqueue(const RequestSpec& spec, RequestRecord& record, int64_t /*now_ns*/) {
@@ -151,20 +152,17 @@ void Replica::preempt(int32_t slot, BatchShape& batch, ReplicaMetrics& metrics) 
   s.chunk_demand = {};
   ++s.record->preemptions;
   metrics.add_preemption(swap);
+  preempted_this_step_ = true;
   push_waiting(slot, true);
 }
 
-// Admits the head of the waiting queue if budget, max_num_seqs and pages allow.
-bool Replica::admit(int64_t& budget, bool chunked, BatchShape& batch, ReplicaMetrics& metrics) {
-  if (num_waiting() == 0) return false;
-  if (static_cast<int64_t>(running_.size()) >= setup_.scheduler.max_num_seqs) return false;
-  const int32_t slot = setup_.scheduler.policy == SchedulingPolicy::kPriority ? std::get<2>(*waiting_by_priority_.begin())
-                                                                             : waiting_.front();
+Replica::Admission Replica::admit(int32_t slot, int64_t& budget, bool chunked, BatchShape& batch,
+                                  ReplicaMetrics& metrics) {
   Seq& s = slots_[static_cast<size_t>(slot)];
   if (!s.swapped_rows.empty()) {  // swap in: its rows come back over the host link
     KvDemand need;
     for (int k = 0; k < kv_.num_cadences(); ++k) need += kv_.demand(k, s.swapped_rows[static_cast<size_t>(k)]);
-    if (!kv_.fits(need)) return false;
+    if (!kv_.fits(need)) return Admission::kStop;
     for (int k = 0; k < kv_.num_cadences(); ++k) {
       KVLAB_CHECK(kv_.resize(s.kv, k, s.swapped_rows[static_cast<size_t>(k)]), "swap-in rows");
     }
@@ -176,7 +174,7 @@ bool Replica::admit(int64_t& budget, bool chunked, BatchShape& batch, ReplicaMet
     s.state = State::kSwappingIn;
     swapping_in_.push_back(slot);
   } else {
-    if (budget <= 0) return false;
+    if (budget <= 0) return Admission::kStop;
     const BlockHasher hasher(*s.spec, block_);
     int64_t hits = 0;
     if (kv_.prefix_caching()) {
@@ -186,9 +184,10 @@ bool Replica::admit(int64_t& budget, bool chunked, BatchShape& batch, ReplicaMet
     }
     s.computed = hits * block_;
     const int64_t remaining = s.to_prefill - s.computed;
-    if (!chunked && remaining > budget && batch.prefill_seqs > 0) {
+    if (!chunked && remaining > budget) {  // V1 skips a whole prompt the budget cannot take
       kv_.release(s.kv);
-      return false;
+      s.computed = 0;
+      return Admission::kSkipped;
     }
     s.chunk = chunked ? std::min(budget, remaining) : remaining;
     KvDemand need;
@@ -199,7 +198,7 @@ bool Replica::admit(int64_t& budget, bool chunked, BatchShape& batch, ReplicaMet
       kv_.release(s.kv);
       s.computed = 0;
       s.chunk = 0;
-      return false;
+      return Admission::kStop;
     }
     for (int k = 0; k < kv_.num_cadences(); ++k) {
       KVLAB_CHECK(kv_.resize(s.kv, k, rows_for(s, k, s.computed + s.chunk)), "admission rows");
@@ -214,12 +213,39 @@ bool Replica::admit(int64_t& budget, bool chunked, BatchShape& batch, ReplicaMet
     batch.add_prefill_chunk(layout_, s.computed, s.computed + s.chunk);
     if (s.computed + s.chunk == s.to_prefill) ++batch.sampled_tokens;
   }
-  pop_waiting();
+  remove_waiting(slot);
   s.rank = setup_.scheduler.policy == SchedulingPolicy::kPriority
                ? (int64_t{s.spec->priority} << 40) + s.arrival_rank
                : next_front_++;
   running_.emplace(s.rank, slot);
-  return true;
+  return Admission::kAdmitted;
+}
+
+void Replica::admit_waiting(int64_t& budget, bool chunked, BatchShape& batch, ReplicaMetrics& metrics) {
+  if (preempted_this_step_) return;
+  // The waiting order, copied: admitting removes from it.
+  std::vector<int32_t> order;
+  if (setup_.scheduler.policy == SchedulingPolicy::kPriority) {
+    for (const auto& entry : waiting_by_priority_) {
+      order.push_back(std::get<2>(entry));
+      if (chunked) break;  // only the head is ever tried
+    }
+  } else if (chunked) {
+    if (!waiting_.empty()) order.push_back(waiting_.front());
+  } else {
+    order.assign(waiting_.begin(), waiting_.end());
+  }
+  for (size_t i = 0; i < order.size(); ++i) {
+    if (static_cast<int64_t>(running_.size()) >= setup_.scheduler.max_num_seqs) return;
+    const Admission a = admit(order[i], budget, chunked, batch, metrics);
+    if (a == Admission::kStop) return;
+    if (a == Admission::kAdmitted && chunked) {  // the next head
+      order.push_back(setup_.scheduler.policy == SchedulingPolicy::kPriority
+                          ? (waiting_by_priority_.empty() ? -1 : std::get<2>(*waiting_by_priority_.begin()))
+                          : (waiting_.empty() ? -1 : waiting_.front()));
+      if (order.back() < 0) return;
+    }
+  }
 }
 
 // Decoders whose rows change with the next step: recycled rows go back now, new rows are
@@ -238,6 +264,9 @@ void Replica::take_decode_rows(ReplicaMetrics& metrics) {
     const int64_t d = core::tokens_until_page_change(paging, tokens);
     if (d != core::kNever) step_events_.push({e.step + d, StepEventKind::kPages, e.slot, e.cadence, e.generation});
     const int64_t have = s.kv.rows[static_cast<size_t>(e.cadence)];
+    // vLLM V1 names a block in the prefix cache as soon as it is full, not when the
+    // sequence ends: the blocks before this step's token are.
+    if (kv_.prefix_caching()) kv_.publish(s.kv, BlockHasher(*s.spec, block_), (tokens - 1) / block_);
     if (rows < have) {
       metrics.add_recycled(e.cadence, have - rows);
       if (e.cadence == 0) table_rows_sum_ -= have - rows;
@@ -281,12 +310,9 @@ int64_t Replica::begin_iteration(int64_t now_ns, std::vector<TimelineSample>& ti
   int64_t budget = setup_.scheduler.max_num_batched_tokens;
   BatchShape& batch = batch_;
   batch.reset(aggregates_.num_curves());
-  // Without chunked prefill, whole prompts run in prefill-only iterations (decodes wait).
-  if (!chunked) {
-    while (admit(budget, false, batch, metrics)) {
-    }
-  }
-  decode_iteration_ = decoders_ > 0 && batch.prefill_seqs == 0;
+  preempted_this_step_ = false;
+  // vLLM V1's order: running decodes, then running prefill chunks, then waiting requests.
+  decode_iteration_ = decoders_ > 0;
   KvDemand demand;
   needs_.clear();
   needs_demand_ = {};
@@ -313,6 +339,7 @@ int64_t Replica::begin_iteration(int64_t now_ns, std::vector<TimelineSample>& ti
       demand -= v.chunk_demand;
       budget += v.chunk;
     } else if (v.state == State::kDecoding) {
+      ++budget;  // its decode token comes back too
       for (auto it = needs_.begin(); it != needs_.end();) {
         if (it->slot == victim) {
           demand -= it->demand;
@@ -337,11 +364,8 @@ int64_t Replica::begin_iteration(int64_t now_ns, std::vector<TimelineSample>& ti
     batch.add_prefill_chunk(layout_, s.computed, s.computed + s.chunk);
     if (s.computed + s.chunk == s.to_prefill) ++batch.sampled_tokens;
   }
-  if (chunked) {
-    while (admit(budget, true, batch, metrics)) {
-    }
-  }
-  decode_iteration_ = decoders_ > 0 && (chunked || batch.prefill_seqs == 0);
+  admit_waiting(budget, chunked, batch, metrics);
+  decode_iteration_ = decoders_ > 0;
   if (decode_iteration_) {
     batch.decode_tokens = decoders_;
     batch.sampled_tokens += decoders_;

@@ -44,6 +44,7 @@ class Replica {
     int64_t swap_bytes = 0;        // host swap space, per GPU
     double timeline_interval_s = 0.1;
     bool check_invariants = false;  // SimConfig::check_invariants
+    int64_t max_context_tokens = 0;  // the model's; caps max_output_tokens (0: none)
   };
   Replica(const Setup& setup, const CostModel& cost_model);
 
@@ -107,13 +108,18 @@ class Replica {
   int64_t rows_for(const Seq& s, int cadence, int64_t tokens) const;
   int64_t max_total_tokens(const Seq& s) const;
   void push_waiting(int32_t slot, bool front);
-  int32_t pop_waiting();
   void join_decoders(int32_t slot, int64_t now_ns);
   void leave_decoders(int32_t slot);
   void drop_kv(Seq& s);
   void preempt(int32_t slot, BatchShape& batch, ReplicaMetrics& metrics);
   void finish(int32_t slot, int64_t now_ns, std::vector<int64_t>& finished, ReplicaMetrics& metrics);
-  bool admit(int64_t& budget, bool chunked, BatchShape& batch, ReplicaMetrics& metrics);
+  enum class Admission : uint8_t { kAdmitted, kSkipped, kStop };
+  // Tries the waiting sequence in `slot` within the budget and memory.
+  Admission admit(int32_t slot, int64_t& budget, bool chunked, BatchShape& batch, ReplicaMetrics& metrics);
+  // Admits waiting sequences in order (vLLM V1): with chunked prefill the head while it
+  // fits; without, whole prompts, skipping those longer than the budget left.
+  void admit_waiting(int64_t& budget, bool chunked, BatchShape& batch, ReplicaMetrics& metrics);
+  void remove_waiting(int32_t slot);
   void take_decode_rows(ReplicaMetrics& metrics);
   // Rows for a prefilling sequence's chunk; shrinks now, returns what growing takes.
   KvDemand chunk_demand(Seq& s, ReplicaMetrics& metrics);
@@ -152,6 +158,7 @@ class Replica {
   int64_t iterations_ = 0;
   bool in_iteration_ = false;
   bool decode_iteration_ = false;
+  bool preempted_this_step_ = false;  // vLLM V1 admits nothing in a step that preempted
   int64_t next_sample_ns_ = 0;
   std::vector<RowNeed> needs_;
   KvDemand needs_demand_;

@@ -79,6 +79,10 @@ struct WorkloadConfig {
   double duration_s = 0;
   LengthDistribution prompt;   // prompt tokens (the fresh message, for session turns)
   LengthDistribution output;   // output tokens (≥ 1)
+  // Every request's max_tokens, all the scheduler knows of its output in advance (no
+  // oracle: reservations and "never fits" use it). 0: the output distribution's max (a
+  // trace's outputs: unbounded), capped by the model's context. Outputs longer are cut to it.
+  int64_t max_output_tokens = 0;
   SessionConfig sessions;
   SharedPrefixConfig shared_prefix;
   int num_priority_levels = 1;  // > 1: each request draws a priority in [0, levels), 0 first
@@ -111,12 +115,12 @@ struct SchedulerConfig {
   double gpu_memory_utilization = 0.9;    // share of HBM for weights + KV, in (0, 1]
   int max_num_seqs = 256;                 // running sequences at most
   int64_t max_num_batched_tokens = 8192;  // tokens per iteration (chunked prefill budget)
-  bool enable_chunked_prefill = true;     // false: whole prompts in prefill-only iterations
+  bool enable_chunked_prefill = true;     // false: whole prompts only (beside the decodes, as vLLM V1)
   bool enable_prefix_caching = false;     // reuse cached KV pages of identical prefixes
   PreemptionMode preemption_mode = PreemptionMode::kRecompute;
   SchedulingPolicy policy = SchedulingPolicy::kFcfs;
   double swap_space_gib = 4;  // host memory for swapped KV per GPU, GiB (vLLM's swap_space)
-  PrefixEviction prefix_eviction = PrefixEviction::kCachedLast;
+  PrefixEviction prefix_eviction = PrefixEviction::kVllmV1;
   int64_t host_kv_bytes = 0;  // host memory per GPU for groups a kv_plan places on the host
 };
 

@@ -73,15 +73,22 @@ void validate_plan(const SimConfig& c, const KvLayout& layout) {
   }
 }
 
-// Why a request can never run on a replica, or "".
+// Why a request can never run on a replica, or "". What vLLM V1 can know: the prompt and
+// the request's max_tokens (max_output_tokens, capped by the model's context), never the
+// output length to come.
 std::string rejection(const SimConfig& c, const KvLayout& layout, const KvCapacity& cap, const RequestSpec& r) {
-  const int64_t tokens = r.prompt_tokens + r.output_tokens;
   if (r.prompt_tokens < 1 || r.output_tokens < 1) {
     return fmt::format("empty request: prompt {} and output {} tokens", r.prompt_tokens, r.output_tokens);
   }
-  if (c.model.max_context_tokens > 0 && tokens > c.model.max_context_tokens) {
-    return fmt::format("longer than the model's context: {} prompt + output tokens, {} allowed", tokens, c.model.max_context_tokens);
+  // vLLM would stop such a request at the context instead; kvlab keeps output lengths as
+  // drawn, so it turns it away (the one place the true output is read).
+  const int64_t context = c.model.max_context_tokens;
+  if (context > 0 && r.prompt_tokens + r.output_tokens > context) {
+    return fmt::format("longer than the model's context: {} prompt + output tokens, {} allowed",
+                       r.prompt_tokens + r.output_tokens, context);
   }
+  const int64_t max_output = r.max_output_tokens > 0 ? r.max_output_tokens : r.output_tokens;
+  const int64_t tokens = context > 0 ? std::min(r.prompt_tokens + max_output, context) : r.prompt_tokens + max_output;
   // The most it holds alone, per cadence, at any length up to its end.
   int64_t hbm = 0, host = 0, rows = 0;
   for (const KvCadence& k : layout.cadences) {
@@ -92,16 +99,18 @@ std::string rejection(const SimConfig& c, const KvLayout& layout, const KvCapaci
   }
   if (hbm > cap.total_pages * cap.page_bytes || host > cap.host_bytes) {
     if (layout.single_cadence()) {
-      return fmt::format("never fits in KV memory: {} prompt + output tokens need {} pages, the replica holds {}", tokens, rows,
-                         cap.total_pages);
+      return fmt::format("never fits in KV memory: {} prompt + max output tokens need {} pages, the replica holds {}", tokens,
+                         rows, cap.total_pages);
     }
-    return fmt::format("never fits in KV memory: {} prompt + output tokens need {} of HBM and {} of host memory per GPU, "
-                       "the replica has {} and {}", tokens, core::format_bytes({hbm}), core::format_bytes({host}),
+    return fmt::format("never fits in KV memory: {} prompt + max output tokens need {} of HBM and {} of host memory per "
+                       "GPU, the replica has {} and {}", tokens, core::format_bytes({hbm}), core::format_bytes({host}),
                        core::format_bytes({cap.total_pages * cap.page_bytes}), core::format_bytes({cap.host_bytes}));
   }
-  if (!c.scheduler.enable_chunked_prefill && r.prompt_tokens > c.scheduler.max_num_batched_tokens) {
-    return fmt::format("prompt longer than max_num_batched_tokens without chunked prefill: {} > {}", r.prompt_tokens,
-                       c.scheduler.max_num_batched_tokens);
+  // Without chunked prefill a recomputed request's prompt + output so far must fit one step
+  // (vLLM V1 requires max_num_batched_tokens ≥ max_model_len).
+  if (!c.scheduler.enable_chunked_prefill && tokens > c.scheduler.max_num_batched_tokens) {
+    return fmt::format("longer than max_num_batched_tokens without chunked prefill: {} prompt + max output tokens > {}",
+                       tokens, c.scheduler.max_num_batched_tokens);
   }
   return "";
 }
@@ -156,7 +165,7 @@ SimResult run(const SimConfig& c, const std::vector<RequestSpec>& requests, int6
   // Swap space in whole rows of every table, as vLLM sizes its CPU blocks.
   const auto swap_rows = static_cast<int64_t>(c.scheduler.swap_space_gib * kGiB / static_cast<double>(cap.page_bytes));
   Replica::Setup setup{0, c.scheduler, cap.total_pages, cap.host_bytes, swap_rows * cap.page_bytes, c.timeline_interval_s,
-                       c.check_invariants};
+                       c.check_invariants, c.model.max_context_tokens};
   std::vector<Replica> replicas;
   std::vector<ReplicaMetrics> metrics(static_cast<size_t>(c.cluster.data_parallel));
   std::vector<uint8_t> start_pending(static_cast<size_t>(c.cluster.data_parallel), 0);

@@ -77,6 +77,10 @@ std::vector<RequestSpec> generate_requests(const WorkloadConfig& w) {
     std::vector<RequestSpec> trace = read_trace(w.trace_path, trace_format(w.trace_format), w.num_requests,
                                                 w.trace_time_scale > 0 ? w.trace_time_scale : 1.0);
     if (w.duration_s > 0) std::erase_if(trace, [&](const RequestSpec& r) { return r.arrival_ns > to_ns(w.duration_s); });
+    for (RequestSpec& r : trace) {
+      r.max_output_tokens = w.max_output_tokens > 0 ? w.max_output_tokens : w.output.max;
+      r.output_tokens = std::min(r.output_tokens, r.max_output_tokens);
+    }
     return trace;
   }
   validate(w);
@@ -120,7 +124,8 @@ std::vector<RequestSpec> generate_requests(const WorkloadConfig& w) {
       RequestSpec r;
       r.id = static_cast<int64_t>(requests.size());
       const int64_t fresh = prompt.draw(rng);
-      r.output_tokens = output.draw(rng);
+      r.max_output_tokens = w.max_output_tokens > 0 ? w.max_output_tokens : w.output.max;
+      r.output_tokens = std::min(output.draw(rng), r.max_output_tokens);
       if (w.num_priority_levels > 1) r.priority = static_cast<int32_t>(rng.uniform_int(w.num_priority_levels));
       const bool grows = w.sessions.turns > 1 && w.sessions.history_grows;
       r.stream_id = grows ? first_id : r.id;

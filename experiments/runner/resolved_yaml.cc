@@ -67,7 +67,7 @@ std::string lengths(const sim::LengthDistribution& d) {
 }
 
 std::string workload(const sim::WorkloadConfig& w) {
-  std::string y = "workload:\n";
+  std::string y = fmt::format("workload:\n  max_output_tokens: {}\n", w.max_output_tokens);
   if (!w.trace_path.empty()) {
     y += fmt::format("  trace: {}\n  format: {}\n  num_requests: {}\n  time_scale: {}\n", quoted(w.trace_path),
                      w.trace_format, w.num_requests, num(w.trace_time_scale));

@@ -143,6 +143,10 @@ void parse_arrivals(core::ConfigNode& w, sim::WorkloadConfig& c, bool from_prese
 }
 
 sim::WorkloadConfig parse_fields(core::ConfigNode w, sim::WorkloadConfig c, bool from_preset) {
+  c.max_output_tokens = w.optional_tokens("max_output_tokens", c.max_output_tokens,
+                                          "every request's max_tokens (reservations and rejection use it, never the "
+                                          "output to come); 0: the output distribution's max, capped by the model's context",
+                                          core::Checks().non_negative());
   if (w.has("trace") || !c.trace_path.empty()) {
     if (!from_preset) c.num_requests = 0;  // a replay plays the whole trace unless told
     parse_trace_replay(w, c);

@@ -103,6 +103,9 @@ TEST(Scheduler, SessionHistoryHitsTheCacheOnTheNextTurn) {
   c.workload.sessions = {2, 0.5, true};
   c.workload.prompt = {LengthKind::kFixed, 40, 0, 1, 1 << 20};
   c.workload.output = {LengthKind::kFixed, 20, 0, 1, 1 << 20};
+  // max_tokens: without it a request may run to the model's context, which 100 pages
+  // cannot hold: every request would be turned away as never fitting.
+  c.workload.max_output_tokens = 20;
   const SimResult r = simulate(c);
   ASSERT_EQ(r.requests.size(), 2u);
   EXPECT_EQ(r.requests[1].prompt_tokens, 40 + 20 + 40);
@@ -123,6 +126,23 @@ TEST(Scheduler, EvictedPrefixesMissAgain) {
   again.id = 1;
   const SimResult kept = simulate_requests(c, {a, again});
   EXPECT_EQ(kept.requests[1].prefix_hit_tokens, 96);
+}
+
+// The two eviction orders on 12 pages. A (a 96-token prefix + 4, output 2) leaves 6 cached
+// blocks and a partial page; B (20 + 2) one cached block and a partial page; then C needs 6
+// pages. vLLM V1's one free queue hands out, least recently freed first, 3 never-used pages,
+// A's partial page, then A's blocks 5 and 4: A's prefix comes back with 4 blocks (64 tokens).
+// cached_last hands out the 5 uncached pages first and evicts only A's block 5: 80 tokens.
+TEST(Scheduler, PrefixEvictionOrders) {
+  SimConfig c = tiny_cache(12);
+  c.scheduler.enable_prefix_caching = true;
+  RequestSpec a = request(0, 0, 100, 2), b = request(1, 0.5, 20, 2), filler = request(2, 1, 90, 2), again = request(3, 2, 100, 2);
+  a.prefix_id = again.prefix_id = 0;
+  a.prefix_tokens = again.prefix_tokens = 96;
+  c.scheduler.prefix_eviction = PrefixEviction::kVllmV1;
+  EXPECT_EQ(simulate_requests(c, {a, b, filler, again}).requests[3].prefix_hit_tokens, 64);
+  c.scheduler.prefix_eviction = PrefixEviction::kCachedLast;
+  EXPECT_EQ(simulate_requests(c, {a, b, filler, again}).requests[3].prefix_hit_tokens, 80);
 }
 
 TEST(Scheduler, PriorityPolicyServesLowValuesFirst) {
@@ -164,16 +184,21 @@ TEST(Router, PoliciesPickTheExpectedReplicas) {
   EXPECT_EQ(r.requests[2].prefix_hit_tokens, 64);
 }
 
-TEST(Scheduler, WithoutChunkedPrefillPromptsRunInPrefillOnlyIterations) {
+// Without chunked prefill (vLLM V1): whole prompts only, scheduled beside the running
+// decodes, never in prefill-only iterations. Request 1 arrives during request 0's prefill;
+// its whole prompt runs in the next iteration with request 0's first decode, then both decode.
+TEST(Scheduler, WithoutChunkedPrefillWholePromptsRunBesideTheDecodes) {
   SimConfig c = tiny_cache(100);
   c.scheduler.enable_chunked_prefill = false;
   c.scheduler.max_num_batched_tokens = 512;
   const SimResult r = simulate_requests(c, {request(0, 0, 100, 10), request(1, 0.0001, 100, 10), request(2, 0, 600, 1)});
-  EXPECT_EQ(r.summary.rejected_requests, 1);  // 600 > 512 tokens cannot be one prefill
-  // Request 1 arrives during request 0's prefill; its prefill-only iteration stalls
-  // request 0's decodes, then both decode their 9 tokens together.
-  EXPECT_EQ(r.summary.iterations, 1 + 1 + 9);
-  EXPECT_GT(r.summary.itl_s.p99, r.summary.itl_s.p50);  // the stalled gap spans two iterations
+  EXPECT_EQ(r.summary.rejected_requests, 1);  // 600 + 1 > 512 tokens cannot be one step
+  EXPECT_EQ(r.summary.iterations, 1 + 10);    // 0's prefill, then 9 of 0's decodes + 1's prefill and 9 decodes
+  ASSERT_GE(r.timeline.size(), 2u);
+  EXPECT_EQ(r.timeline[1].running, 2);
+  EXPECT_NEAR(r.requests[1].first_token_s, r.timeline[0].iteration_s + r.timeline[1].iteration_s, 1e-9);
+  // Request 0 was never stalled: its largest gap is the one iteration that also prefilled 1.
+  EXPECT_NEAR(r.summary.itl_s.p99, r.timeline[1].iteration_s, 1e-9);
 }
 
 }  // namespace
