@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // PageAllocator: a fixed pool of equally sized pages handed out by index. Deterministic
 // (a LIFO free list, or a seeded shuffle of the initial order so tests can scatter pages
-// through the pool), O(1) per page. sim/ counts with it; ref/ and gpu/ index real buffers
-// with the indices it returns.
+// through the pool), O(1) per page. ref/ and gpu/ index real buffers with the indices it
+// returns; sim/ does not use it (sim/kv_manager.h: it counts rows, and orders the prefix
+// cache's free rows as vLLM does).
 #pragma once
 
 #include <cstdint>

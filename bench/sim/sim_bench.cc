@@ -4,6 +4,8 @@
 // lookup, and request generation.
 #include <benchmark/benchmark.h>
 
+#include "core/config/config_node.h"
+#include "core/config/kv_plan_loader.h"
 #include "core/config/spec_loader.h"
 #include "core/kv_plan.h"
 #include "sim/cost_model.h"
@@ -29,6 +31,33 @@ void BM_Simulate(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * state.range(0));  // requests simulated
 }
 BENCHMARK(BM_Simulate)->Arg(1000)->Arg(10000)->Unit(benchmark::kMillisecond);
+
+// Plans for BM_SimulatePlan, as kv_plan: sections of Llama-3.1-8B.
+const char* const kPlans[] = {
+    // Tangram + RedKnot + int6, as configs/experiments/sim_speed_1m_plan.yaml: 5 cadences.
+    "{precision: {dtype: int6}, groups: ["
+    "{name: local, heads: [0, 1, 2, 3, 4, 5, 6], retention: {policy: sinks_window, sink_tokens: 4, window_tokens: 512}},"
+    "{name: t25, layers: [0-7], heads: [7], retention: {policy: budget, ratio: 0.25}, reservation: reserve_budget},"
+    "{name: t50, layers: [8-15], heads: [7], retention: {policy: budget, ratio: 0.5}, reservation: reserve_budget},"
+    "{name: t75, layers: [16-23], heads: [7], retention: {policy: budget, ratio: 0.75}, reservation: reserve_budget},"
+    "{name: t100, layers: [24-31], heads: [7], reservation: reserve_budget}]}",
+    // Half the layers sliding-window (GPT-OSS-like), 128 tokens.
+    "{groups: [{name: window, layers: [0-15], retention: {policy: window, window_tokens: 128}}]}",
+    // Vortex-like page-sparse reads of 32 pages beyond layer 1, int8.
+    "{precision: {dtype: int8}, access: {kind: page_sparse, top_k_pages: 30}, groups: [{name: dense, layers: [0, 1]}]}",
+};
+
+void BM_SimulatePlan(benchmark::State& state) {
+  kvlab::sim::SimConfig c = sharegpt_like(state.range(1), 22.5);
+  kvlab::core::ConfigDocument doc = kvlab::core::ConfigDocument::parse_string(
+      std::string("kv_plan: ") + kPlans[state.range(0)] + "\n", "bench");
+  c.kv_plan = kvlab::core::parse_kv_plan(doc.root().child("kv_plan"), c.model);
+  doc.throw_if_errors();
+  for (auto _ : state) benchmark::DoNotOptimize(kvlab::sim::simulate(c));
+  state.SetItemsProcessed(state.iterations() * state.range(1));
+  state.SetLabel(state.range(0) == 0 ? "tangram+redknot+int6" : state.range(0) == 1 ? "half windows" : "page-sparse int8");
+}
+BENCHMARK(BM_SimulatePlan)->Args({0, 10000})->Args({1, 10000})->Args({2, 10000})->Unit(benchmark::kMillisecond);
 
 void BM_SimulatePrefixCaching(benchmark::State& state) {
   kvlab::sim::SimConfig c = sharegpt_like(state.range(0), 22.5);
