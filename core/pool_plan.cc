@@ -197,7 +197,16 @@ int64_t tokens_until_page_change(const TableClass& c, int64_t n) {
   Span span;
   if (as_span(c.retention, &span)) {
     // Pages change only where the end enters a new page (n' − 1 ≡ 0 mod B) or the window's
-    // start leaves one (n' − tail ≡ 0 mod B). Past head + tail the pattern repeats every B
+    // start leaves one (n' − tail ≡ 0 mod B). Full retention: the first. A window whose
+    // start is past the sink pages: the nearer of the two, unless they fall on the same
+    // token (tail ≡ 1 mod B: one page taken, one given back) or nothing slides (tail 0).
+    const int64_t next_end = (floor_div(n - 1, block) + 1) * block + 1;
+    if (span.head == kNever) return next_end - n;
+    if (n - span.tail >= ceil_div(span.head, block) * block) {
+      if (span.tail == 0 || (span.tail - 1) % block == 0) return kNever;
+      return std::min(next_end, span.tail + (floor_div(n - span.tail, block) + 1) * block) - n;
+    }
+    // Otherwise step through the candidates. Past head + tail the pattern repeats every B
     // tokens, so two periods without a change mean never.
     const int64_t limit = (span.head == kNever ? n : std::max(n, span.head + span.tail)) + 2 * block + 1;
     int64_t at = n;

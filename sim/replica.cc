@@ -253,27 +253,28 @@ void Replica::admit_waiting(int64_t& budget, bool chunked, BatchShape& batch, Re
 void Replica::take_decode_rows(ReplicaMetrics& metrics) {
   needs_.clear();
   needs_demand_ = {};
-  while (!step_events_.empty() && step_events_.top().step == step_ + 1 && step_events_.top().kind == StepEventKind::kPages) {
+  while (!step_events_.empty() && step_events_.top().step == step_ + 1 && step_events_.top().kind() == StepEventKind::kPages) {
     const StepEvent e = step_events_.top();
     step_events_.pop();
-    Seq& s = slots_[static_cast<size_t>(e.slot)];
+    const int32_t slot = e.slot(), cadence = e.cadence();
+    Seq& s = slots_[static_cast<size_t>(slot)];
     if (e.generation != s.generation) continue;
-    const core::TableClass& paging = layout_.cadences[static_cast<size_t>(e.cadence)].paging;
+    const core::TableClass& paging = layout_.cadences[static_cast<size_t>(cadence)].paging;
     const int64_t tokens = decode_tokens(s) + 1;
     const int64_t rows = core::pages_held(paging, tokens);
     const int64_t d = core::tokens_until_page_change(paging, tokens);
-    if (d != core::kNever) step_events_.push({e.step + d, StepEventKind::kPages, e.slot, e.cadence, e.generation});
-    const int64_t have = s.kv.rows[static_cast<size_t>(e.cadence)];
+    if (d != core::kNever) step_events_.push({e.step + d, StepEventKind::kPages, slot, cadence, e.generation});
+    const int64_t have = s.kv.rows[static_cast<size_t>(cadence)];
     // vLLM V1 names a block in the prefix cache as soon as it is full, not when the
     // sequence ends: the blocks before this step's token are.
     if (kv_.prefix_caching()) kv_.publish(s.kv, BlockHasher(*s.spec, block_), (tokens - 1) / block_);
     if (rows < have) {
-      metrics.add_recycled(e.cadence, have - rows);
-      if (e.cadence == 0) table_rows_sum_ -= have - rows;
-      kv_.resize(s.kv, e.cadence, rows);
+      metrics.add_recycled(cadence, have - rows);
+      if (cadence == 0) table_rows_sum_ -= have - rows;
+      kv_.resize(s.kv, cadence, rows);
     } else if (rows > have) {
-      const KvDemand need = kv_.demand(e.cadence, rows - have);
-      needs_.push_back({e.slot, e.cadence, rows, need});
+      const KvDemand need = kv_.demand(cadence, rows - have);
+      needs_.push_back({slot, cadence, rows, need});
       needs_demand_ += need;
     }
   }
@@ -383,70 +384,6 @@ int64_t Replica::begin_iteration(int64_t now_ns, std::vector<TimelineSample>& ti
   return cost.time_ns;
 }
 
-// The state during the iteration, for the metrics and the timeline: tokens in the cache
-// once this iteration's writes land (its pages are already taken).
-void Replica::record(int64_t now_ns, const BatchShape& batch, const IterationCost& cost,
-                     std::vector<TimelineSample>& timeline, ReplicaMetrics& metrics) {
-  const int64_t decode_sum = decode_offset_sum_ + decoders_ * step_ + batch.decode_tokens;
-  const int64_t kv_sum = prefill_kv_sum_ + decode_sum + batch.prefill_tokens;
-  const int64_t capacity = kv_.hbm_capacity();
-  const int64_t reserved_bytes = kv_.hbm_held();
-  // Bytes the retained tokens fill, per cadence: full retention fills one slot per token;
-  // other policies along their retained curve (decoders) and at each holder's own length.
-  int64_t used_bytes = 0, rows_held = 0;
-  const int64_t step = step_ + (decode_iteration_ ? 1 : 0);
-  for (int k = 0; k < kv_.num_cadences(); ++k) {
-    const KvCadence& cad = layout_.cadences[static_cast<size_t>(k)];
-    int64_t filled = kv_sum;
-    if (!std::holds_alternative<core::FullRetention>(cad.paging.retention)) {
-      filled = std::llround(aggregates_.sum(cad.retained_curve, step));
-      for (const std::vector<int32_t>* holders : {&prefilling_, &swapping_in_}) {
-        for (const int32_t slot : *holders) {
-          const Seq& s = slots_[static_cast<size_t>(slot)];
-          filled += core::retained_tokens(cad.paging.retention, s.computed + s.chunk);
-        }
-      }
-    }
-    const int64_t rows = kv_.rows_held(k);
-    if (k == 0 && kv_.prefix_caching()) filled -= (table_rows_sum_ - rows) * block_;  // shared rows count once
-    const int64_t used = filled * cad.token_bytes;
-    metrics.add_cadence(cost.time_ns, k, rows, rows * cad.row_bytes, used);
-    used_bytes += used;
-    rows_held += rows;
-  }
-  KVLAB_CHECK(reserved_bytes <= capacity && reserved_bytes >= used_bytes, "held {} of {} B, {} B used", reserved_bytes,
-              capacity, used_bytes);
-  KVLAB_CHECK(kv_.hbm_held() + kv_.hbm_cached() + kv_.hbm_free() == capacity, "HBM bytes not conserved");
-  metrics.add_iteration(cost.time_ns, batch.running_seqs, reserved_bytes, capacity, reserved_bytes, reserved_bytes - used_bytes);
-  if (now_ns < next_sample_ns_) return;
-  TimelineSample t;
-  t.time_s = static_cast<double>(now_ns) * 1e-9;
-  t.replica = setup_.index;
-  t.running = batch.running_seqs;
-  t.waiting = num_waiting();
-  t.kv_pages_used = rows_held;
-  t.kv_tokens_filled = kv_.prefix_caching() ? kv_sum - (table_rows_sum_ - kv_.rows_held(0)) * block_ : kv_sum;
-  t.kv_bytes_used = used_bytes;
-  t.kv_bytes_reserved = reserved_bytes;
-  t.kv_bytes_cached = kv_.hbm_cached();
-  t.kv_bytes_free = kv_.hbm_free();
-  t.kv_fragmentation_bytes = reserved_bytes - used_bytes;
-  t.kv_host_bytes_reserved = kv_.host_held();
-  t.iteration_s = static_cast<double>(cost.time_ns) * 1e-9;
-  t.weights_s = cost.weights_s;
-  t.kv_s = cost.kv_s;
-  t.compute_s = cost.compute_s;
-  t.communication_s = cost.communication_s;
-  t.overhead_s = cost.overhead_s;
-  t.flops = cost.flops;
-  t.weight_bytes = cost.weight_bytes;
-  t.kv_bytes_moved = cost.kv_bytes;
-  t.host_bytes_moved = cost.host_kv_bytes;
-  timeline.push_back(t);
-  const auto interval = std::max<int64_t>(1, std::llround(setup_.timeline_interval_s * 1e9));
-  next_sample_ns_ = (now_ns / interval + 1) * interval;
-}
-
 void Replica::finish(int32_t slot, int64_t now_ns, std::vector<int64_t>& finished, ReplicaMetrics& metrics) {
   Seq& s = slots_[static_cast<size_t>(slot)];
   running_.erase({s.rank, slot});
@@ -479,11 +416,11 @@ void Replica::end_iteration(int64_t now_ns, ReplicaMetrics& metrics, std::vector
     while (!step_events_.empty() && step_events_.top().step <= step_) {
       const StepEvent e = step_events_.top();
       step_events_.pop();
-      Seq& s = slots_[static_cast<size_t>(e.slot)];
+      Seq& s = slots_[static_cast<size_t>(e.slot())];
       if (e.generation != s.generation) continue;
-      KVLAB_CHECK(e.kind == StepEventKind::kFinish && e.step == step_, "stale step event {} at step {}", e.step, step_);
-      leave_decoders(e.slot);
-      finish(e.slot, now_ns, finished, metrics);
+      KVLAB_CHECK(e.kind() == StepEventKind::kFinish && e.step == step_, "stale step event {} at step {}", e.step, step_);
+      leave_decoders(e.slot());
+      finish(e.slot(), now_ns, finished, metrics);
     }
   }
   // Prefill chunks land; finished prefills emit their first (or next) token.

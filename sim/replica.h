@@ -84,15 +84,19 @@ class Replica {
     State state = State::kWaiting;
   };
   enum class StepEventKind : uint8_t { kPages = 0, kFinish = 1 };
+  // Ordered by step, then kind, slot and cadence packed into one key (one comparison on
+  // the heap's hot path instead of four).
   struct StepEvent {
     int64_t step;
-    StepEventKind kind;  // kPages: a cadence's rows change with this step; kFinish: done with it
-    int32_t slot;
-    int32_t cadence;
+    uint64_t key;  // kind << 62 | slot << 20 | cadence
     uint32_t generation;
-    bool operator>(const StepEvent& o) const {
-      return std::tie(step, kind, slot, cadence) > std::tie(o.step, o.kind, o.slot, o.cadence);
-    }
+    StepEvent(int64_t at, StepEventKind kind, int32_t slot, int32_t cadence, uint32_t gen)
+        : step(at), key(uint64_t{static_cast<uint8_t>(kind)} << 62 | uint64_t(slot) << 20 | uint64_t(cadence)),
+          generation(gen) {}
+    StepEventKind kind() const { return static_cast<StepEventKind>(key >> 62); }
+    int32_t slot() const { return static_cast<int32_t>((key >> 20) & 0x3ffffffffffULL); }
+    int32_t cadence() const { return static_cast<int32_t>(key & 0xfffff); }
+    bool operator>(const StepEvent& o) const { return step != o.step ? step > o.step : key > o.key; }
   };
   // A decoder whose cadence needs more rows before this step.
   struct RowNeed {
