@@ -40,6 +40,7 @@ struct RunOptions {
   int jobs = 1;
   bool resume = false;
   bool no_plots = false;
+  bool iteration_log = false;
   std::vector<std::string> set;
 };
 
@@ -111,7 +112,7 @@ void run(const RunOptions& o) {
   ::sigaction(SIGINT, &action, &old_int);
   ::sigaction(SIGTERM, &action, &old_term);
   ProgressBar progress(e.points.size(), ::isatty(STDERR_FILENO) != 0);
-  const std::vector<PointOutcome> outcomes = run_sweep(e, {out, o.jobs, o.resume}, progress, g_cancel);
+  const std::vector<PointOutcome> outcomes = run_sweep(e, {out, o.jobs, o.resume, o.iteration_log}, progress, g_cancel);
   ::sigaction(SIGINT, &old_int, nullptr);
   ::sigaction(SIGTERM, &old_term, nullptr);
 
@@ -143,6 +144,8 @@ void register_run_command(CLI::App& app) {
   cmd->add_option("--jobs", o->jobs, "points run in parallel")->capture_default_str();
   cmd->add_flag("--resume", o->resume, "keep point folders that are complete and of the same configuration");
   cmd->add_flag("--no-plots", o->no_plots, "do not draw the plots (python/kvlab/plot_run.py)");
+  cmd->add_flag("--iteration-log", o->iteration_log,
+                "each point also writes iterations.csv: every iteration's batch and predicted time (for kvlab replay)");
   cmd->add_option("--set", o->set, "override a key before the sweep: --set scheduler.max_num_seqs=128 (repeatable)");
   cmd->callback([o] { run(*o); });
   register_check_kind("experiments", "schema_version", [](const std::string& path) { load_experiment(path, {}); });
