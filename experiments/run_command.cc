@@ -95,6 +95,13 @@ void print_table(const fs::path& out, const Experiment& e, const std::vector<Poi
                              s.value("completed_requests", int64_t{0}), s.value("throughput_output_tokens_per_s", 0.0),
                              s["ttft_s"].value("p50", 0.0), s["tpot_s"].value("p50", 0.0), s["e2e_s"].value("p99", 0.0));
   }
+  std::vector<std::string> calibrations;  // one line per distinct calibration
+  for (const PointOutcome& o : outcomes) {
+    if (!o.summary.is_object() || !o.summary.contains("calibration")) continue;
+    const std::string c = o.summary["calibration"].get<std::string>();
+    if (std::find(calibrations.begin(), calibrations.end(), c) == calibrations.end()) calibrations.push_back(c);
+  }
+  for (const std::string& c : calibrations) std::cout << "calibration: " << c << "\n";
 }
 
 void run(const RunOptions& o) {

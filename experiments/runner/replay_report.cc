@@ -148,12 +148,14 @@ RequestMetrics retime(const std::vector<LoggedIteration>& log, const std::vector
   RequestMetrics m;
   double first_arrival = std::numeric_limits<double>::infinity(), last_finish = 0;
   int64_t tokens = 0;
+  std::vector<double> e2e_normalized;
   for (const RequestInfo& r : requests) {
     const auto it = times.find(r.id);
     if (r.rejected || it == times.end()) continue;
     const Times& t = it->second;
     m.ttft_s.push_back(t.first - r.arrival_s);
     m.tpot_s.push_back(r.output_tokens > 1 ? (t.last - t.first) / static_cast<double>(r.output_tokens - 1) : 0.0);
+    e2e_normalized.push_back((t.last - r.arrival_s) / static_cast<double>(std::max<int64_t>(1, r.output_tokens)));
     first_arrival = std::min(first_arrival, r.arrival_s);
     last_finish = std::max(last_finish, t.last);
     tokens += r.output_tokens;
@@ -162,6 +164,9 @@ RequestMetrics retime(const std::vector<LoggedIteration>& log, const std::vector
     std::vector<double> ttft = m.ttft_s, tpot = m.tpot_s;
     m.ttft_p50_s = sim::percentiles(ttft).p50;
     m.tpot_p50_s = sim::percentiles(tpot).p50;
+    std::sort(e2e_normalized.begin(), e2e_normalized.end());  // p95 by nearest rank, as sim::percentiles ranks
+    m.e2e_normalized_p95_s =
+        e2e_normalized[static_cast<size_t>(std::ceil(0.95 * static_cast<double>(e2e_normalized.size()))) - 1];
     if (last_finish > first_arrival) m.throughput_output_tokens_per_s = static_cast<double>(tokens) / (last_finish - first_arrival);
   }
   return m;
@@ -219,7 +224,8 @@ nlohmann::ordered_json replay_summary(const std::vector<ReplayedIteration>& rows
         {"throughput_output_tokens_per_s",
          compare(requests->predicted.throughput_output_tokens_per_s, requests->measured.throughput_output_tokens_per_s)},
         {"ttft_p50_s", compare(requests->predicted.ttft_p50_s, requests->measured.ttft_p50_s)},
-        {"tpot_p50_s", compare(requests->predicted.tpot_p50_s, requests->measured.tpot_p50_s)}};
+        {"tpot_p50_s", compare(requests->predicted.tpot_p50_s, requests->measured.tpot_p50_s)},
+        {"e2e_normalized_p95_s", compare(requests->predicted.e2e_normalized_p95_s, requests->measured.e2e_normalized_p95_s)}};
   } else {
     j["requests"] = "not computed: only a sample of the iterations was replayed (--max-iterations)";
   }

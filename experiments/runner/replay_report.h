@@ -49,6 +49,9 @@ std::vector<RequestInfo> read_requests_csv(const std::string& path);
 struct RequestMetrics {
   double throughput_output_tokens_per_s = 0;  // completed requests' outputs over first arrival → last finish
   double ttft_p50_s = 0, tpot_p50_s = 0;
+  // p95 of E2E latency over output tokens: Vidur's fidelity figure ("P95 request E2E
+  // normalized time", github.com/microsoft/vidur README).
+  double e2e_normalized_p95_s = 0;
   std::vector<double> ttft_s, tpot_s;  // per completed request, in id order
 };
 // Re-times the logged schedule with `seconds[i]` as iteration i's duration (`log` in file

@@ -98,6 +98,8 @@ TEST(ReplayReport, DoubledTimesDoubleALoneRequest) {
   EXPECT_NEAR(once.tpot_s[0], (predicted[2] + predicted[3] + predicted[4]) / 3, 1e-12);
   EXPECT_NEAR(twice.ttft_s[0], 2 * once.ttft_s[0], 1e-12);
   EXPECT_NEAR(twice.tpot_s[0], 2 * once.tpot_s[0], 1e-12);
+  // E2E over 4 output tokens: the five iterations.
+  EXPECT_NEAR(once.e2e_normalized_p95_s, (predicted[0] + predicted[1] + predicted[2] + predicted[3] + predicted[4]) / 4, 1e-12);
 }
 
 TEST(ReplayReport, ErrorStatisticsByHand) {
