@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "core/config/spec_loader.h"
 #include "core/kv_plan.h"
 #include "experiments/runner/iteration_log.h"
 #include "experiments/runner/point_folder.h"
@@ -21,6 +22,14 @@ namespace kvlab::experiments {
 namespace {
 
 struct Cancelled {};
+
+// A file of the repository as "configs/…", so results do not depend on where it is checked out.
+std::string repository_relative(const std::string& path) {
+  if (path.empty()) return path;
+  const std::filesystem::path root = std::filesystem::path(core::configs_dir()).parent_path();
+  const std::filesystem::path relative = std::filesystem::path(path).lexically_relative(root);
+  return !relative.empty() && *relative.begin() != ".." ? relative.string() : path;
+}
 
 nlohmann::ordered_json read_summary(const std::filesystem::path& file) {
   std::ifstream in(file, std::ios::binary);
@@ -56,7 +65,7 @@ nlohmann::ordered_json run_point(const Experiment& e, size_t i, const SweepOptio
   nlohmann::ordered_json summary = summary_object(result.summary, wall_s);
   // Every result says whether its GPU's calibration was measured (wall_s stays last).
   summary.erase("wall_s");
-  summary["calibration"] = sim::calibration_status(config.calibration, point.sim.calibration_source);
+  summary["calibration"] = sim::calibration_status(config.calibration, repository_relative(point.sim.calibration_source));
   summary["wall_s"] = wall_s;
   folder.append("summary.json", summary.dump(2) + "\n");
   folder.publish();
