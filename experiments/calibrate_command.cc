@@ -134,31 +134,21 @@ void calibrate(const CalibrateOptions& o) {
   m.layer_per_token_s = layer.per_token_s;
   m.host_link_bytes_per_s = std::min(link.to_device_bytes_per_s, link.to_host_bytes_per_s);
 
-  std::string y;
-  y += fmt::format("# Calibration of the simulator's cost model for the {} (sim/sim_config.h's Calibration and\n", spec.name);
-  y += fmt::format("# sim/calibration.h's measured terms), written by `kvlab calibrate --gpu {}` on {}\n", o.gpu, m.measured_on);
-  y += fmt::format("# ({}), kvlab commit {}, timing the GPU engine's kernels at {}'s shapes.\n", machine, o.commit, model.name);
-  y += fmt::format("# Fit quality (median |relative error| of each fitted form over its own timings): GEMMs {:.1f}%,\n",
-                   100 * gemm.median_relative_error);
-  y += fmt::format("# decode attention {:.1f}%, layer small kernels {:.1f}%. Raw timings: {}.\n",
-                   100 * attention.median_relative_error, 100 * layer.median_relative_error,
-                   o.raw.empty() ? "not kept (--raw)" : fs::path(o.raw).filename().string());
-  y += fmt::format("gpu: {}\n", spec.name);
-  y += fmt::format("memory_efficiency: {:.4g}          # measured: device copy {:.3g} TB/s (read + write) of {:.3g}\n",
-                   std::min(1.0, copy / bandwidth), copy / 1e12, bandwidth / 1e12);
-  y += fmt::format("compute_efficiency: {:.4g}         # fitted: large-batch GEMM plateau of {}'s weight shapes\n",
-                   gemm.compute_efficiency, model.name);
-  y += fmt::format("gemm_half_efficiency_tokens: {:.4g} # fitted: tokens at which GEMMs reach half that rate\n",
-                   gemm.half_tokens);
-  y += fmt::format("attention_efficiency: {:.4g}       # measured: prefill attention kernel, median of chunks ≥ 1024\n",
-                   prefill_efficiency);
-  y += "link_efficiency: 0.80             # not measured (NVLink: one GPU lent); the host link is measured below\n";
-  y += fmt::format("iteration_overhead: {} ns        # measured: table upload, embedding, norm, gather, argmax of a step\n",
-                   static_cast<int64_t>(step_fixed * 1e9 + 0.5));
-  y += "per_sequence_overhead: 0 us       # not measured: the engine has no host scheduler\n";
-  y += "kernel_launch: 0 us               # launches are inside the measured fixed costs (CUDA graphs)\n";
-  y += "kernels_per_layer: 8\n";
-  y += measured_calibration_yaml(m);
+  CalibrationFile file;
+  file.gpu = spec.name;
+  file.model = model.name;
+  file.raw_file = o.raw.empty() ? "" : fs::path(o.raw).filename().string();
+  file.peak_bandwidth = bandwidth;
+  file.copy_bandwidth = copy;
+  file.compute_efficiency = gemm.compute_efficiency;
+  file.half_tokens = gemm.half_tokens;
+  file.prefill_efficiency = prefill_efficiency;
+  file.step_fixed_s = step_fixed;
+  file.gemm_fit_error = gemm.median_relative_error;
+  file.attention_fit_error = attention.median_relative_error;
+  file.layer_fit_error = layer.median_relative_error;
+  file.measured = m;
+  const std::string y = calibration_file_yaml(file);
   replace_file(out, y);
   if (!o.raw.empty()) replace_file(o.raw, raw);
 

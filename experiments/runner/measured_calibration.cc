@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "experiments/runner/measured_calibration.h"
 
+#include <algorithm>
+
 #include <fmt/core.h>
 
 #include "core/units.h"
@@ -66,6 +68,33 @@ std::string measured_calibration_yaml(const sim::MeasuredCalibration& m) {
   if (m.layer_per_token_s > 0) y += fmt::format("  layer_per_token_ns: {:.4g}\n", m.layer_per_token_s * 1e9);
   if (m.host_link_bytes_per_s > 0) y += fmt::format("  host_link_bandwidth: {:.4g} GB/s\n", m.host_link_bytes_per_s / 1e9);
   return y;
+}
+
+std::string calibration_file_yaml(const CalibrationFile& f) {
+  const sim::MeasuredCalibration& m = f.measured;
+  std::string y;
+  y += fmt::format("# Calibration of the simulator's cost model for the {} (sim/sim_config.h's Calibration and\n", f.gpu);
+  y += fmt::format("# sim/calibration.h's measured terms), written by `kvlab calibrate --gpu {}` on {}\n", f.gpu, m.measured_on);
+  y += fmt::format("# ({}), kvlab commit {}, timing the GPU engine's kernels at {}'s shapes.\n", m.machine, m.commit, f.model);
+  y += fmt::format("# Fit quality (median |relative error| of each fitted form over its own timings): GEMMs {:.1f}%,\n",
+                   100 * f.gemm_fit_error);
+  y += fmt::format("# decode attention {:.1f}%, layer small kernels {:.1f}%. Raw timings: {}.\n", 100 * f.attention_fit_error,
+                   100 * f.layer_fit_error, f.raw_file.empty() ? "not kept (--raw)" : f.raw_file);
+  y += fmt::format("gpu: {}\n", f.gpu);
+  y += fmt::format("memory_efficiency: {:.4g}  # measured: device copy {:.3g} TB/s (read + write) of {:.3g}\n",
+                   std::min(1.0, f.copy_bandwidth / f.peak_bandwidth), f.copy_bandwidth / 1e12, f.peak_bandwidth / 1e12);
+  y += fmt::format("compute_efficiency: {:.4g}  # fitted: large-batch GEMM plateau of {}'s weight shapes\n",
+                   f.compute_efficiency, f.model);
+  y += fmt::format("gemm_half_efficiency_tokens: {:.4g}  # fitted: tokens at which GEMMs reach half that rate\n", f.half_tokens);
+  y += fmt::format("attention_efficiency: {:.4g}  # measured: the prefill attention kernel, median of chunks of 1024 or more\n",
+                   f.prefill_efficiency);
+  y += "link_efficiency: 0.80  # not measured (NVLink: one GPU lent); the host link is measured below\n";
+  y += fmt::format("iteration_overhead: {} ns  # measured: a step's table upload, embedding, first norm, gather, argmax\n",
+                   static_cast<int64_t>(f.step_fixed_s * 1e9 + 0.5));
+  y += "per_sequence_overhead: 0 us  # not measured: the engine has no host scheduler\n";
+  y += "kernel_launch: 0 us  # launches are inside the measured fixed costs (CUDA graphs)\n";
+  y += "kernels_per_layer: 8\n";
+  return y + measured_calibration_yaml(m);
 }
 
 }  // namespace kvlab::experiments

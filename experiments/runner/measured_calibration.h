@@ -30,4 +30,20 @@ sim::MeasuredCalibration parse_measured_calibration(core::ConfigNode node);
 // The section as YAML lines, two-space indented under "measured:" ("" when not measured).
 std::string measured_calibration_yaml(const sim::MeasuredCalibration& m);
 
+// What `kvlab calibrate` measured and fitted, for the whole file.
+struct CalibrationFile {
+  std::string gpu;             // catalog name
+  std::string model;           // whose weight shapes were timed
+  std::string raw_file;        // the raw timings' file name, or ""
+  double peak_bandwidth = 0;   // datasheet, bytes/s
+  double copy_bandwidth = 0;   // measured device copy, (read + written) bytes/s
+  double compute_efficiency = 0, half_tokens = 0, prefill_efficiency = 0;
+  double step_fixed_s = 0;
+  double gemm_fit_error = 0, attention_fit_error = 0, layer_fit_error = 0;  // median |relative error|
+  sim::MeasuredCalibration measured;
+};
+// configs/calibration/<gpu>.yaml: every key of sim::Calibration with where it came from
+// (measured, fitted, or not measured and why), then the measured: section.
+std::string calibration_file_yaml(const CalibrationFile& f);
+
 }  // namespace kvlab::experiments

@@ -71,9 +71,14 @@ BatchLayout plan_batch(std::span<const EngineRow> rows, std::span<const int32_t>
     if (!r.decode) b.num_work += static_cast<int>((r.new_tokens + tokens_per_cta - 1) / tokens_per_cta);
   }
 
-  // Offsets, then the arrays.
+  // Offsets, then the arrays. Each array starts on 16 bytes (4 elements): kernels read the
+  // work list as int2 and may vectorise the rest.
   size_t at = 0;
-  auto take = [&](size_t n) { const size_t offset = at; at += n; return offset; };
+  auto take = [&](size_t n) {
+    const size_t offset = at;
+    at = (at + n + 3) / 4 * 4;
+    return offset;
+  };
   const auto nt = static_cast<size_t>(b.num_tokens), nd = static_cast<size_t>(b.num_decode),
              np = static_cast<size_t>(b.num_prefill);
   b.tokens = take(nt);

@@ -50,7 +50,7 @@ struct BatchLayout {
   int prefill_table_stride = 0;  // the same for the prefill page table
   int64_t decode_max_len = 0;    // the longest decode's tokens (context + 1)
   int64_t pages_used = 0;
-  std::vector<int32_t> data;   // every array below, at its offset (elements)
+  std::vector<int32_t> data;   // every array below, at its offset (elements, a multiple of 4: 16-byte aligned)
   size_t tokens = 0, positions = 0, slot_page = 0, slot_offset = 0;  // [num_tokens]
   size_t decode_table = 0;     // [num_decode, decode_table_stride]
   size_t decode_lens = 0;      // [num_decode]: context + 1

@@ -56,6 +56,8 @@ void launch_prefill_attention(const PrefillAttentionArgs& a, cudaStream_t stream
   if (a.num_work == 0) return;
   require(a.pool && a.q && a.out && a.page_table && a.q_begin && a.q_len && a.context && a.work, "a device pointer is null");
   require(a.table_stride > 0 && a.sm_scale > 0, "table_stride and sm_scale must be positive");
+  // The kernel reads each work item as one int2 (8 bytes).
+  require(reinterpret_cast<uintptr_t>(a.work) % alignof(int2) == 0, "the work list must be 8-byte aligned");
   const core::PageLayout& l = a.layout;
   PrefillAttentionParams p{};
   p.q = a.q;

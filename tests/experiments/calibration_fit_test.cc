@@ -7,6 +7,8 @@
 
 #include "core/config/config_node.h"
 #include "experiments/runner/measured_calibration.h"
+#include "experiments/runner/sim_config_parser.h"
+#include "sim/sim_config.h"
 
 namespace kvlab::experiments {
 namespace {
@@ -100,6 +102,37 @@ TEST(MeasuredCalibration, SaysWhatIsWrongAndWhere) {
   EXPECT_NE(errors_of(base + "  gemm_memory_efficiency: 1.5\n").find("gemm_memory_efficiency"), std::string::npos);
   EXPECT_NE(errors_of(base + "  layer_fixed_us: 3\n").find("layer_fixed_us"), std::string::npos) << "unknown keys rejected";
   EXPECT_EQ(errors_of(base), "");
+}
+
+TEST(CalibrationFile, WhatCalibrateWritesLoadsBack) {
+  CalibrationFile f;
+  f.gpu = "h200";
+  f.model = "llama-3.1-8b";
+  f.raw_file = "calibration_raw.csv";
+  f.peak_bandwidth = 4.8e12;
+  f.copy_bandwidth = 4.2e12;
+  f.compute_efficiency = 0.7712;
+  f.half_tokens = 88.5;
+  f.prefill_efficiency = 0.41;
+  f.step_fixed_s = 21.4e-6;
+  f.measured.measured_on = "2026-12-03";
+  f.measured.commit = "caf00ff";
+  f.measured.machine = "NVIDIA H200, 132 SMs, 139.8 GiB";
+  f.measured.gemm_memory_efficiency = 0.81;
+  f.measured.attention_memory_efficiency[static_cast<size_t>(core::KvDtype::kFp8E4m3)] = 0.7;
+  f.measured.layer_per_token_s = 30e-9;
+  core::ConfigDocument doc = core::ConfigDocument::parse_string(calibration_file_yaml(f), "h200.yaml");
+  const sim::Calibration c = parse_calibration_file(doc.root());
+  ASSERT_TRUE(doc.diagnostics().empty()) << doc.diagnostics().items().front().to_string();
+  EXPECT_DOUBLE_EQ(c.memory_efficiency, 0.875);  // 4.2 / 4.8
+  EXPECT_DOUBLE_EQ(c.compute_efficiency, 0.7712);
+  EXPECT_DOUBLE_EQ(c.gemm_half_efficiency_tokens, 88.5);
+  EXPECT_DOUBLE_EQ(c.attention_efficiency, 0.41);
+  EXPECT_EQ(c.iteration_overhead_ns, 21'400);
+  EXPECT_EQ(c.per_sequence_overhead_ns, 0);
+  EXPECT_DOUBLE_EQ(c.measured.attention_memory_efficiency[static_cast<size_t>(core::KvDtype::kFp8E4m3)], 0.7);
+  EXPECT_EQ(sim::calibration_status(c, "configs/calibration/h200.yaml"),
+            "measured on 2026-12-03 (commit caf00ff, NVIDIA H200, 132 SMs, 139.8 GiB)");
 }
 
 }  // namespace

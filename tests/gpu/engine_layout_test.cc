@@ -88,6 +88,13 @@ TEST(BatchLayout, TablesOfAMixedStepByHand) {
   EXPECT_EQ(d[b.sample_rows + 0], 0);
   EXPECT_EQ(d[b.sample_rows + 1], 1);
   EXPECT_EQ(d[b.sample_rows + 2], 46);
+  // Every array starts on 16 bytes: the prefill kernel reads its work list as int2 (an odd
+  // offset made the H200 fault with a misaligned address, run of commit caf00ff).
+  for (const size_t offset : {b.tokens, b.positions, b.slot_page, b.slot_offset, b.decode_table, b.decode_lens,
+                              b.prefill_table, b.prefill_q_begin, b.prefill_q_len, b.prefill_context, b.prefill_work,
+                              b.sample_rows}) {
+    EXPECT_EQ(offset % 4, 0u) << offset;
+  }
   for (int r = 0; r < b.num_tokens; ++r) {
     EXPECT_GE(d[b.tokens + static_cast<size_t>(r)], 0);
     EXPECT_LT(d[b.tokens + static_cast<size_t>(r)], 1000);

@@ -190,5 +190,26 @@ TEST(PrefillSupport, SaysWhyNot) {
   EXPECT_EQ(prefill_support(one, 128), "at most 64 query heads per KV head");
 }
 
+TEST(PrefillSupport, RefusesAMisalignedWorkList) {
+  // Validation happens before anything touches the device, so fake addresses do.
+  PrefillAttentionArgs a;
+  a.layout = core::make_page_layout(Precision::defaults(KvDtype::kBf16), 128, 16, 8, 2);
+  a.pool = reinterpret_cast<const uint8_t*>(0x1000);
+  a.q = reinterpret_cast<const __nv_bfloat16*>(0x2000);
+  a.out = reinterpret_cast<__nv_bfloat16*>(0x3000);
+  a.page_table = a.q_begin = a.q_len = a.context = reinterpret_cast<const int32_t*>(0x4000);
+  a.work = reinterpret_cast<const PrefillWorkItem*>(0x5004);  // 4 bytes past an int2
+  a.num_work = 1;
+  a.table_stride = 16;
+  a.num_q_heads = 32;
+  a.sm_scale = 0.1f;
+  try {
+    launch_prefill_attention(a, nullptr);
+    ADD_FAILURE() << "a misaligned work list was launched";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(), "prefill attention: the work list must be 8-byte aligned");
+  }
+}
+
 }  // namespace
 }  // namespace kvlab::gpu::engine
