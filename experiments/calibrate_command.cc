@@ -100,7 +100,7 @@ void calibrate(const CalibrateOptions& o) {
     if (t.chunk >= 1024) prefill_rates.push_back(t.flops / t.seconds);
   }
   std::sort(prefill_rates.begin(), prefill_rates.end());
-  const double prefill_efficiency = prefill_rates[prefill_rates.size() / 2] / rate;
+  const double prefill_efficiency = std::clamp(prefill_rates[prefill_rates.size() / 2] / rate, 1e-3, 1.0);
   std::cerr << "  prefill attention timed\n";
 
   // One layer's small kernels against the token count.

@@ -10,6 +10,10 @@
 namespace kvlab::experiments {
 namespace {
 
+// An achieved share of a peak, kept inside what the calibration parser accepts: a fit on
+// noisy timings must not write a file every later run refuses.
+double share(double x) { return std::isfinite(x) ? std::clamp(x, 1e-3, 1.0) : 1.0; }
+
 double median_abs(std::vector<double> v) {
   if (v.empty()) return 0;
   for (double& x : v) x = std::abs(x);
@@ -57,7 +61,7 @@ GemmFit fit_gemms(const std::vector<GemmPoint>& points, double bandwidth, double
   GemmFit f;
   const Line memory = fit_line(bytes, memory_t);
   f.fixed_s = std::max(0.0, memory.intercept);
-  f.memory_efficiency = std::min(1.0, 1.0 / (memory.slope * bandwidth));
+  f.memory_efficiency = share(1.0 / (memory.slope * bandwidth));
   for (const GemmPoint& p : points) {
     if (p.tokens >= 1024) {
       inv_tokens.push_back(1.0 / p.tokens);
@@ -65,8 +69,8 @@ GemmFit fit_gemms(const std::vector<GemmPoint>& points, double bandwidth, double
     }
   }
   const Line compute = fit_line(inv_tokens, scaled);
-  f.compute_efficiency = std::min(1.0, 1.0 / compute.intercept);
-  f.half_tokens = std::max(0.0, compute.slope / compute.intercept);
+  f.compute_efficiency = share(1.0 / compute.intercept);
+  f.half_tokens = compute.intercept > 0 ? std::max(0.0, compute.slope / compute.intercept) : 0.0;
   std::vector<double> errors;
   for (const GemmPoint& p : points) errors.push_back(f.predict(p, bandwidth, flop_rate) / p.seconds - 1);
   f.median_relative_error = median_abs(errors);
@@ -83,7 +87,7 @@ AttentionFit fit_attention(const std::vector<AttentionPoint>& points, double ban
   double fixed_sum = 0;
   for (const auto& [dtype, xy] : by_format) {
     const Line l = fit_line(xy.first, xy.second);
-    f.memory_efficiency[static_cast<size_t>(dtype)] = std::min(1.0, 1.0 / (l.slope * bandwidth));
+    f.memory_efficiency[static_cast<size_t>(dtype)] = share(1.0 / (l.slope * bandwidth));
     fixed_sum += std::max(0.0, l.intercept);
   }
   f.fixed_s = fixed_sum / static_cast<double>(by_format.size());
