@@ -20,6 +20,7 @@
 #include "experiments/python_script.h"
 #include "experiments/runner/experiment_config.h"
 #include "experiments/runner/iteration_log.h"
+#include "experiments/runner/parse_helpers.h"
 #include "experiments/runner/point_folder.h"
 #include "experiments/runner/replay_report.h"
 #include "gpu/engine/engine.h"
@@ -137,7 +138,7 @@ PointResult replay_point(const fs::path& dir, const ReplayOptions& o) {
   summary["kv_cache_dtype"] = core::describe(c.kv_precision);
   summary["gpu_simulated"] = c.gpu.name;
   summary["device"] = device_name();
-  summary["calibration"] = parsed.calibration_source.empty() ? "built-in defaults" : parsed.calibration_source;
+  summary["calibration"] = sim::calibration_status(c.calibration, repository_relative(parsed.calibration_source));
   summary["iterations_logged"] = log.size();
   summary["iterations_replayed"] = rows.size();
   summary["sampled"] = picked.size() < log.size();

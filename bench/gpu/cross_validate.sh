@@ -12,6 +12,7 @@
 #      calibrated run, 100 per point of the other; prints the summary table last.
 # Qwen3-30B-A3B is not run: the engine has no MoE layers yet (gpu/engine/engine_shape.cc).
 # Results in $OUT (or ./cross-validate-results), at most 8 files: summary.txt (the tables),
+# accuracy_table.md (docs/sim-accuracy.md's table, by python/kvlab/accuracy_table.py),
 # h200.yaml, calibration_raw.csv, tests.log, runs.tar.gz (every point's results,
 # iterations.csv, replay.csv, replay_summary.json, replay.png) and logs.tar.gz (build and
 # sanitizer logs). About 6 minutes on an H200.
@@ -70,10 +71,11 @@ else
   echo "-- replay: uncalibrated (built-in defaults), 100 iterations per point" | tee -a "$out/replay.txt"
   $kvlab replay "$runs/uncalibrated" --max-iterations 100 --warmup 1 --repeats 3 2>>"$log" | tee -a "$out/replay.txt"
 fi
+python3 python/kvlab/accuracy_table.py "$runs"/* >"$out/accuracy_table.md" 2>>"$log"
 tar -C "$out" -czf "$out/runs.tar.gz" runs && rm -rf "$runs"
 [ $quick = 1 ] && [ $((SECONDS - start)) -lt 240 ] && memcheck
 { echo "# cross-validation, commit $commit, $(date -u +%F), $((SECONDS - start)) s"; cat "$out/calibration.txt"; echo;
-  cat "$out/sim.txt"; echo; cat "$out/replay.txt"; } >"$out/summary.txt"
+  cat "$out/sim.txt"; echo; cat "$out/replay.txt"; echo; cat "$out/accuracy_table.md"; } >"$out/summary.txt"
 rm -f "$out/calibration.txt" "$out/replay.txt" "$out/sim.txt"
 tar -C "$out" -czf "$out/logs.tar.gz" build.log $(cd "$out" && ls memcheck.log 2>/dev/null) && rm -f "$out/build.log" "$out/memcheck.log"
 echo

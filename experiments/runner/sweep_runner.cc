@@ -10,9 +10,9 @@
 #include <mutex>
 #include <thread>
 
-#include "core/config/spec_loader.h"
 #include "core/kv_plan.h"
 #include "experiments/runner/iteration_log.h"
+#include "experiments/runner/parse_helpers.h"
 #include "experiments/runner/point_folder.h"
 #include "experiments/runner/result_files.h"
 #include "experiments/runner/sweep_index.h"
@@ -23,13 +23,6 @@ namespace {
 
 struct Cancelled {};
 
-// A file of the repository as "configs/…", so results do not depend on where it is checked out.
-std::string repository_relative(const std::string& path) {
-  if (path.empty()) return path;
-  const std::filesystem::path root = std::filesystem::path(core::configs_dir()).parent_path();
-  const std::filesystem::path relative = std::filesystem::path(path).lexically_relative(root);
-  return !relative.empty() && *relative.begin() != ".." ? relative.string() : path;
-}
 
 nlohmann::ordered_json read_summary(const std::filesystem::path& file) {
   std::ifstream in(file, std::ios::binary);
