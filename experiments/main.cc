@@ -10,6 +10,7 @@
 #include "experiments/accuracy_command.h"
 #include "experiments/capacity_command.h"
 #include "experiments/check_command.h"
+#include "experiments/claims_command.h"
 #include "experiments/run_command.h"
 
 int main(int argc, char** argv) {
@@ -19,6 +20,7 @@ int main(int argc, char** argv) {
   kvlab::experiments::register_accuracy_command(app);
   kvlab::experiments::register_capacity_command(app);
   kvlab::experiments::register_check_command(app);
+  kvlab::experiments::register_claims_command(app);
   kvlab::experiments::register_run_command(app);
   try {
     app.parse(argc, argv);
