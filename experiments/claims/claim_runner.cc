@@ -146,12 +146,17 @@ class MeasureRunner {
   }
 
  private:
-  MeasureResult measure(const Measure& m, const Params& params, const std::string& folder) {
+  MeasureResult measure(Measure m, const Params& params, const std::string& folder) {
     const fs::path where = dir_ / folder;
     fs::create_directories(where);
     MeasureResult r;
     nlohmann::json record = {{"measure", m.name}, {"kind", to_string(m.kind)}, {"params", params}};
+    // An accuracy experiment that writes a head profile writes it here, and the profile
+    // joins the result (result.head_profile.…), so a claim can read the classes it measured.
+    const fs::path profile_path = where / "head_profile.yaml";
+    const bool writes_profile = m.kind == MeasureKind::kAccuracy && m.document.contains("head_profile_out");
     if (!m.document_key.empty()) {
+      if (writes_profile) m.document["head_profile_out"] = profile_path.string();
       const fs::path doc_path = where / (m.document_key + ".yaml");
       // JSON is YAML flow syntax: kvlab reads it like any YAML file.
       write_file_atomically(doc_path.string(), m.document.dump(2) + "\n");
@@ -216,6 +221,7 @@ class MeasureRunner {
               r.result["timeline_mean"] = csv_column_means(point / "timeline.csv");
             } else {
               r.result = nlohmann::json::parse(read_text(out / "metrics.json"));
+              if (writes_profile) r.result["head_profile"] = read_result_file(profile_path);
             }
             r.ok = true;
           }
@@ -306,9 +312,9 @@ std::vector<std::vector<std::pair<std::string, std::string>>> combinations(const
   for (const ExploreAxis& a : axes) {
     std::vector<std::vector<std::pair<std::string, std::string>>> next;
     for (const auto& partial : out) {
-      for (const std::string& v : a.values) {
+      for (const auto& assignment : a.assignments) {
         auto c = partial;
-        c.emplace_back(a.measure + "." + a.param, v);
+        c.insert(c.end(), assignment.begin(), assignment.end());
         next.push_back(std::move(c));
       }
     }
@@ -419,8 +425,8 @@ ClaimOutcome run_claim(const Claim& claim, const ClaimRunOptions& options) {
           throw std::runtime_error(fmt::format("{}: measurement '{}' failed: {} (see {})", claim.file, m.name, r.problem,
                                                (dir / r.folder).string()));
         }
-        if (problem.empty()) problem = r.problem;
-        continue;
+        problem = r.problem;
+        break;  // the reading has no number: measuring the rest would only cost time
       }
       results[m.name] = r.result;
     }

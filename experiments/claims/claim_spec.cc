@@ -301,18 +301,39 @@ Claim parse_claim(ConfigNode root, const std::string& file) {
                 "other readings tried when the literal one fails: every combination is measured");
   if (root.has("explore") && !root.describing()) {
     ConfigNode explore = root.child("explore");
+    auto check_target = [&](ConfigNode at, const std::string& target) {
+      const size_t dot = target.find('.');
+      if (dot == std::string::npos || dot + 1 == target.size() || !names.count(target.substr(0, dot))) {
+        at.error(fmt::format("'{}': expected <measurement>.<parameter> with one of: {}", target, fmt::join(names, ", ")));
+      }
+    };
     for (const std::string& key : explore.keys()) {
       ConfigNode list = explore.child(key);
-      const size_t dot = key.find('.');
       ExploreAxis axis;
-      axis.measure = key.substr(0, dot);
-      axis.param = dot == std::string::npos ? "" : key.substr(dot + 1);
-      if (axis.param.empty() || !names.count(axis.measure)) {
-        list.error(fmt::format("expected <measurement>.<parameter> with one of: {}", fmt::join(names, ", ")));
-        continue;
+      axis.name = key;
+      std::vector<std::string> targets;
+      size_t start = 0;
+      while (start <= key.size()) {
+        const size_t plus = std::min(key.find('+', start), key.size());
+        targets.push_back(key.substr(start, plus - start));
+        start = plus + 1;
       }
-      for (ConfigNode v : list.elements()) axis.values.push_back(v.scalar());
-      if (axis.values.empty()) list.error("expected a non-empty list of values");
+      for (ConfigNode v : list.elements()) {
+        std::vector<std::pair<std::string, std::string>> assignment;
+        if (v.is_map()) {
+          for (const std::string& target : v.keys()) {
+            check_target(v, target);
+            assignment.emplace_back(target, v.child(target).scalar());
+          }
+        } else {
+          for (const std::string& target : targets) {
+            check_target(list, target);
+            assignment.emplace_back(target, v.scalar());
+          }
+        }
+        axis.assignments.push_back(assignment);
+      }
+      if (axis.assignments.empty()) list.error("expected a non-empty list of values");
       c.explore.push_back(axis);
     }
   }

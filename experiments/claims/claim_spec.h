@@ -66,11 +66,13 @@ struct Claimed {
   std::string text() const;  // "1.9× ± 0.05", "4–6×", "≥ 3"
 };
 
-// One axis of other readings: a measurement's parameter and the values to try.
+// One axis of other readings: each of its values is an assignment of measurement parameters
+// ("measure.param" → value). A key `q6.num_gpus+fp16.num_gpus: [4, 8]` sets both parameters
+// to each value; a list of maps `lengths: [{run.workload.prompt.mean: 1024, model.context:
+// 640}, …]` gives each reading's parameters explicitly (values that move together).
 struct ExploreAxis {
-  std::string measure;
-  std::string param;
-  std::vector<std::string> values;
+  std::string name;
+  std::vector<std::vector<std::pair<std::string, std::string>>> assignments;
 };
 
 struct Claim {
