@@ -180,6 +180,15 @@ py::list run(const std::string& path, const std::vector<std::string>& overrides)
   return points;
 }
 
+// The sweep's points without running them: (folder name, resolved.yaml) — a single-point
+// experiment that reruns exactly that point (what distributed sweeps send to workers).
+std::vector<std::pair<std::string, std::string>> points(const std::string& path, const std::vector<std::string>& overrides) {
+  const experiments::Experiment e = experiments::load_experiment(path, overrides);
+  std::vector<std::pair<std::string, std::string>> out;
+  for (size_t i = 0; i < e.points.size(); ++i) out.emplace_back(e.points[i].name, e.resolved[i].resolved_yaml);
+  return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_kvlab, m) {
@@ -193,6 +202,8 @@ PYBIND11_MODULE(_kvlab, m) {
   m.def("catalog", &core::catalog_names, py::arg("kind"), "Catalog names of a kind: models, gpus, clusters");
   m.def("plan_footprint", &plan_footprint, py::arg("model"), py::arg("plan_yaml"), py::arg("tokens"),
         "Bytes and pages one sequence of `tokens` holds under a kv_plan (YAML or JSON text)");
+  m.def("points", &points, py::arg("path"), py::arg("overrides") = std::vector<std::string>{},
+        "Every point of an experiment file: (folder name, resolved.yaml text), nothing run");
   m.def("run", &run, py::arg("path"), py::arg("overrides") = std::vector<std::string>{},
         "Simulate every point of an experiment file (docs/experiments.md); nothing is written");
 }
