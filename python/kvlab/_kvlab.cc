@@ -193,7 +193,7 @@ std::vector<std::pair<std::string, std::string>> points(const std::string& path,
 
 PYBIND11_MODULE(_kvlab, m) {
   m.doc() = "kvlab's C++ core, simulator and experiment runner (see python/kvlab/__init__.py)";
-  static py::exception<core::ConfigError> config_error(m, "ConfigError", PyExc_ValueError);
+  py::register_exception<core::ConfigError>(m, "ConfigError", PyExc_ValueError);
   m.def("capacity", &capacity, py::arg("model"), py::arg("gpu"), py::arg("context"), py::arg("num_gpus") = 1,
         py::arg("weights") = "bf16", py::arg("kv_dtype") = "bf16", py::arg("kv_group_size") = 0,
         py::arg("block_size") = 16, py::arg("gpu_memory_utilization") = 0.9,

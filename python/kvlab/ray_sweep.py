@@ -16,6 +16,7 @@ import os
 import pathlib
 import shutil
 import subprocess
+import sys
 import tempfile
 import uuid
 
@@ -58,6 +59,8 @@ def run_on_ray(experiment, out, address=None, set=None, resume=False, binary=Non
     todo = [(n, y) for n, y in points if not (resume and _complete(out / n, y))]
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    # Workers need not have kvlab importable: the task function travels by value.
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     task = ray.remote(_run_point)
     pending = {task.remote(binary, n, y, str(out)): n for n, y in todo}
     while pending:

@@ -12,6 +12,7 @@
 #include "experiments/claims/claim_runner.h"
 #include "experiments/claims/claim_spec.h"
 #include "experiments/claims/expression.h"
+#include "tests/experiments/run_kvlab.h"
 
 namespace kvlab::experiments {
 namespace {
@@ -236,6 +237,23 @@ TEST_F(ClaimFiles, AMissingCapabilityIsNotComputableOnlyWhenTheMeasurementSaysWh
   no_needs.replace(no_needs.find("plan: {kv_plan"), 4, "plam");
   Claim broken = load_claim(write("t.q8", no_needs));
   EXPECT_THROW(run_claim(broken, {(dir_ / "out").string(), KVLAB_BINARY}), std::runtime_error);
+}
+
+TEST(CapacityCommand, KvGroupSizeChangesTheScaleBytes) {
+  // Llama-3.1-8B int8 with one fp16 scale per 128 values: 128 + 2 = 130 bytes a vector,
+  // × 2 (K, V) × 32 layers × 8 heads = 66,560 bytes per token.
+  const cli_test::CliRun r = cli_test::run_kvlab(
+      "capacity --json --model llama-3.1-8b --gpu h100-sxm --context 4k --kv-dtype int8 --kv-group-size 128", false);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("\"kv_bytes_per_token\": 66560"));
+  const cli_test::CliRun bf16 = cli_test::run_kvlab(
+      "capacity --model llama-3.1-8b --gpu h100-sxm --context 4k --kv-group-size 64");
+  EXPECT_EQ(bf16.exit_code, 2);
+  EXPECT_THAT(bf16.output, HasSubstr("--kv-group-size: only integer KV formats have scale groups"));
+  const cli_test::CliRun uneven = cli_test::run_kvlab(
+      "capacity --model llama-3.1-8b --gpu h100-sxm --context 4k --kv-dtype int4 --kv-group-size 48");
+  EXPECT_EQ(uneven.exit_code, 2);
+  EXPECT_THAT(uneven.output, HasSubstr("--kv-group-size: "));
 }
 
 }  // namespace
