@@ -14,6 +14,7 @@
 #include "experiments/calibrate_command.h"
 #include "experiments/replay_command.h"
 #endif
+#include "experiments/claims_command.h"
 #include "experiments/run_command.h"
 
 int main(int argc, char** argv) {
@@ -23,6 +24,7 @@ int main(int argc, char** argv) {
   kvlab::experiments::register_accuracy_command(app);
   kvlab::experiments::register_capacity_command(app);
   kvlab::experiments::register_check_command(app);
+  kvlab::experiments::register_claims_command(app);
   kvlab::experiments::register_run_command(app);
 #if KVLAB_WITH_ENGINE
   kvlab::experiments::register_calibrate_command(app);
