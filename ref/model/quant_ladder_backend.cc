@@ -123,26 +123,38 @@ RowMatrixXf QuantLadderBackend::attend(int layer, const RowMatrixXf& q) {
   const int64_t n = s.k.rows(), nq = q.rows();
   const int group = num_q_heads_ / num_kv_heads_;
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim_));
+  const bool k_tail = k_format_.kind == KvFormat::Kind::kKvarn, v_tail = v_format_.kind == KvFormat::Kind::kKvarn;
   RowMatrixXf out(nq, q.cols());
   for (int qh = 0; qh < num_q_heads_; ++qh) {
-    const int kh = qh / group;
-    const Eigen::Index col = kh * head_dim_;
+    const Eigen::Index col = (qh / group) * head_dim_;
+    const RowMatrixXf qm = q.middleCols(qh * head_dim_, head_dim_);
+    // Scores against the stored keys, and against the bf16 copies where a query still reads
+    // some of its tokens in bf16 (KVarN's incomplete block); causal mask; softmax per row.
+    RowMatrixXf scores = (qm * s.k.middleCols(col, head_dim_).transpose()) * scale;  // [nq, n]
+    RowMatrixXf tail_scores;
+    if (k_tail) tail_scores = (qm * s.k_tail.middleCols(col, head_dim_).transpose()) * scale;
     for (int64_t i = 0; i < nq; ++i) {
       const int64_t pos = n - nq + i;
-      const Eigen::VectorXf qi = q.row(i).segment(qh * head_dim_, head_dim_).transpose();
-      const int64_t kq = std::min(final_before(k_format_, pos), pos + 1);
-      const int64_t vq = std::min(final_before(v_format_, pos), pos + 1);
-      Eigen::VectorXf scores(pos + 1);
-      scores.head(kq) = s.k.block(0, col, kq, head_dim_) * qi;
-      scores.tail(pos + 1 - kq) = s.k_tail.block(kq, col, pos + 1 - kq, head_dim_) * qi;
-      scores *= scale;
-      const float top = scores.maxCoeff();
-      Eigen::VectorXf p = (scores.array() - top).exp();
-      p /= p.sum();
-      Eigen::VectorXf o = s.v.block(0, col, vq, head_dim_).transpose() * p.head(vq);
-      o += s.v_tail.block(vq, col, pos + 1 - vq, head_dim_).transpose() * p.tail(pos + 1 - vq);
-      out.row(i).segment(qh * head_dim_, head_dim_) = o.transpose();
+      if (k_tail) {
+        const int64_t kq = final_before(k_format_, pos);
+        scores.row(i).segment(kq, pos + 1 - kq) = tail_scores.row(i).segment(kq, pos + 1 - kq);
+      }
+      scores.row(i).tail(n - pos - 1).setConstant(-INFINITY);
+      const float top = scores.row(i).head(pos + 1).maxCoeff();
+      scores.row(i) = (scores.row(i).array() - top).exp();
+      scores.row(i) /= scores.row(i).sum();
     }
+    RowMatrixXf o = scores * s.v.middleCols(col, head_dim_);  // [nq, d]
+    if (v_tail) {
+      // Probabilities of the tokens read in bf16 move from the stored values to the copies.
+      RowMatrixXf tail_p = RowMatrixXf::Zero(nq, n);
+      for (int64_t i = 0; i < nq; ++i) {
+        const int64_t pos = n - nq + i, vq = final_before(v_format_, pos);
+        tail_p.row(i).segment(vq, pos + 1 - vq) = scores.row(i).segment(vq, pos + 1 - vq);
+      }
+      o += tail_p * (s.v_tail.middleCols(col, head_dim_) - s.v.middleCols(col, head_dim_));
+    }
+    out.middleCols(qh * head_dim_, head_dim_) = o;
   }
   return out;
 }
