@@ -51,5 +51,6 @@ std::vector<std::vector<int32_t>> make_prompts(const PromptSet& set, const ref::
 StudyRun parse_tangram_study(core::ConfigNode node);
 StudyRun parse_quant_ladder_study(core::ConfigNode node);
 StudyRun parse_page_selection_study(core::ConfigNode node);
+StudyRun parse_speculative_study(core::ConfigNode node);
 
 }  // namespace kvlab::experiments

@@ -118,6 +118,18 @@ void QuantLadderBackend::append(int layer, const RowMatrixXf& k, const RowMatrix
   s.v_done = quantize(v_format_, s.v, s.v_done);
 }
 
+void QuantLadderBackend::truncate(int layer, int64_t num_tokens) {
+  Layer& s = stored_[static_cast<size_t>(layer)];
+  if (num_tokens >= s.k.rows()) return;
+  for (RowMatrixXf* m : {&s.k, &s.v, &s.k_tail, &s.v_tail, &s.k_raw, &s.v_raw}) m->conservativeResize(num_tokens, m->cols());
+  // A KVarN block cut short is not final any more (its rows hold bf16 already, or are
+  // quantized again when the block completes).
+  if (s.k_done > num_tokens) s.k_done = num_tokens - num_tokens % k_format_.kvarn.block_tokens;
+  if (s.v_done > num_tokens) s.v_done = num_tokens - num_tokens % v_format_.kvarn.block_tokens;
+  if (k_format_.kind != KvFormat::Kind::kKvarn) s.k_done = std::min(s.k_done, num_tokens);
+  if (v_format_.kind != KvFormat::Kind::kKvarn) s.v_done = std::min(s.v_done, num_tokens);
+}
+
 RowMatrixXf QuantLadderBackend::attend(int layer, const RowMatrixXf& q) {
   const Layer& s = stored_[static_cast<size_t>(layer)];
   const int64_t n = s.k.rows(), nq = q.rows();

@@ -34,6 +34,8 @@ class QuantLadderBackend : public AttentionBackend {
   void append(int layer, const RowMatrixXf& k, const RowMatrixXf& v) override;
   RowMatrixXf attend(int layer, const RowMatrixXf& q) override;
   int64_t length(int layer) const override { return stored_[static_cast<size_t>(layer)].k.rows(); }
+  // Drops tokens num_tokens … of `layer` (speculative verification rolls back rejected drafts).
+  void truncate(int layer, int64_t num_tokens);
 
  private:
   struct Layer {
