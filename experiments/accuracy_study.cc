@@ -15,11 +15,12 @@ namespace kvlab::experiments {
 
 StudyRun parse_study(core::ConfigNode node) {
   const std::string kind = node.required<std::string>(
-      "kind", "which study", core::Checks().one_of({"tangram_budgets", "quant_ladder", "page_selection", "speculative_acceptance"}));
+      "kind", "which study", core::Checks().one_of({"tangram_budgets", "quant_ladder", "page_selection", "speculative_acceptance", "redknot_classes"}));
   if (kind == "tangram_budgets") return parse_tangram_study(node);
   if (kind == "quant_ladder") return parse_quant_ladder_study(node);
   if (kind == "page_selection") return parse_page_selection_study(node);
   if (kind == "speculative_acceptance") return parse_speculative_study(node);
+  if (kind == "redknot_classes") return parse_redknot_study(node);
   node.finish();
   return {};
 }

@@ -4,7 +4,8 @@
 // calibration (tangram_study.cc), the KV-quantization ladder with KVarN (quant_ladder_study.cc),
 // page selection recall (page_selection_study.cc). Each study reads its own keys under
 // `study:` (`kind:` picks the study), runs the model itself and writes its files into the
-// results folder. docs/ref-accuracy.md has the figures and commands.
+// results folder; also RedKnot's head classes (redknot_study.cc) and speculative acceptance
+// with an n-gram drafter (speculative_study.cc). docs/ref-accuracy.md has the figures and commands.
 #pragma once
 
 #include <cstdint>
@@ -28,7 +29,8 @@ struct StudyContext {
 };
 using StudyRun = std::function<void(const StudyContext&)>;
 
-// Parses `study:` ({kind: tangram_budgets | quant_ladder | page_selection, …}); problems go
+// Parses `study:` ({kind: tangram_budgets | quant_ladder | page_selection | speculative_acceptance
+// | redknot_classes, …}); problems go
 // into the node's document (the caller throws). The returned run is empty on errors.
 StudyRun parse_study(core::ConfigNode node);
 
@@ -52,5 +54,6 @@ StudyRun parse_tangram_study(core::ConfigNode node);
 StudyRun parse_quant_ladder_study(core::ConfigNode node);
 StudyRun parse_page_selection_study(core::ConfigNode node);
 StudyRun parse_speculative_study(core::ConfigNode node);
+StudyRun parse_redknot_study(core::ConfigNode node);
 
 }  // namespace kvlab::experiments

@@ -37,6 +37,43 @@ struct LadderOptions {
   ref::KvarnOptions kvarn;
 };
 
+// Writes quant_ladder.json/.csv from the positions measured so far (after every text, so a
+// long run that stops early keeps what it measured).
+void write_ladder(const LadderOptions& o, const StudyContext& ctx, const std::vector<std::vector<rm::PositionMetrics>>& metrics,
+                  size_t texts_done) {
+  const auto& c = ctx.model.config();
+  nlohmann::ordered_json j;
+  j["study"] = "quant_ladder";
+  j["model"] = {{"name", c.name}, {"file", ctx.model_path}, {"layers", c.num_layers}};
+  j["texts"] = std::vector<std::string>(o.texts.begin(), o.texts.begin() + static_cast<std::ptrdiff_t>(texts_done));
+  j["chunk_tokens"] = o.chunk_tokens;
+  j["reference"] = o.reference;
+  j["kvarn"] = {{"block_tokens", o.kvarn.block_tokens}, {"iterations", o.kvarn.iterations}};
+  std::string csv = "k,v,bits_per_value,size_vs_bf16,positions,ppl_reference,ppl,kl_mean,kl_median,kl_p99,kl_p999,kl_max,top1\n";
+  for (size_t p = 0; p < o.pairs.size(); ++p) {
+    const auto& m = metrics[p];
+    const rm::AccuracySummary s = rm::summarize(m);
+    std::vector<double> kl;
+    for (const auto& r : m) kl.push_back(r.kl);
+    const double median = rm::quantile(kl, 0.5);
+    const rm::KvFormat kf = rm::parse_kv_format(o.pairs[p].first, o.kvarn), vf = rm::parse_kv_format(o.pairs[p].second, o.kvarn);
+    const double bits = (rm::kv_format_bits_per_value(kf, c.head_dim) + rm::kv_format_bits_per_value(vf, c.head_dim)) / 2;
+    j["pairs"].push_back({{"k", o.pairs[p].first}, {"v", o.pairs[p].second}, {"bits_per_value", bits},
+                          {"size_vs_bf16", bits / 16}, {"positions", s.num_positions},
+                          {"perplexity_reference", s.perplexity_reference}, {"perplexity", s.perplexity_test},
+                          {"kl_mean", s.kl_mean}, {"kl_median", median}, {"kl_p99", s.kl_p99}, {"kl_p999", s.kl_p999},
+                          {"kl_max", s.kl_max}, {"top1_agreement", s.top1_agreement}});
+    csv += fmt::format("{},{},{:.4f},{:.4f},{},{:.4f},{:.4f},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.4f}\n", o.pairs[p].first,
+                       o.pairs[p].second, bits, bits / 16, s.num_positions, s.perplexity_reference, s.perplexity_test,
+                       s.kl_mean, median, s.kl_p99, s.kl_p999, s.kl_max, s.top1_agreement);
+    if (texts_done == o.texts.size()) std::cout << fmt::format("{}/{}: {:.3f} bits/value, KL median {:.3g} p99.9 {:.3g} mean {:.3g}, ppl {:.3f} (ref {:.3f})\n",
+                             o.pairs[p].first, o.pairs[p].second, bits, median, s.kl_p999, s.kl_mean, s.perplexity_test,
+                             s.perplexity_reference);
+  }
+  write_file_atomically((ctx.out / "quant_ladder.json").string(), j.dump(2) + "\n");
+  write_file_atomically((ctx.out / "quant_ladder.csv").string(), csv);
+}
+
 void run_ladder(const LadderOptions& o, const StudyContext& ctx) {
   const auto& c = ctx.model.config();
   std::vector<std::vector<rm::PositionMetrics>> metrics(o.pairs.size());
@@ -65,37 +102,8 @@ void run_ladder(const LadderOptions& o, const StudyContext& ctx) {
       std::cerr << fmt::format("\rquant_ladder: {} tokens {}/{}", text, start + n, o.chunk_tokens) << std::flush;
     }
     std::cerr << "\n";
+    write_ladder(o, ctx, metrics, static_cast<size_t>(&text - o.texts.data()) + 1);
   }
-  nlohmann::ordered_json j;
-  j["study"] = "quant_ladder";
-  j["model"] = {{"name", c.name}, {"file", ctx.model_path}, {"layers", c.num_layers}};
-  j["texts"] = o.texts;
-  j["chunk_tokens"] = o.chunk_tokens;
-  j["reference"] = o.reference;
-  j["kvarn"] = {{"block_tokens", o.kvarn.block_tokens}, {"iterations", o.kvarn.iterations}};
-  std::string csv = "k,v,bits_per_value,size_vs_bf16,positions,ppl_reference,ppl,kl_mean,kl_median,kl_p99,kl_p999,kl_max,top1\n";
-  for (size_t p = 0; p < o.pairs.size(); ++p) {
-    const auto& m = metrics[p];
-    const rm::AccuracySummary s = rm::summarize(m);
-    std::vector<double> kl;
-    for (const auto& r : m) kl.push_back(r.kl);
-    const double median = rm::quantile(kl, 0.5);
-    const rm::KvFormat kf = rm::parse_kv_format(o.pairs[p].first, o.kvarn), vf = rm::parse_kv_format(o.pairs[p].second, o.kvarn);
-    const double bits = (rm::kv_format_bits_per_value(kf, c.head_dim) + rm::kv_format_bits_per_value(vf, c.head_dim)) / 2;
-    j["pairs"].push_back({{"k", o.pairs[p].first}, {"v", o.pairs[p].second}, {"bits_per_value", bits},
-                          {"size_vs_bf16", bits / 16}, {"positions", s.num_positions},
-                          {"perplexity_reference", s.perplexity_reference}, {"perplexity", s.perplexity_test},
-                          {"kl_mean", s.kl_mean}, {"kl_median", median}, {"kl_p99", s.kl_p99}, {"kl_p999", s.kl_p999},
-                          {"kl_max", s.kl_max}, {"top1_agreement", s.top1_agreement}});
-    csv += fmt::format("{},{},{:.4f},{:.4f},{},{:.4f},{:.4f},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.4f}\n", o.pairs[p].first,
-                       o.pairs[p].second, bits, bits / 16, s.num_positions, s.perplexity_reference, s.perplexity_test,
-                       s.kl_mean, median, s.kl_p99, s.kl_p999, s.kl_max, s.top1_agreement);
-    std::cout << fmt::format("{}/{}: {:.3f} bits/value, KL median {:.3g} p99.9 {:.3g} mean {:.3g}, ppl {:.3f} (ref {:.3f})\n",
-                             o.pairs[p].first, o.pairs[p].second, bits, median, s.kl_p999, s.kl_mean, s.perplexity_test,
-                             s.perplexity_reference);
-  }
-  write_file_atomically((ctx.out / "quant_ladder.json").string(), j.dump(2) + "\n");
-  write_file_atomically((ctx.out / "quant_ladder.csv").string(), csv);
 }
 
 }  // namespace

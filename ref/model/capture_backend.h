@@ -18,6 +18,8 @@ class CaptureBackend : public AttentionBackend {
   void append(int layer, const RowMatrixXf& k, const RowMatrixXf& v) override;
   RowMatrixXf attend(int layer, const RowMatrixXf& q) override;
   int64_t length(int layer) const override { return full_.length(layer); }
+  // The maps of every query, to an observer (head profiling), as FullAttentionBackend.
+  void set_observer(AttentionObserver observer) { full_.set_observer(std::move(observer)); }
 
   // Every token seen so far, per layer. q: [T, num_q_heads · head_dim]; k, v: [T,
   // num_kv_heads · head_dim].
