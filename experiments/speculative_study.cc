@@ -17,10 +17,12 @@
 //     max_ngram: 3
 //     min_ngram: 1
 //     acceptance_out: data/acceptance/smollm2_ngram_k4.yaml   # "" to skip
-// Output: speculative.json (per text and in all); the acceptance-model YAML (docs/ref-accuracy.md
-// describes its keys) for the simulator.
+// Output: speculative.json (per text and in all, with the generated texts, their share of
+// distinct 4-grams, and the same drafter replayed against the text's own continuation); the
+// acceptance-model YAML (data/acceptance/README.md describes its keys) for the simulator.
 #include <filesystem>
 #include <iostream>
+#include <set>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -49,9 +51,10 @@ int32_t argmax_row(const rm::RowMatrixXf& logits, Eigen::Index row) {
   return static_cast<int32_t>(best);
 }
 
-// Greedy generation with n-gram drafts from `prompt`; adds every step to `counts`.
-void generate(const rm::LlamaModel& model, std::vector<int32_t> context, int64_t generate_tokens,
-              const ref::NgramDrafterOptions& drafter, ref::AcceptanceCounts& counts) {
+// Greedy generation with n-gram drafts from `prompt`; adds every step to `counts` and returns
+// the generated tokens.
+std::vector<int32_t> generate(const rm::LlamaModel& model, std::vector<int32_t> context, int64_t generate_tokens,
+                              const ref::NgramDrafterOptions& drafter, ref::AcceptanceCounts& counts) {
   const auto& c = model.config();
   const rm::KvFormat f32 = rm::parse_kv_format("f32");
   rm::QuantLadderBackend cache(c.num_layers, c.num_q_heads, c.num_kv_heads, c.head_dim, f32, f32);
@@ -72,6 +75,29 @@ void generate(const rm::LlamaModel& model, std::vector<int32_t> context, int64_t
     context.push_back(target[static_cast<size_t>(a)]);
     for (int l = 0; l < c.num_layers; ++l) cache.truncate(l, before + 1 + a);
   }
+  return {context.begin() + static_cast<std::ptrdiff_t>(prompt), context.end()};
+}
+
+// The same drafter against the text's own continuation instead of the model's output (no
+// model): at each step the "target" emits the real next tokens. How much of the acceptance
+// the text itself would give.
+void replay_text(std::span<const int32_t> text, size_t prompt, int64_t generate_tokens,
+                 const ref::NgramDrafterOptions& drafter, ref::AcceptanceCounts& counts) {
+  size_t pos = prompt;
+  while (pos < prompt + static_cast<size_t>(generate_tokens) && pos < text.size()) {
+    const std::vector<int32_t> drafts = ref::ngram_drafts(text.subspan(0, pos), drafter);
+    const int a = ref::greedy_accepted(drafts, text.subspan(pos, std::min(drafts.size() + 1, text.size() - pos)));
+    counts.add_step(static_cast<int>(drafts.size()), a);
+    pos += static_cast<size_t>(a) + 1;
+  }
+}
+
+// Distinct 4-grams over all 4-grams: near 1 for fresh text, low when generation loops.
+double distinct_4gram_ratio(const std::vector<int32_t>& t) {
+  if (t.size() < 4) return 1.0;
+  std::set<std::vector<int32_t>> seen;
+  for (size_t i = 0; i + 4 <= t.size(); ++i) seen.insert({t.begin() + static_cast<std::ptrdiff_t>(i), t.begin() + static_cast<std::ptrdiff_t>(i + 4)});
+  return static_cast<double>(seen.size()) / static_cast<double>(t.size() - 3);
 }
 
 nlohmann::ordered_json counts_json(const ref::AcceptanceCounts& a, int k) {
@@ -95,18 +121,24 @@ void run_speculative(const SpeculativeOptions& o, const StudyContext& ctx) {
   j["verification"] = "greedy";
   for (const auto& text : o.texts) {
     const std::vector<int32_t> tokens = ctx.tokenizer.encode(read_text_file(resolve_text_path(text)));
-    ref::AcceptanceCounts mine(k);
+    ref::AcceptanceCounts mine(k), text_only(k);
+    nlohmann::ordered_json samples = nlohmann::ordered_json::array();
     for (int p = 0; p < o.prompts_per_text; ++p) {
       const auto start = static_cast<size_t>(p * o.prompt_tokens);
       if (start + static_cast<size_t>(o.prompt_tokens) > tokens.size()) {
         throw std::runtime_error(fmt::format("{} has {} tokens: too few for {} prompts of {}", text, tokens.size(),
                                              o.prompts_per_text, o.prompt_tokens));
       }
-      generate(ctx.model, {tokens.begin() + static_cast<std::ptrdiff_t>(start), tokens.begin() + static_cast<std::ptrdiff_t>(start + o.prompt_tokens)},
-               o.generate_tokens, o.drafter, mine);
+      const std::vector<int32_t> out = generate(
+          ctx.model, {tokens.begin() + static_cast<std::ptrdiff_t>(start), tokens.begin() + static_cast<std::ptrdiff_t>(start + o.prompt_tokens)},
+          o.generate_tokens, o.drafter, mine);
+      replay_text(std::span<const int32_t>(tokens).subspan(start), static_cast<size_t>(o.prompt_tokens), o.generate_tokens,
+                  o.drafter, text_only);
+      samples.push_back({{"distinct_4gram_ratio", distinct_4gram_ratio(out)}, {"generated", ctx.tokenizer.decode(out)}});
       std::cerr << fmt::format("speculative_acceptance: {} prompt {}/{}\n", text, p + 1, o.prompts_per_text);
     }
-    j["texts"].push_back({{"text", text}, {"result", counts_json(mine, k)}});
+    j["texts"].push_back({{"text", text}, {"result", counts_json(mine, k)}, {"against_the_text_itself", counts_json(text_only, k)},
+                          {"samples", samples}});
     for (int i = 0; i < k; ++i) {
       all.reached[static_cast<size_t>(i)] += mine.reached[static_cast<size_t>(i)];
       all.accepted[static_cast<size_t>(i)] += mine.accepted[static_cast<size_t>(i)];
@@ -125,7 +157,7 @@ void run_speculative(const SpeculativeOptions& o, const StudyContext& ctx) {
     const auto& a = j["all"];
     std::string y = fmt::format(
         "# Speculative acceptance measured on a real model by kvlab accuracy (study speculative_acceptance,\n"
-        "# experiment '{}'); keys are described in docs/ref-accuracy.md. acceptance_per_position[i] is the\n"
+        "# experiment '{}'); keys are described in data/acceptance/README.md. acceptance_per_position[i] is the\n"
         "# share of steps that reached draft i+1 (drafts 1 … i accepted, draft i+1 proposed) in which it\n"
         "# was accepted too; draft_available is the share of steps that had any draft.\n",
         ctx.name);
