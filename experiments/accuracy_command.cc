@@ -64,6 +64,7 @@ struct AccuracyExperiment {
   core::ConfigNode kv_plan;
   std::optional<core::ConfigDocument> kv_plan_doc;  // kv_plan_file's document (kv_plan points into it)
   StudyRun study;                                    // set: run this study instead of a plan
+  bool has_plan = false;                             // kv_plan or kv_plan_file given
 };
 
 constexpr rm::HeadClass kClasses[] = {rm::HeadClass::kSinkPrefix, rm::HeadClass::kLocal,
@@ -138,9 +139,11 @@ AccuracyExperiment load_experiment(const std::string& path, const std::vector<st
         if (s.rfind("kv_plan.", 0) == 0) e.kv_plan_doc->apply_override(s);
       }
       e.kv_plan = e.kv_plan_doc->root().child("kv_plan");
+      e.has_plan = true;
     }
   } else if (root.has("kv_plan")) {
     e.kv_plan = root.child("kv_plan");
+    e.has_plan = true;
   } else if (!has_study) {
     root.error_at("kv_plan", "missing: the KV plan to measure (core/config/kv_plan_loader.h)");
   }
@@ -314,7 +317,7 @@ void register_accuracy_command(CLI::App& app) {
   // (configs/models/smollm2-135m.yaml matches its GGUF); any other model is opened for them.
   auto check = [](const std::string& path) {
     AccuracyExperiment e = load_experiment(path, {});
-    if (e.study && !e.kv_plan_doc && !e.kv_plan.is_map()) return;  // a study without a plan: its keys are checked
+    if (!e.has_plan) return;  // a study without a plan: its keys are checked
     if (e.model == rm::kSmolLm2Gguf) {
       build_plan(e, core::load_model("smollm2-135m"));
     } else {
@@ -323,7 +326,8 @@ void register_accuracy_command(CLI::App& app) {
     }
   };
   register_check_kind("accuracy", "kv_plan", check);
-  register_check_kind("accuracy", "study", check);  // a study without a plan is still an accuracy experiment
+  register_check_kind("accuracy", "study", check);         // a study without a plan is still an accuracy experiment
+  register_check_kind("accuracy", "kv_plan_file", check);  // so is a plan given as a file
 }
 
 }  // namespace kvlab::experiments

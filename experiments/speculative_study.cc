@@ -157,7 +157,7 @@ void run_speculative(const SpeculativeOptions& o, const StudyContext& ctx) {
     const auto& a = j["all"];
     std::string y = fmt::format(
         "# Speculative acceptance measured on a real model by kvlab accuracy (study speculative_acceptance,\n"
-        "# experiment '{}'); keys are described in data/acceptance/README.md. acceptance_per_position[i] is the\n"
+        "# experiment '{}'); keys are described in data/acceptance/README.md. acceptance[i] is the\n"
         "# share of steps that reached draft i+1 (drafts 1 … i accepted, draft i+1 proposed) in which it\n"
         "# was accepted too; draft_available is the share of steps that had any draft.\n",
         ctx.name);
@@ -165,7 +165,8 @@ void run_speculative(const SpeculativeOptions& o, const StudyContext& ctx) {
                      fmt::format("{} prompts of {} tokens from {}, {} tokens generated after each; max_ngram {}, min_ngram {}",
                                  o.prompts_per_text * static_cast<int>(o.texts.size()), o.prompt_tokens, fmt::join(o.texts, ", "),
                                  o.generate_tokens, o.drafter.max_ngram, o.drafter.min_ngram));
-    y += fmt::format("steps: {}\ndraft_available: {:.4f}\nacceptance_per_position: [{:.4f}]\naccepted_tokens_per_step: {:.4f}\n",
+    // `source` and `acceptance` are what core's speculative technique reads (acceptance_file).
+    y += fmt::format("steps: {}\ndraft_available: {:.4f}\nacceptance: [{:.4f}]\naccepted_tokens_per_step: {:.4f}\n",
                      a["steps"].get<int64_t>(), a["draft_available"].get<double>(),
                      fmt::join(a["acceptance_per_position"].get<std::vector<double>>(), ", "),
                      a["accepted_tokens_per_step"].get<double>());
