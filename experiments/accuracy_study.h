@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // Studies of the papers' own methods on the real model, run by `kvlab accuracy` when an
-// experiment has a `study:` section instead of (or beside) a KV plan: Tangram's budget
-// calibration (tangram_study.cc), the KV-quantization ladder with KVarN (quant_ladder_study.cc),
-// page selection recall (page_selection_study.cc). Each study reads its own keys under
-// `study:` (`kind:` picks the study), runs the model itself and writes its files into the
-// results folder; also RedKnot's head classes (redknot_study.cc) and speculative acceptance
-// with an n-gram drafter (speculative_study.cc). docs/ref-accuracy.md has the figures and commands.
+// experiment has a `study:` section (instead of running a KV plan against the reference):
+// Tangram's budget calibration (tangram_study.cc), RedKnot's head classes (redknot_study.cc),
+// page selection recall and accuracy (page_selection_study.cc), the KV-quantization ladder
+// with KVarN (quant_ladder_study.cc) and speculative acceptance with an n-gram drafter
+// (speculative_study.cc). Each study reads its own keys under `study:` (`kind:` picks it),
+// runs the model itself and writes its files into the results folder. docs/ref-accuracy.md
+// has the figures and commands.
 #pragma once
 
 #include <cstdint>
