@@ -17,6 +17,7 @@
 #include "gpu/cuda_check.h"
 #include "gpu/launch/decode_dispatch.h"
 #include "gpu/launch/kernel_instances.h"
+#include "gpu/launch/page_patterns.h"
 #include "gpu/launch/paged_decode.h"
 
 namespace kvlab::gpu {
@@ -79,8 +80,13 @@ DeviceBytes upload(const std::vector<T>& host) {
 
 std::string group_support(const core::KvPlan& plan, int g) {
   const core::HeadGroup& group = plan.groups[static_cast<size_t>(g)];
-  if (!std::holds_alternative<core::DenseAccess>(group.access)) {
-    return format("group '{}': page-sparse access is not in the plan launcher", group.name);
+  if (const auto* sparse = std::get_if<core::PageSparseAccess>(&group.access)) {
+    if (!std::holds_alternative<core::FullRetention>(group.retention)) {
+      return format("group '{}': page-sparse access selects among the pages of full retention only on the GPU", group.name);
+    }
+    if (sparse->recent_pages < 1) {
+      return format("group '{}': page-sparse decode on the GPU keeps at least one recent page (the query's)", group.name);
+    }
   }
   if (group.v_precision && *group.v_precision != group.precision) {
     return format("group '{}': a separate V precision (K≠V) has no GPU kernel yet", group.name);
@@ -420,8 +426,20 @@ struct ForkJoin {
   }
 };
 
+// A page-sparse group's selection: its kernel's parameters and buffers.
+struct SparseGroup {
+  int group = 0;
+  const PagePattern* pattern = nullptr;
+  int head_dim = 0;
+  int batch = 0;
+  std::vector<int> counts;  // pages selected, per sequence
+  DeviceBytes selected, codes, counters, kv_heads, seq_lens, num_selected;
+  PageSelectParams params{};
+};
+
 struct PlanDecodeWork::Impl {
   std::vector<LaunchClass> launches;
+  std::vector<std::unique_ptr<SparseGroup>> sparse;
   PlannedStep step;  // its launches' items moved into `launches`
   std::vector<int> order;
   std::unique_ptr<ForkJoin> fork;  // null: the launches run one after another
@@ -434,6 +452,23 @@ PlanDecodeWork& PlanDecodeWork::operator=(PlanDecodeWork&&) noexcept = default;
 int PlanDecodeWork::num_launches() const { return static_cast<int>(impl_->launches.size()); }
 const PlannedWork& PlanDecodeWork::planned(int launch) const { return impl_->launches.at(static_cast<size_t>(launch)).planned; }
 const PlannedStep& PlanDecodeWork::step() const { return impl_->step; }
+
+SparseSelection PlanDecodeWork::selection(int group) const {
+  for (const auto& sg : impl_->sparse) {
+    if (sg->group != group) continue;
+    SparseSelection out;
+    out.num_heads = sg->params.num_heads;
+    out.width = sg->params.width;
+    out.counts = sg->counts;
+    out.pages.resize(static_cast<size_t>(sg->batch) * out.num_heads * out.width);
+    KVLAB_CUDA_CHECK(cudaDeviceSynchronize());
+    KVLAB_CUDA_CHECK(cudaMemcpy(out.pages.data(), sg->selected.as<void>(), out.pages.size() * sizeof(int32_t),
+                                cudaMemcpyDeviceToHost));
+    return out;
+  }
+  require(false, format("group {} is not a page-sparse group of this work", group));
+  return {};
+}
 
 PlanDecodeWork plan_decode_work(const PlanDecodeArgs& a) {
   require(a.plan != nullptr, "no plan");
@@ -476,6 +511,7 @@ PlanDecodeWork plan_decode_work(const PlanDecodeArgs& a) {
   };
   std::vector<LaunchClass> launches;
   std::vector<HostSlice> slices;
+  std::vector<std::unique_ptr<SparseGroup>> sparse;
   for (const PlanGroupPages& g : a.groups) {
     const core::HeadGroup& hg = plan.groups[static_cast<size_t>(g.group)];
     const GroupLayerShape shape = group_layer_shape(plan, g.group, a.layer);
@@ -502,6 +538,70 @@ PlanDecodeWork plan_decode_work(const PlanDecodeArgs& a) {
     d.heads_per_table = shape.heads_per_table;
     d.heads_per_page = shape.layout.heads_per_page;
     d.max_pages = g.max_pages;
+    if (const auto* access = std::get_if<core::PageSparseAccess>(&hg.access)) {
+      // The decode reads each head's compacted table of selected pages: `n` selected of N
+      // pages, the last (a recent page, the query's) partial, so the table holds
+      // (n − 1)·16 + the last page's tokens, the query last.
+      require(a.num_queries == 1, format("group '{}': page-sparse decode takes one query a step (each query would "
+                                         "select its own pages)", hg.name));
+      require(g.summaries != nullptr, format("group '{}': page-sparse decode needs the pool's key summaries", hg.name));
+      require(layer.num_q_heads / layer.num_cache_heads <= kSelectMaxGroup,
+              format("group '{}': page selection takes at most {} query heads per KV head", hg.name, kSelectMaxGroup));
+      auto sg = std::make_unique<SparseGroup>();
+      sg->group = g.group;
+      sg->pattern = g.pattern.empty() ? &page_pattern_of(*access) : find_page_pattern(g.pattern);
+      require(sg->pattern != nullptr, format("group '{}': no page pattern '{}' (gpu/launch/page_patterns.h)", hg.name, g.pattern));
+      sg->head_dim = layer.vector_width;
+      sg->batch = batch;
+      int width = 1;
+      std::vector<int32_t> lens, counts;
+      for (int b = 0; b < batch; ++b) {
+        const int n = a.seq_lens[static_cast<size_t>(b)];
+        const int pages = (n + kDecodePageSize - 1) / kDecodePageSize;
+        const int chosen = static_cast<int>(core::sparse_pages_read(*access, pages));
+        const int table_len = (chosen - 1) * kDecodePageSize + (n - (pages - 1) * kDecodePageSize);
+        s.work.seqs[static_cast<size_t>(b)] = TableRanges{table_len, {TokenRange{0, table_len, 0}}};
+        width = std::max(width, chosen);
+        lens.push_back(n);
+        counts.push_back(chosen);
+        sg->counts.push_back(chosen);
+      }
+      const int heads = s.work.num_heads;
+      sg->selected = DeviceBytes(static_cast<size_t>(batch) * heads * width * sizeof(int32_t));
+      sg->codes = DeviceBytes(static_cast<size_t>(batch) * heads * g.max_pages * sizeof(uint32_t));
+      sg->counters = DeviceBytes(static_cast<size_t>(batch) * heads * sizeof(unsigned int));
+      KVLAB_CUDA_CHECK(cudaMemset(sg->counters.as<void>(), 0, static_cast<size_t>(batch) * heads * sizeof(unsigned int)));
+      sg->kv_heads = upload(s.kv_heads);
+      sg->seq_lens = upload(lens);
+      sg->num_selected = upload(counts);
+      PageSelectParams& sp = sg->params;
+      sp.summaries = g.summaries;
+      sp.summary_page_bytes = page_summary_bytes(shape.layout);
+      sp.page_table = g.page_table;
+      sp.num_tables = shape.num_tables;
+      sp.heads_per_table = shape.heads_per_table;
+      sp.heads_per_page = shape.layout.heads_per_page;
+      sp.max_pages = g.max_pages;
+      sp.kv_head_of = sg->kv_heads.as<int32_t>();
+      sp.q = a.q;
+      sp.num_q_heads = layer.num_q_heads;
+      sp.group = layer.num_q_heads / layer.num_cache_heads;
+      sp.num_heads = heads;
+      sp.seq_lens = sg->seq_lens.as<int32_t>();
+      sp.num_selected = sg->num_selected.as<int32_t>();
+      sp.sink_pages = static_cast<int>(access->sink_pages);
+      sp.recent_pages = static_cast<int>(access->recent_pages);
+      sp.codes = sg->codes.as<uint32_t>();
+      sp.counters = sg->counters.as<unsigned int>();
+      sp.selected = sg->selected.as<int32_t>();
+      sp.width = width;
+      // The decode: one compacted table per head, into the same pool pages.
+      d.page_table = sg->selected.as<int32_t>();
+      d.num_tables = heads;
+      d.heads_per_table = 1;
+      d.max_pages = width;
+      sparse.push_back(std::move(sg));
+    }
     d.num_q_heads = layer.num_q_heads;
     d.group = group;
     d.num_queries = a.num_queries;
@@ -589,6 +689,7 @@ PlanDecodeWork plan_decode_work(const PlanDecodeArgs& a) {
     work.impl_->launches.push_back(std::move(lc));
   }
   step.launches.clear();
+  work.impl_->sparse = std::move(sparse);
   work.impl_->order = step.order;
   work.impl_->step = std::move(step);
   if (a.concurrent_classes && work.impl_->launches.size() > 1) {
@@ -607,8 +708,13 @@ PlanDecodeWork plan_decode_work(const PlanDecodeArgs& a) {
   return work;
 }
 
-void launch_plan_decode(const PlanDecodeWork& work, cudaStream_t stream) {
+void launch_plan_decode(const PlanDecodeWork& work, cudaStream_t stream, PlanPhases phases) {
   const PlanDecodeWork::Impl& w = *work.impl_;
+  // Page selection first, on the caller's stream: the decode reads the tables it writes.
+  if (phases != PlanPhases::kDecodeOnly) {
+    for (const auto& sg : w.sparse) launch_page_select(*sg->pattern, sg->head_dim, sg->params, sg->batch, stream);
+  }
+  if (phases == PlanPhases::kSelectOnly) return;
   const auto launch = [&](const LaunchClass& lc, cudaStream_t s) {
     const int num_items = static_cast<int>(lc.planned.items.size());
     dispatch_code(lc.precision, [&]<KvCode C, bool kAsym>() { launch_plan_typed<C, kAsym>(lc.params, num_items, lc.shape, lc.smem, s); });

@@ -13,7 +13,12 @@
 //     i = tokens 16i … 16i + 15); pages before a window are never read and may be recycled;
 //   budget (Tangram, SnapKV/H2O): the retained tokens compacted from page 0, the newest last;
 //   periodic: not supported (no contiguous page ranges).
-// Page-sparse access and MLA latents are not supported here (errors say so).
+// Page-sparse access (Quest, Vortex; full retention, one query a step): each step first
+// scores every page of the group from the key summaries the append kernel keeps and writes
+// each (sequence, head)'s selected pages — sinks, the best of the middle, recent pages, in
+// page order — as a compacted table, which the work list then decodes (page_select.cuh);
+// its length, core::sparse_pages_read, is known ahead of time, so the work is planned once.
+// MLA latents are not supported here (errors say so).
 #pragma once
 
 #include <cstdint>
@@ -61,6 +66,22 @@ struct PlanGroupPages {
   int64_t num_pages = 0;
   const int32_t* page_table = nullptr;  // [batch, num_tables, max_pages]: logical → pool page
   int max_pages = 0;
+  // Page-sparse groups: the pool's key summaries, [num_pages, page_summary_bytes(layout)]
+  // (paged_decode.h), kept by launch_kv_append; and the pattern (page_patterns.h) by name,
+  // or "" for the one the access's metadata names (min/max: quest, centroid: centroid).
+  const uint8_t* summaries = nullptr;
+  std::string pattern;
+};
+
+// Which phases launch_plan_decode runs (page selection of page-sparse groups, the decode).
+enum class PlanPhases { kAll, kSelectOnly, kDecodeOnly };
+
+// A page-sparse group's selection of the last step, downloaded (tests).
+struct SparseSelection {
+  int num_heads = 0;
+  int width = 0;                 // table width: the most pages any sequence selects
+  std::vector<int> counts;       // [batch]: pages each sequence's heads select
+  std::vector<int32_t> pages;    // [batch, num_heads, width]: pool pages, ascending logical order
 };
 
 struct PlanDecodeArgs {
@@ -151,6 +172,11 @@ PlannedStep plan_work_items(const std::vector<SliceWork>& slices, const PlanCost
 // H200's decode_bench time over byte floor at 32 × 8k (docs/gpu-decode.md; bf16 ≈ 1).
 double format_time_factor(const core::Precision& precision);
 
+class PlanDecodeWork;
+// Runs a planned step on `stream`: the page selection of page-sparse groups, then the
+// decode (phases: both, or one of them, for timing).
+void launch_plan_decode(const PlanDecodeWork& work, cudaStream_t stream, PlanPhases phases = PlanPhases::kAll);
+
 // A planned decode step: device copies of the work items and slices per instance class and
 // the split workspace (counters zeroed at creation, and zero again after every launch).
 // Reusable for every step with the same lengths; movable, not copyable.
@@ -163,10 +189,12 @@ class PlanDecodeWork {
   int num_launches() const;            // instance classes: kernel launches per step
   const PlannedWork& planned(int launch) const;
   const PlannedStep& step() const;
+  // The last selection of plan group `group` (a page-sparse group), copied to the host.
+  SparseSelection selection(int group) const;
 
  private:
   friend PlanDecodeWork plan_decode_work(const PlanDecodeArgs& args);
-  friend void launch_plan_decode(const PlanDecodeWork& work, cudaStream_t stream);
+  friend void launch_plan_decode(const PlanDecodeWork& work, cudaStream_t stream, PlanPhases phases);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
@@ -174,7 +202,7 @@ class PlanDecodeWork {
 // Validates (std::invalid_argument naming the group and the problem) and plans. The CTA
 // slots come from the kernels' occupancy on the current device (the least of the classes').
 PlanDecodeWork plan_decode_work(const PlanDecodeArgs& args);
-void launch_plan_decode(const PlanDecodeWork& work, cudaStream_t stream);
+void launch_plan_decode(const PlanDecodeWork& work, cudaStream_t stream, PlanPhases phases);
 
 // "" if plan_decode_work accepts the plan's groups in `layer` (ignoring pointers and
 // lengths), else why not.

@@ -357,7 +357,14 @@ TEST(PlanDecodeArgsCheck, RejectsWhatItCannotRun) {
   core::KvPlan sparse = plan;
   sparse.groups[0].access = core::PageSparseAccess{8, 1, 1, core::PageMetadata::kMinMax};
   a.plan = &sparse;
-  EXPECT_EQ(message(a), "plan decode: group 'full': page-sparse access is not in the plan launcher");
+  EXPECT_EQ(message(a), "plan decode: group 'full': page-sparse decode needs the pool's key summaries");
+  a.num_queries = 2;
+  EXPECT_EQ(message(a), "plan decode: group 'full': page-sparse decode takes one query a step (each query would "
+                        "select its own pages)");
+  a.num_queries = 1;
+  sparse.groups[0].retention = core::WindowRetention{64};
+  EXPECT_EQ(message(a), "plan decode: group 'full': page-sparse access selects among the pages of full retention "
+                        "only on the GPU");
 }
 
 // ---------------------------------------------------------------------------- on a GPU
