@@ -128,8 +128,8 @@ fi
 if [ "$sanitize" = 1 ] && [ -x "$tests" ]; then
   memcheck='*bf16_ragged*:*gqa8*:*int4_g32*:*int5*:*forced_splits*:*four_queries*:*rows_over_16*:*fused*:*separate_merge*:*Counters*:KvAppend*:PlanDecodeGpu.MixedGroups*:PlanDecodeGpu.TreeMask*:PlanDecodeGpu.PlannedOnce*:PlanDecodeGpu.TwoLevel*:PageSparseGpu.Quest*:PageSparseGpu.Int8*:MlaDecodeGpu.SixteenHeads*'
   racecheck='*bf16_ragged*:*int4_g32*:*four_queries*:*fused_rows16*:*Counters*:PlanDecodeGpu.MixedGroupsOneQuery:PlanDecodeGpu.TreeMaskPlan:PlanDecodeGpu.TwoLevel*:PageSparseGpu.Quest*:MlaDecodeGpu.SixteenHeads*'
-  step memcheck 150 bash -c "compute-sanitizer --tool memcheck '$tests' --gtest_filter='$memcheck' >'$out/logs/memcheck.log' 2>&1"
-  step racecheck 150 bash -c "compute-sanitizer --tool racecheck '$tests' --gtest_filter='$racecheck' >'$out/logs/racecheck.log' 2>&1"
+  step memcheck 150 bash -c "compute-sanitizer --tool memcheck --error-exitcode 99 '$tests' --gtest_filter='$memcheck' >'$out/logs/memcheck.log' 2>&1"
+  step racecheck 150 bash -c "compute-sanitizer --tool racecheck --error-exitcode 99 '$tests' --gtest_filter='$racecheck' >'$out/logs/racecheck.log' 2>&1"
   {
     grep -E "ERROR SUMMARY|PASSED|FAILED" "$out/logs/memcheck.log" 2>/dev/null | head -5
     grep -E "RACECHECK SUMMARY|hazard|PASSED|FAILED" "$out/logs/racecheck.log" 2>/dev/null | sort | uniq -c | head -8

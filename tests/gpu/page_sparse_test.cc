@@ -286,7 +286,9 @@ void check_case(const SparseCase& c, uint32_t seed) {
           }
         }
         for (int64_t p : want) {
-          if (a.count(p) == 0) EXPECT_NEAR(scores[static_cast<size_t>(p)], kth, 1e-4 * std::abs(kth)) << "page " << p;
+          if (a.count(p) == 0) {
+            EXPECT_NEAR(scores[static_cast<size_t>(p)], kth, 1e-4 * std::abs(kth)) << "page " << p;
+          }
         }
       }
       // float64 attention over the selected pages' stored tokens.
