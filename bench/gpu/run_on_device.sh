@@ -118,9 +118,9 @@ if [ "$peers" = 1 ] && [ -f "$build/bench/gpu/libkvlab_decode_capi.so" ]; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
       >"$out/logs/pip.log" 2>&1 && pypath=/tmp/site
   fi
-  step peers 240 env PYTHONUNBUFFERED=1 PYTHONPATH="$pypath${PYTHONPATH:+:$PYTHONPATH}" MAX_JOBS=16 \
-    FLASHINFER_CUDA_ARCH_LIST=9.0a python3 bench/gpu/peers.py --lib "$build/bench/gpu/libkvlab_decode_capi.so" $quick \
-    >"$out/bench_peers.csv" 2>"$out/bench_peers.err"
+  step peers 240 bash -c "PYTHONUNBUFFERED=1 PYTHONPATH='$pypath${PYTHONPATH:+:$PYTHONPATH}' MAX_JOBS=16 \
+    FLASHINFER_CUDA_ARCH_LIST=9.0a python3 bench/gpu/peers.py --lib '$build/bench/gpu/libkvlab_decode_capi.so' $quick \
+    >'$out/bench_peers.csv' 2>'$out/bench_peers.err'"
   grep -v Warning "$out/bench_peers.err" | grep -iE "flashinfer|copy ceiling|Error" | head -8
 fi
 
