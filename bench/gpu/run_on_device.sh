@@ -5,23 +5,26 @@
 # along), then compute-sanitizer memcheck and racecheck on a subset, and prints a compact
 # table of the issue's targets last (bench/gpu/combine.py). Every step runs under its own
 # `timeout`, so a failure or a hang cannot hide the others; steps.txt records each step's exit
-# code and seconds. A time budget (default 400 s from the start) skips what would not fit,
-# the sanitizers first; numbers already written stay. Results go to $OUT (or ./gpu-results).
-#   bash bench/gpu/run_on_device.sh [--quick] [--no-sanitizers] [--no-peers] [--budget SECONDS]
-# --quick: two shapes a benchmark, fewer calls; --no-peers: skip peers.py (PyTorch).
+# code and seconds. A time budget (default 420 s from the start) skips what would not fit,
+# the peers and then the sanitizers first; numbers already written stay. Results go to $OUT
+# (or ./gpu-results).
+#   bash bench/gpu/run_on_device.sh [--quick] [--no-sanitizers] [--no-peers] [--peers-full] [--budget SECONDS]
+# --quick: two shapes a benchmark, fewer calls; --no-peers: skip peers.py (PyTorch);
+# peers.py runs its two quick shapes (each shape compiles Flex anew) unless --peers-full.
 # FlashInfer: wheels in .whl/ (flashinfer_python, apache_tvm_ffi; bench/gpu/README.md) are
 # installed into /tmp/site for peers.py; without them peers.py says so and runs without it.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 out=${OUT:-$PWD/gpu-results}
 mkdir -p "$out/logs"
-quick="" sanitize=1 peers=1 budget=400
+quick="" sanitize=1 peers=1 budget=420 peers_shapes=--quick
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) quick=--quick ;;
     --no-sanitizers) sanitize=0 ;;
     --no-peers) peers=0 ;;
     --budget) budget=$2; shift ;;
+    --peers-full) peers_shapes="" ;;
   esac
   shift
 done
@@ -112,19 +115,7 @@ bench sparse_bench sparse_bench bench_sparse.csv 120
 bench mla_bench mla_bench bench_mla.csv 120
 bench decode_bench decode_bench bench_kvlab.csv 150
 bench tree_bench tree_bench bench_tree.csv 60
-if [ "$peers" = 1 ] && [ -f "$build/bench/gpu/libkvlab_decode_capi.so" ]; then
-  pypath=""
-  if ls .whl/*.whl >/dev/null 2>&1; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-      >"$out/logs/pip.log" 2>&1 && pypath=/tmp/site
-  fi
-  step peers 240 bash -c "PYTHONUNBUFFERED=1 PYTHONPATH='$pypath${PYTHONPATH:+:$PYTHONPATH}' MAX_JOBS=16 \
-    FLASHINFER_CUDA_ARCH_LIST=9.0a python3 bench/gpu/peers.py --lib '$build/bench/gpu/libkvlab_decode_capi.so' $quick \
-    >'$out/bench_peers.csv' 2>'$out/bench_peers.err'"
-  grep -v Warning "$out/bench_peers.err" | grep -iE "flashinfer|copy ceiling|Error" | head -8
-fi
-
-# Sanitizers last: the slowest part, and a run cut short still keeps the numbers above.
+# The sanitizers, then the peers last (PyTorch compiles, FlashInfer JIT): what a short budget cuts.
 if [ "$sanitize" = 1 ] && [ -x "$tests" ]; then
   memcheck='*bf16_ragged*:*gqa8*:*int4_g32*:*int5*:*forced_splits*:*four_queries*:*rows_over_16*:*fused*:*separate_merge*:*Counters*:KvAppend*:PlanDecodeGpu.MixedGroups*:PlanDecodeGpu.TreeMask*:PlanDecodeGpu.PlannedOnce*:PlanDecodeGpu.TwoLevel*:PageSparseGpu.Quest*:PageSparseGpu.Int8*:MlaDecodeGpu.SixteenHeads*'
   racecheck='*bf16_ragged*:*int4_g32*:*four_queries*:*fused_rows16*:*Counters*:PlanDecodeGpu.MixedGroupsOneQuery:PlanDecodeGpu.TreeMaskPlan:PlanDecodeGpu.TwoLevel*:PageSparseGpu.Quest*:MlaDecodeGpu.SixteenHeads*'
@@ -134,6 +125,18 @@ if [ "$sanitize" = 1 ] && [ -x "$tests" ]; then
     grep -E "ERROR SUMMARY|PASSED|FAILED" "$out/logs/memcheck.log" 2>/dev/null | head -5
     grep -E "RACECHECK SUMMARY|hazard|PASSED|FAILED" "$out/logs/racecheck.log" 2>/dev/null | sort | uniq -c | head -8
   } | tee "$out/sanitizers.txt"
+fi
+
+if [ "$peers" = 1 ] && [ -f "$build/bench/gpu/libkvlab_decode_capi.so" ]; then
+  pypath=""
+  if ls .whl/*.whl >/dev/null 2>&1; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+      >"$out/logs/pip.log" 2>&1 && pypath=/tmp/site
+  fi
+  step peers 240 bash -c "PYTHONUNBUFFERED=1 PYTHONPATH='$pypath${PYTHONPATH:+:$PYTHONPATH}' MAX_JOBS=16 \
+    FLASHINFER_CUDA_ARCH_LIST=9.0a python3 bench/gpu/peers.py --lib '$build/bench/gpu/libkvlab_decode_capi.so' $peers_shapes \
+    >'$out/bench_peers.csv' 2>'$out/bench_peers.err'"
+  grep -v Warning "$out/bench_peers.err" | grep -iE "flashinfer|copy ceiling|Error" | head -8
 fi
 
 python3 bench/gpu/combine.py "$out" >"$out/bench_table.md" 2>&1
