@@ -139,6 +139,7 @@ PoolPlan make_pool_plan(const KvPlan& plan) {
     c.access = g.access;
     c.reservation = g.reservation;
     c.placement = g.placement;
+    c.precision = g.precision;
     c.page_bytes = out.pools[static_cast<size_t>(pool)].page_bytes;
     out.classes.push_back(std::move(c));
     return static_cast<int>(out.classes.size() - 1);

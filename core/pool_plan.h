@@ -55,6 +55,7 @@ struct TableClass {
   Access access = DenseAccess{};
   Reservation reservation = Reservation::kOnDemand;
   Placement placement = Placement::kHbm;
+  Precision precision;     // K's precision of the first group in the class (for per-format rates)
   int64_t num_tables = 0;  // page tables per sequence, over every layer
   int64_t num_heads = 0;   // cache heads the tables hold
   int64_t page_bytes = 0;  // one page of one table (the pool's)

@@ -44,11 +44,14 @@ CostModel::CostModel(const SimConfig& c, const KvLayout& layout) : layout_(&layo
   num_layers_ = c.model.num_layers;
   // Weights split evenly across TP ranks (Megatron column/row splits); norms are tiny and
   // ride with the projections.
-  proj_ = {bpp * static_cast<double>(p.attention + p.norms) / tp, 2.0 * static_cast<double>(p.attention) / tp};
-  dense_ = {bpp * static_cast<double>(p.ffn_dense) / tp, 2.0 * static_cast<double>(p.ffn_dense) / tp};
+  const int moe_layers = c.model.moe ? num_layers_ - c.model.moe->num_dense_layers : 0;
+  proj_ = {bpp * static_cast<double>(p.attention + p.norms) / tp, 2.0 * static_cast<double>(p.attention) / tp,
+           2.0 * num_layers_};  // QKV and O
+  dense_ = {bpp * static_cast<double>(p.ffn_dense) / tp, 2.0 * static_cast<double>(p.ffn_dense) / tp,
+            2.0 * (num_layers_ - moe_layers)};  // gate/up and down
   // The LM head is the untied output matrix or the tied embedding table, read in full.
   const double head_params = static_cast<double>(c.model.tie_word_embeddings ? p.embedding : p.lm_head);
-  lm_head_ = {bpp * head_params / tp, 2.0 * head_params / tp};
+  lm_head_ = {bpp * head_params / tp, 2.0 * head_params / tp, 1.0};
   shared_bytes_ = bpp * static_cast<double>(p.ffn_shared) / tp;
   shared_flops_ = 2.0 * static_cast<double>(p.ffn_shared) / tp;
   if (c.model.moe) {
@@ -65,13 +68,37 @@ CostModel::CostModel(const SimConfig& c, const KvLayout& layout) : layout_(&layo
   attention_rate_ = c.gpu.bf16_rate.flops_per_s * cal.attention_efficiency;
   dequant_rate_ = c.gpu.fp32_rate.flops_per_s / 2;  // one decode per CUDA-core instruction slot
   half_tokens_ = cal.gemm_half_efficiency_tokens;
+  measured_ = cal.measured;
+  const double gemm_share = measured_.gemm_memory_efficiency > 0 ? measured_.gemm_memory_efficiency : cal.memory_efficiency;
+  gemm_bandwidth_ = c.gpu.hbm_bandwidth.bytes_per_s * gemm_share;
+  kv_bandwidth_ = c.gpu.hbm_bandwidth.bytes_per_s * attention_efficiency_for(measured_, c.kv_precision.dtype, cal.memory_efficiency);
+  // Measured per-format decode rates: each class's bytes at its own format's share.
+  for (const double e : measured_.attention_memory_efficiency) per_format_ = per_format_ || e > 0;
+  if (per_format_) {
+    const KvLayout& k = layout;
+    decode_hbm_s_.assign(k.curves.size(), 0.0);
+    prefill_hbm_s_.assign(k.curves.size(), 0.0);
+    auto index = [&](const core::TokenCurve& curve) {
+      return static_cast<size_t>(std::find(k.curves.begin(), k.curves.end(), curve) - k.curves.begin());
+    };
+    for (const core::TableClass& cls : k.pools.classes) {
+      if (cls.placement != core::Placement::kHbm) continue;
+      const double rate = c.gpu.hbm_bandwidth.bytes_per_s *
+                          attention_efficiency_for(measured_, cls.precision.dtype, cal.memory_efficiency);
+      const double per_token_s = static_cast<double>(cls.token_bytes) * k.shard / rate;
+      decode_hbm_s_[index(core::decode_curve(cls))] += per_token_s;
+      prefill_hbm_s_[index(core::prefill_curve(cls))] += per_token_s;
+      write_hbm_s_ += per_token_s;
+    }
+  }
+  moe_launches_ = 3.0 * moe_layers;  // router, grouped gate/up, grouped down
   // All-reduce of the hidden state in bf16 after attention and after the FFN of each layer.
   allreduce_bytes_per_token_ = 2.0 * c.model.hidden_size;
   const double tp_bw = cl.tp_link.bandwidth.bytes_per_s > 0 ? cl.tp_link.bandwidth.bytes_per_s : c.gpu.nvlink_bandwidth.bytes_per_s;
   tp_bandwidth_ = tp_bw * cal.link_efficiency;
   tp_latency_s_ = cl.tp_link.latency.seconds();
   const double host_bw = cl.host_link.bandwidth.bytes_per_s > 0 ? cl.host_link.bandwidth.bytes_per_s : c.gpu.pcie_bandwidth.bytes_per_s;
-  host_bandwidth_ = host_bw * cal.link_efficiency;
+  host_bandwidth_ = measured_.host_link_bytes_per_s > 0 ? measured_.host_link_bytes_per_s : host_bw * cal.link_efficiency;
   if (tp_ > 1 && !(tp_bandwidth_ > 0)) throw core::ConfigError("tensor_parallel > 1 needs a TP link bandwidth (the GPU's nvlink_bandwidth is 0)");
   overhead_s_ = static_cast<double>(cal.iteration_overhead_ns) * 1e-9 +
                 static_cast<double>(cal.kernel_launch_ns * cal.kernels_per_layer) * 1e-9 * num_layers_;
@@ -91,18 +118,20 @@ double capped_sum(int64_t from, int64_t to, int64_t cap) {
 double CostModel::gemm_seconds(const Gemm& g, double tokens, IterationCost& cost) const {
   if (tokens <= 0 || g.bytes <= 0) return 0;
   const double efficiency = half_tokens_ > 0 ? tokens / (tokens + half_tokens_) : 1.0;
-  const double memory_s = g.bytes / bandwidth_;
+  const double memory_s = g.bytes / gemm_bandwidth_;
   const double compute_s = g.flops_per_token * tokens / (flop_rate_ * efficiency);
+  cost.overhead_s += measured_.gemm_fixed_s * g.launches;
   cost.weight_bytes += g.bytes;
   cost.flops += g.flops_per_token * tokens;
   (memory_s >= compute_s ? cost.weights_s : cost.compute_s) += std::max(memory_s, compute_s);
   return std::max(memory_s, compute_s);
 }
 
-void CostModel::attention_seconds(double hbm_bytes, double host_bytes, double flops, double dequant_ops,
+void CostModel::attention_seconds(double hbm_bytes, double hbm_s, double host_bytes, double flops, double dequant_ops,
                                   IterationCost& cost) const {
   if (hbm_bytes <= 0 && host_bytes <= 0 && flops <= 0) return;
-  const double memory_s = hbm_bytes / bandwidth_;
+  cost.overhead_s += measured_.attention_fixed_s * num_layers_;  // per layer and attention launch
+  const double memory_s = hbm_s;
   const double host_s = host_bytes > 0 ? host_bytes / host_bandwidth_ : 0.0;
   const double compute_s = std::max(flops / attention_rate_, dequant_rate_ > 0 ? dequant_ops / dequant_rate_ : 0.0);
   const double memory = std::max(memory_s, host_s);
@@ -123,15 +152,20 @@ IterationCost CostModel::iteration(const BatchShape& b) const {
     if (experts_ > 0) {
       // Expected distinct experts the T tokens' top-k choices touch, per MoE layer.
       const double touched = experts_ * (1.0 - std::pow(1.0 - top_k_ / experts_, tokens));
-      const Gemm moe{shared_bytes_ + expert_bytes_ * touched, shared_flops_ + expert_flops_ * top_k_};
+      const Gemm moe{shared_bytes_ + expert_bytes_ * touched, shared_flops_ + expert_flops_ * top_k_, moe_launches_};
       gemm_seconds(moe, tokens, cost);
     }
     // Decode attention reads what each sequence attends to along each curve, scores the
     // page-sparse metadata of the pages it holds, and writes the new token's K/V.
     double decode_hbm = 0, decode_host = 0, decode_flops = 0, dequant = 0;
     double prefill_hbm = 0, prefill_host = 0, prefill_flops = 0;
+    double decode_hbm_s = 0, prefill_hbm_s = 0;  // measured per-format rates only
     for (size_t i = 0; i < k.curves.size(); ++i) {
       const CurveCost& c = k.costs[i];
+      if (per_format_) {
+        decode_hbm_s += decode_hbm_s_[i] * b.decode_attended[i];
+        prefill_hbm_s += prefill_hbm_s_[i] * b.prefill_read[i];
+      }
       decode_hbm += c.decode_hbm_bytes * b.decode_attended[i];
       decode_host += c.decode_host_bytes * b.decode_attended[i];
       decode_flops += c.decode_flops * b.decode_attended[i];
@@ -141,19 +175,28 @@ IterationCost CostModel::iteration(const BatchShape& b) const {
       prefill_host += c.prefill_host_bytes * b.prefill_read[i];
       prefill_flops += c.prefill_flops * b.prefill_attended[i];
     }
+    double metadata = 0;
     for (const KvCadence& cad : k.cadences) {
       if (cad.metadata_read_bytes_per_row == 0) continue;
       // Pages held ≈ retained tokens / B (the page rounding is dropped here).
       const double rows = b.decode_attended[static_cast<size_t>(cad.retained_curve)] / cad.paging.block_size;
-      decode_hbm += cad.metadata_read_bytes_per_row * rows;
+      metadata += cad.metadata_read_bytes_per_row * rows;
       decode_flops += cad.indexer_flops_per_row * k.queries_per_step * rows;
     }
+    decode_hbm += metadata;
     decode_hbm += k.write_hbm_bytes_per_token * static_cast<double>(b.decode_tokens);
     decode_host += k.write_host_bytes_per_token * static_cast<double>(b.decode_tokens);
     prefill_hbm += k.write_hbm_bytes_per_token * static_cast<double>(b.prefill_tokens);
     prefill_host += k.write_host_bytes_per_token * static_cast<double>(b.prefill_tokens);
-    attention_seconds(decode_hbm, decode_host, decode_flops, dequant, cost);
-    attention_seconds(prefill_hbm, prefill_host, prefill_flops, 0.0, cost);
+    if (per_format_) {  // each format at its measured share of bandwidth; metadata at the plain one
+      decode_hbm_s += write_hbm_s_ * static_cast<double>(b.decode_tokens) + metadata / bandwidth_;
+      prefill_hbm_s += write_hbm_s_ * static_cast<double>(b.prefill_tokens);
+    } else {
+      decode_hbm_s = decode_hbm / kv_bandwidth_;
+      prefill_hbm_s = prefill_hbm / kv_bandwidth_;
+    }
+    attention_seconds(decode_hbm, decode_hbm_s, decode_host, decode_flops, dequant, cost);
+    attention_seconds(prefill_hbm, prefill_hbm_s, prefill_host, prefill_flops, 0.0, cost);
     if (tp_ > 1) {
       const double n = tp_;
       const double bytes = allreduce_bytes_per_token_ * tokens;
@@ -161,7 +204,8 @@ IterationCost CostModel::iteration(const BatchShape& b) const {
     }
   }
   if (b.swap_bytes > 0) cost.communication_s += b.swap_bytes / host_bandwidth_;
-  cost.overhead_s = overhead_s_ + per_seq_overhead_s_ * static_cast<double>(b.running_seqs);
+  cost.overhead_s += overhead_s_ + per_seq_overhead_s_ * static_cast<double>(b.running_seqs);
+  if (tokens > 0) cost.overhead_s += num_layers_ * (measured_.layer_fixed_s + measured_.layer_per_token_s * tokens);
   cost.compute_bound = cost.compute_s > cost.weights_s + cost.kv_s;
   const double total = cost.weights_s + cost.kv_s + cost.compute_s + cost.communication_s + cost.overhead_s;
   cost.time_ns = std::max<int64_t>(1, std::llround(total * 1e9));

@@ -11,12 +11,15 @@
 //   chunk along its prefill curve, the context it reads);
 // plus communication — two ring all-reduces per layer under TP (2(n−1)/n·bytes/bw +
 // 2(n−1)·latency) and swap traffic over the host link — and overhead (per iteration, per
-// running sequence, kernel launches). MoE layers read only the experts the T tokens touch
-// in expectation: E·(1 − (1 − k/E)^T) of E. Bytes, FLOPs and decodes per token come from
-// core's pool plan through sim/kv_layout.h, never re-derived here. Host-placed classes are
-// read over the host link while HBM is read (the slower one sets the time); element decodes
-// run at the CUDA cores' rate (GpuSpec::fp32_rate / 2 per second; unpriced when the GPU
-// has none).
+// running sequence, kernel launches, and the measured fixed costs of sim/calibration.h: per
+// GEMM launch, per attention launch, per layer's small kernels). A measured calibration also
+// sets the bandwidth GEMMs stream weights at and the one decode attention reads each KV
+// format at (sim/calibration.h; per table class of a plan). MoE layers read only the experts
+// the T tokens touch in expectation: E·(1 − (1 − k/E)^T) of E. Bytes, FLOPs and decodes per
+// token come from core's pool plan through sim/kv_layout.h, never re-derived here.
+// Host-placed classes are read over the host link while HBM is read (the slower one sets the
+// time); element decodes run at the CUDA cores' rate (GpuSpec::fp32_rate / 2 per second;
+// unpriced when the GPU has none).
 #pragma once
 
 #include <cstdint>
@@ -81,10 +84,12 @@ class CostModel {
   struct Gemm {
     double bytes = 0;             // weights read per iteration
     double flops_per_token = 0;
+    double launches = 0;          // kernels per iteration (each costs the measured gemm_fixed_s)
   };
   double gemm_seconds(const Gemm& g, double tokens, IterationCost& cost) const;
   // One attention kernel's roofline over its resources; adds to `cost`.
-  void attention_seconds(double hbm_bytes, double host_bytes, double flops, double dequant_ops, IterationCost& cost) const;
+  void attention_seconds(double hbm_bytes, double hbm_s, double host_bytes, double flops, double dequant_ops,
+                         IterationCost& cost) const;
 
   const KvLayout* layout_;
   Gemm proj_, dense_, lm_head_;
@@ -92,6 +97,12 @@ class CostModel {
   double expert_bytes_ = 0, expert_flops_ = 0;        // one routed expert, all MoE layers
   double experts_ = 0, top_k_ = 0;
   double bandwidth_ = 0, flop_rate_ = 0, attention_rate_ = 0, dequant_rate_ = 0, half_tokens_ = 0;
+  double gemm_bandwidth_ = 0, kv_bandwidth_ = 0;  // measured shares of HBM bandwidth (sim/calibration.h)
+  MeasuredCalibration measured_;
+  double moe_launches_ = 0;
+  bool per_format_ = false;  // measured per-format decode rates: seconds per token per curve
+  std::vector<double> decode_hbm_s_, prefill_hbm_s_;
+  double write_hbm_s_ = 0;
   int num_layers_ = 0, tp_ = 1;
   double allreduce_bytes_per_token_ = 0, tp_bandwidth_ = 0, tp_latency_s_ = 0, host_bandwidth_ = 0;
   double overhead_s_ = 0, per_seq_overhead_s_ = 0;

@@ -26,6 +26,7 @@
 
 #include "sim/cost_model.h"
 #include "sim/decode_aggregates.h"
+#include "sim/iteration_log.h"
 #include "sim/kv_manager.h"
 #include "sim/sim_result.h"
 #include "sim/workload.h"
@@ -63,6 +64,8 @@ class Replica {
   void end_iteration(int64_t now_ns, ReplicaMetrics& metrics, std::vector<int64_t>& finished);
 
   int64_t iterations() const { return iterations_; }
+  // Every later iteration is handed to `recorder` (nullptr: none); it must outlive the replica.
+  void set_recorder(IterationRecorder* recorder) { recorder_ = recorder; }
 
  private:
   enum class State : uint8_t { kWaiting, kPrefilling, kDecoding, kSwappingIn };
@@ -133,6 +136,7 @@ class Replica {
   void check_invariants(const BatchShape& batch) const;
   void record(int64_t now_ns, const BatchShape& batch, const IterationCost& cost, std::vector<TimelineSample>& timeline,
               ReplicaMetrics& metrics);
+  void record_iteration(int64_t now_ns, const BatchShape& batch, const IterationCost& cost);
 
   Setup setup_;
   const CostModel& cost_;
@@ -167,6 +171,8 @@ class Replica {
   std::vector<RowNeed> needs_;
   KvDemand needs_demand_;
   BatchShape batch_;
+  IterationRecorder* recorder_ = nullptr;
+  std::vector<SequenceWork> recorded_;  // reused by record_iteration
 };
 
 }  // namespace kvlab::sim

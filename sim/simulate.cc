@@ -154,7 +154,7 @@ KvCapacity kv_capacity(const SimConfig& c, const KvLayout& layout) {
 namespace {
 
 SimResult run(const SimConfig& c, const std::vector<RequestSpec>& requests, int64_t stop_issuing_ns,
-              const ProgressCallback& progress) {
+              const ProgressCallback& progress, IterationRecorder* recorder) {
   validate(c);
   const KvLayout layout = make_kv_layout(resolved_plan(c), std::max(1, c.cluster.tensor_parallel));
   validate_plan(c, layout);
@@ -172,6 +172,7 @@ SimResult run(const SimConfig& c, const std::vector<RequestSpec>& requests, int6
   for (int i = 0; i < c.cluster.data_parallel; ++i) {
     setup.index = i;
     replicas.emplace_back(setup, cost_model);
+    replicas.back().set_recorder(recorder);
   }
   Router router(c.cluster.router);
 
@@ -295,15 +296,16 @@ SimResult run(const SimConfig& c, const std::vector<RequestSpec>& requests, int6
 
 }  // namespace
 
-SimResult simulate(const SimConfig& config, const ProgressCallback& progress) {
+SimResult simulate(const SimConfig& config, const ProgressCallback& progress, IterationRecorder* recorder) {
   const std::vector<RequestSpec> requests = generate_requests(config.workload);
   const double duration = config.workload.duration_s;
   const int64_t stop = duration > 0 ? static_cast<int64_t>(std::llround(duration * 1e9)) : std::numeric_limits<int64_t>::max();
-  return run(config, requests, stop, progress);
+  return run(config, requests, stop, progress, recorder);
 }
 
-SimResult simulate_requests(const SimConfig& config, const std::vector<RequestSpec>& requests, const ProgressCallback& progress) {
-  return run(config, requests, std::numeric_limits<int64_t>::max(), progress);
+SimResult simulate_requests(const SimConfig& config, const std::vector<RequestSpec>& requests, const ProgressCallback& progress,
+                            IterationRecorder* recorder) {
+  return run(config, requests, std::numeric_limits<int64_t>::max(), progress, recorder);
 }
 
 }  // namespace kvlab::sim

@@ -14,6 +14,7 @@
 #include "core/config/kv_plan_loader.h"
 #include "core/config/spec_loader.h"
 #include "core/error.h"
+#include "experiments/runner/measured_calibration.h"
 #include "experiments/runner/parse_helpers.h"
 #include "experiments/runner/workload_parser.h"
 #include "sim/simulate.h"
@@ -128,6 +129,7 @@ sim::Calibration parse_calibration_keys(core::ConfigNode n, sim::Calibration c, 
       n.optional<core::Duration>("per_sequence_overhead", {c.per_sequence_overhead_ns}, "per running sequence").ns;
   c.kernel_launch_ns = n.optional<core::Duration>("kernel_launch", {c.kernel_launch_ns}, "per kernel launch").ns;
   c.kernels_per_layer = n.optional<int>("kernels_per_layer", c.kernels_per_layer, "launches per layer");
+  if (n.has("measured")) c.measured = parse_measured_calibration(n.child("measured", "kvlab calibrate's terms"));
   for (const auto& [key, value] : {std::pair{"memory_efficiency", c.memory_efficiency},
                                     std::pair{"compute_efficiency", c.compute_efficiency},
                                     std::pair{"attention_efficiency", c.attention_efficiency},
