@@ -18,12 +18,14 @@
 #include "core/config/config_node.h"
 #include "core/config/kv_plan_loader.h"
 #include "core/config/spec_loader.h"
+#include "core/config/techniques_loader.h"
 #include "core/kv_plan.h"
 #include "experiments/atomic_file.h"
 #include "experiments/check_command.h"
 #include "experiments/python_script.h"
 #include "experiments/runner/folder_name.h"
 #include "experiments/runner/parse_helpers.h"
+#include "experiments/technique_records.h"
 #include "ref/model/accuracy.h"
 #include "ref/model/bpe_tokenizer.h"
 #include "ref/model/gguf_reader.h"
@@ -61,6 +63,7 @@ struct AccuracyExperiment {
   std::optional<HeadClassPlan> head_classes;
   rm::HeadProfileOptions profile_options;
   core::ConfigNode kv_plan;
+  std::vector<core::TechniqueEntry> techniques;  // applied after kv_plan and head_classes
 };
 
 constexpr rm::HeadClass kClasses[] = {rm::HeadClass::kSinkPrefix, rm::HeadClass::kLocal,
@@ -117,6 +120,7 @@ AccuracyExperiment load_experiment(const std::string& path, const std::vector<st
     hc.finish();
     e.head_classes = h;
   }
+  if (root.has("techniques")) e.techniques = core::parse_techniques(root.child("techniques"));
   if (!root.has("kv_plan")) root.error_at("kv_plan", "missing: the KV plan to measure (core/config/kv_plan_loader.h)");
   e.kv_plan = root.child("kv_plan");
   root.finish();
@@ -148,7 +152,7 @@ std::map<std::pair<int, int>, rm::HeadClass> load_head_classes(const std::string
 // The experiment's kv_plan for this model, then head_classes: each (layer, KV head) of a
 // listed class moves out of its group into a copy of that group ("<group>/<class>") whose
 // retention is the class's, so precision, access and paging stay as the plan said.
-core::KvPlan build_plan(AccuracyExperiment& e, const core::ModelSpec& spec) {
+core::TechniqueResult build_plan(AccuracyExperiment& e, const core::ModelSpec& spec) {
   core::KvPlan plan = core::parse_kv_plan(e.kv_plan, spec);
   e.doc.throw_if_errors();
   if (e.head_classes) {
@@ -183,8 +187,25 @@ core::KvPlan build_plan(AccuracyExperiment& e, const core::ModelSpec& spec) {
     for (auto& [key, g] : split) groups.push_back(std::move(g));
     plan.groups = std::move(groups);
   }
-  if (const std::string why = plan.validate(); !why.empty()) throw std::runtime_error("KV plan: " + why);
-  return plan;
+  core::TechniqueResult applied = core::apply_technique_entries(plan, e.techniques);
+  e.doc.throw_if_errors();
+  // What ref/ cannot measure is refused here, at the technique that asked for it.
+  for (const core::TechniqueEntry& t : e.techniques) {
+    if (std::holds_alternative<core::Speculation>(t.spec)) {
+      t.node.error("speculative decoding leaves the output distribution unchanged (verification emits exactly the "
+                   "target's tokens), so kvlab accuracy has nothing to measure; kvlab run prices it");
+    }
+  }
+  for (const core::HeadGroup& g : applied.plan.groups) {
+    if (g.v_precision) {
+      throw core::ConfigError(fmt::format("group '{}': K {} and V {}: ref/ stores K and V in one precision, so kvlab "
+                                          "accuracy cannot measure a separate V precision yet",
+                                          g.name, core::describe(g.precision), core::describe(*g.v_precision)));
+    }
+  }
+  e.doc.throw_if_errors();
+  if (const std::string why = applied.plan.validate(); !why.empty()) throw std::runtime_error("KV plan: " + why);
+  return applied;
 }
 
 std::string read_text(const std::string& path) {
@@ -200,7 +221,8 @@ void run(const AccuracyOptions& o) {
   const std::string model_path = rm::resolve_model_path(e.model);
   const rm::GgufFile file = rm::GgufFile::open(model_path);
   const rm::LlamaModel model = rm::LlamaModel::load(file, e.num_layers);
-  const core::KvPlan plan = build_plan(e, model.model_spec());
+  const core::TechniqueResult applied = build_plan(e, model.model_spec());
+  const core::KvPlan& plan = applied.plan;
   std::vector<int32_t> tokens = rm::BpeTokenizer::from_gguf(file).encode(read_text(e.text));
   if (static_cast<int64_t>(tokens.size()) < e.num_tokens) {
     throw std::runtime_error(fmt::format("{} has {} tokens, fewer than num_tokens {}", e.text, tokens.size(), e.num_tokens));
@@ -227,11 +249,8 @@ void run(const AccuracyOptions& o) {
   j["model"] = {{"name", c.name}, {"file", model_path}, {"layers", c.num_layers}};
   j["text"] = e.text;
   j["num_tokens"] = e.num_tokens;
-  for (const auto& g : plan.groups) {
-    j["plan"].push_back({{"group", g.name}, {"kv_heads", g.heads.size()},
-                         {"retention", core::describe(g.retention)}, {"precision", core::describe(g.precision)},
-                         {"access", std::holds_alternative<core::DenseAccess>(g.access) ? "dense" : "page_sparse"}});
-  }
+  j["plan"] = plan_groups_json(plan);
+  j["techniques"] = techniques_json(applied);
   j["num_positions"] = s.num_positions;
   j["perplexity_reference"] = s.perplexity_reference;
   j["perplexity_test"] = s.perplexity_test;

@@ -23,6 +23,9 @@
 //     profile: data/head_profiles/smollm2_135m.yaml   # classes not listed keep the plan's
 //     local: {policy: sinks_window, sink_tokens: 4, window_tokens: 128}
 //     sink_prefix: {policy: prefix_only, prefix_tokens: 4, window_tokens: 16}
+//   techniques: []                    # plan passes applied after kv_plan and head_classes
+//                                     # (core/config/techniques_loader.h); not speculative
+//                                     # (it cannot change the output) nor K≠V precision
 //   kv_plan:                          # required; core/config/kv_plan_loader.h, e.g.
 //     block_size: 16
 //     precision: {dtype: int4, group_size: 32, scale: fp16}
