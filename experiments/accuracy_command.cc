@@ -56,7 +56,8 @@ struct HeadClassPlan {
 // (core::parse_kv_plan needs the model's layer shapes).
 struct AccuracyExperiment {
   core::ConfigDocument doc;
-  std::string name, model, text, head_profile_out;
+  std::string name, model, text, head_profile_out, acceptance_out;
+  int acceptance_positions = 8;
   int num_layers = 0;
   int64_t num_tokens = 512;
   rm::FeedSchedule schedule;
@@ -104,6 +105,10 @@ AccuracyExperiment load_experiment(const std::string& path, const std::vector<st
   e.schedule.decode_chunk = root.optional_tokens("decode_chunk", 1, "tokens per later call");
   root.require_positive("decode_chunk", static_cast<double>(e.schedule.decode_chunk));
   e.head_profile_out = root.optional<std::string>("head_profile_out", "", "head profile YAML to write");
+  e.acceptance_out = root.optional<std::string>(
+      "acceptance_out", "", "acceptance YAML to write: the plan as a greedy draft of the full-KV model");
+  e.acceptance_positions = root.optional<int>("acceptance_positions", 8, "positions of acceptance_out",
+                                              core::Checks().positive());
   if (root.has("head_profile_options")) e.profile_options = parse_profile_options(root.child("head_profile_options"));
   if (root.has("head_classes")) {
     core::ConfigNode hc = root.child("head_classes");
@@ -275,6 +280,24 @@ void run(const AccuracyOptions& o) {
                                            c.num_layers, e.num_tokens, e.text);
     write_file_atomically(e.head_profile_out,
                           rm::head_profile_yaml(c.name, source, profiler->options(), profiler->finish()));
+  }
+  if (!e.acceptance_out.empty()) {
+    // Self-speculation with a compressed KV: the plan drafts greedily, the full-KV model
+    // verifies. Agreement is teacher-forced on the text, not on the model's own continuation.
+    std::vector<bool> agree;
+    for (const auto& p : positions) agree.push_back(p.top1_agree);
+    std::string rates;
+    for (double a : core::conditional_acceptance(agree, e.acceptance_positions)) {
+      rates += fmt::format("{}{:.6f}", rates.empty() ? "" : ", ", a);
+    }
+    write_file_atomically(
+        e.acceptance_out,
+        fmt::format("# Per-position acceptance (core/speculation.h conditional_acceptance) of greedy drafting by a\n"
+                    "# KV plan, verified by the full-KV model; written by kvlab accuracy, read by\n"
+                    "# techniques: [speculative: {{acceptance_file: …}}].\n"
+                    "source: \"kvlab accuracy {}: {} ({} layers) with the experiment's plan as draft, full KV as "
+                    "target, top-1 agreement teacher-forced over {} positions of {}\"\nacceptance: [{}]\n",
+                    e.name, fs::path(model_path).filename().string(), c.num_layers, s.num_positions, e.text, rates));
   }
   std::cout << fmt::format(
       "{}: {} positions, perplexity {:.4f} (reference {:.4f}), KL mean {:.3g} p99 {:.3g} p99.9 {:.3g}, "

@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "core/config/techniques_loader.h"
 #include "core/error.h"
 #include "tests/ref/model/model_fixture.h"
 
@@ -97,6 +98,7 @@ TEST(AccuracyCommand, TechniquesRewriteThePlanAndAreRecorded) {
   std::ofstream(yaml) << "name: tiny_techniques\nnum_layers: 2\ntext: /usr/share/common-licenses/GPL-3\n"
                          "num_tokens: 64\nprefill_tokens: 32\ndecode_chunk: 4\n"
                          "kv_plan: {precision: {dtype: bf16}}\n"
+                         "acceptance_out: " << (dir / "acceptance.yaml").string() << "\nacceptance_positions: 3\n"
                          "techniques:\n"
                          "  - redknot: {local_share: 0.3333, sink_tokens: 4, window_tokens: 16}\n"
                          "  - tangram: {compression_ratio: 0.5, page_group_size: 2}\n";
@@ -113,6 +115,12 @@ TEST(AccuracyCommand, TechniquesRewriteThePlanAndAreRecorded) {
   EXPECT_NE(std::find(assumed.begin(), assumed.end(), "tangram.compression_ratio"), assumed.end());
   EXPECT_EQ(j["techniques"]["figures"]["redknot.local_heads"], 2);
   EXPECT_GT(j["kl_mean"].get<double>(), 0.0);  // half the context and a 16-token window change things
+  // The plan as a greedy draft: the first position's acceptance is the top-1 agreement.
+  std::string source;
+  const std::vector<double> acceptance = core::load_acceptance_file((dir / "acceptance.yaml").string(), &source);
+  ASSERT_EQ(acceptance.size(), 3u);
+  EXPECT_NEAR(acceptance[0], j["top1_agreement"].get<double>(), 1e-6);
+  EXPECT_NE(source.find("tiny_techniques"), std::string::npos);
   fs::remove_all(dir);
 }
 
