@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <string>
 
 #include <fmt/core.h>
@@ -20,6 +21,7 @@
 #include "sim/event_queue.h"
 #include "sim/metrics.h"
 #include "sim/replica.h"
+#include "sim/speculative_step.h"
 #include "sim/router.h"
 
 namespace kvlab::sim {
@@ -140,6 +142,8 @@ KvCapacity kv_capacity(const SimConfig& c, const KvLayout& layout) {
   for (const core::TableClass& cls : layout.pools.classes) token_bytes += cls.token_bytes;
   k.kv_bytes_per_token = static_cast<int64_t>(std::ceil(static_cast<double>(token_bytes) * layout.shard));
   k.weights_bytes_per_gpu = core::weights_bytes(c.model, c.weights) / tp;
+  // A speculating plan's drafter lives beside the target (its KV cache is not counted yet).
+  if (c.kv_plan && c.kv_plan->speculation) k.weights_bytes_per_gpu += SpeculativeStep(c, *c.kv_plan).draft_weight_bytes_per_gpu();
   k.host_bytes = c.scheduler.host_kv_bytes;
   const int64_t room = core::kv_room_per_gpu(c.gpu, c.scheduler.gpu_memory_utilization, k.weights_bytes_per_gpu);
   k.total_pages = room > 0 && k.page_bytes > 0 ? room / k.page_bytes : 0;
@@ -159,6 +163,8 @@ SimResult run(const SimConfig& c, const std::vector<RequestSpec>& requests, int6
   const KvLayout layout = make_kv_layout(resolved_plan(c), std::max(1, c.cluster.tensor_parallel));
   validate_plan(c, layout);
   const CostModel cost_model(c, layout);
+  std::unique_ptr<SpeculativeStep> speculative;
+  if (c.kv_plan && c.kv_plan->speculation) speculative = std::make_unique<SpeculativeStep>(c, *c.kv_plan);
   const KvCapacity cap = kv_capacity(c, layout);
   const auto n = static_cast<int64_t>(requests.size());
 
@@ -171,7 +177,7 @@ SimResult run(const SimConfig& c, const std::vector<RequestSpec>& requests, int6
   std::vector<uint8_t> start_pending(static_cast<size_t>(c.cluster.data_parallel), 0);
   for (int i = 0; i < c.cluster.data_parallel; ++i) {
     setup.index = i;
-    replicas.emplace_back(setup, cost_model);
+    replicas.emplace_back(setup, cost_model, speculative.get());
   }
   Router router(c.cluster.router);
 

@@ -11,6 +11,7 @@
 #include "core/check.h"
 #include "core/error.h"
 #include "core/footprint.h"
+#include "core/model_spec.h"
 #include "sim/random.h"
 
 namespace kvlab::sim {
@@ -29,24 +30,32 @@ core::ModelSpec draft_module_spec(const core::ModelSpec& target, int layers) {
   return m;
 }
 
-SpeculativeStep::SpeculativeStep(const SimConfig& config, const core::KvPlan& plan,
-                                 const std::optional<core::ModelSpec>& draft_model) {
+SpeculativeStep::SpeculativeStep(const SimConfig& config, const core::KvPlan& plan) {
   KVLAB_CHECK(plan.speculation.has_value(), "a speculative step without speculation in the plan");
   speculation_ = *plan.speculation;
   expected_ = speculation_.expected_tokens_per_step();
   SimConfig draft = config;
-  if (speculation_.method == core::DraftMethod::kDraftModel) {
-    if (!draft_model) throw core::ConfigError("speculative: the draft model was not resolved");
-    draft.model = *draft_model;
+  draft.kv_plan.reset();
+  const bool model = speculation_.method == core::DraftMethod::kDraftModel;
+  if (model) {
+    if (!config.draft_model) {
+      throw core::ConfigError(fmt::format("speculative: the draft model '{}' was not resolved", speculation_.draft_model));
+    }
+    draft.model = *config.draft_model;
   } else {
     draft.model = draft_module_spec(config.model, speculation_.draft_layers);
   }
   const core::KvPlan draft_plan = core::make_baseline_plan(draft.model, config.kv_precision, config.scheduler.block_size);
+  int tp = std::max(1, config.cluster.tensor_parallel);
   std::string why;
-  if (core::kv_shard_fraction(draft_plan, config.cluster.tensor_parallel, &why) <= 0) {
-    draft.cluster.tensor_parallel = 1;  // a draft whose heads do not split runs whole on one GPU (vLLM's draft TP 1)
-  }
-  drafter_ = std::make_unique<CostModel>(draft, draft_plan);
+  if (core::kv_shard_fraction(draft_plan, tp, &why) <= 0) tp = 1;
+  draft.cluster.tensor_parallel = tp;
+  draft_layout_ = std::make_unique<KvLayout>(make_kv_layout(draft_plan, tp));
+  drafter_ = std::make_unique<CostModel>(draft, *draft_layout_);
+  const core::ParamCounts p = core::count_params(draft.model);
+  const int64_t params = model ? p.total() : p.total() - p.embedding - p.lm_head;  // a module shares both
+  draft_weight_bytes_per_gpu_ =
+      static_cast<int64_t>(static_cast<double>(params) * core::bytes_per_param(config.weights)) / tp;
 }
 
 SpeculativeStep::~SpeculativeStep() = default;
@@ -54,22 +63,33 @@ SpeculativeStep::~SpeculativeStep() = default;
 BatchShape SpeculativeStep::verify_batch(const BatchShape& batch) const {
   BatchShape v = batch;
   const int64_t extra = batch.decode_tokens * (speculation_.verify_rows() - 1);
-  v.decode_tokens += extra;   // GEMM rows and KV writes; the context sums stay per sequence
+  v.decode_tokens += extra;   // GEMM rows and KV writes; the attended sums stay per sequence
   v.sampled_tokens += extra;  // every row's logits are compared
   return v;
 }
 
-IterationCost SpeculativeStep::draft_cost(const BatchShape& batch) const {
+const std::vector<core::TokenCurve>& SpeculativeStep::draft_curves() const { return draft_layout_->curves; }
+
+IterationCost SpeculativeStep::draft_cost(int64_t decoders, const std::vector<double>& draft_attended) const {
   IterationCost total;
-  if (batch.decode_tokens <= 0) return total;
+  if (decoders <= 0) return total;
+  KVLAB_CHECK(draft_attended.size() == draft_layout_->curves.size(), "{} draft sums for {} curves", draft_attended.size(),
+              draft_layout_->curves.size());
   BatchShape d;
-  d.decode_tokens = batch.decode_tokens * speculation_.draft_rows_per_step();
+  d.reset(static_cast<int>(draft_layout_->curves.size()));
+  d.decode_tokens = decoders * speculation_.draft_rows_per_step();
   d.sampled_tokens = d.decode_tokens;
-  d.decode_context_sum = batch.decode_context_sum;
-  d.decode_window_sum = batch.decode_window_sum;
+  d.decode_attended = draft_attended;
   d.running_seqs = 0;  // the scheduler's per-sequence work is counted once, in the verify pass
   for (int i = 0; i < speculation_.num_speculative_tokens; ++i) total = add_costs(total, drafter_->iteration(d));
   return total;
+}
+
+int64_t SpeculativeStep::tokens_in_iteration(int64_t iteration) const {
+  const auto emitted = [&](int64_t n) {
+    return static_cast<int64_t>(std::floor(static_cast<double>(n) * expected_ + 1e-9));
+  };
+  return std::max<int64_t>(1, emitted(iteration + 1) - emitted(iteration));
 }
 
 int64_t SpeculativeStep::expected_steps(int64_t tokens) const {
@@ -100,6 +120,7 @@ IterationCost add_costs(const IterationCost& a, const IterationCost& b) {
   c.compute_s = a.compute_s + b.compute_s;
   c.communication_s = a.communication_s + b.communication_s;
   c.overhead_s = a.overhead_s + b.overhead_s;
+  c.host_kv_bytes = a.host_kv_bytes + b.host_kv_bytes;
   c.compute_bound = c.compute_s > c.weights_s + c.kv_s;
   const double total = c.weights_s + c.kv_s + c.compute_s + c.communication_s + c.overhead_s;
   c.time_ns = total > 0 ? std::max<int64_t>(1, std::llround(total * 1e9)) : 0;

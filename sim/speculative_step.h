@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "core/kv_plan.h"
 #include "sim/cost_model.h"
@@ -33,19 +34,30 @@ core::ModelSpec draft_module_spec(const core::ModelSpec& target, int layers);
 
 class SpeculativeStep {
  public:
-  // plan.speculation must be set; draft_model is the resolved draft for kDraftModel (the
-  // caller loads plan.speculation->draft_model) and ignored otherwise. Throws ConfigError
-  // when the drafter cannot run on the replica's GPUs.
-  SpeculativeStep(const SimConfig& config, const core::KvPlan& plan, const std::optional<core::ModelSpec>& draft_model);
+  // plan.speculation must be set; config.draft_model is the resolved draft for
+  // kDraftModel. The drafter runs on the replica's GPUs with their tensor parallelism, or on
+  // one GPU when its KV heads do not split (vLLM's draft TP of 1). Throws ConfigError when
+  // the draft model is missing or cannot be priced.
+  SpeculativeStep(const SimConfig& config, const core::KvPlan& plan);
   ~SpeculativeStep();
 
   // What the target verifies for a batch whose decoding sequences are `batch.decode_tokens`:
-  // the same batch with verify_rows rows per decoding sequence (prefill parts unchanged).
+  // the same batch with verify_rows rows per decoding sequence (prefill parts unchanged):
+  // GEMMs, LM head and KV writes over every row, each sequence's KV read once.
   BatchShape verify_batch(const BatchShape& batch) const;
-  // The drafter's iterations for the batch's decoding sequences (zero when none decode).
-  IterationCost draft_cost(const BatchShape& batch) const;
+  // Token curves the drafter attends along (its own plan's), for the replica's aggregates.
+  const std::vector<core::TokenCurve>& draft_curves() const;
+  // The drafter's num_speculative_tokens iterations for `decoders` sequences whose draft
+  // curves sum to `draft_attended` (one value per draft_curves() entry).
+  IterationCost draft_cost(int64_t decoders, const std::vector<double>& draft_attended) const;
+  // Weight bytes per GPU the drafter adds to the replica's memory (a draft model's, or an
+  // MTP/tree module's layers; the embedding and LM head are the target's).
+  int64_t draft_weight_bytes_per_gpu() const { return draft_weight_bytes_per_gpu_; }
 
   double expected_tokens_per_step() const { return expected_; }
+  // Tokens every decoder gains in the `iteration`-th speculative iteration (0-based):
+  // ⌊(i+1)·E⌋ − ⌊i·E⌋, so n iterations emit ⌊n·E⌋ tokens: the expected count, integral.
+  int64_t tokens_in_iteration(int64_t iteration) const;
   int64_t expected_steps(int64_t tokens) const;
   int64_t sampled_steps(int64_t tokens, uint64_t seed) const;
   const core::Speculation& speculation() const { return speculation_; }
@@ -53,7 +65,9 @@ class SpeculativeStep {
  private:
   core::Speculation speculation_;
   double expected_ = 1;
+  std::unique_ptr<KvLayout> draft_layout_;
   std::unique_ptr<CostModel> drafter_;
+  int64_t draft_weight_bytes_per_gpu_ = 0;
 };
 
 // a + b, field by field; time_ns from the summed seconds.
