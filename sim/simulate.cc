@@ -62,10 +62,11 @@ void validate_plan(const SimConfig& c, const KvLayout& layout) {
         "vLLM V1 also caches sliding-window groups and needs only the window's blocks on a hit: not modelled yet",
         cadences));
   }
-  if (layout.queries_per_step > 1) {
+  if (layout.queries_per_step > 1 && !(c.kv_plan && c.kv_plan->speculation)) {
     throw core::ConfigError(fmt::format(
-        "kv_plan: {} queries per decode step (speculative verification): the simulator does not price multi-token "
-        "decode steps yet (draft cost, accepted tokens per step); use 1", layout.queries_per_step));
+        "kv_plan: {} queries per decode step without an acceptance model: the simulator prices multi-token decode "
+        "steps only for speculative decoding (techniques: [speculative: {{…}}], which sets queries_per_step); use 1",
+        layout.queries_per_step));
   }
   if (layout.has_host && s.host_kv_bytes <= 0) {
     throw core::ConfigError("kv_plan places groups in host memory: give scheduler.host_kv_space (host memory per GPU for them)");
