@@ -25,7 +25,7 @@
 #include "experiments/python_script.h"
 #include "experiments/runner/folder_name.h"
 #include "experiments/runner/parse_helpers.h"
-#include "experiments/technique_records.h"
+#include "experiments/runner/technique_records.h"
 #include "ref/model/accuracy.h"
 #include "ref/model/bpe_tokenizer.h"
 #include "ref/model/gguf_reader.h"

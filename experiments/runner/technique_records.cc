@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "experiments/technique_records.h"
+#include "experiments/runner/technique_records.h"
 
 namespace kvlab::experiments {
 
