@@ -19,6 +19,23 @@ double Speculation::expected_tokens_per_step() const {
   return expected;
 }
 
+std::vector<double> conditional_acceptance(const std::vector<bool>& agree, int k) {
+  const auto n = static_cast<int64_t>(agree.size());
+  // run[t]: agreeing positions in a row from t on.
+  std::vector<int64_t> run(agree.size() + 1, 0);
+  for (int64_t t = n - 1; t >= 0; --t) run[static_cast<size_t>(t)] = agree[static_cast<size_t>(t)] ? run[static_cast<size_t>(t) + 1] + 1 : 0;
+  std::vector<double> rates;
+  for (int i = 1; i <= k; ++i) {
+    int64_t longer = 0, shorter = 0;  // runs of at least i, and of at least i − 1, from t
+    for (int64_t t = 0; t + i <= n; ++t) {
+      longer += run[static_cast<size_t>(t)] >= i ? 1 : 0;
+      shorter += run[static_cast<size_t>(t)] >= i - 1 ? 1 : 0;
+    }
+    rates.push_back(shorter > 0 ? static_cast<double>(longer) / static_cast<double>(shorter) : 0.0);
+  }
+  return rates;
+}
+
 std::string_view to_string(DraftMethod method) {
   switch (method) {
     case DraftMethod::kDraftModel: return "draft_model";

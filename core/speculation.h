@@ -43,6 +43,12 @@ struct Speculation {
   bool operator==(const Speculation&) const = default;
 };
 
+// Per-position acceptance of greedy drafting estimated from a teacher-forced agreement
+// sequence (agree[t]: the draft's and the target's arg-max agree at position t): a_i =
+// #{t : agree[t … t+i−1] all} / #{t : agree[t … t+i−2] all}, i = 1 … k (a_1: the share
+// of agreeing positions). A position with no earlier run to extend gives 0.
+std::vector<double> conditional_acceptance(const std::vector<bool>& agree, int k);
+
 std::string_view to_string(DraftMethod method);  // "draft_model", "mtp", "tree"
 // "" if the parameters are consistent, else the first problem.
 std::string validate(const Speculation& speculation);

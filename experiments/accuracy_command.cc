@@ -19,12 +19,14 @@
 #include "core/config/config_node.h"
 #include "core/config/kv_plan_loader.h"
 #include "core/config/spec_loader.h"
+#include "core/config/techniques_loader.h"
 #include "core/kv_plan.h"
 #include "experiments/atomic_file.h"
 #include "experiments/check_command.h"
 #include "experiments/python_script.h"
 #include "experiments/runner/folder_name.h"
 #include "experiments/runner/parse_helpers.h"
+#include "experiments/runner/technique_records.h"
 #include "ref/model/accuracy.h"
 #include "ref/model/bpe_tokenizer.h"
 #include "ref/model/gguf_reader.h"
@@ -55,7 +57,8 @@ struct HeadClassPlan {
 // (core::parse_kv_plan needs the model's layer shapes).
 struct AccuracyExperiment {
   core::ConfigDocument doc;
-  std::string name, model, text, head_profile_out;
+  std::string name, model, text, head_profile_out, acceptance_out;
+  int acceptance_positions = 8;
   int num_layers = 0;
   int64_t num_tokens = 512;
   rm::FeedSchedule schedule;
@@ -65,6 +68,7 @@ struct AccuracyExperiment {
   std::optional<core::ConfigDocument> kv_plan_doc;  // kv_plan_file's document (kv_plan points into it)
   StudyRun study;                                    // set: run this study instead of a plan
   bool has_plan = false;                             // kv_plan or kv_plan_file given
+  std::vector<core::TechniqueEntry> techniques;  // applied after kv_plan and head_classes
 };
 
 constexpr rm::HeadClass kClasses[] = {rm::HeadClass::kSinkPrefix, rm::HeadClass::kLocal,
@@ -110,6 +114,10 @@ AccuracyExperiment load_experiment(const std::string& path, const std::vector<st
   e.schedule.decode_chunk = root.optional_tokens("decode_chunk", 1, "tokens per later call");
   root.require_positive("decode_chunk", static_cast<double>(e.schedule.decode_chunk));
   e.head_profile_out = root.optional<std::string>("head_profile_out", "", "head profile YAML to write");
+  e.acceptance_out = root.optional<std::string>(
+      "acceptance_out", "", "acceptance YAML to write: the plan as a greedy draft of the full-KV model");
+  e.acceptance_positions = root.optional<int>("acceptance_positions", 8, "positions of acceptance_out",
+                                              core::Checks().positive());
   if (root.has("head_profile_options")) e.profile_options = parse_profile_options(root.child("head_profile_options"));
   if (root.has("head_classes")) {
     core::ConfigNode hc = root.child("head_classes");
@@ -126,6 +134,7 @@ AccuracyExperiment load_experiment(const std::string& path, const std::vector<st
     hc.finish();
     e.head_classes = h;
   }
+  if (root.has("techniques")) e.techniques = core::parse_techniques(root.child("techniques"));
   const std::string plan_file = root.optional<std::string>(
       "kv_plan_file", "", "a YAML file whose kv_plan section is the plan (e.g. one a tangram_budgets study wrote)");
   if (!plan_file.empty()) {
@@ -176,7 +185,7 @@ std::map<std::pair<int, int>, rm::HeadClass> load_head_classes(const std::string
 // The experiment's kv_plan for this model, then head_classes: each (layer, KV head) of a
 // listed class moves out of its group into a copy of that group ("<group>/<class>") whose
 // retention is the class's, so precision, access and paging stay as the plan said.
-core::KvPlan build_plan(AccuracyExperiment& e, const core::ModelSpec& spec) {
+core::TechniqueResult build_plan(AccuracyExperiment& e, const core::ModelSpec& spec) {
   core::KvPlan plan = core::parse_kv_plan(e.kv_plan, spec);
   e.doc.throw_if_errors();
   if (e.kv_plan_doc) e.kv_plan_doc->throw_if_errors();
@@ -212,8 +221,25 @@ core::KvPlan build_plan(AccuracyExperiment& e, const core::ModelSpec& spec) {
     for (auto& [key, g] : split) groups.push_back(std::move(g));
     plan.groups = std::move(groups);
   }
-  if (const std::string why = plan.validate(); !why.empty()) throw std::runtime_error("KV plan: " + why);
-  return plan;
+  core::TechniqueResult applied = core::apply_technique_entries(plan, e.techniques);
+  e.doc.throw_if_errors();
+  // What ref/ cannot measure is refused here, at the technique that asked for it.
+  for (const core::TechniqueEntry& t : e.techniques) {
+    if (std::holds_alternative<core::Speculation>(t.spec)) {
+      t.node.error("speculative decoding leaves the output distribution unchanged (verification emits exactly the "
+                   "target's tokens), so kvlab accuracy has nothing to measure; kvlab run prices it");
+    }
+  }
+  for (const core::HeadGroup& g : applied.plan.groups) {
+    if (g.v_precision) {
+      throw core::ConfigError(fmt::format("group '{}': K {} and V {}: ref/ stores K and V in one precision, so kvlab "
+                                          "accuracy cannot measure a separate V precision yet",
+                                          g.name, core::describe(g.precision), core::describe(*g.v_precision)));
+    }
+  }
+  e.doc.throw_if_errors();
+  if (const std::string why = applied.plan.validate(); !why.empty()) throw std::runtime_error("KV plan: " + why);
+  return applied;
 }
 
 void run(const AccuracyOptions& o) {
@@ -230,7 +256,8 @@ void run(const AccuracyOptions& o) {
     std::cout << e.name << " → " << out.string() << "\n";
     return;
   }
-  const core::KvPlan plan = build_plan(e, model.model_spec());
+  const core::TechniqueResult applied = build_plan(e, model.model_spec());
+  const core::KvPlan& plan = applied.plan;
   std::vector<int32_t> tokens = rm::BpeTokenizer::from_gguf(file).encode(read_text_file(resolve_text_path(e.text)));
   if (static_cast<int64_t>(tokens.size()) < e.num_tokens) {
     throw std::runtime_error(fmt::format("{} has {} tokens, fewer than num_tokens {}", e.text, tokens.size(), e.num_tokens));
@@ -256,11 +283,8 @@ void run(const AccuracyOptions& o) {
   j["model"] = {{"name", c.name}, {"file", model_path}, {"layers", c.num_layers}};
   j["text"] = e.text;
   j["num_tokens"] = e.num_tokens;
-  for (const auto& g : plan.groups) {
-    j["plan"].push_back({{"group", g.name}, {"kv_heads", g.heads.size()},
-                         {"retention", core::describe(g.retention)}, {"precision", core::describe(g.precision)},
-                         {"access", std::holds_alternative<core::DenseAccess>(g.access) ? "dense" : "page_sparse"}});
-  }
+  j["plan"] = plan_groups_json(plan);
+  j["techniques"] = techniques_json(applied);
   j["num_positions"] = s.num_positions;
   j["perplexity_reference"] = s.perplexity_reference;
   j["perplexity_test"] = s.perplexity_test;
@@ -285,6 +309,24 @@ void run(const AccuracyOptions& o) {
                                            c.num_layers, e.num_tokens, e.text);
     write_file_atomically(e.head_profile_out,
                           rm::head_profile_yaml(c.name, source, profiler->options(), profiler->finish()));
+  }
+  if (!e.acceptance_out.empty()) {
+    // Self-speculation with a compressed KV: the plan drafts greedily, the full-KV model
+    // verifies. Agreement is teacher-forced on the text, not on the model's own continuation.
+    std::vector<bool> agree;
+    for (const auto& p : positions) agree.push_back(p.top1_agree);
+    std::string rates;
+    for (double a : core::conditional_acceptance(agree, e.acceptance_positions)) {
+      rates += fmt::format("{}{:.6f}", rates.empty() ? "" : ", ", a);
+    }
+    write_file_atomically(
+        e.acceptance_out,
+        fmt::format("# Per-position acceptance (core/speculation.h conditional_acceptance) of greedy drafting by a\n"
+                    "# KV plan, verified by the full-KV model; written by kvlab accuracy, read by\n"
+                    "# techniques: [speculative: {{acceptance_file: …}}].\n"
+                    "source: \"kvlab accuracy {}: {} ({} layers) with the experiment's plan as draft, full KV as "
+                    "target, top-1 agreement teacher-forced over {} positions of {}\"\nacceptance: [{}]\n",
+                    e.name, fs::path(model_path).filename().string(), c.num_layers, s.num_positions, e.text, rates));
   }
   std::cout << fmt::format(
       "{}: {} positions, perplexity {:.4f} (reference {:.4f}), KL mean {:.3g} p99 {:.3g} p99.9 {:.3g}, "

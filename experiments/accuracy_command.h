@@ -16,6 +16,9 @@
 //   prefill_tokens: 0                 # first call's tokens (0: all in one call)
 //   decode_chunk: 1                   # tokens per later call
 //   head_profile_out: ""              # e.g. data/head_profiles/smollm2_135m.yaml
+//   acceptance_out: ""                # e.g. data/acceptance/x.yaml: per-position acceptance of
+//   acceptance_positions: 8           # the plan as a greedy draft of the full-KV model
+//                                     # (techniques: speculative: acceptance_file)
 //   head_profile_options: {}          # mass, local_window, sink_tokens, min_query_pos,
 //                                     # query_stride, periodic_threshold, span_quantile
 //                                     # (ref/model/head_profile.h)
@@ -29,6 +32,9 @@
 //                                     # (tangram_budgets, quant_ladder, page_selection,
 //                                     # speculative_acceptance, redknot_classes;
 //                                     # experiments/accuracy_study.h); text is then optional
+//   techniques: []                    # plan passes applied after kv_plan and head_classes
+//                                     # (core/config/techniques_loader.h); not speculative
+//                                     # (it cannot change the output) nor K≠V precision
 //   kv_plan:                          # required unless kv_plan_file or study; core/config/kv_plan_loader.h, e.g.
 //     block_size: 16
 //     precision: {dtype: int4, group_size: 32, scale: fp16}

@@ -11,6 +11,7 @@
 
 #include "core/capacity.h"
 #include "core/config/kv_plan_loader.h"
+#include "core/config/techniques_loader.h"
 #include "core/config/spec_loader.h"
 #include "core/error.h"
 #include "experiments/atomic_file.h"
@@ -35,14 +36,30 @@ struct CapacityOptions {
   std::string out = "results/capacity";
 };
 
-// The plan of `file` for `model`: its kv_plan: section (other keys of an experiment file are
-// not read), or the whole file as a bare plan. Errors name the file, line and key path.
+// The plan of `file` for `model`: its kv_plan: section, then its techniques: list applied
+// to it (to the bf16 baseline in pages of 16 when there is no kv_plan:; other keys of an
+// experiment file are not read), or the whole file as a bare plan. Errors name the file,
+// line and key path.
 core::KvPlan load_plan_file(const std::string& file, const core::ModelSpec& model) {
   core::ConfigDocument doc = core::ConfigDocument::load_file(file);
   core::ConfigNode root = doc.root();
-  const bool section = root.is_map() && root.has("kv_plan");
-  const core::KvPlan plan = core::parse_kv_plan(section ? root.child("kv_plan") : root, model);
+  const bool techniques = root.is_map() && root.has("techniques");
+  const bool section = root.is_map() && (root.has("kv_plan") || techniques);
+  core::KvPlan plan = section && !root.has("kv_plan") ? core::make_baseline_plan(model, core::Precision{}, 16)
+                                                      : core::parse_kv_plan(section ? root.child("kv_plan") : root, model);
   doc.throw_if_errors();
+  if (techniques) {
+    const std::vector<core::TechniqueEntry> entries = core::parse_techniques(root.child("techniques"));
+    doc.throw_if_errors();
+    plan = core::apply_technique_entries(plan, entries).plan;
+    for (const core::TechniqueEntry& t : entries) {
+      if (std::holds_alternative<core::Speculation>(t.spec)) {
+        t.node.error("speculative decoding changes no KV byte, and kvlab capacity does not count the drafter's weights "
+                     "yet: leave it out here (kvlab run counts them)");
+      }
+    }
+    doc.throw_if_errors();
+  }
   return plan;
 }
 

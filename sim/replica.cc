@@ -11,11 +11,22 @@
 
 namespace kvlab::sim {
 
-Replica::Replica(const Setup& setup, const CostModel& cost_model)
+namespace {
+
+std::vector<core::TokenCurve> all_curves(const CostModel& cost_model, const SpeculativeStep* speculative) {
+  std::vector<core::TokenCurve> curves = cost_model.layout().curves;
+  if (speculative) curves.insert(curves.end(), speculative->draft_curves().begin(), speculative->draft_curves().end());
+  return curves;
+}
+
+}  // namespace
+
+Replica::Replica(const Setup& setup, const CostModel& cost_model, const SpeculativeStep* speculative)
     : setup_(setup), cost_(cost_model), layout_(cost_model.layout()),
       kv_(cost_model.layout(), setup.total_rows, setup.host_bytes, setup.scheduler.enable_prefix_caching,
           setup.scheduler.prefix_eviction),
-      block_(cost_model.layout().cadences.at(0).paging.block_size), aggregates_(cost_model.layout().curves) {}
+      block_(cost_model.layout().cadences.at(0).paging.block_size), spec_(speculative),
+      curves_(all_curves(cost_model, speculative)), aggregates_(curves_) {}
 
 int32_t Replica::new_slot() {
   if (!free_slots_.empty()) {
@@ -109,8 +120,8 @@ void Replica::join_decoders(int32_t slot, int64_t now_ns) {
 
 void Replica::leave_decoders(int32_t slot) {
   Seq& s = slots_[static_cast<size_t>(slot)];
-  // Freeze the aggregates into the sequence's own counters.
-  const int64_t advanced = step_ - s.join_step;
+  // Freeze the aggregates into the sequence's own counters (a speculative step may pass its end).
+  const int64_t advanced = std::min(step_ - s.join_step, s.spec->output_tokens - s.generated);
   --decoders_;
   decode_offset_sum_ -= s.computed - s.join_step;
   aggregates_.remove(slot);
@@ -250,20 +261,42 @@ void Replica::admit_waiting(int64_t& budget, bool chunked, BatchShape& batch, Re
 
 // Decoders whose rows change with the next step: recycled rows go back now, new rows are
 // needs (taken after preemption has made room).
+void Replica::correct_overshoot(BatchShape& batch) {
+  overshoot_tokens_ = 0;
+  overshoot_attended_.assign(curves_.size(), 0.0);
+  for (const StepEvent& e : finishing_) {
+    const Seq& s = slots_[static_cast<size_t>(e.slot())];
+    if (e.generation != s.generation) continue;
+    const int64_t counted = decode_tokens(s) + advance_, last = final_tokens(s);
+    if (counted == last) continue;
+    overshoot_tokens_ += counted - last;
+    for (size_t i = 0; i < curves_.size(); ++i) {
+      const double extra = curves_[i].value(counted) - curves_[i].value(last);
+      overshoot_attended_[i] += extra;
+      batch.decode_attended[i] -= extra;
+    }
+  }
+}
+
 void Replica::take_decode_rows(ReplicaMetrics& metrics) {
   needs_.clear();
   needs_demand_ = {};
-  while (!step_events_.empty() && step_events_.top().step == step_ + 1 && step_events_.top().kind() == StepEventKind::kPages) {
+  finishing_.clear();
+  while (!step_events_.empty() && step_events_.top().step <= step_ + advance_) {
     const StepEvent e = step_events_.top();
     step_events_.pop();
     const int32_t slot = e.slot(), cadence = e.cadence();
     Seq& s = slots_[static_cast<size_t>(slot)];
     if (e.generation != s.generation) continue;
+    if (e.kind() == StepEventKind::kFinish) {  // applied when the iteration ends
+      finishing_.push_back(e);
+      continue;
+    }
     const core::TableClass& paging = layout_.cadences[static_cast<size_t>(cadence)].paging;
-    const int64_t tokens = decode_tokens(s) + 1;
+    const int64_t tokens = tokens_after_step(s);
     const int64_t rows = core::pages_held(paging, tokens);
     const int64_t d = core::tokens_until_page_change(paging, tokens);
-    if (d != core::kNever) step_events_.push({e.step + d, StepEventKind::kPages, slot, cadence, e.generation});
+    if (d != core::kNever) step_events_.push({step_ + advance_ + d, StepEventKind::kPages, slot, cadence, e.generation});
     const int64_t have = s.kv.rows[static_cast<size_t>(cadence)];
     // vLLM V1 names a block in the prefix cache as soon as it is full, not when the
     // sequence ends: the blocks before this step's token are.
@@ -318,9 +351,10 @@ int64_t Replica::begin_iteration(int64_t now_ns, std::vector<TimelineSample>& ti
   needs_.clear();
   needs_demand_ = {};
   if (decode_iteration_) {
+    advance_ = spec_ ? spec_->tokens_in_iteration(spec_iterations_) : 1;
     take_decode_rows(metrics);
     demand += needs_demand_;
-    budget -= decoders_;
+    budget -= decoders_ * (spec_ ? spec_->speculation().verify_rows() : 1);  // vLLM counts draft tokens
   }
   if (chunked) {
     for (const int32_t slot : prefilling_) {
@@ -371,13 +405,25 @@ int64_t Replica::begin_iteration(int64_t now_ns, std::vector<TimelineSample>& ti
     batch.decode_tokens = decoders_;
     batch.sampled_tokens += decoders_;
     // Each decoder attends along each curve at its tokens after this step (context + 1).
-    aggregates_.prepare(step_ + 1);
-    for (int i = 0; i < aggregates_.num_curves(); ++i) batch.decode_attended[static_cast<size_t>(i)] = aggregates_.sum(i, step_ + 1);
+    aggregates_.prepare(step_ + advance_);
+    for (int i = 0; i < aggregates_.num_curves(); ++i) {
+      batch.decode_attended[static_cast<size_t>(i)] = aggregates_.sum(i, step_ + advance_);
+    }
+    correct_overshoot(batch);
   }
   batch.running_seqs = static_cast<int64_t>(running_.size());
   if (setup_.check_invariants) check_invariants(batch);
   KVLAB_CHECK(batch.prefill_tokens + batch.decode_tokens > 0 || !swapping_in_.empty(), "an empty iteration at {} ns", now_ns);
-  const IterationCost cost = cost_.iteration(batch);
+  IterationCost cost;
+  if (spec_ && decode_iteration_) {
+    // Drafts, then one verification of every decoder's candidates.
+    const auto first_draft = batch.decode_attended.begin() + static_cast<std::ptrdiff_t>(layout_.curves.size());
+    const std::vector<double> draft(first_draft, batch.decode_attended.end());
+    cost = add_costs(cost_.iteration(spec_->verify_batch(batch)), spec_->draft_cost(batch.decode_tokens, draft));
+    ++spec_iterations_;
+  } else {
+    cost = cost_.iteration(batch);
+  }
   if (recorder_ != nullptr) record_iteration(now_ns, batch, cost);
   record(now_ns, batch, cost, timeline, metrics);
   ++iterations_;
@@ -431,16 +477,16 @@ void Replica::end_iteration(int64_t now_ns, ReplicaMetrics& metrics, std::vector
     metrics.add_inter_token(now_ns - last_decode_end_ns_, decoders_ - late);
     joined_since_decode_.clear();
     last_decode_end_ns_ = now_ns;
-    ++step_;
-    while (!step_events_.empty() && step_events_.top().step <= step_) {
-      const StepEvent e = step_events_.top();
-      step_events_.pop();
-      Seq& s = slots_[static_cast<size_t>(e.slot())];
-      if (e.generation != s.generation) continue;
-      KVLAB_CHECK(e.kind() == StepEventKind::kFinish && e.step == step_, "stale step event {} at step {}", e.step, step_);
+    step_ += advance_;
+    for (const StepEvent& e : finishing_) {  // taken off the heap when the iteration began
+      if (e.generation != slots_[static_cast<size_t>(e.slot())].generation) continue;  // preempted since
+      KVLAB_CHECK(e.step <= step_, "finish event {} past step {}", e.step, step_);
       leave_decoders(e.slot());
       finish(e.slot(), now_ns, finished, metrics);
     }
+    finishing_.clear();
+    KVLAB_CHECK(step_events_.empty() || step_events_.top().step > step_, "step event {} left behind at step {}",
+                step_events_.top().step, step_);
   }
   // Prefill chunks land; finished prefills emit their first (or next) token.
   std::vector<int32_t> prefilling;

@@ -17,6 +17,7 @@
 // change per cadence and its completion — the only per-sequence events.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <queue>
@@ -28,6 +29,7 @@
 #include "sim/decode_aggregates.h"
 #include "sim/iteration_log.h"
 #include "sim/kv_manager.h"
+#include "sim/speculative_step.h"
 #include "sim/sim_result.h"
 #include "sim/workload.h"
 
@@ -47,7 +49,9 @@ class Replica {
     bool check_invariants = false;  // SimConfig::check_invariants
     int64_t max_context_tokens = 0;  // the model's; caps max_output_tokens (0: none)
   };
-  Replica(const Setup& setup, const CostModel& cost_model);
+  // `speculative` (may be null; outlives the replica): decode iterations verify drafts and
+  // advance every decoder by its tokens_in_iteration() tokens (sim/speculative_step.h).
+  Replica(const Setup& setup, const CostModel& cost_model, const SpeculativeStep* speculative = nullptr);
 
   // A request routed here; `record` outlives the replica.
   void enqueue(const RequestSpec& spec, RequestRecord& record, int64_t now_ns);
@@ -111,6 +115,9 @@ class Replica {
 
   int32_t new_slot();
   int64_t decode_tokens(const Seq& s) const { return s.computed + (step_ - s.join_step); }
+  // A decoder's tokens when its last output is emitted, and after this iteration's step.
+  int64_t final_tokens(const Seq& s) const { return s.computed + (s.spec->output_tokens - s.generated); }
+  int64_t tokens_after_step(const Seq& s) const { return std::min(decode_tokens(s) + advance_, final_tokens(s)); }
   // Rows of `cadence` a sequence holds at `tokens` (reservations: its whole budget).
   int64_t rows_for(const Seq& s, int cadence, int64_t tokens) const;
   int64_t max_total_tokens(const Seq& s) const;
@@ -128,6 +135,8 @@ class Replica {
   void admit_waiting(int64_t& budget, bool chunked, BatchShape& batch, ReplicaMetrics& metrics);
   void remove_waiting(int32_t slot);
   void take_decode_rows(ReplicaMetrics& metrics);
+  // Takes out of the batch's attended sums what finishing decoders would attend past their end.
+  void correct_overshoot(BatchShape& batch);
   // Rows for a prefilling sequence's chunk; shrinks now, returns what growing takes.
   KvDemand chunk_demand(Seq& s, ReplicaMetrics& metrics);
   void allocate_chunk(Seq& s);
@@ -151,9 +160,19 @@ class Replica {
   std::vector<int32_t> prefilling_;                       // admission order
   std::vector<int32_t> swapping_in_;
   std::priority_queue<StepEvent, std::vector<StepEvent>, std::greater<>> step_events_;
+  const SpeculativeStep* spec_ = nullptr;
+  std::vector<core::TokenCurve> curves_;  // the layout's, then the drafter's (speculation)
   DecodeAggregates aggregates_;
   // Decoding aggregates.
-  int64_t step_ = 0;         // decode iterations done
+  int64_t step_ = 0;         // tokens each decoder has gained (one per decode iteration without speculation)
+  int64_t advance_ = 1;      // tokens this iteration adds to every decoder
+  int64_t spec_iterations_ = 0;
+  // Completions of this iteration, taken off the heap before it is priced; a decoder that
+  // finishes inside a speculative step of advance_ tokens overshoots by the rest, which the
+  // aggregates count and these correct.
+  std::vector<StepEvent> finishing_;
+  int64_t overshoot_tokens_ = 0;
+  std::vector<double> overshoot_attended_;
   int64_t decoders_ = 0;
   int64_t decode_offset_sum_ = 0;  // Σ (computed − join_step) over decoders
   int64_t last_decode_end_ns_ = 0;

@@ -24,9 +24,9 @@ void Replica::check_invariants(const BatchShape& batch) const {
       case State::kDecoding:
         ++decoders;
         offsets += s.computed - s.join_step;
-        tokens = decode_tokens(s) + (decode_iteration_ ? 1 : 0);
+        tokens = decode_iteration_ ? tokens_after_step(s) : decode_tokens(s);
         for (int i = 0; i < aggregates_.num_curves(); ++i) {
-          attended[static_cast<size_t>(i)] += layout_.curves[static_cast<size_t>(i)].value(decode_tokens(s) + 1);
+          attended[static_cast<size_t>(i)] += curves_[static_cast<size_t>(i)].value(tokens_after_step(s));
         }
         break;
       case State::kPrefilling: tokens = s.computed + s.chunk; break;

@@ -13,19 +13,21 @@ namespace kvlab::sim {
 // once this iteration's writes land (its pages are already taken).
 void Replica::record(int64_t now_ns, const BatchShape& batch, const IterationCost& cost,
                      std::vector<TimelineSample>& timeline, ReplicaMetrics& metrics) {
-  const int64_t decode_sum = decode_offset_sum_ + decoders_ * step_ + batch.decode_tokens;
+  const int64_t decode_sum =
+      decode_offset_sum_ + decoders_ * step_ + (decode_iteration_ ? decoders_ * advance_ - overshoot_tokens_ : 0);
   const int64_t kv_sum = prefill_kv_sum_ + decode_sum + batch.prefill_tokens;
   const int64_t capacity = kv_.hbm_capacity();
   const int64_t reserved_bytes = kv_.hbm_held();
   // Bytes the retained tokens fill, per cadence: full retention fills one slot per token;
   // other policies along their retained curve (decoders) and at each holder's own length.
   int64_t used_bytes = 0, rows_held = 0;
-  const int64_t step = step_ + (decode_iteration_ ? 1 : 0);
+  const int64_t step = step_ + (decode_iteration_ ? advance_ : 0);
   for (int k = 0; k < kv_.num_cadences(); ++k) {
     const KvCadence& cad = layout_.cadences[static_cast<size_t>(k)];
     int64_t filled = kv_sum;
     if (!std::holds_alternative<core::FullRetention>(cad.paging.retention)) {
-      filled = std::llround(aggregates_.sum(cad.retained_curve, step));
+      filled = std::llround(aggregates_.sum(cad.retained_curve, step) -
+                            (decode_iteration_ ? overshoot_attended_[static_cast<size_t>(cad.retained_curve)] : 0.0));
       for (const std::vector<int32_t>* holders : {&prefilling_, &swapping_in_}) {
         for (const int32_t slot : *holders) {
           const Seq& s = slots_[static_cast<size_t>(slot)];

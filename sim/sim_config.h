@@ -169,6 +169,9 @@ struct SimConfig {
   // The KV plan (an experiment's kv_plan: section). Absent: the baseline plan of
   // kv_precision and scheduler.block_size (resolved_plan()).
   std::optional<core::KvPlan> kv_plan;
+  // The draft model of a plan that speculates with method draft_model (resolved from
+  // kv_plan->speculation->draft_model by the caller; sim/speculative_step.h).
+  std::optional<core::ModelSpec> draft_model;
   ClusterConfig cluster;
   SchedulerConfig scheduler;
   WorkloadConfig workload;

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <string>
 
 #include <fmt/core.h>
@@ -20,6 +21,7 @@
 #include "sim/event_queue.h"
 #include "sim/metrics.h"
 #include "sim/replica.h"
+#include "sim/speculative_step.h"
 #include "sim/router.h"
 
 namespace kvlab::sim {
@@ -60,10 +62,11 @@ void validate_plan(const SimConfig& c, const KvLayout& layout) {
         "vLLM V1 also caches sliding-window groups and needs only the window's blocks on a hit: not modelled yet",
         cadences));
   }
-  if (layout.queries_per_step > 1) {
+  if (layout.queries_per_step > 1 && !(c.kv_plan && c.kv_plan->speculation)) {
     throw core::ConfigError(fmt::format(
-        "kv_plan: {} queries per decode step (speculative verification): the simulator does not price multi-token "
-        "decode steps yet (draft cost, accepted tokens per step); use 1", layout.queries_per_step));
+        "kv_plan: {} queries per decode step without an acceptance model: the simulator prices multi-token decode "
+        "steps only for speculative decoding (techniques: [speculative: {{…}}], which sets queries_per_step); use 1",
+        layout.queries_per_step));
   }
   if (layout.has_host && s.host_kv_bytes <= 0) {
     throw core::ConfigError("kv_plan places groups in host memory: give scheduler.host_kv_space (host memory per GPU for them)");
@@ -140,6 +143,8 @@ KvCapacity kv_capacity(const SimConfig& c, const KvLayout& layout) {
   for (const core::TableClass& cls : layout.pools.classes) token_bytes += cls.token_bytes;
   k.kv_bytes_per_token = static_cast<int64_t>(std::ceil(static_cast<double>(token_bytes) * layout.shard));
   k.weights_bytes_per_gpu = core::weights_bytes(c.model, c.weights) / tp;
+  // A speculating plan's drafter lives beside the target (its KV cache is not counted yet).
+  if (c.kv_plan && c.kv_plan->speculation) k.weights_bytes_per_gpu += SpeculativeStep(c, *c.kv_plan).draft_weight_bytes_per_gpu();
   k.host_bytes = c.scheduler.host_kv_bytes;
   const int64_t room = core::kv_room_per_gpu(c.gpu, c.scheduler.gpu_memory_utilization, k.weights_bytes_per_gpu);
   k.total_pages = room > 0 && k.page_bytes > 0 ? room / k.page_bytes : 0;
@@ -159,6 +164,8 @@ SimResult run(const SimConfig& c, const std::vector<RequestSpec>& requests, int6
   const KvLayout layout = make_kv_layout(resolved_plan(c), std::max(1, c.cluster.tensor_parallel));
   validate_plan(c, layout);
   const CostModel cost_model(c, layout);
+  std::unique_ptr<SpeculativeStep> speculative;
+  if (c.kv_plan && c.kv_plan->speculation) speculative = std::make_unique<SpeculativeStep>(c, *c.kv_plan);
   const KvCapacity cap = kv_capacity(c, layout);
   const auto n = static_cast<int64_t>(requests.size());
 
@@ -171,7 +178,7 @@ SimResult run(const SimConfig& c, const std::vector<RequestSpec>& requests, int6
   std::vector<uint8_t> start_pending(static_cast<size_t>(c.cluster.data_parallel), 0);
   for (int i = 0; i < c.cluster.data_parallel; ++i) {
     setup.index = i;
-    replicas.emplace_back(setup, cost_model);
+    replicas.emplace_back(setup, cost_model, speculative.get());
     replicas.back().set_recorder(recorder);
   }
   Router router(c.cluster.router);

@@ -121,7 +121,8 @@ void parse_class(ConfigNode n, std::optional<Precision>& precision, std::optiona
                  std::optional<Placement>& placement) {
   if (n.has("precision")) precision = parse_precision(n.child("precision", "the class's K (and V) precision"));
   if (n.has("value_precision")) value = parse_precision(n.child("value_precision", "the class's V precision"));
-  if (n.has("placement")) {
+  n.document("placement", "string, one of: hbm, host, peer_gpu", "the group's", "where the class's pages live");
+  if (n.has("placement") && !n.describing()) {
     const std::string where = n.required<std::string>("placement", "where the class's pages live",
                                                       Checks().one_of({"hbm", "host", "peer_gpu"}));
     placement = where == "host" ? Placement::kHost : where == "peer_gpu" ? Placement::kPeerGpu : Placement::kHbm;
@@ -132,9 +133,9 @@ void parse_class(ConfigNode n, std::optional<Precision>& precision, std::optiona
 RedKnotSpec parse_redknot(ConfigNode n) {
   RedKnotSpec s;
   s.profile = read_profile(n, "head profile YAML whose classes decide (or local_share)");
-  if (n.has("local_share")) {
-    s.local_share = n.required<double>("local_share", "stated share of local heads (or profile)",
-                                       Checks().in_range(0, 1));
+  n.document("local_share", "number in [0, 1]", "", "stated share of local heads (give profile or local_share)");
+  if (n.has("local_share") && !n.describing()) {
+    s.local_share = n.required<double>("local_share", "stated share of local heads", Checks().in_range(0, 1));
   }
   n.document("local_classes", "list of class names", "[local, sink_prefix]", "profile classes that become local");
   if (n.has("local_classes") && !n.describing()) s.local_classes = read_strings(n.child("local_classes"), "classes");
@@ -203,8 +204,10 @@ Speculation parse_speculative(ConfigNode n) {
   n.document("acceptance", "list of numbers in [0, 1]", "",
              "acceptance per position, given the earlier ones were accepted (one of acceptance, acceptance_rate, "
              "acceptance_file)");
-  const double rate = n.optional<double>("acceptance_rate", -1.0, "one acceptance rate for every position",
-                                         Checks().in_range(0, 1));
+  n.document("acceptance_rate", "number in [0, 1]", "", "one acceptance rate for every position");
+  const double rate = n.has("acceptance_rate") && !n.describing()
+                          ? n.required<double>("acceptance_rate", "one acceptance rate", Checks().in_range(0, 1))
+                          : 0.0;
   const std::string file = n.optional<std::string>("acceptance_file", "", "YAML {source, acceptance: [..]} a measurement wrote");
   if (n.describing()) {
     n.finish();

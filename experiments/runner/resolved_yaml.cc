@@ -115,6 +115,7 @@ std::string resolved_yaml(const ParsedSim& p, const std::string& experiment_name
   } else {
     y += fmt::format("kv_plan: {}\n", p.kv_plan_yaml);
   }
+  if (!p.techniques_yaml.empty()) y += fmt::format("techniques: {}\n", p.techniques_yaml);
   const sim::ClusterConfig& cl = c.cluster;
   y += fmt::format("cluster:\n  tensor_parallel: {}\n  data_parallel: {}\n  pipeline_parallel: {}\n  expert_parallel: {}\n",
                    cl.tensor_parallel, cl.data_parallel, cl.pipeline_parallel, cl.expert_parallel);

@@ -12,6 +12,7 @@
 
 #include "core/capacity.h"
 #include "core/config/kv_plan_loader.h"
+#include "core/config/techniques_loader.h"
 #include "core/config/spec_loader.h"
 #include "core/error.h"
 #include "experiments/runner/measured_calibration.h"
@@ -196,6 +197,22 @@ ParsedSim parse_sim_config(core::ConfigNode root) {
     if (c.model.num_layers > 0) {  // a model that failed to load was reported already
       c.kv_plan = core::parse_kv_plan(plan, c.model);
       p.kv_plan_yaml = plan.yaml();
+    }
+  }
+  if (root.describing()) {
+    root.document("techniques", "list", "[]", "plan passes applied in order to kv_plan or the baseline (see Techniques)");
+  } else if (root.has("techniques")) {
+    core::ConfigNode list = root.child("techniques");
+    const std::vector<core::TechniqueEntry> entries = core::parse_techniques(list);
+    if (c.model.num_layers > 0 && list.error_count() == 0) {
+      const core::KvPlan base =
+          c.kv_plan ? *c.kv_plan : core::make_baseline_plan(c.model, c.kv_precision, c.scheduler.block_size);
+      p.techniques = core::apply_technique_entries(base, entries);
+      c.kv_plan = p.techniques->plan;
+      p.techniques_yaml = list.yaml();
+      if (c.kv_plan->speculation && c.kv_plan->speculation->method == core::DraftMethod::kDraftModel) {
+        c.draft_model = core::load_model(c.kv_plan->speculation->draft_model);  // checked by the loader
+      }
     }
   }
   c.workload = parse_workload(root.child("workload"));

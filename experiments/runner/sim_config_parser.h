@@ -8,9 +8,11 @@
 // checks the simulator would otherwise refuse without a location are made here.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "core/config/config_node.h"
+#include "core/techniques/technique_result.h"
 #include "sim/sim_config.h"
 
 namespace kvlab::experiments {
@@ -23,6 +25,9 @@ struct ParsedSim {
   std::string gpu_ref;
   std::string calibration_source;  // the calibration file used, or "" for the built-in defaults
   std::string kv_plan_yaml;        // the kv_plan section as flow YAML, "" when the baseline plan runs
+  std::string techniques_yaml;     // the techniques list as flow YAML, "" when there is none
+  // What the techniques did (config.kv_plan is their result): written to techniques.json.
+  std::optional<core::TechniqueResult> techniques;
 };
 
 // Reads every simulation key of `root` (a map); the caller reads the experiment's own keys

@@ -16,6 +16,7 @@
 #include "experiments/runner/point_folder.h"
 #include "experiments/runner/result_files.h"
 #include "experiments/runner/sweep_index.h"
+#include "experiments/runner/technique_records.h"
 #include "sim/simulate.h"
 
 namespace kvlab::experiments {
@@ -53,6 +54,11 @@ nlohmann::ordered_json run_point(const Experiment& e, size_t i, const SweepOptio
   if (cancel.load()) throw Cancelled{};
   if (log) log->flush();
   folder.append("resolved.yaml", point.resolved_yaml);
+  if (point.sim.techniques) {
+    nlohmann::ordered_json t = techniques_json(*point.sim.techniques);
+    t["plan"] = plan_groups_json(point.sim.config.kv_plan.value());
+    folder.append("techniques.json", t.dump(2) + "\n");
+  }
   write_requests_csv(result.requests, [&](std::string_view chunk) { folder.append("requests.csv", chunk); });
   write_timeline_csv(result.timeline, [&](std::string_view chunk) { folder.append("timeline.csv", chunk); });
   nlohmann::ordered_json summary = summary_object(result.summary, wall_s);

@@ -99,6 +99,42 @@ TEST(TechniquesLoader, DiagnosticsPointAtTheElement) {
               HasSubstr("techniques[0]: quant: no group matches 'nope' (the plan's groups here: full)"));
 }
 
+TEST(TechniquesLoader, StackedMoePlanReadsWhatTheArithmeticSays) {
+  // Qwen3-30B-A3B (48 layers × 4 KV heads × 128) with int6 → RedKnot 85% → Tangram 25% →
+  // Vortex top 30 → tree speculation. int6/g32: 96 code bytes + 4 scales × 2 = 104 a vector,
+  // 208 a head-token (bf16: 512). RedKnot: round(0.85 · 192) = 163 local heads keep 4 + 512;
+  // the 29 global heads keep ⌈0.25 · 32768⌉ = 8192 tokens = 512 pages, of which a step reads
+  // 30 + 1 + 1 = 32 pages = 512 tokens. A step at 32,768 tokens reads
+  // 163 · 516 · 208 + 29 · 512 · 208 = 17,494,464 + 3,088,384 = 20,582,848 bytes, against
+  // 192 · 32,768 · 512 = 3,221,225,472 for the bf16 baseline.
+  const Applied a = apply(
+      "techniques:\n"
+      "  - quant: {precision: {dtype: int6}}\n"
+      "  - redknot: {local_share: 0.85}\n"
+      "  - tangram: {compression_ratio: 0.25}\n"
+      "  - vortex: {top_k_pages: 30}\n"
+      "  - speculative: {method: tree, num_speculative_tokens: 4, tree_nodes: 12, acceptance_rate: 0.7}\n",
+      "qwen3-30b-a3b");
+  ASSERT_EQ(a.errors, "");
+  EXPECT_EQ(a.result.plan.validate(), "");
+  EXPECT_EQ(decode_step_cost(make_baseline_plan(load_model("qwen3-30b-a3b"), Precision{}), 32768).kv_bytes_read,
+            3221225472);
+  const StepCost c = decode_step_cost(a.result.plan, 32768);
+  EXPECT_EQ(c.kv_bytes_read, 20582848);
+  EXPECT_EQ(c.tokens_attended, 163 * 516 + 29 * 512);
+  EXPECT_EQ(a.result.plan.queries_per_step, 13);
+  // DeepSeek-V3's MLA latent (576 wide, one per layer) takes the same stack but K8V4: one
+  // vector a token, so a separate V precision is refused at the quant element.
+  EXPECT_THAT(apply("techniques:\n  - quant: {precision: {dtype: int8}, value_precision: {dtype: int4}}\n",
+                    "deepseek-v3").errors,
+              HasSubstr("techniques[0]: quant: group 'full', layer 0: the layer caches one vector per token"));
+  EXPECT_EQ(apply("techniques:\n  - quant: {precision: {dtype: int6}}\n  - redknot: {local_share: 0.85}\n"
+                  "  - tangram: {compression_ratio: 0.25}\n  - vortex: {top_k_pages: 30, dense_layers: [0, 1, 2]}\n"
+                  "  - speculative: {method: mtp, num_speculative_tokens: 1, acceptance: [0.85]}\n",
+                  "deepseek-v3").errors,
+            "");
+}
+
 TEST(TechniquesLoader, RealHeadProfileDrivesTangramAndRedKnot) {
   // SmolLM2-135M's measured profile: 30 layers × 3 KV heads.
   const HeadProfile p = load_head_profile(configs_dir() + "/../data/head_profiles/smollm2_135m.yaml");

@@ -30,6 +30,19 @@ TEST(Speculative, ExpectedTokensPerStepByHand) {
   EXPECT_EQ(validate(tree), "");
 }
 
+TEST(Speculative, ConditionalAcceptanceFromAgreementsByHand) {
+  // agree = 1 1 0 1 1 1 0 1. a_1 = 6/8 over all 8 positions. a_2: positions t ≤ 6 whose
+  // run is ≥ 1: t = 0, 1, 3, 4, 5 (5 of them), of which runs ≥ 2 start at t = 0, 3, 4: 3/5.
+  // a_3: t ≤ 5 with a run ≥ 2: t = 0, 3, 4 (3), with a run ≥ 3: t = 3: 1/3.
+  const std::vector<bool> agree = {true, true, false, true, true, true, false, true};
+  const std::vector<double> a = conditional_acceptance(agree, 3);
+  ASSERT_EQ(a.size(), 3u);
+  EXPECT_DOUBLE_EQ(a[0], 6.0 / 8);
+  EXPECT_DOUBLE_EQ(a[1], 3.0 / 5);
+  EXPECT_DOUBLE_EQ(a[2], 1.0 / 3);
+  EXPECT_EQ(conditional_acceptance({false, false}, 2), (std::vector<double>{0, 0}));
+}
+
 TEST(Speculative, PassSetsRowsAndStepCostScalesFlopsNotBytes) {
   const KvPlan base = small_plan(1, 2);
   const Speculation s{.method = DraftMethod::kMtp, .num_speculative_tokens = 3, .acceptance = {0.8, 0.6, 0.5}};

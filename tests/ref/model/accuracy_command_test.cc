@@ -4,6 +4,7 @@
 // configuration errors reported as ConfigError.
 #include "experiments/accuracy_command.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +13,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "core/config/techniques_loader.h"
 #include "core/error.h"
 #include "tests/ref/model/model_fixture.h"
 
@@ -85,6 +87,43 @@ TEST(AccuracyCommand, WritesResultsFolder) {
   fs::remove_all(dir);
 }
 
+TEST(AccuracyCommand, TechniquesRewriteThePlanAndAreRecorded) {
+  if (!ref::model::testing::smollm2_gguf()) GTEST_SKIP() << ref::model::testing::kSkipMessage;
+  const fs::path dir = fs::temp_directory_path() / "kvlab_accuracy_techniques_test";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const fs::path yaml = dir / "exp.yaml";
+  // SmolLM2's 3 KV heads per layer: RedKnot makes round(1/3 · 6) = 2 of the 6 local, then
+  // Tangram budgets the 4 global heads at half the context, the two of a layer in one group.
+  std::ofstream(yaml) << "name: tiny_techniques\nnum_layers: 2\ntext: /usr/share/common-licenses/GPL-3\n"
+                         "num_tokens: 64\nprefill_tokens: 32\ndecode_chunk: 4\n"
+                         "kv_plan: {precision: {dtype: bf16}}\n"
+                         "acceptance_out: " << (dir / "acceptance.yaml").string() << "\nacceptance_positions: 3\n"
+                         "techniques:\n"
+                         "  - redknot: {local_share: 0.3333, sink_tokens: 4, window_tokens: 16}\n"
+                         "  - tangram: {compression_ratio: 0.5, page_group_size: 2}\n";
+  run_cli({"accuracy", yaml.string(), "--out", (dir / "out").string(), "--no-plots"});
+  const auto j = nlohmann::json::parse(slurp(dir / "out" / "metrics.json"));
+  ASSERT_EQ(j["plan"].size(), 3u);  // tangram keeps the local group first, then its page groups
+  EXPECT_EQ(j["plan"][0]["group"], "full/local");
+  EXPECT_EQ(j["plan"][0]["page_table"], "per_head");
+  EXPECT_EQ(j["plan"][1]["group"], "full/tangram.l0c0");
+  EXPECT_EQ(j["plan"][1]["kv_heads"], 2);
+  std::vector<std::string> assumed;
+  for (const auto& a : j["techniques"]["assumptions"]) assumed.push_back(a["key"]);
+  EXPECT_NE(std::find(assumed.begin(), assumed.end(), "redknot.local_share"), assumed.end());
+  EXPECT_NE(std::find(assumed.begin(), assumed.end(), "tangram.compression_ratio"), assumed.end());
+  EXPECT_EQ(j["techniques"]["figures"]["redknot.local_heads"], 2);
+  EXPECT_GT(j["kl_mean"].get<double>(), 0.0);  // half the context and a 16-token window change things
+  // The plan as a greedy draft: the first position's acceptance is the top-1 agreement.
+  std::string source;
+  const std::vector<double> acceptance = core::load_acceptance_file((dir / "acceptance.yaml").string(), &source);
+  ASSERT_EQ(acceptance.size(), 3u);
+  EXPECT_NEAR(acceptance[0], j["top1_agreement"].get<double>(), 1e-6);
+  EXPECT_NE(source.find("tiny_techniques"), std::string::npos);
+  fs::remove_all(dir);
+}
+
 std::string config_error_of(const std::string& yaml_text) {
   const fs::path yaml = fs::temp_directory_path() / "kvlab_accuracy_bad.yaml";
   std::ofstream(yaml) << yaml_text;
@@ -110,6 +149,17 @@ TEST(AccuracyCommand, ReportsConfigErrors) {
       "name: bad\ntext: /dev/null\nnum_layers: 1\n"
       "kv_plan:\n  retention: {policy: windw, window_tokens: 8}\n");
   EXPECT_NE(plan.find("windw"), std::string::npos) << plan;
+  // Speculative decoding cannot change what the model emits: refused at its element.
+  const std::string spec = config_error_of(
+      "name: bad\ntext: /dev/null\nnum_layers: 1\nkv_plan: {}\ntechniques:\n"
+      "  - speculative: {method: mtp, num_speculative_tokens: 2, acceptance_rate: 0.7}\n");
+  EXPECT_NE(spec.find(":6:5: error: techniques[0]: speculative decoding leaves the output distribution unchanged"),
+            std::string::npos) << spec;
+  // ref/ stores K and V in one precision.
+  const std::string kv = config_error_of(
+      "name: bad\ntext: /dev/null\nnum_layers: 1\nkv_plan: {}\ntechniques:\n"
+      "  - quant: {precision: {dtype: int8}, value_precision: {dtype: int4}}\n");
+  EXPECT_NE(kv.find("cannot measure a separate V precision"), std::string::npos) << kv;
 }
 
 }  // namespace
