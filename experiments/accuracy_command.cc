@@ -18,7 +18,9 @@
 #include "core/config/config_node.h"
 #include "core/config/kv_plan_loader.h"
 #include "core/config/spec_loader.h"
+#include "core/file_text.h"
 #include "core/kv_plan.h"
+#include "core/limits.h"
 #include "experiments/atomic_file.h"
 #include "experiments/check_command.h"
 #include "experiments/python_script.h"
@@ -183,16 +185,15 @@ core::KvPlan build_plan(AccuracyExperiment& e, const core::ModelSpec& spec) {
     for (auto& [key, g] : split) groups.push_back(std::move(g));
     plan.groups = std::move(groups);
   }
-  if (const std::string why = plan.validate(); !why.empty()) throw std::runtime_error("KV plan: " + why);
+  if (const std::string why = plan.validate(); !why.empty()) {
+    e.doc.root().error_at("kv_plan", why);
+    e.doc.throw_if_errors();
+  }
   return plan;
 }
 
 std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(fmt::format("text file '{}' cannot be read", path));
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
+  return core::read_file_text(path, core::limits::kMaxTextFileBytes, "text");
 }
 
 void run(const AccuracyOptions& o) {
@@ -290,10 +291,17 @@ void register_accuracy_command(CLI::App& app) {
     AccuracyExperiment e = load_experiment(path, {});
     if (e.model == rm::kSmolLm2Gguf) {
       build_plan(e, core::load_model("smollm2-135m"));
-    } else {
-      const rm::GgufFile file = rm::GgufFile::open(rm::resolve_model_path(e.model));
-      build_plan(e, rm::LlamaModel::load(file, e.num_layers).model_spec());
+      return;
     }
+    core::ModelSpec spec;
+    try {  // a missing or malformed model file is the experiment's error, at its `model` key
+      const rm::GgufFile file = rm::GgufFile::open(rm::resolve_model_path(e.model));
+      spec = rm::LlamaModel::load(file, e.num_layers).model_spec();
+    } catch (const std::runtime_error& error) {
+      e.doc.root().error_at("model", error.what());
+      e.doc.throw_if_errors();
+    }
+    build_plan(e, spec);
   });
 }
 

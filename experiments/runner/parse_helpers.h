@@ -14,6 +14,7 @@
 
 #include "core/config/config_node.h"
 #include "core/config/spec_loader.h"
+#include "core/limits.h"
 #include "core/units.h"
 #include "experiments/runner/enum_names.h"
 
@@ -28,13 +29,26 @@ E read_enum(core::ConfigNode& node, const std::string& key, E fallback,
   return fallback;
 }
 
-// A duration key ("100 ms", "2 s") as seconds; `fallback_s` when absent.
+// A duration key ("100 ms", "2 s") as seconds; `fallback_s` when absent. Every such key is
+// a span of simulated time (a workload's duration, a think time, an SLO, a sampling period),
+// so it is at most core::limits::kMaxSpanSeconds.
 inline double read_seconds(core::ConfigNode& node, const std::string& key, double fallback_s,
                            const std::string& help) {
   const core::Duration fallback{static_cast<int64_t>(std::llround(fallback_s * 1e9))};
   const core::Duration d = node.optional<core::Duration>(key, fallback, help);
   if (node.has(key) && d.ns < 0) node.error_at(key, "must not be negative");
+  if (node.has(key) && d.seconds() > core::limits::kMaxSpanSeconds) {
+    node.error_at(key, fmt::format("must be at most {:g} s (116 days; core/limits.h) (got {})", core::limits::kMaxSpanSeconds,
+                                   node.scalar_of(key)));
+    return fallback_s;
+  }
   return d.ns == fallback.ns ? fallback_s : d.seconds();
+}
+
+// A number key that must lie in [lo, hi] (a core/limits.h range); `fallback` when absent.
+template <class T>
+T read_in_range(core::ConfigNode& node, const std::string& key, T fallback, const std::string& help, double lo, double hi) {
+  return node.optional<T>(key, fallback, help, core::Checks().in_range(lo, hi));
 }
 
 // The file a reference names: an existing path as given, else configs/<kind>/<ref>.yaml,
