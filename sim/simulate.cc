@@ -251,7 +251,10 @@ SimResult run(const SimConfig& c, const std::vector<RequestSpec>& requests, int6
 }  // namespace
 
 SimResult simulate(const SimConfig& config, const ProgressCallback& progress) {
-  const std::vector<RequestSpec> requests = generate_requests(config.workload);
+  // Drawing 10^8 requests takes a while: the progress callback may abandon it (Ctrl-C).
+  const std::vector<RequestSpec> requests = generate_requests(config.workload, [&] {
+    if (progress) progress(0.0);
+  });
   const double duration = config.workload.duration_s;
   const int64_t stop = duration > 0 ? static_cast<int64_t>(std::llround(duration * 1e9)) : std::numeric_limits<int64_t>::max();
   return run(config, requests, stop, progress);

@@ -104,7 +104,7 @@ void validate(const WorkloadConfig& w) {
 
 }  // namespace
 
-std::vector<RequestSpec> generate_requests(const WorkloadConfig& w) {
+std::vector<RequestSpec> generate_requests(const WorkloadConfig& w, const std::function<void()>& poll) {
   if (!w.trace_path.empty()) {
     std::vector<RequestSpec> trace = read_trace(w.trace_path, trace_format(w.trace_format), w.num_requests,
                                                 w.trace_time_scale > 0 ? w.trace_time_scale : 1.0);
@@ -152,6 +152,7 @@ std::vector<RequestSpec> generate_requests(const WorkloadConfig& w) {
                                             requests.size(), t, end_s));
       }
     }
+    if (poll && (session & 0xFFFF) == 0) poll();
     if (static_cast<int64_t>(requests.size()) >= core::limits::kMaxRequests) {
       throw core::ConfigError(fmt::format("workload: more than {} requests arrive within the duration of {:g} s: lower "
                                           "the rate or the duration", core::limits::kMaxRequests, w.duration_s));

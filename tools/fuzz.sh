@@ -44,7 +44,7 @@ nice_cmd=()
 # Configure once; ccache when present (tools/setup.sh installs it).
 if [ ! -f "$build/build.ninja" ]; then
   launcher=()
-  command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+  command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
   cmake --preset fuzz "${launcher[@]}" >/dev/null
 fi
 "${nice_cmd[@]}" cmake --build "$build" --target fuzz_targets -- -j"$(nproc)" >/dev/null

@@ -9,6 +9,10 @@ python3 tools/check_layers.py
 cmake --workflow --preset ci
 # Benchmarks are smoke-run so they cannot rot (timings here mean nothing: sanitizers are on).
 build/ci/bench/sim/sim_bench --benchmark_min_time=0.01 --benchmark_filter='BM_Simulate/1000|BM_CostModel' >/dev/null 2>&1
+# Fuzzing (docs/reliability.md): every past finding replayed, then a short run of each
+# target under ASan + UBSan (the release run is tools/fuzz.sh --minutes 60).
+tools/fuzz.sh --regressions
+tools/fuzz.sh --seconds 15
 if [ -d tests/python ]; then
   KVLAB_BUILD_DIR="$PWD/build/ci" python3 -m pytest -q tests/python
 fi

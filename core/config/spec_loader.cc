@@ -200,7 +200,7 @@ Precision parse_precision(ConfigNode node) {
   p = Precision::defaults(p.dtype);
   p.group_size = node.optional<int>("group_size", p.group_size,
                                     "elements per scale (and zero) group; integer dtypes default to 32, others 0",
-                                    Checks().non_negative());
+                                    up_to(limits::kMaxHeadDim, Checks().non_negative()));
   const Checks formats = Checks().one_of({"fp16", "bf16", "fp32", "none"});
   auto meta = [&](const char* key, MetaFormat fallback, const char* help) {
     const std::string text = node.optional<std::string>(key, std::string(to_string(fallback)), help, formats);

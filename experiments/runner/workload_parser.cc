@@ -161,10 +161,12 @@ sim::WorkloadConfig parse_fields(core::ConfigNode w, sim::WorkloadConfig c, bool
     return c;
   }
   parse_arrivals(w, c, from_preset);
+  const size_t errors_before = w.error_count();
   c.num_requests = w.optional<int64_t>("num_requests", from_preset ? c.num_requests : 0, "requests to simulate",
                                        kRequestRange);
   c.duration_s = read_seconds(w, "duration", c.duration_s, "stop arrivals after this much simulated time");
-  if (c.num_requests <= 0 && c.duration_s <= 0) w.error("set num_requests or duration (or both)");
+  const bool sizes_read = w.error_count() == errors_before;  // else that error says enough
+  if (sizes_read && c.num_requests <= 0 && c.duration_s <= 0) w.error("set num_requests or duration (or both)");
   if (c.arrival == sim::ArrivalKind::kClosedLoop && c.num_requests <= 0) {
     w.error_at("num_requests", "a closed loop needs num_requests > 0");
   }

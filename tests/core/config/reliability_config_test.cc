@@ -34,7 +34,7 @@ TEST(ReliabilityPrecision, RulesThatHoldForEveryWidthAreCheckedAtTheMap) {
             "p.yaml:1:17: error: kv_cache_dtype: int4 needs a group_size > 0 (elements per scale)");
   EXPECT_EQ(precision_error("kv_cache_dtype: {dtype: bf16, scale: fp16}"),
             "p.yaml:1:17: error: kv_cache_dtype: bf16 stores plain values: it takes no group_size, scale or zero");
-  EXPECT_EQ(precision_error("kv_cache_dtype: {dtype: fp8, group_size: 32, zero: fp16}"),
+  EXPECT_EQ(precision_error("kv_cache_dtype: {dtype: fp8, group_size: 32, scale: fp16, zero: fp16}"),
             "p.yaml:1:17: error: kv_cache_dtype: fp8 is symmetric: it takes no zero");
   EXPECT_THAT(precision_error("kv_cache_dtype: {dtype: int4, group_size: 2147483647}"),
               HasSubstr("kv_cache_dtype.group_size: must be in [0, 16384]"));
@@ -107,7 +107,7 @@ TEST(ReliabilityHfImport, EveryDimensionIsRangeCheckedAtItsKey) {
     return std::string();
   };
   EXPECT_EQ(error_of("4096"), "");
-  EXPECT_THAT(error_of("-1"), HasSubstr("config.json:2:137: error: max_position_embeddings: must be in (0, 1073741824] (got -1)"));
+  EXPECT_THAT(error_of("-1"), HasSubstr("config.json:2:110: error: max_position_embeddings: must be in (0, 1073741824] (got -1)"));
   EXPECT_THAT(error_of("4096", "\"num_hidden_layers\": 2", "\"num_hidden_layers\": 2000000000"),
               HasSubstr("num_hidden_layers: must be in (0, 4096]"));
   // A DeepSeek head_dim is a sum of two dimensions: each is bounded, so the sum cannot overflow.
