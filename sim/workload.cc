@@ -124,7 +124,9 @@ std::vector<RequestSpec> generate_requests(const WorkloadConfig& w, const std::f
   const int64_t limit = w.num_requests > 0 ? w.num_requests : std::numeric_limits<int64_t>::max();
   const double end_s = w.duration_s > 0 ? w.duration_s : static_cast<double>(core::limits::kMaxSimulatedNs) * 1e-9;
   std::vector<RequestSpec> requests;
-  if (w.num_requests > 0) requests.reserve(static_cast<size_t>(w.num_requests));
+  // Reserved up to 2^20 requests: a run that ends early (a horizon error) must not have
+  // taken gigabytes first.
+  if (w.num_requests > 0) requests.reserve(static_cast<size_t>(std::min<int64_t>(w.num_requests, 1 << 20)));
   std::vector<int64_t> last_of_user(closed ? static_cast<size_t>(w.closed_loop_users) : 0, -1);
   double t = 0;
   int64_t session = 0;

@@ -32,7 +32,10 @@ void check_trace(core::ConfigNode& node, const std::string& key, const std::stri
   try {
     sim::read_trace(path, format == "azure" ? sim::TraceFormat::kAzure : sim::TraceFormat::kBurstGpt);
   } catch (const core::ConfigError& e) {
-    node.error_at(key, e.diagnostics().empty() ? e.what() : e.diagnostics().front().to_string());
+    // Every row's problem (up to 20), as one diagnostic at the key that names the trace.
+    std::string rows;
+    for (const core::Diagnostic& d : e.diagnostics()) rows += (rows.empty() ? "" : "\n  ") + d.to_string();
+    node.error_at(key, rows.empty() ? e.what() : rows);
   }
 }
 

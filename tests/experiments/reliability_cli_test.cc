@@ -133,10 +133,10 @@ TEST_F(Reliability, OutOfOrderAndHeaderOnlyTracesAreErrors) {
 
 TEST_F(Reliability, TokenCountsAndDurationsPastTheLimitsAreErrors) {
   std::string f = experiment("model: llama-3.1-8b\n" + workload(", shared_prefix: {num_prefixes: 2, prefix_tokens: 9000000000000000000}"));
-  expect_error(f, {"error: workload.shared_prefix.prefix_tokens: must be in [1, 1073741824]"});
+  expect_error(f, {"error: workload.shared_prefix.prefix_tokens: must be in [0, 1073741824]"});
   f = experiment("model: llama-3.1-8b\n" + workload("") + "calibration: {iteration_overhead: 1e9 s}\n");
   expect_error(f, {f + ":6:35: error: calibration.iteration_overhead: must be at most 1 s"});
-  f = experiment("model: llama-3.1-8b\n" + workload(", duration: 1e12 s"));
+  f = experiment("model: llama-3.1-8b\n" + workload(", duration: 1e8 s"));
   expect_error(f, {"error: workload.duration: must be at most 1e+07 s"});
 }
 
@@ -203,11 +203,11 @@ TEST_F(Reliability, AHugeSweepGridIsRejectedBeforeItIsExpanded) {
 // the exit status the shell saw and what kvlab printed.
 std::pair<int, std::string> run_and_signal(const fs::path& dir, const std::string& experiment, const char* signal,
                                            const std::string& prefix = "") {
-  const std::string log = (dir / "log").string(), code = (dir / "code").string();
-  const std::string script = prefix + std::string(KVLAB_BINARY) + " run " + experiment + " --no-plots --out " +
-                             (dir / "out").string() + " > " + log + " 2>&1 & pid=$!; sleep 1; kill -" + signal +
-                             " $pid; wait $pid; echo $? > " + code;
-  const int shell = std::system(("bash -c \"" + script + "\"").c_str());  // its own status is echo's
+  const std::string log = (dir / "log").string(), code = (dir / "code").string(), script = (dir / "run.sh").string();
+  std::ofstream(script) << prefix << KVLAB_BINARY << " run " << experiment << " --no-plots --out " << (dir / "out").string()
+                        << " > " << log << " 2>&1 &\npid=$!\nsleep 1\nkill -" << signal << " $pid\nwait $pid\necho $? > "
+                        << code << "\n";
+  const int shell = std::system(("bash " + script).c_str());  // its own status is echo's
   (void)shell;
   int status = -1;
   std::ifstream(code) >> status;
@@ -220,7 +220,7 @@ std::pair<int, std::string> run_and_signal(const fs::path& dir, const std::strin
 // now the ignored signal stays ignored and the run completes.
 TEST_F(Reliability, ARunStartedWithSigintIgnoredIgnoresIt) {
   const std::string f = experiment("model: llama-3.1-8b\nworkload: {rate: 200, num_requests: 100000, seed: 1}\n");
-  const auto [status, output] = run_and_signal(dir_, f, "INT", "trap '' INT; ");
+  const auto [status, output] = run_and_signal(dir_, f, "INT", "trap '' INT\n");
   EXPECT_EQ(status, 0) << output;
   EXPECT_THAT(output, Not(HasSubstr("interrupted")));
   EXPECT_TRUE(fs::exists(dir_ / "out" / "p000" / "summary.json")) << output;
