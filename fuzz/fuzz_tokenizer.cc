@@ -5,6 +5,7 @@
 // decode(encode(text)) must give the text back and the pre-tokens must tile it.
 // Layout: [vocab lines] \0 [merge lines] \0 [text]; texts are cut at 4 KiB (BPE is
 // quadratic in a pre-token's length, and a long letter run is one pre-token).
+#include <stdexcept>
 #include <string>
 #include <vector>
 

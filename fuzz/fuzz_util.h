@@ -24,7 +24,7 @@ void expect_only(Body&& body) {
   try {
     body();
   } catch (const std::exception& e) {
-    if ((dynamic_cast<const Accepted*>(&e) != nullptr || ...)) return;
+    if (((dynamic_cast<const Accepted*>(&e) != nullptr) || ...)) return;
     std::fprintf(stderr, "fuzz: unexpected exception: %s\n", e.what());
     std::abort();
   }
