@@ -39,4 +39,9 @@ std::string read_file_text(const std::string& path, int64_t max_bytes, std::stri
   return text;
 }
 
+bool regular_file_exists(const std::string& path) {
+  std::error_code ec;
+  return std::filesystem::is_regular_file(path, ec);
+}
+
 }  // namespace kvlab::core

@@ -15,4 +15,9 @@ namespace kvlab::core {
 // file in the message ("config", "trace", "text").
 std::string read_file_text(const std::string& path, int64_t max_bytes, std::string_view what);
 
+// True when `path` names a regular file. Never throws: a name the system cannot even look
+// up (too long, a symlink loop) is no file, for the caller to report as its own error
+// (std::filesystem::is_regular_file throws filesystem_error for it).
+bool regular_file_exists(const std::string& path);
+
 }  // namespace kvlab::core

@@ -109,7 +109,13 @@ for t in $targets; do
     -artifact_prefix="$findings/" >"$out" 2>&1
   code=$?
   set -e
-  runs=$(grep -h 'stat::number_of_executed_units' "$out" "fuzz-"*.log 2>/dev/null | awk '{s += $2} END {print s + 0}')
+  # Executions: the last count each process printed (a crash prints its stats twice), summed
+  # over the per-job logs when -jobs > 1.
+  if ((jobs > 1)); then
+    runs=$(for f in fuzz-*.log; do grep -h 'stat::number_of_executed_units' "$f" | tail -1; done | awk '{s += $2} END {print s + 0}')
+  else
+    runs=$(grep -h 'stat::number_of_executed_units' "$out" | tail -1 | awk '{print $2 + 0}')
+  fi
   found=$(find "$findings" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' -o -name 'leak-*' \) | wc -l)
   size=$(ls "$corpus" | wc -l)
   echo "$t: ${seconds} s, ${runs} executions, corpus ${size} inputs, findings ${found}, exit ${code}" | tee -a "$log"

@@ -9,6 +9,7 @@
 #include <fmt/core.h>
 
 #include "core/config/hf_import.h"
+#include "core/file_text.h"
 #include "core/limits.h"
 
 #ifndef KVLAB_CONFIGS_DIR
@@ -31,13 +32,13 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 
 // Resolves a name or a path to a YAML file of the catalog kind, or throws with a listing.
 std::string resolve(const std::string& kind, const std::string& name_or_path) {
-  if (fs::is_regular_file(name_or_path)) return name_or_path;
+  if (regular_file_exists(name_or_path)) return name_or_path;
   if (ends_with(name_or_path, ".yaml") || ends_with(name_or_path, ".json") ||
       name_or_path.find('/') != std::string::npos) {
     throw ConfigError(fmt::format("{}: cannot open file (does it exist?)", name_or_path));
   }
   const fs::path candidate = fs::path(configs_dir()) / kind / (lower(name_or_path) + ".yaml");
-  if (fs::is_regular_file(candidate)) return candidate.string();
+  if (regular_file_exists(candidate.string())) return candidate.string();
   std::vector<std::string> names = catalog_names(kind);
   std::string listing;
   for (const std::string& n : names) listing += (listing.empty() ? "" : ", ") + n;
@@ -244,7 +245,7 @@ Spec load_yaml(const std::string& path, Spec (*parse)(ConfigNode)) {
 }  // namespace
 
 ModelSpec load_model(const std::string& name_or_path) {
-  if (ends_with(name_or_path, ".json") || (fs::is_regular_file(name_or_path) && looks_like_json(name_or_path))) {
+  if (ends_with(name_or_path, ".json") || (regular_file_exists(name_or_path) && looks_like_json(name_or_path))) {
     return import_hf_config(name_or_path);
   }
   return load_yaml(resolve("models", name_or_path), parse_model);

@@ -14,6 +14,7 @@
 
 #include "core/config/config_node.h"
 #include "core/config/spec_loader.h"
+#include "core/file_text.h"
 #include "core/limits.h"
 #include "core/units.h"
 #include "experiments/runner/enum_names.h"
@@ -56,11 +57,11 @@ T read_in_range(core::ConfigNode& node, const std::string& key, T fallback, cons
 inline std::string find_config_file(const std::string& kind, const std::string& ref) {
   namespace fs = std::filesystem;
   if (ref.empty()) return "";
-  if (fs::is_regular_file(ref)) return fs::absolute(ref).lexically_normal().string();
+  if (core::regular_file_exists(ref)) return fs::absolute(ref).lexically_normal().string();
   const fs::path in_catalog = fs::path(core::configs_dir()) / kind / (ref + ".yaml");
-  if (fs::is_regular_file(in_catalog)) return in_catalog.string();
+  if (core::regular_file_exists(in_catalog.string())) return in_catalog.string();
   const fs::path in_repo = fs::path(core::configs_dir()).parent_path() / ref;
-  if (fs::is_regular_file(in_repo)) return in_repo.lexically_normal().string();
+  if (core::regular_file_exists(in_repo.string())) return in_repo.lexically_normal().string();
   return "";
 }
 
@@ -68,7 +69,7 @@ inline std::string find_config_file(const std::string& kind, const std::string& 
 // path made absolute.
 inline std::string portable_ref(const std::string& ref) {
   namespace fs = std::filesystem;
-  return fs::is_regular_file(ref) ? fs::absolute(ref).lexically_normal().string() : ref;
+  return core::regular_file_exists(ref) ? fs::absolute(ref).lexically_normal().string() : ref;
 }
 
 }  // namespace kvlab::experiments

@@ -13,6 +13,7 @@
 #include "core/capacity.h"
 #include "core/config/spec_loader.h"
 #include "core/error.h"
+#include "core/file_text.h"
 #include "core/kv_plan.h"
 #include "core/limits.h"
 #include "experiments/runner/parse_helpers.h"
@@ -212,7 +213,7 @@ ParsedSim parse_sim_config(core::ConfigNode root) {
   } else {
     // Only a catalog GPU has a catalog calibration (a GPU file path names none).
     const std::filesystem::path own = std::filesystem::path(core::configs_dir()) / "calibration" / (p.gpu_ref + ".yaml");
-    if (!p.gpu_ref.empty() && p.gpu_ref.find('/') == std::string::npos && std::filesystem::is_regular_file(own)) {
+    if (!p.gpu_ref.empty() && p.gpu_ref.find('/') == std::string::npos && core::regular_file_exists(own.string())) {
       p.calibration_source = own.string();
       c.calibration = load_calibration(own.string(), root, "gpu");
     }

@@ -142,6 +142,17 @@ TEST(ReliabilityFiles, ReadsStopAtTheLimitAndNameTheFile) {
   std::filesystem::remove(path);
 }
 
+TEST(ReliabilityFiles, ANameTooLongToLookUpIsNoFile) {
+  // std::filesystem::is_regular_file throws for a name past NAME_MAX (the fuzzer's first
+  // finding: a workload preset name of 300 characters ended `kvlab check` with exit code 1).
+  const std::string long_name(5000, 'a');
+  EXPECT_FALSE(regular_file_exists(long_name));
+  EXPECT_FALSE(regular_file_exists(long_name + "/x.yaml"));
+  EXPECT_THROW(load_model(long_name + ".yaml"), ConfigError);
+  EXPECT_THROW(load_model(long_name), ConfigError);
+  EXPECT_THROW(load_gpu(long_name), ConfigError);
+}
+
 TEST(ReliabilityFiles, DeeplyNestedJsonIsRefusedNotRecursed) {
   // yaml-cpp stops at a depth of 2000 and nlohmann-json parses it; the conversion from JSON
   // would then recurse 100,000 times (a stack overflow) without its own limit.
