@@ -72,6 +72,7 @@ write_trace_seeds() {
 max_len_of() {
   case "$1" in
     fuzz_gguf) echo 65536 ;;
+    fuzz_tokenizer) echo 4096 ;;
     *) echo 16384 ;;
   esac
 }
