@@ -13,6 +13,7 @@
 
 #include "gpu/launch/launch_checks.h"
 #include "gpu/launch/paged_decode.h"
+#include "gpu/launch/plan_decode.h"
 
 namespace kvlab::gpu {
 namespace {
@@ -131,6 +132,36 @@ TEST(LaunchValidation, PageTablesAreCheckedEntryByEntry) {
             "the page table holds 5 entries, expected batch 2 × max_pages_per_seq 3");
   // 33 tokens need 3 pages: entry 2 of the row is read and must be in the pool.
   EXPECT_EQ(page_table_problem(table, std::vector<int32_t>{33, 0}, 3, 16, 40, 8), "page_table[0][2] = -1 outside the pool of 8 pages");
+}
+
+// The plan launcher's planner (gpu/launch/plan_decode.h) validates on the host too; an
+// infinite or NaN sm_scale passed its `> 0` test.
+TEST(LaunchValidation, ThePlanLauncherRefusesANonFiniteScale) {
+  core::ModelSpec m;
+  m.name = "small";
+  m.num_layers = 2;
+  m.hidden_size = 1024;
+  m.num_q_heads = 8;
+  m.num_kv_heads = 2;
+  m.head_dim = 128;
+  m.ffn_dim = 2048;
+  m.vocab_size = 1000;
+  const core::KvPlan plan = core::make_baseline_plan(m, core::Precision::defaults(core::KvDtype::kBf16));
+  PlanDecodeArgs a;
+  a.plan = &plan;
+  a.seq_lens = {100};
+  a.q = reinterpret_cast<const __nv_bfloat16*>(g_bytes);
+  a.out = reinterpret_cast<__nv_bfloat16*>(g_bytes);
+  a.groups.push_back({0, g_bytes, 100, g_ints, 8});
+  for (const float scale : {INFINITY, NAN, 0.0f}) {
+    a.sm_scale = scale;
+    try {
+      plan_decode_work(a);
+      ADD_FAILURE() << "planned with sm_scale " << scale;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_THAT(e.what(), HasSubstr("sm_scale must be positive and finite")) << scale;
+    }
+  }
 }
 
 }  // namespace
