@@ -105,8 +105,10 @@ for t in $targets; do
   [ -d "$regressions" ] && dirs+=("$regressions")
   out="$findings/run.txt"
   set +e
+  parallel=()  # -jobs runs children that log to ./fuzz-N.log; one job runs in this process
+  ((jobs > 1)) && parallel=(-jobs="$jobs" -workers="$jobs")
   "${nice_cmd[@]}" "$exe" "${dirs[@]}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-    -max_len="$(max_len_of "$t")" -jobs="$jobs" -workers="$jobs" -print_final_stats=1 \
+    -max_len="$(max_len_of "$t")" "${parallel[@]}" -print_final_stats=1 \
     -artifact_prefix="$findings/" >"$out" 2>&1
   code=$?
   set -e
