@@ -2,6 +2,7 @@
 // `kvlab accuracy`: parses the experiment (core/config diagnostics), builds the KV plan,
 // runs ref/model's reference and plan backends over the text, writes the results folder.
 #include "experiments/accuracy_command.h"
+#include "experiments/accuracy_study.h"
 
 #include <chrono>
 #include <cstdlib>
@@ -18,9 +19,7 @@
 #include "core/config/config_node.h"
 #include "core/config/kv_plan_loader.h"
 #include "core/config/spec_loader.h"
-#include "core/file_text.h"
 #include "core/kv_plan.h"
-#include "core/limits.h"
 #include "experiments/atomic_file.h"
 #include "experiments/check_command.h"
 #include "experiments/python_script.h"
@@ -63,6 +62,9 @@ struct AccuracyExperiment {
   std::optional<HeadClassPlan> head_classes;
   rm::HeadProfileOptions profile_options;
   core::ConfigNode kv_plan;
+  std::optional<core::ConfigDocument> kv_plan_doc;  // kv_plan_file's document (kv_plan points into it)
+  StudyRun study;                                    // set: run this study instead of a plan
+  bool has_plan = false;                             // kv_plan or kv_plan_file given
 };
 
 constexpr rm::HeadClass kClasses[] = {rm::HeadClass::kSinkPrefix, rm::HeadClass::kLocal,
@@ -96,7 +98,12 @@ AccuracyExperiment load_experiment(const std::string& path, const std::vector<st
   e.model = root.optional<std::string>("model", rm::kSmolLm2Gguf, "pip:<package>/<file> or a GGUF path");
   e.num_layers = root.optional<int>("num_layers", 0, "first N layers (0: all)");
   root.require_non_negative("num_layers", e.num_layers);
-  e.text = root.required<std::string>("text", "a UTF-8 text file");
+  const bool has_study = root.has("study");
+  if (has_study) {
+    e.study = parse_study(root.child("study", "a study of a paper's method (experiments/accuracy_study.h)"));
+  }
+  e.text = has_study ? root.optional<std::string>("text", "", "a UTF-8 text file (path or pip:<package>/<file>)")
+                     : root.required<std::string>("text", "a UTF-8 text file (path or pip:<package>/<file>)");
   e.num_tokens = root.optional_tokens("num_tokens", 512, "tokens of the text");
   root.require_positive("num_tokens", static_cast<double>(e.num_tokens));
   e.schedule.prefill_tokens = root.optional_tokens("prefill_tokens", 0, "first call's tokens (0: all)");
@@ -119,8 +126,27 @@ AccuracyExperiment load_experiment(const std::string& path, const std::vector<st
     hc.finish();
     e.head_classes = h;
   }
-  if (!root.has("kv_plan")) root.error_at("kv_plan", "missing: the KV plan to measure (core/config/kv_plan_loader.h)");
-  e.kv_plan = root.child("kv_plan");
+  const std::string plan_file = root.optional<std::string>(
+      "kv_plan_file", "", "a YAML file whose kv_plan section is the plan (e.g. one a tangram_budgets study wrote)");
+  if (!plan_file.empty()) {
+    if (root.has("kv_plan")) root.error_at("kv_plan_file", "give kv_plan or kv_plan_file, not both");
+    const std::string found = find_config_file("plans", plan_file);
+    if (found.empty()) {
+      root.error_at("kv_plan_file", fmt::format("no such file: {} (neither from here nor from the repository root)", plan_file));
+    } else {
+      e.kv_plan_doc.emplace(core::ConfigDocument::load_file(found));
+      for (const auto& s : set) {
+        if (s.rfind("kv_plan.", 0) == 0) e.kv_plan_doc->apply_override(s);
+      }
+      e.kv_plan = e.kv_plan_doc->root().child("kv_plan");
+      e.has_plan = true;
+    }
+  } else if (root.has("kv_plan")) {
+    e.kv_plan = root.child("kv_plan");
+    e.has_plan = true;
+  } else if (!has_study) {
+    root.error_at("kv_plan", "missing: the KV plan to measure (core/config/kv_plan_loader.h)");
+  }
   root.finish();
   e.doc.throw_if_errors();
   return e;
@@ -153,6 +179,7 @@ std::map<std::pair<int, int>, rm::HeadClass> load_head_classes(const std::string
 core::KvPlan build_plan(AccuracyExperiment& e, const core::ModelSpec& spec) {
   core::KvPlan plan = core::parse_kv_plan(e.kv_plan, spec);
   e.doc.throw_if_errors();
+  if (e.kv_plan_doc) e.kv_plan_doc->throw_if_errors();
   if (e.head_classes) {
     const auto classes = load_head_classes(e.head_classes->profile);
     std::map<std::pair<size_t, rm::HeadClass>, core::HeadGroup> split;
@@ -192,17 +219,22 @@ core::KvPlan build_plan(AccuracyExperiment& e, const core::ModelSpec& spec) {
   return plan;
 }
 
-std::string read_text(const std::string& path) {
-  return core::read_file_text(path, core::limits::kMaxTextFileBytes, "text");
-}
-
 void run(const AccuracyOptions& o) {
   AccuracyExperiment e = load_experiment(o.experiment, o.set);
   const std::string model_path = rm::resolve_model_path(e.model);
   const rm::GgufFile file = rm::GgufFile::open(model_path);
   const rm::LlamaModel model = rm::LlamaModel::load(file, e.num_layers);
+  const fs::path out = o.out.empty() ? fs::path("results") / e.name : fs::path(o.out);
+  if (e.study) {
+    fs::create_directories(out);
+    write_file_atomically((out / "resolved.yaml").string(), e.doc.dump());
+    const rm::BpeTokenizer tokenizer = rm::BpeTokenizer::from_gguf(file);
+    e.study(StudyContext{.model = model, .tokenizer = tokenizer, .model_path = model_path, .name = e.name, .out = out});
+    std::cout << e.name << " → " << out.string() << "\n";
+    return;
+  }
   const core::KvPlan plan = build_plan(e, model.model_spec());
-  std::vector<int32_t> tokens = rm::BpeTokenizer::from_gguf(file).encode(read_text(e.text));
+  std::vector<int32_t> tokens = rm::BpeTokenizer::from_gguf(file).encode(read_text_file(resolve_text_path(e.text)));
   if (static_cast<int64_t>(tokens.size()) < e.num_tokens) {
     throw std::runtime_error(fmt::format("{} has {} tokens, fewer than num_tokens {}", e.text, tokens.size(), e.num_tokens));
   }
@@ -220,7 +252,6 @@ void run(const AccuracyOptions& o) {
   const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const rm::AccuracySummary s = rm::summarize(positions);
 
-  const fs::path out = o.out.empty() ? fs::path("results") / e.name : fs::path(o.out);
   fs::create_directories(out);
   write_file_atomically((out / "resolved.yaml").string(), e.doc.dump());
   nlohmann::ordered_json j;
@@ -287,8 +318,9 @@ void register_accuracy_command(CLI::App& app) {
   // `kvlab check` on an accuracy experiment: every key, the KV plan and the head-class profile
   // are checked without running the model. The default model's shapes come from the catalog
   // (configs/models/smollm2-135m.yaml matches its GGUF); any other model is opened for them.
-  register_check_kind("accuracy", "kv_plan", [](const std::string& path) {
+  auto check = [](const std::string& path) {
     AccuracyExperiment e = load_experiment(path, {});
+    if (!e.has_plan) return;  // a study without a plan: its keys are checked
     if (e.model == rm::kSmolLm2Gguf) {
       build_plan(e, core::load_model("smollm2-135m"));
       return;
@@ -302,7 +334,10 @@ void register_accuracy_command(CLI::App& app) {
       e.doc.throw_if_errors();
     }
     build_plan(e, spec);
-  });
+  };
+  register_check_kind("accuracy", "kv_plan", check);
+  register_check_kind("accuracy", "study", check);         // a study without a plan is still an accuracy experiment
+  register_check_kind("accuracy", "kv_plan_file", check);  // so is a plan given as a file
 }
 
 }  // namespace kvlab::experiments

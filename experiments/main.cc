@@ -11,6 +11,11 @@
 #include "experiments/accuracy_command.h"
 #include "experiments/capacity_command.h"
 #include "experiments/check_command.h"
+#if KVLAB_WITH_ENGINE
+#include "experiments/calibrate_command.h"
+#include "experiments/replay_command.h"
+#endif
+#include "experiments/claims_command.h"
 #include "experiments/run_command.h"
 
 int main(int argc, char** argv) {
@@ -20,7 +25,12 @@ int main(int argc, char** argv) {
   kvlab::experiments::register_accuracy_command(app);
   kvlab::experiments::register_capacity_command(app);
   kvlab::experiments::register_check_command(app);
+  kvlab::experiments::register_claims_command(app);
   kvlab::experiments::register_run_command(app);
+#if KVLAB_WITH_ENGINE
+  kvlab::experiments::register_calibrate_command(app);
+  kvlab::experiments::register_replay_command(app);
+#endif
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

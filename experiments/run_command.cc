@@ -41,6 +41,7 @@ struct RunOptions {
   int jobs = 1;
   bool resume = false;
   bool no_plots = false;
+  bool iteration_log = false;
   std::vector<std::string> set;
 };
 
@@ -95,6 +96,13 @@ void print_table(const fs::path& out, const Experiment& e, const std::vector<Poi
                              s.value("completed_requests", int64_t{0}), s.value("throughput_output_tokens_per_s", 0.0),
                              s["ttft_s"].value("p50", 0.0), s["tpot_s"].value("p50", 0.0), s["e2e_s"].value("p99", 0.0));
   }
+  std::vector<std::string> calibrations;  // one line per distinct calibration
+  for (const PointOutcome& o : outcomes) {
+    if (!o.summary.is_object() || !o.summary.contains("calibration")) continue;
+    const std::string c = o.summary["calibration"].get<std::string>();
+    if (std::find(calibrations.begin(), calibrations.end(), c) == calibrations.end()) calibrations.push_back(c);
+  }
+  for (const std::string& c : calibrations) std::cout << "calibration: " << c << "\n";
 }
 
 // Creates the results folder and proves a file can be written in it, so a read-only or full
@@ -141,7 +149,7 @@ void run(const RunOptions& o) {
   catch_stop_signal(SIGINT, &old_int);
   catch_stop_signal(SIGTERM, &old_term);
   ProgressBar progress(e.points.size(), ::isatty(STDERR_FILENO) != 0);
-  const std::vector<PointOutcome> outcomes = run_sweep(e, {out, o.jobs, o.resume}, progress, g_cancel);
+  const std::vector<PointOutcome> outcomes = run_sweep(e, {out, o.jobs, o.resume, o.iteration_log}, progress, g_cancel);
   ::sigaction(SIGINT, &old_int, nullptr);
   ::sigaction(SIGTERM, &old_term, nullptr);
 
@@ -175,6 +183,8 @@ void register_run_command(CLI::App& app) {
   cmd->add_option("--jobs", o->jobs, "points run in parallel")->capture_default_str();
   cmd->add_flag("--resume", o->resume, "keep point folders that are complete and of the same configuration");
   cmd->add_flag("--no-plots", o->no_plots, "do not draw the plots (python/kvlab/plot_run.py)");
+  cmd->add_flag("--iteration-log", o->iteration_log,
+                "each point also writes iterations.csv: every iteration's batch and predicted time (for kvlab replay)");
   cmd->add_option("--set", o->set, "override a key before the sweep: --set scheduler.max_num_seqs=128 (repeatable)");
   cmd->callback([o] { run(*o); });
   register_check_kind("experiments", "schema_version", [](const std::string& path) { load_experiment(path, {}); });

@@ -29,11 +29,14 @@ CostModel::CostModel(const SimConfig& c, const core::KvPlan& plan) {
   num_layers_ = c.model.num_layers;
   // Weights split evenly across TP ranks (Megatron column/row splits); norms are tiny and
   // ride with the projections.
-  proj_ = {bpp * static_cast<double>(p.attention + p.norms) / tp, 2.0 * static_cast<double>(p.attention) / tp};
-  dense_ = {bpp * static_cast<double>(p.ffn_dense) / tp, 2.0 * static_cast<double>(p.ffn_dense) / tp};
+  const int moe_layers = c.model.moe ? num_layers_ - c.model.moe->num_dense_layers : 0;
+  proj_ = {bpp * static_cast<double>(p.attention + p.norms) / tp, 2.0 * static_cast<double>(p.attention) / tp,
+           2.0 * num_layers_};  // QKV and O
+  dense_ = {bpp * static_cast<double>(p.ffn_dense) / tp, 2.0 * static_cast<double>(p.ffn_dense) / tp,
+            2.0 * (num_layers_ - moe_layers)};  // gate/up and down
   // The LM head is the untied output matrix or the tied embedding table, read in full.
   const double head_params = static_cast<double>(c.model.tie_word_embeddings ? p.embedding : p.lm_head);
-  lm_head_ = {bpp * head_params / tp, 2.0 * head_params / tp};
+  lm_head_ = {bpp * head_params / tp, 2.0 * head_params / tp, 1.0};
   shared_bytes_ = bpp * static_cast<double>(p.ffn_shared) / tp;
   shared_flops_ = 2.0 * static_cast<double>(p.ffn_shared) / tp;
   if (c.model.moe) {
@@ -72,13 +75,18 @@ CostModel::CostModel(const SimConfig& c, const core::KvPlan& plan) {
   flop_rate_ = (fp8 ? c.gpu.fp8_rate.flops_per_s : c.gpu.bf16_rate.flops_per_s) * cal.compute_efficiency;
   attention_rate_ = c.gpu.bf16_rate.flops_per_s * cal.attention_efficiency;
   half_tokens_ = cal.gemm_half_efficiency_tokens;
+  measured_ = cal.measured;
+  const double gemm_share = measured_.gemm_memory_efficiency > 0 ? measured_.gemm_memory_efficiency : cal.memory_efficiency;
+  gemm_bandwidth_ = c.gpu.hbm_bandwidth.bytes_per_s * gemm_share;
+  kv_bandwidth_ = c.gpu.hbm_bandwidth.bytes_per_s * attention_efficiency_for(measured_, c.kv_precision.dtype, cal.memory_efficiency);
+  moe_launches_ = 3.0 * moe_layers;  // router, grouped gate/up, grouped down
   // All-reduce of the hidden state in bf16 after attention and after the FFN of each layer.
   allreduce_bytes_per_token_ = 2.0 * c.model.hidden_size;
   const double tp_bw = cl.tp_link.bandwidth.bytes_per_s > 0 ? cl.tp_link.bandwidth.bytes_per_s : c.gpu.nvlink_bandwidth.bytes_per_s;
   tp_bandwidth_ = tp_bw * cal.link_efficiency;
   tp_latency_s_ = cl.tp_link.latency.seconds();
   const double host_bw = cl.host_link.bandwidth.bytes_per_s > 0 ? cl.host_link.bandwidth.bytes_per_s : c.gpu.pcie_bandwidth.bytes_per_s;
-  host_bandwidth_ = host_bw * cal.link_efficiency;
+  host_bandwidth_ = measured_.host_link_bytes_per_s > 0 ? measured_.host_link_bytes_per_s : host_bw * cal.link_efficiency;
   if (tp_ > 1 && !(tp_bandwidth_ > 0)) throw core::ConfigError("tensor_parallel > 1 needs a TP link bandwidth (the GPU's nvlink_bandwidth is 0)");
   overhead_s_ = static_cast<double>(cal.iteration_overhead_ns) * 1e-9 +
                 static_cast<double>(cal.kernel_launch_ns * cal.kernels_per_layer) * 1e-9 * num_layers_;
@@ -98,8 +106,9 @@ double capped_sum(int64_t from, int64_t to, int64_t cap) {
 double CostModel::gemm_seconds(const Gemm& g, double tokens, IterationCost& cost) const {
   if (tokens <= 0 || g.bytes <= 0) return 0;
   const double efficiency = half_tokens_ > 0 ? tokens / (tokens + half_tokens_) : 1.0;
-  const double memory_s = g.bytes / bandwidth_;
+  const double memory_s = g.bytes / gemm_bandwidth_;
   const double compute_s = g.flops_per_token * tokens / (flop_rate_ * efficiency);
+  cost.overhead_s += measured_.gemm_fixed_s * g.launches;
   cost.weight_bytes += g.bytes;
   cost.flops += g.flops_per_token * tokens;
   (memory_s >= compute_s ? cost.weights_s : cost.compute_s) += std::max(memory_s, compute_s);
@@ -116,7 +125,7 @@ IterationCost CostModel::iteration(const BatchShape& b) const {
     if (experts_ > 0) {
       // Expected distinct experts the T tokens' top-k choices touch, per MoE layer.
       const double touched = experts_ * (1.0 - std::pow(1.0 - top_k_ / experts_, tokens));
-      const Gemm moe{shared_bytes_ + expert_bytes_ * touched, shared_flops_ + expert_flops_ * top_k_};
+      const Gemm moe{shared_bytes_ + expert_bytes_ * touched, shared_flops_ + expert_flops_ * top_k_, moe_launches_};
       gemm_seconds(moe, tokens, cost);
     }
     // Decode attention reads each sequence's context and writes the new token's K/V.
@@ -129,7 +138,8 @@ IterationCost CostModel::iteration(const BatchShape& b) const {
     const double prefill_flops = flops_full_ * b.prefill_attended + flops_window_ * b.prefill_attended_window;
     for (const auto& [bytes, flops] : {std::pair{decode_bytes, decode_flops}, std::pair{prefill_bytes, prefill_flops}}) {
       if (bytes <= 0 && flops <= 0) continue;
-      const double memory_s = bytes / bandwidth_;
+      const double memory_s = bytes / kv_bandwidth_;
+      cost.overhead_s += measured_.attention_fixed_s * num_layers_;
       const double compute_s = flops / attention_rate_;
       (memory_s >= compute_s ? cost.kv_s : cost.compute_s) += std::max(memory_s, compute_s);
       cost.kv_bytes += bytes;
@@ -142,7 +152,8 @@ IterationCost CostModel::iteration(const BatchShape& b) const {
     }
   }
   if (b.swap_bytes > 0) cost.communication_s += b.swap_bytes / host_bandwidth_;
-  cost.overhead_s = overhead_s_ + per_seq_overhead_s_ * static_cast<double>(b.running_seqs);
+  cost.overhead_s += overhead_s_ + per_seq_overhead_s_ * static_cast<double>(b.running_seqs);
+  if (tokens > 0) cost.overhead_s += num_layers_ * (measured_.layer_fixed_s + measured_.layer_per_token_s * tokens);
   cost.compute_bound = cost.compute_s > cost.weights_s + cost.kv_s;
   const double total = cost.weights_s + cost.kv_s + cost.compute_s + cost.communication_s + cost.overhead_s;
   cost.time_ns = std::max<int64_t>(1, core::limits::saturated_ns(total));  // the engine reports one past its horizon

@@ -8,7 +8,10 @@
 //   attention (FLOPs of the causal chunk, KV of its context);
 // plus communication — two ring all-reduces per layer under TP (2(n−1)/n·bytes/bw +
 // 2(n−1)·latency) and swap traffic over the host link — and overhead (per iteration, per
-// running sequence, kernel launches). MoE layers read only the experts the T tokens touch
+// running sequence, kernel launches, and the measured fixed costs of sim/calibration.h: per
+// GEMM launch, per attention launch, per layer's small kernels). A measured calibration also
+// sets the bandwidth GEMMs stream weights at and the one decode attention reads each KV
+// format at (sim/calibration.h). MoE layers read only the experts the T tokens touch
 // in expectation: E·(1 − (1 − k/E)^T) of E. KV bytes and attention FLOPs per token are
 // taken from core's plan math (core::decode_step_cost) once, never re-derived here.
 #pragma once
@@ -70,6 +73,7 @@ class CostModel {
   struct Gemm {
     double bytes = 0;             // weights read per iteration
     double flops_per_token = 0;
+    double launches = 0;          // kernels per iteration (each costs the measured gemm_fixed_s)
   };
   double gemm_seconds(const Gemm& g, double tokens, IterationCost& cost) const;
 
@@ -82,6 +86,9 @@ class CostModel {
   int64_t window_ = 0;
   double shard_ = 1;
   double bandwidth_ = 0, flop_rate_ = 0, attention_rate_ = 0, half_tokens_ = 0;
+  double gemm_bandwidth_ = 0, kv_bandwidth_ = 0;  // measured shares of HBM bandwidth (sim/calibration.h)
+  MeasuredCalibration measured_;
+  double moe_launches_ = 0;
   int num_layers_ = 0, tp_ = 1;
   double allreduce_bytes_per_token_ = 0, tp_bandwidth_ = 0, tp_latency_s_ = 0, host_bandwidth_ = 0;
   double overhead_s_ = 0, per_seq_overhead_s_ = 0;

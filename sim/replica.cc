@@ -277,6 +277,7 @@ int64_t Replica::begin_iteration(int64_t now_ns, std::vector<TimelineSample>& ti
   batch.running_seqs = static_cast<int64_t>(running_.size());
   KVLAB_CHECK(batch.prefill_tokens + batch.decode_tokens > 0 || !swapping_in_.empty(), "an empty iteration at {} ns", now_ns);
   const IterationCost cost = cost_.iteration(batch);
+  if (recorder_ != nullptr) record_iteration(now_ns, batch, cost);
   // State during the iteration, for the metrics and the timeline.
   // Tokens in the cache once this iteration's writes land (its pages are already taken).
   const int64_t kv_sum = prefill_kv_sum_ + (decode_offset_sum_ + decoders_ * step_) + batch.prefill_tokens + batch.decode_tokens;
@@ -313,6 +314,24 @@ int64_t Replica::begin_iteration(int64_t now_ns, std::vector<TimelineSample>& ti
   ++iterations_;
   in_iteration_ = true;
   return cost.time_ns;
+}
+
+// The iteration log: the one place that walks every running sequence per iteration, and
+// only when a recorder asked for it.
+void Replica::record_iteration(int64_t now_ns, const BatchShape& batch, const IterationCost& cost) {
+  recorded_.clear();
+  if (decode_iteration_) {
+    for (const auto& [rank, slot] : running_) {
+      const Seq& s = slots_[static_cast<size_t>(slot)];
+      if (s.state == State::kDecoding) recorded_.push_back({s.spec->id, decode_kv(s), 1, true, true});
+    }
+  }
+  for (const auto& [rank, slot] : running_) {
+    const Seq& s = slots_[static_cast<size_t>(slot)];
+    if (s.state != State::kPrefilling || s.chunk == 0) continue;
+    recorded_.push_back({s.spec->id, s.computed, s.chunk, false, s.computed + s.chunk == s.to_prefill});
+  }
+  recorder_->record({setup_.index, iterations_, now_ns, &batch, &cost, recorded_});
 }
 
 void Replica::finish(int32_t slot, int64_t now_ns, std::vector<int64_t>& finished) {

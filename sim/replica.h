@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "sim/cost_model.h"
+#include "sim/iteration_log.h"
 #include "sim/kv_manager.h"
 #include "sim/sim_result.h"
 #include "sim/workload.h"
@@ -56,6 +57,8 @@ class Replica {
   void end_iteration(int64_t now_ns, ReplicaMetrics& metrics, std::vector<int64_t>& finished);
 
   int64_t iterations() const { return iterations_; }
+  // Every later iteration is handed to `recorder` (nullptr: none); it must outlive the replica.
+  void set_recorder(IterationRecorder* recorder) { recorder_ = recorder; }
 
  private:
   enum class State : uint8_t { kWaiting, kPrefilling, kDecoding, kSwappingIn };
@@ -94,6 +97,7 @@ class Replica {
   void finish(int32_t slot, int64_t now_ns, std::vector<int64_t>& finished);
   bool admit(int64_t& budget, bool chunked, BatchShape& batch, ReplicaMetrics& metrics);
   void add_prefill(const Seq& s, BatchShape& batch) const;
+  void record_iteration(int64_t now_ns, const BatchShape& batch, const IterationCost& cost);
 
   Setup setup_;
   const CostModel& cost_;
@@ -123,6 +127,8 @@ class Replica {
   bool decode_iteration_ = false;
   int64_t next_sample_ns_ = 0;
   std::vector<int32_t> needs_page_;
+  IterationRecorder* recorder_ = nullptr;
+  std::vector<SequenceWork> recorded_;  // reused by record_iteration
 };
 
 }  // namespace kvlab::sim

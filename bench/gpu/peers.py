@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 SHAPES = [(1, 32768), (1, 131072), (8, 16384), (32, 8192), (64, 4096), (32, 32768), (128, 2048)]
-QUICK = [(1, 32768), (32, 8192)]
+QUICK = [(1, 131072), (32, 8192)]  # both ≥ 256 MB of bf16 KV
 MODELS = [("llama-3.1-8b", 32, 8), ("llama-3.1-70b", 64, 8)]
 HEAD_DIM = 128
 PAGE = 16
@@ -144,6 +144,60 @@ class FlexPaged:
         return run
 
 
+class FlashInferPaged:
+    """FlashInfer's paged decode (BatchDecodeWithPagedKVCacheWrapper, HND layout, page size 16)
+    on kvlab's own pages: K and V are strided views of kvlab's pool ([page][head][K, V][16][D]
+    is HND with K and V interleaved per head), the page list is kvlab's page table. Where
+    FlashInfer refuses the strided views, it reads a copy of the same pages in its own
+    contiguous HND layout, same page ids (the row says which). FlashInfer compiles its
+    kernels on first use (JIT, nvcc on this machine, no network)."""
+
+    def __init__(self, flashinfer):
+        self.flashinfer = flashinfer
+        self.workspace = torch.empty(256 << 20, dtype=torch.uint8, device="cuda")
+
+    def prepare(self, q, keep):
+        pool, table = keep[0], keep[1]
+        batch, pages = table.shape
+        num_pages, kv_heads, _, page, dim = pool.shape
+        q_heads = q.shape[1]
+        indptr = torch.arange(0, (batch + 1) * pages, pages, dtype=torch.int32, device="cuda")
+        indices = table.reshape(-1).contiguous()
+        last = torch.full((batch,), page, dtype=torch.int32, device="cuda")
+        wrapper = self.flashinfer.BatchDecodeWithPagedKVCacheWrapper(self.workspace, "HND")
+        wrapper.plan(indptr, indices, last, q_heads, kv_heads, dim, page, pos_encoding_mode="NONE",
+                     q_data_type=torch.bfloat16, kv_data_type=torch.bfloat16)
+        q3 = q.view(batch, q_heads, dim)
+        views = (pool[:, :, 0], pool[:, :, 1])
+        try:
+            wrapper.run(q3, views)
+            layout = "strided views of kvlab's pool"
+            cache = views
+        except Exception as error:  # noqa: BLE001 - fall back to a contiguous copy of the same pages
+            print(f"flashinfer: strided kvlab pages refused ({type(error).__name__}: {error}"[:300] + "); "
+                  "using a contiguous copy of the same pages", file=sys.stderr)
+            cache = (pool[:, :, 0].contiguous(), pool[:, :, 1].contiguous())
+            layout = "contiguous copy of the same pages"
+
+        def run():
+            return wrapper.run(q3, cache)
+
+        return run, layout
+
+
+def load_flashinfer():
+    """FlashInfer if its wheels were installed (run_on_device.sh installs .whl/*.whl), else
+    None with the reason on stderr."""
+    try:
+        import flashinfer  # noqa: PLC0415
+
+        print(f"flashinfer {flashinfer.__version__} loaded", file=sys.stderr)
+        return FlashInferPaged(flashinfer)
+    except Exception as error:  # noqa: BLE001 - a peer that is not there is reported, not fatal
+        print(f"flashinfer unavailable, skipped: {type(error).__name__}: {error}"[:400], file=sys.stderr)
+        return None
+
+
 def peers():
     def sdpa(backend):
         def run(q, k, v):
@@ -169,11 +223,13 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--lib", required=True)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--no-flashinfer", action="store_true")
     args = parser.parse_args()
     torch._dynamo.config.cache_size_limit = 64
     torch._dynamo.config.recompile_limit = 64
     kvlab = Kvlab(args.lib)
     runs, flex_paged = peers()
+    flashinfer = None if args.no_flashinfer else load_flashinfer()
     torch.manual_seed(0)
     generator = torch.Generator(device="cuda")
     generator.manual_seed(1)
@@ -235,6 +291,19 @@ def main():
                 except Exception as error:  # noqa: BLE001 - report and go on with the others
                     print(f"{model} flex_paged {batch}x{context}: {type(error).__name__}: {error}"[:600],
                           file=sys.stderr)
+            # FlashInfer's paged decode on kvlab's pages (both layouts).
+            if flashinfer is not None:
+                try:
+                    fi_runs = [flashinfer.prepare(q, keep_i) for (q, _, _), (_, keep_i) in zip(inputs, kvlab_runs)]
+                    got = fi_runs[0][0]().float().view(batch, q_heads, 1, HEAD_DIM)
+                    with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
+                        expected = F.scaled_dot_product_attention(*inputs[0], enable_gqa=True).float()
+                    err_fi = ((got - expected).norm() / expected.norm()).item()
+                    print(f"{model} flashinfer {batch}x{context}: {fi_runs[0][1]}", file=sys.stderr)
+                    rows.append(("flashinfer_paged", lambda i: fi_runs[i % sets][0](), err_fi))
+                except Exception as error:  # noqa: BLE001 - report and go on with the others
+                    print(f"{model} flashinfer_paged {batch}x{context}: {type(error).__name__}: {error}"[:600],
+                          file=sys.stderr)
             for name, run in runs.items():
                 rows.append((name, lambda i, run=run: run(*inputs[i % sets]), float("nan")))
             for name, fn, rel in rows:
@@ -248,6 +317,7 @@ def main():
                 sys.stdout.flush()
             del q, k, v, keep, run_kvlab, expected, got, inputs, kvlab_runs, rows
             flex_runs = None
+            fi_runs = None
             torch.cuda.empty_cache()
 
 

@@ -149,7 +149,7 @@ int main(int argc, char** argv) {
   const double ceiling = kvlab::bench::copy_ceiling_bytes_per_s();
   std::fprintf(stderr, "copy ceiling: %.3f TB/s\n", ceiling / 1e12);
   std::printf("batch,context,dense_kv_bytes,plan_kv_bytes,bytes_ratio,dense_us,plan_us,time_ratio,plan_unbalanced_us,"
-              "groups_one_by_one_us,plan_launches,plan_items,plan_tb_per_s,copy_ceiling_tb_per_s\n");
+              "groups_one_by_one_us,plan_classes_in_sequence_us,plan_modelled_over_share,plan_launches,plan_items,plan_tb_per_s,copy_ceiling_tb_per_s\n");
   const std::vector<std::pair<int, int>> shapes =
       quick ? std::vector<std::pair<int, int>>{{1, 131072}, {32, 8192}}
             : std::vector<std::pair<int, int>>{{1, 32768}, {1, 131072}, {8, 16384}, {32, 8192}, {64, 4096}, {32, 32768}, {128, 2048}};
@@ -215,13 +215,16 @@ int main(int argc, char** argv) {
     const int sets = static_cast<int>(std::max<int64_t>(1, (600'000'000 + copies[0].bytes - 1) / copies[0].bytes));
     for (int i = 1; i < sets; ++i) copies.push_back(make_pools(plan, batch, context, rng, num_sms, 100 + 10 * i));
     const std::vector<int> all = {0, 1, 2, 3};
-    std::vector<PlanDecodeWork> balanced, unbalanced;
+    std::vector<PlanDecodeWork> balanced, sequential, unbalanced;
     std::vector<std::vector<PlanDecodeWork>> one_by_one(copies.size());
     std::vector<kvlab::core::KvPlan> single(plan.groups.size(), plan);
     for (size_t g = 0; g < plan.groups.size(); ++g) single[g].groups = {plan.groups[g]};
     for (size_t i = 0; i < copies.size(); ++i) {
       PlanDecodeArgs a = plan_args(plan, copies[i], all, batch, context, q, out);
       balanced.push_back(kvlab::gpu::plan_decode_work(a));
+      a.concurrent_classes = false;
+      sequential.push_back(kvlab::gpu::plan_decode_work(a));
+      a.concurrent_classes = true;
       a.balance = false;
       unbalanced.push_back(kvlab::gpu::plan_decode_work(a));
       for (size_t g = 0; g < plan.groups.size(); ++g) {
@@ -238,37 +241,50 @@ int main(int argc, char** argv) {
                                      iterations);
     };
     const double plan_ms = time_works(balanced);
+    const double sequential_ms = time_works(sequential);
     const double unbalanced_ms = time_works(unbalanced);
     const double one_by_one_ms = kvlab::bench::median_ms(
         [&](int i) {
           for (const PlanDecodeWork& w : one_by_one[static_cast<size_t>(i) % one_by_one.size()]) kvlab::gpu::launch_plan_decode(w, nullptr);
         },
         iterations);
-    // Where the balanced plan's time goes: the same plan with no piece under 32 … 256 pages
-    // (stderr: "sweep" lines; the default floor is 16).
-    if (!quick || batch == 1) {
-      for (const int floor : {32, 64, 128, 256}) {
-        std::vector<PlanDecodeWork> swept;
-        int swept_items = 0;
-        for (size_t i = 0; i < copies.size(); ++i) {
-          PlanDecodeArgs a = plan_args(plan, copies[i], all, batch, context, q, out);
-          a.min_item_pages = floor;
-          swept.push_back(kvlab::gpu::plan_decode_work(a));
-        }
-        for (int l = 0; l < swept[0].num_launches(); ++l) swept_items += static_cast<int>(swept[0].planned(l).items.size());
-        std::fprintf(stderr, "sweep,%d,%d,min_item_pages=%d,items=%d,%.2f us\n", batch, context, floor, swept_items,
-                     time_works(swept) * 1e3);
+    // The planner's knobs (stderr "sweep" lines): the item overhead it charges, the merge
+    // fan-in, and the classes one after another instead of on forked streams.
+    struct Variant {
+      const char* name;
+      double overhead;
+      int fan_in;
+      bool concurrent;
+    };
+    const std::vector<Variant> variants = {{"item_overhead=8KiB", 8 * 1024, 16, true},
+                                           {"item_overhead=128KiB", 128 * 1024, 16, true},
+                                           {"merge_fan_in=32", 32 * 1024, 32, true},
+                                           {"merge_fan_in=8", 32 * 1024, 8, true}};
+    for (const Variant& v : variants) {
+      if (quick && batch != 1) break;
+      std::vector<PlanDecodeWork> swept;
+      for (size_t i = 0; i < copies.size(); ++i) {
+        PlanDecodeArgs a = plan_args(plan, copies[i], all, batch, context, q, out);
+        a.item_overhead_bytes = v.overhead;
+        a.merge_fan_in = v.fan_in;
+        a.concurrent_classes = v.concurrent;
+        swept.push_back(kvlab::gpu::plan_decode_work(a));
       }
+      int swept_items = 0;
+      for (int l = 0; l < swept[0].num_launches(); ++l) swept_items += static_cast<int>(swept[0].planned(l).items.size());
+      std::fprintf(stderr, "sweep,%d,%d,%s,items=%d,%.2f us\n", batch, context, v.name, swept_items, time_works(swept) * 1e3);
     }
     int items = 0;
     for (int l = 0; l < balanced[0].num_launches(); ++l) items += static_cast<int>(balanced[0].planned(l).items.size());
-    std::printf("%d,%d,%lld,%lld,%.4f,%.2f,%.2f,%.4f,%.2f,%.2f,%d,%d,%.4f,%.4f\n", batch, context,
+    std::printf("%d,%d,%lld,%lld,%.4f,%.2f,%.2f,%.4f,%.2f,%.2f,%.2f,%.3f,%d,%d,%.4f,%.4f\n", batch, context,
                 static_cast<long long>(dense_bytes), static_cast<long long>(plan_bytes),
                 static_cast<double>(plan_bytes) / static_cast<double>(dense_bytes), dense_ms * 1e3, plan_ms * 1e3,
-                plan_ms / dense_ms, unbalanced_ms * 1e3, one_by_one_ms * 1e3, balanced[0].num_launches(), items,
+                plan_ms / dense_ms, unbalanced_ms * 1e3, one_by_one_ms * 1e3, sequential_ms * 1e3,
+                balanced[0].step().makespan / balanced[0].step().even_share, balanced[0].num_launches(), items,
                 static_cast<double>(plan_bytes) / (plan_ms * 1e-3) / 1e12, ceiling / 1e12);
     std::fflush(stdout);
     balanced.clear();
+    sequential.clear();
     unbalanced.clear();
     one_by_one.clear();
     for (PlanPools& c : copies) free_pools(c);

@@ -72,4 +72,13 @@ inline std::string portable_ref(const std::string& ref) {
   return core::regular_file_exists(ref) ? fs::absolute(ref).lexically_normal().string() : ref;
 }
 
+// A file of the repository as "configs/…" (relative to the repository root), so results do
+// not depend on where it is checked out; other paths unchanged.
+inline std::string repository_relative(const std::string& path) {
+  namespace fs = std::filesystem;
+  if (path.empty()) return path;
+  const fs::path relative = fs::path(path).lexically_relative(fs::path(core::configs_dir()).parent_path());
+  return !relative.empty() && *relative.begin() != ".." ? relative.string() : path;
+}
+
 }  // namespace kvlab::experiments

@@ -12,6 +12,7 @@
 #include "core/capacity.h"
 #include "core/precision.h"
 #include "experiments/runner/enum_names.h"
+#include "experiments/runner/measured_calibration.h"
 
 namespace kvlab::experiments {
 namespace {
@@ -132,6 +133,12 @@ std::string resolved_yaml(const ParsedSim& p, const std::string& experiment_name
   y += fmt::format("  iteration_overhead: {}\n  per_sequence_overhead: {}\n  kernel_launch: {}\n  kernels_per_layer: {}\n",
                    duration_ns(k.iteration_overhead_ns), duration_ns(k.per_sequence_overhead_ns),
                    duration_ns(k.kernel_launch_ns), k.kernels_per_layer);
+  const std::string measured = measured_calibration_yaml(k.measured);
+  for (size_t at = 0; at < measured.size();) {  // nested under calibration:
+    const size_t end = measured.find('\n', at);
+    y += "  " + measured.substr(at, end - at + 1);
+    at = end + 1;
+  }
   y += fmt::format("slo: {{ttft: {}, tpot: {}}}\n", duration_s(c.slo_ttft_s), duration_s(c.slo_tpot_s));
   y += fmt::format("timeline_interval: {}\n", duration_s(c.timeline_interval_s));
   return y;

@@ -16,6 +16,7 @@
 #include "core/file_text.h"
 #include "core/kv_plan.h"
 #include "core/limits.h"
+#include "experiments/runner/measured_calibration.h"
 #include "experiments/runner/parse_helpers.h"
 #include "experiments/runner/workload_parser.h"
 #include "sim/simulate.h"
@@ -138,6 +139,7 @@ sim::Calibration parse_calibration_keys(core::ConfigNode n, sim::Calibration c, 
   c.kernel_launch_ns = read_overhead(n, "kernel_launch", {c.kernel_launch_ns}, "per kernel launch").ns;
   c.kernels_per_layer = n.optional<int>("kernels_per_layer", c.kernels_per_layer, "launches per layer",
                                         core::Checks().in_range(1, 1000));
+  if (n.has("measured")) c.measured = parse_measured_calibration(n.child("measured", "kvlab calibrate's terms"));
   for (const auto& [key, value] : {std::pair{"memory_efficiency", c.memory_efficiency},
                                     std::pair{"compute_efficiency", c.compute_efficiency},
                                     std::pair{"attention_efficiency", c.attention_efficiency},

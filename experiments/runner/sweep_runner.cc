@@ -6,9 +6,13 @@
 
 #include <chrono>
 #include <fstream>
+#include <memory>
 #include <mutex>
 #include <thread>
 
+#include "core/kv_plan.h"
+#include "experiments/runner/iteration_log.h"
+#include "experiments/runner/parse_helpers.h"
 #include "experiments/runner/point_folder.h"
 #include "experiments/runner/result_files.h"
 #include "experiments/runner/sweep_index.h"
@@ -19,6 +23,7 @@ namespace {
 
 struct Cancelled {};
 
+
 nlohmann::ordered_json read_summary(const std::filesystem::path& file) {
   std::ifstream in(file, std::ios::binary);
   return nlohmann::ordered_json::parse(in, nullptr, /*allow_exceptions=*/false);
@@ -28,18 +33,33 @@ nlohmann::ordered_json read_summary(const std::filesystem::path& file) {
 nlohmann::ordered_json run_point(const Experiment& e, size_t i, const SweepOptions& o, ProgressBar& progress,
                                  const std::atomic<bool>& cancel) {
   const ResolvedPoint& point = e.resolved[i];
+  const sim::SimConfig& config = point.sim.config;
+  // The folder exists (hidden) from the start so the iteration log streams into it.
+  PointFolder folder(o.out, e.points[i].name);
+  std::unique_ptr<IterationLogWriter> log;
+  if (o.iteration_log) {
+    const core::KvPlan plan = core::make_baseline_plan(config.model, config.kv_precision, config.scheduler.block_size);
+    log = std::make_unique<IterationLogWriter>(plan, [&](std::string_view chunk) { folder.append("iterations.csv", chunk); });
+  }
   const auto started = std::chrono::steady_clock::now();
-  const sim::SimResult result = sim::simulate(point.sim.config, [&](double fraction) {
-    if (cancel.load(std::memory_order_relaxed)) throw Cancelled{};
-    progress.update(i, fraction);
-  });
+  const sim::SimResult result = sim::simulate(
+      config,
+      [&](double fraction) {
+        if (cancel.load(std::memory_order_relaxed)) throw Cancelled{};
+        progress.update(i, fraction);
+      },
+      log.get());
   const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   if (cancel.load()) throw Cancelled{};
-  PointFolder folder(o.out, e.points[i].name);
+  if (log) log->flush();
   folder.append("resolved.yaml", point.resolved_yaml);
   write_requests_csv(result.requests, [&](std::string_view chunk) { folder.append("requests.csv", chunk); });
   write_timeline_csv(result.timeline, [&](std::string_view chunk) { folder.append("timeline.csv", chunk); });
   nlohmann::ordered_json summary = summary_object(result.summary, wall_s);
+  // Every result says whether its GPU's calibration was measured (wall_s stays last).
+  summary.erase("wall_s");
+  summary["calibration"] = sim::calibration_status(config.calibration, repository_relative(point.sim.calibration_source));
+  summary["wall_s"] = wall_s;
   folder.append("summary.json", summary.dump(2) + "\n");
   folder.publish();
   return summary;
@@ -85,7 +105,8 @@ std::vector<PointOutcome> run_sweep(const Experiment& e, const SweepOptions& o, 
       try {
         if (cancel.load()) {
           outcome.status = PointStatus::kCancelled;
-        } else if (o.resume && point_is_complete(dir, e.resolved[i].resolved_yaml)) {
+        } else if (o.resume && point_is_complete(dir, e.resolved[i].resolved_yaml) &&
+                   (!o.iteration_log || std::filesystem::is_regular_file(dir / "iterations.csv"))) {
           outcome.status = PointStatus::kSkipped;
           outcome.summary = read_summary(dir / "summary.json");
         } else {

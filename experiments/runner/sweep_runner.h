@@ -30,6 +30,7 @@ struct SweepOptions {
   std::filesystem::path out;  // must exist
   int jobs = 1;
   bool resume = false;        // keep complete folders of the same configuration
+  bool iteration_log = false; // each point also writes iterations.csv (runner/iteration_log.h)
 };
 
 // One outcome per point, in point order. `cancel` is read, never written. The sweep

@@ -29,6 +29,10 @@ struct DecodeTileOutput {
   float* partial_ml;
   unsigned int* counter;
   bool fused_merge;
+  // 0: the last split merges all splits. F > 0: with more than F splits, a two-level merge
+  // (split_merge.cuh): groups of F splits merge into slots num_splits …, then those into
+  // the output; `counter` then points at 1 + ⌈num_splits / F⌉ counters.
+  int merge_fan_in;
 };
 
 struct DecodeTile {

@@ -3,6 +3,7 @@
 // layout exactly as docs/kv-format.md specifies (scales rounded to fp16 before use,
 // division not reciprocal, round half away from zero), so that ref/ reads back the same
 // bytes it would have written. One thread per (token, head, component, group of elements).
+// For page-sparse groups it also folds each key into its page's summary (page_summary.cuh).
 #pragma once
 
 #include <cstdint>
@@ -11,6 +12,7 @@
 #include <cuda_fp8.h>
 
 #include "gpu/kernels/kv_codec.cuh"
+#include "gpu/kernels/page_summary.cuh"
 
 namespace kvlab::gpu {
 
@@ -29,6 +31,10 @@ struct KvAppendParams {
   int64_t zeros_offset;
   int vector_code_bytes;
   int group_size;  // 0: no scales (bf16/fp16 chunks of 8, fp8 without scales)
+  // Page-sparse groups: [num_pages, summary_page_bytes] key summaries (page_summary.cuh)
+  // that every new key is folded into; null: none kept.
+  uint8_t* summaries;
+  int64_t summary_page_bytes;
 };
 
 __device__ __forceinline__ float round_to_fp16(float x) {
@@ -58,6 +64,11 @@ __global__ void kv_append_kernel(const KvAppendParams p) {
   uint8_t* comp = p.pool + static_cast<int64_t>(p.slot_page[token]) * p.page_bytes +
                   (static_cast<int64_t>(head) * 2 + component) * p.component_bytes;
   uint8_t* codes = comp + static_cast<int64_t>(slot) * p.vector_code_bytes + g * chunk * kBits / 8;
+  if (component == 0 && p.summaries != nullptr) {
+    uint8_t* summary = p.summaries + static_cast<int64_t>(p.slot_page[token]) * p.summary_page_bytes +
+                       static_cast<int64_t>(head) * page_summary_head_bytes(p.head_dim);
+    for (int i = 0; i < chunk; ++i) fold_key_element(summary, p.head_dim, g * chunk + i, x[i]);
+  }
 
   if constexpr (C == KvCode::kBf16 || C == KvCode::kFp16) {
     unsigned short* out = reinterpret_cast<unsigned short*>(codes);

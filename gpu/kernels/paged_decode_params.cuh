@@ -65,11 +65,11 @@ constexpr int kDecodeMaxStages = 8;
 constexpr int kMergeMaxSplits = 1024;
 constexpr int kMaxTreeQueries = 32;  // a tree mask holds one bit per query of a step
 
-// Shared memory the fused merge needs for `num_splits` (weights and sums of 16 rows per
-// split, and a denominator per row); the launcher fuses only where the decode kernel's
-// dynamic shared memory holds it.
+// Shared memory the fused merge needs to merge `num_splits` slots at once (weights and sums
+// of 16 rows per slot, and a denominator and a max per row); the launcher fuses only where
+// the decode kernel's dynamic shared memory holds it.
 constexpr size_t fused_merge_smem_bytes(int num_splits) {
-  return (2 * static_cast<size_t>(kDecodeRows) * num_splits + kDecodeRows) * sizeof(float);
+  return (2 * static_cast<size_t>(kDecodeRows) * num_splits + 2 * kDecodeRows) * sizeof(float);
 }
 
 }  // namespace kvlab::gpu

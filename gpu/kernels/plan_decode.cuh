@@ -54,8 +54,8 @@ struct DecodeWorkItem {
   int32_t window;
   int32_t split;
   int32_t num_splits;
-  int32_t slot;     // partial slot of split 0 of its merge group (splits follow)
-  int32_t counter;  // its merge group's counter
+  int32_t slot;     // partial slot of split 0 of its output (splits, then two-level group slots, follow)
+  int32_t counter;  // its output's first merge counter (two levels: then one per group)
 };
 
 struct PlanDecodeParams {
@@ -65,6 +65,7 @@ struct PlanDecodeParams {
   float* partial_acc;           // [slots, kDecodeRows, head_dim]
   float* partial_ml;            // [slots, kDecodeRows, 2]
   unsigned int* counters;       // zero before and after every launch
+  int merge_fan_in;             // splits merged in one level (split_merge.cuh)
 };
 
 template <KvCode C, bool kAsym, int kD, bool kFullM, int kGroup = 0>
@@ -100,6 +101,7 @@ __global__ void __launch_bounds__(kDecodeThreads)
   o.partial_ml = p.partial_ml + static_cast<int64_t>(item.slot) * kDecodeRows * 2;
   o.counter = p.counters + item.counter;
   o.fused_merge = true;
+  o.merge_fan_in = p.merge_fan_in;
   decode_tile<C, kAsym, kD, kFullM, kGroup>(p.format, t);
 }
 

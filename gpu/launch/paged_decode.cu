@@ -10,6 +10,7 @@
 #include "gpu/launch/kernel_instances.h"
 #include "gpu/launch/plan_decode.h"
 #include "gpu/launch/launch_checks.h"
+#include "gpu/kernels/page_summary.cuh"
 
 namespace kvlab::gpu {
 namespace {
@@ -191,13 +192,20 @@ void launch_kv_append(const KvAppendArgs& a, cudaStream_t stream) {
   p.pool = a.pool;
   p.num_tokens = a.num_tokens;
   p.num_kv_heads = a.layout.heads_per_page;
+  p.summaries = a.summaries;
+  p.summary_page_bytes = page_summary_bytes(a.layout);
   dispatch_code(a.layout.precision, [&]<KvCode C, bool kAsym>() { launch_append_typed<C, kAsym>(p, stream); });
+}
+
+int64_t page_summary_bytes(const core::PageLayout& layout) {
+  return layout.heads_per_page * page_summary_head_bytes(layout.vector_width);
 }
 
 core::PageLayout decode_layout(const core::KvPlan& plan, int group_index, int layer) {
   require(group_index >= 0 && group_index < static_cast<int>(plan.groups.size()), "no such head group");
   const core::HeadGroup& group = plan.groups[group_index];
-  require(std::holds_alternative<core::DenseAccess>(group.access), "page-sparse access has no GPU kernel yet");
+  require(std::holds_alternative<core::DenseAccess>(group.access),
+          "page-sparse groups decode through the plan launcher (plan_decode_work), which selects their pages");
   require(!group.v_precision || *group.v_precision == group.precision, "a separate V precision has no GPU kernel yet");
   return group_layer_shape(plan, group_index, layer).layout;
 }

@@ -76,7 +76,14 @@ struct KvAppendArgs {
   const int32_t* slot_page = nullptr;    // device, [num_tokens]
   const int32_t* slot_offset = nullptr;  // device, [num_tokens]
   int num_tokens = 0;
+  // Device, [num_pages, page_summary_bytes(layout)], or null. Page-sparse groups: every new
+  // key is folded into its page's summary (min, max, sum; gpu/kernels/page_summary.cuh), as
+  // ref::add_key folds it. A page's summary must be zeroed when the page is allocated.
+  uint8_t* summaries = nullptr;
 };
 void launch_kv_append(const KvAppendArgs& args, cudaStream_t stream);
+
+// Bytes of one pool page's key summaries (every head of the page).
+int64_t page_summary_bytes(const core::PageLayout& layout);
 
 }  // namespace kvlab::gpu

@@ -6,6 +6,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <numeric>
 #include <queue>
 #include <sstream>
 #include <string_view>
@@ -17,6 +18,7 @@
 #include "gpu/cuda_check.h"
 #include "gpu/launch/decode_dispatch.h"
 #include "gpu/launch/kernel_instances.h"
+#include "gpu/launch/page_patterns.h"
 #include "gpu/launch/paged_decode.h"
 
 namespace kvlab::gpu {
@@ -46,10 +48,6 @@ std::string format(std::string_view text, const Args&... args) {
 void require(bool ok, const std::string& what) {
   if (!ok) throw std::invalid_argument("plan decode: " + what);
 }
-
-// What an item costs beyond its pages, in pages, for the balancer: the pipeline's ramp and
-// the partial's write (a guess of the right size: 4 pages a warp in flight, half of them idle).
-constexpr int kItemOverheadPages = 2;
 
 int pages_of(const TokenRange& r) {
   if (r.hi <= r.lo) return 0;
@@ -83,8 +81,13 @@ DeviceBytes upload(const std::vector<T>& host) {
 
 std::string group_support(const core::KvPlan& plan, int g) {
   const core::HeadGroup& group = plan.groups[static_cast<size_t>(g)];
-  if (!std::holds_alternative<core::DenseAccess>(group.access)) {
-    return format("group '{}': page-sparse access is not in the plan launcher", group.name);
+  if (const auto* sparse = std::get_if<core::PageSparseAccess>(&group.access)) {
+    if (!std::holds_alternative<core::FullRetention>(group.retention)) {
+      return format("group '{}': page-sparse access selects among the pages of full retention only on the GPU", group.name);
+    }
+    if (sparse->recent_pages < 1) {
+      return format("group '{}': page-sparse decode on the GPU keeps at least one recent page (the query's)", group.name);
+    }
   }
   if (group.v_precision && *group.v_precision != group.precision) {
     return format("group '{}': a separate V precision (K≠V) has no GPU kernel yet", group.name);
@@ -154,128 +157,230 @@ TableRanges decode_ranges(const core::Retention& retention, int64_t seq_len, int
   return out;
 }
 
-namespace {
-
-// Pieces to cut a range of `pages` pages into: near-equal, at most `target` pages each,
-// unless that would make them shorter than `floor` (then as many as the floor allows).
-int piece_count(int pages, int target, int floor) {
-  const int64_t by_target = (int64_t{pages} + target - 1) / target;
-  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(by_target, pages / floor)));
+double format_time_factor(const core::Precision& precision) {
+  // decode_bench, H200, 32 × 8k (docs/gpu-decode.md, commits 00e265e and f416567): time over
+  // byte floor; bf16 runs at 0.97–1.00 of the copy ceiling there.
+  switch (precision.dtype) {
+    case core::KvDtype::kBf16:
+    case core::KvDtype::kFp16: return 1.0;
+    case core::KvDtype::kFp8E4m3: return 1.23;
+    case core::KvDtype::kInt8: return 1.08;
+    case core::KvDtype::kInt6: return 2.6;
+    case core::KvDtype::kInt5: return 3.5;
+    case core::KvDtype::kInt4: return 2.0;
+  }
+  return 1.0;
 }
 
-// Time of list scheduling `sizes` (pages, longest first) on `slots` CTA slots, in pages plus
-// kItemOverheadPages a piece: what the hardware's in-order dispatch to the first free slot
-// does with the work list.
-int64_t list_schedule_makespan(std::vector<int>& sizes, int slots) {
-  std::sort(sizes.begin(), sizes.end(), std::greater<>());
-  std::priority_queue<int64_t, std::vector<int64_t>, std::greater<>> free_at;
+namespace {
+
+// One output (slice, sequence, head, row chunk) of the step: its launch and token ranges.
+struct Output {
+  int launch = 0;
+  int slice = 0, seq = 0, head = 0, row_chunk = 0;
+  const TableRanges* ranges = nullptr;
+};
+
+// Pieces of each of an output's ranges for a piece cost `target`: near-equal, at least
+// min_item_pages each, at most max_splits over the output (the longest ranges give way).
+std::vector<int> cut_output(const Output& o, double page_cost, double target, const PlanCostModel& m, bool balance) {
+  std::vector<int> n;
+  int total = 0;
+  for (const TokenRange& r : o.ranges->ranges) {
+    const int pages = pages_of(r);
+    int pieces = pages == 0 ? 0 : 1;
+    if (balance && pages > 0) {
+      const double want = std::ceil(pages * page_cost / target);
+      pieces = static_cast<int>(std::clamp<double>(want, 1, std::max(1, pages / m.min_item_pages)));
+    }
+    n.push_back(pieces);
+    total += pieces;
+  }
+  while (total > m.max_splits()) {  // give a piece back where pieces are shortest
+    size_t at = 0;
+    double shortest = std::numeric_limits<double>::max();
+    for (size_t i = 0; i < n.size(); ++i) {
+      if (n[i] <= 1) continue;
+      const double len = static_cast<double>(pages_of(o.ranges->ranges[i])) / n[i];
+      if (len < shortest) {
+        shortest = len;
+        at = i;
+      }
+    }
+    --n[at];
+    --total;
+  }
+  return n;
+}
+
+// What merging `splits` slots of one output costs its last item.
+double merge_cost(int splits, double slot_cost, const PlanCostModel& m) {
+  if (splits <= 1) return 0;
+  if (splits <= m.merge_fan_in) return m.merge_latency + splits * slot_cost;
+  const int groups = (splits + m.merge_fan_in - 1) / m.merge_fan_in;
+  return 2 * m.merge_latency + (m.merge_fan_in + groups) * slot_cost;
+}
+
+struct Piece {
+  double cost;  // pages × page cost + overhead, plus the merge on the output's last piece
+  int launch;
+};
+
+// Longest-first within each launch, launches in `order`, each piece to the slot that frees
+// first: the hardware's in-order dispatch of the launches' CTAs.
+double list_schedule(std::vector<std::vector<Piece>>& by_launch, const std::vector<int>& order, int slots) {
+  std::priority_queue<double, std::vector<double>, std::greater<>> free_at;
   for (int i = 0; i < slots; ++i) free_at.push(0);
-  int64_t makespan = 0;
-  for (int size : sizes) {
-    const int64_t done = free_at.top() + size + kItemOverheadPages;
-    free_at.pop();
-    free_at.push(done);
-    makespan = std::max(makespan, done);
+  double makespan = 0;
+  for (int l : order) {
+    for (const Piece& p : by_launch[static_cast<size_t>(l)]) {
+      const double done = free_at.top() + p.cost;
+      free_at.pop();
+      free_at.push(done);
+      makespan = std::max(makespan, done);
+    }
   }
   return makespan;
 }
 
 }  // namespace
 
-PlannedWork plan_work_items(const std::vector<SliceWork>& slices, int cta_slots, bool balance, int min_item_pages) {
-  require(cta_slots > 0, "cta_slots must be positive");
-  require(min_item_pages >= 1, "min_item_pages must be positive");
-  // Pages of every range of every (slice, sequence, head, row chunk): heads and row chunks
-  // of one sequence read the same pages, so one range stands for all of them.
-  std::vector<std::pair<int, int64_t>> range_pages;  // (pages, copies)
-  int64_t total_pages = 0;
+PlannedStep plan_work_items(const std::vector<SliceWork>& slices, const PlanCostModel& m, bool balance) {
+  require(m.cta_slots > 0, "cta_slots must be positive");
+  require(m.min_item_pages >= 1, "min_item_pages must be positive");
+  require(m.merge_fan_in >= 2, "merge_fan_in must be at least 2");
+  int num_launches = 0;
   for (const SliceWork& s : slices) {
-    for (const TableRanges& seq : s.seqs) {
-      for (const TokenRange& r : seq.ranges) {
-        const int64_t copies = int64_t{s.num_heads} * s.num_row_chunks;
-        range_pages.emplace_back(pages_of(r), copies);
-        total_pages += pages_of(r) * copies;
-      }
-    }
+    require(s.launch >= 0, "a slice's launch must not be negative");
+    num_launches = std::max(num_launches, s.launch + 1);
   }
-  // The piece size: the one whose list schedule finishes first, among fractions of an even
-  // share (smaller pieces balance better, each costs a ramp and a merge share); ties go to
-  // the larger piece (fewer items). Never under min_item_pages.
-  const int share = static_cast<int>(std::max<int64_t>(min_item_pages, (total_pages + cta_slots - 1) / cta_slots));
-  int target = balance ? share : std::numeric_limits<int>::max();
-  int64_t best = -1;
-  for (const double fraction : {1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1}) {
-    if (!balance) break;
-    const int candidate = std::max(min_item_pages, static_cast<int>(share * fraction));
-    std::vector<int> sizes;
-    for (const auto& [pages, copies] : range_pages) {
-      if (pages == 0) continue;
-      const int n = piece_count(pages, candidate, min_item_pages);
-      for (int64_t c = 0; c < copies; ++c) {
-        for (int i = 0; i < n; ++i) sizes.push_back(static_cast<int>(int64_t{pages} * (i + 1) / n - int64_t{pages} * i / n));
-      }
-    }
-    const int64_t makespan = list_schedule_makespan(sizes, cta_slots);
-    if (best < 0 || makespan < best) {
-      best = makespan;
-      target = candidate;
-    }
-    if (candidate == min_item_pages) break;
-  }
-
-  PlannedWork work;
-  work.target_pages = target;
-  std::vector<PlannedItem> pieces;
+  require(static_cast<int>(m.page_cost.size()) >= num_launches && static_cast<int>(m.merge_slot_cost.size()) >= num_launches,
+          "a page cost and a merge cost for every launch");
+  std::vector<Output> outputs;
+  double total = 0;
   for (int sl = 0; sl < static_cast<int>(slices.size()); ++sl) {
     const SliceWork& s = slices[static_cast<size_t>(sl)];
     for (int b = 0; b < static_cast<int>(s.seqs.size()); ++b) {
-      const TableRanges& seq = s.seqs[static_cast<size_t>(b)];
       for (int h = 0; h < s.num_heads; ++h) {
         for (int rc = 0; rc < s.num_row_chunks; ++rc) {
-          pieces.clear();
-          for (const TokenRange& r : seq.ranges) {
-            const int pages = pages_of(r);
-            if (pages == 0) continue;
-            const int first = r.lo / kDecodePageSize;
-            const int n = piece_count(pages, target, min_item_pages);
-            for (int i = 0; i < n; ++i) {
-              PlannedItem item;
-              item.page_begin = first + static_cast<int>(int64_t{pages} * i / n);
-              item.num_pages = first + static_cast<int>(int64_t{pages} * (i + 1) / n) - item.page_begin;
-              item.range = r;
-              pieces.push_back(item);
-            }
-          }
-          if (pieces.empty()) pieces.push_back(PlannedItem{});  // nothing to read: writes zeros
-          const int splits = static_cast<int>(pieces.size());
-          work.max_splits = std::max(work.max_splits, splits);
-          const int slot = splits > 1 ? work.num_slots : 0;
-          const int counter = splits > 1 ? work.num_counters : 0;
-          if (splits > 1) {
-            work.num_slots += splits;
-            ++work.num_counters;
-          }
-          for (int i = 0; i < splits; ++i) {
-            PlannedItem item = pieces[static_cast<size_t>(i)];
-            item.slice = sl;
-            item.seq = b;
-            item.head = h;
-            item.row_chunk = rc;
-            item.table_len = seq.table_len;
-            item.split = i;
-            item.num_splits = splits;
-            item.slot = slot;
-            item.counter = counter;
-            work.items.push_back(item);
+          outputs.push_back({s.launch, sl, b, h, rc, &s.seqs[static_cast<size_t>(b)]});
+          for (const TokenRange& r : s.seqs[static_cast<size_t>(b)].ranges) {
+            total += pages_of(r) * m.page_cost[static_cast<size_t>(s.launch)];
           }
         }
       }
     }
   }
-  // Longest first: CTAs are dispatched in index order to whichever slot frees up first.
-  std::stable_sort(work.items.begin(), work.items.end(),
-                   [](const PlannedItem& x, const PlannedItem& y) { return x.num_pages > y.num_pages; });
-  return work;
+  PlannedStep step;
+  step.even_share = total / m.cta_slots;
+  // Launch orders to try: every permutation up to 4 launches, else the given order.
+  std::vector<std::vector<int>> orders;
+  std::vector<int> order(static_cast<size_t>(num_launches));
+  std::iota(order.begin(), order.end(), 0);
+  if (num_launches <= 4) {
+    do orders.push_back(order);
+    while (std::next_permutation(order.begin(), order.end()));
+  } else {
+    orders.push_back(order);
+  }
+  const auto pieces_for = [&](double target) {
+    std::vector<std::vector<Piece>> by_launch(static_cast<size_t>(num_launches));
+    for (const Output& o : outputs) {
+      const double page_cost = m.page_cost[static_cast<size_t>(o.launch)];
+      const std::vector<int> n = cut_output(o, page_cost, target, m, balance);
+      const int splits = std::max(1, std::accumulate(n.begin(), n.end(), 0));
+      std::vector<Piece>& list = by_launch[static_cast<size_t>(o.launch)];
+      const size_t first = list.size();
+      for (size_t i = 0; i < n.size(); ++i) {
+        const int pages = pages_of(o.ranges->ranges[i]);
+        for (int j = 0; j < n[i]; ++j) {
+          const int len = static_cast<int>(int64_t{pages} * (j + 1) / n[i] - int64_t{pages} * j / n[i]);
+          list.push_back({len * page_cost + m.item_overhead, o.launch});
+        }
+      }
+      if (list.size() == first) list.push_back({m.item_overhead, o.launch});  // writes zeros
+      // The merge falls to the output's last piece to finish: with near-equal pieces
+      // dispatched together, the shortest (dispatched last).
+      auto last = std::min_element(list.begin() + static_cast<int64_t>(first), list.end(),
+                                   [](const Piece& x, const Piece& y) { return x.cost < y.cost; });
+      last->cost += merge_cost(splits, m.merge_slot_cost[static_cast<size_t>(o.launch)], m);
+    }
+    for (auto& list : by_launch) {
+      std::stable_sort(list.begin(), list.end(), [](const Piece& x, const Piece& y) { return x.cost > y.cost; });
+    }
+    return by_launch;
+  };
+  step.target_cost = std::numeric_limits<double>::max();
+  step.makespan = -1;
+  const std::vector<double> fractions = balance ? std::vector<double>{1.0, 0.8, 0.65, 0.5, 0.4, 0.3, 0.22, 0.15, 0.1}
+                                                : std::vector<double>{1.0};
+  for (const double fraction : fractions) {
+    const double target = balance ? std::max(step.even_share * fraction, 1.0) : std::numeric_limits<double>::max();
+    std::vector<std::vector<Piece>> by_launch = pieces_for(target);
+    for (const std::vector<int>& o : orders) {
+      const double makespan = list_schedule(by_launch, o, m.cta_slots);
+      if (step.makespan < 0 || makespan < step.makespan * (1 - 1e-9)) {
+        step.makespan = makespan;
+        step.target_cost = target;
+        step.order = o;
+      }
+    }
+  }
+
+  // The chosen cut, as items.
+  step.launches.resize(static_cast<size_t>(num_launches));
+  std::vector<PlannedItem> pieces;
+  for (const Output& o : outputs) {
+    PlannedWork& work = step.launches[static_cast<size_t>(o.launch)];
+    const double page_cost = m.page_cost[static_cast<size_t>(o.launch)];
+    const std::vector<int> n = cut_output(o, page_cost, step.target_cost, m, balance);
+    pieces.clear();
+    for (size_t i = 0; i < n.size(); ++i) {
+      const TokenRange& r = o.ranges->ranges[i];
+      const int pages = pages_of(r);
+      const int first = r.lo / kDecodePageSize;
+      for (int j = 0; j < n[i]; ++j) {
+        PlannedItem item;
+        item.page_begin = first + static_cast<int>(int64_t{pages} * j / n[i]);
+        item.num_pages = first + static_cast<int>(int64_t{pages} * (j + 1) / n[i]) - item.page_begin;
+        item.range = r;
+        pieces.push_back(item);
+      }
+    }
+    if (pieces.empty()) pieces.push_back(PlannedItem{});  // nothing to read: writes zeros
+    const int splits = static_cast<int>(pieces.size());
+    work.max_splits = std::max(work.max_splits, splits);
+    // Slots: one per split, then (two levels) one per group of merge_fan_in splits; counters:
+    // the output's, then (two levels) one per group.
+    const int groups = splits > m.merge_fan_in ? (splits + m.merge_fan_in - 1) / m.merge_fan_in : 0;
+    const int slot = splits > 1 ? work.num_slots : 0;
+    const int counter = splits > 1 ? work.num_counters : 0;
+    if (splits > 1) {
+      work.num_slots += splits + groups;
+      work.num_counters += 1 + groups;
+    }
+    for (int i = 0; i < splits; ++i) {
+      PlannedItem item = pieces[static_cast<size_t>(i)];
+      item.slice = o.slice;
+      item.seq = o.seq;
+      item.head = o.head;
+      item.row_chunk = o.row_chunk;
+      item.table_len = o.ranges->table_len;
+      item.split = i;
+      item.num_splits = splits;
+      item.slot = slot;
+      item.counter = counter;
+      item.cost = item.num_pages * page_cost + m.item_overhead;
+      work.target_pages = std::max(work.target_pages, item.num_pages);
+      work.items.push_back(item);
+    }
+  }
+  // Most costly first: CTAs are dispatched in index order to whichever slot frees up first.
+  for (PlannedWork& work : step.launches) {
+    std::stable_sort(work.items.begin(), work.items.end(),
+                     [](const PlannedItem& x, const PlannedItem& y) { return x.num_pages > y.num_pages; });
+  }
+  return step;
 }
 
 std::string plan_decode_support(const core::KvPlan& plan, int layer) {
@@ -299,13 +404,46 @@ struct LaunchClass {
   PlanInstanceShape shape;
   DecodeFormat format{};
   size_t smem = 0;
+  int ctas_per_sm = 1;
+  int64_t page_bytes_per_head = 0;  // K and V of one head's page
   PlannedWork planned;
   DeviceBytes items, slices, kv_heads, workspace;
   PlanDecodeParams params{};
 };
 
+// Streams and events that fork the classes' launches off the caller's stream and join them
+// back (concurrent_classes).
+struct ForkJoin {
+  std::vector<cudaStream_t> streams;  // one per launch but the first
+  std::vector<cudaEvent_t> joined;    // recorded on each of them
+  cudaEvent_t forked = nullptr;
+  ForkJoin() = default;
+  ForkJoin(const ForkJoin&) = delete;
+  ForkJoin& operator=(const ForkJoin&) = delete;
+  ~ForkJoin() {
+    for (cudaStream_t s : streams) cudaStreamDestroy(s);
+    for (cudaEvent_t e : joined) cudaEventDestroy(e);
+    if (forked != nullptr) cudaEventDestroy(forked);
+  }
+};
+
+// A page-sparse group's selection: its kernel's parameters and buffers.
+struct SparseGroup {
+  int group = 0;
+  const PagePattern* pattern = nullptr;
+  int head_dim = 0;
+  int batch = 0;
+  std::vector<int> counts;  // pages selected, per sequence
+  DeviceBytes selected, codes, counters, kv_heads, seq_lens, num_selected;
+  PageSelectParams params{};
+};
+
 struct PlanDecodeWork::Impl {
   std::vector<LaunchClass> launches;
+  std::vector<std::unique_ptr<SparseGroup>> sparse;
+  PlannedStep step;  // its launches' items moved into `launches`
+  std::vector<int> order;
+  std::unique_ptr<ForkJoin> fork;  // null: the launches run one after another
 };
 
 PlanDecodeWork::PlanDecodeWork() : impl_(std::make_unique<Impl>()) {}
@@ -314,6 +452,24 @@ PlanDecodeWork::PlanDecodeWork(PlanDecodeWork&&) noexcept = default;
 PlanDecodeWork& PlanDecodeWork::operator=(PlanDecodeWork&&) noexcept = default;
 int PlanDecodeWork::num_launches() const { return static_cast<int>(impl_->launches.size()); }
 const PlannedWork& PlanDecodeWork::planned(int launch) const { return impl_->launches.at(static_cast<size_t>(launch)).planned; }
+const PlannedStep& PlanDecodeWork::step() const { return impl_->step; }
+
+SparseSelection PlanDecodeWork::selection(int group) const {
+  for (const auto& sg : impl_->sparse) {
+    if (sg->group != group) continue;
+    SparseSelection out;
+    out.num_heads = sg->params.num_heads;
+    out.width = sg->params.width;
+    out.counts = sg->counts;
+    out.pages.resize(static_cast<size_t>(sg->batch) * out.num_heads * out.width);
+    KVLAB_CUDA_CHECK(cudaDeviceSynchronize());
+    KVLAB_CUDA_CHECK(cudaMemcpy(out.pages.data(), sg->selected.as<void>(), out.pages.size() * sizeof(int32_t),
+                                cudaMemcpyDeviceToHost));
+    return out;
+  }
+  require(false, format("group {} is not a page-sparse group of this work", group));
+  return {};
+}
 
 PlanDecodeWork plan_decode_work(const PlanDecodeArgs& a) {
   require(a.plan != nullptr, "no plan");
@@ -326,6 +482,7 @@ PlanDecodeWork plan_decode_work(const PlanDecodeArgs& a) {
   require(a.tree_mask == nullptr || a.num_queries <= kMaxTreeQueries,
           format("a tree mask takes at most {} queries", kMaxTreeQueries));
   require(std::isfinite(a.sm_scale) && a.sm_scale > 0, "sm_scale must be positive and finite");
+  require(a.merge_fan_in >= 2 && a.merge_fan_in <= 32, "merge_fan_in must be in [2, 32]");
   require(layer.num_q_heads % layer.num_cache_heads == 0, "query heads must be a multiple of the KV heads");
   const int batch = static_cast<int>(a.seq_lens.size());
   const int group = layer.num_q_heads / layer.num_cache_heads;
@@ -354,7 +511,8 @@ PlanDecodeWork plan_decode_work(const PlanDecodeArgs& a) {
     SliceWork work;
   };
   std::vector<LaunchClass> launches;
-  std::vector<std::vector<HostSlice>> class_slices;
+  std::vector<HostSlice> slices;
+  std::vector<std::unique_ptr<SparseGroup>> sparse;
   for (const PlanGroupPages& g : a.groups) {
     const core::HeadGroup& hg = plan.groups[static_cast<size_t>(g.group)];
     const GroupLayerShape shape = group_layer_shape(plan, g.group, a.layer);
@@ -381,6 +539,70 @@ PlanDecodeWork plan_decode_work(const PlanDecodeArgs& a) {
     d.heads_per_table = shape.heads_per_table;
     d.heads_per_page = shape.layout.heads_per_page;
     d.max_pages = g.max_pages;
+    if (const auto* access = std::get_if<core::PageSparseAccess>(&hg.access)) {
+      // The decode reads each head's compacted table of selected pages: `n` selected of N
+      // pages, the last (a recent page, the query's) partial, so the table holds
+      // (n − 1)·16 + the last page's tokens, the query last.
+      require(a.num_queries == 1, format("group '{}': page-sparse decode takes one query a step (each query would "
+                                         "select its own pages)", hg.name));
+      require(g.summaries != nullptr, format("group '{}': page-sparse decode needs the pool's key summaries", hg.name));
+      require(layer.num_q_heads / layer.num_cache_heads <= kSelectMaxGroup,
+              format("group '{}': page selection takes at most {} query heads per KV head", hg.name, kSelectMaxGroup));
+      auto sg = std::make_unique<SparseGroup>();
+      sg->group = g.group;
+      sg->pattern = g.pattern.empty() ? &page_pattern_of(*access) : find_page_pattern(g.pattern);
+      require(sg->pattern != nullptr, format("group '{}': no page pattern '{}' (gpu/launch/page_patterns.h)", hg.name, g.pattern));
+      sg->head_dim = layer.vector_width;
+      sg->batch = batch;
+      int width = 1;
+      std::vector<int32_t> lens, counts;
+      for (int b = 0; b < batch; ++b) {
+        const int n = a.seq_lens[static_cast<size_t>(b)];
+        const int pages = (n + kDecodePageSize - 1) / kDecodePageSize;
+        const int chosen = static_cast<int>(core::sparse_pages_read(*access, pages));
+        const int table_len = (chosen - 1) * kDecodePageSize + (n - (pages - 1) * kDecodePageSize);
+        s.work.seqs[static_cast<size_t>(b)] = TableRanges{table_len, {TokenRange{0, table_len, 0}}};
+        width = std::max(width, chosen);
+        lens.push_back(n);
+        counts.push_back(chosen);
+        sg->counts.push_back(chosen);
+      }
+      const int heads = s.work.num_heads;
+      sg->selected = DeviceBytes(static_cast<size_t>(batch) * heads * width * sizeof(int32_t));
+      sg->codes = DeviceBytes(static_cast<size_t>(batch) * heads * g.max_pages * sizeof(uint32_t));
+      sg->counters = DeviceBytes(static_cast<size_t>(batch) * heads * sizeof(unsigned int));
+      KVLAB_CUDA_CHECK(cudaMemset(sg->counters.as<void>(), 0, static_cast<size_t>(batch) * heads * sizeof(unsigned int)));
+      sg->kv_heads = upload(s.kv_heads);
+      sg->seq_lens = upload(lens);
+      sg->num_selected = upload(counts);
+      PageSelectParams& sp = sg->params;
+      sp.summaries = g.summaries;
+      sp.summary_page_bytes = page_summary_bytes(shape.layout);
+      sp.page_table = g.page_table;
+      sp.num_tables = shape.num_tables;
+      sp.heads_per_table = shape.heads_per_table;
+      sp.heads_per_page = shape.layout.heads_per_page;
+      sp.max_pages = g.max_pages;
+      sp.kv_head_of = sg->kv_heads.as<int32_t>();
+      sp.q = a.q;
+      sp.num_q_heads = layer.num_q_heads;
+      sp.group = layer.num_q_heads / layer.num_cache_heads;
+      sp.num_heads = heads;
+      sp.seq_lens = sg->seq_lens.as<int32_t>();
+      sp.num_selected = sg->num_selected.as<int32_t>();
+      sp.sink_pages = static_cast<int>(access->sink_pages);
+      sp.recent_pages = static_cast<int>(access->recent_pages);
+      sp.codes = sg->codes.as<uint32_t>();
+      sp.counters = sg->counters.as<unsigned int>();
+      sp.selected = sg->selected.as<int32_t>();
+      sp.width = width;
+      // The decode: one compacted table per head, into the same pool pages.
+      d.page_table = sg->selected.as<int32_t>();
+      d.num_tables = heads;
+      d.heads_per_table = 1;
+      d.max_pages = width;
+      sparse.push_back(std::move(sg));
+    }
     d.num_q_heads = layer.num_q_heads;
     d.group = group;
     d.num_queries = a.num_queries;
@@ -394,40 +616,57 @@ PlanDecodeWork plan_decode_work(const PlanDecodeArgs& a) {
       lc.shape.group_size = hg.precision.group_size;
       lc.format = decode_format(shape.layout, a.sm_scale);
       lc.smem = decode_smem_bytes(lc.format, lc.shape.head_dim);
+      lc.page_bytes_per_head = 2 * shape.layout.component_bytes;
       launches.push_back(std::move(lc));
-      class_slices.emplace_back();
     }
-    class_slices[c].push_back(std::move(s));
+    s.work.launch = static_cast<int>(c);
+    slices.push_back(std::move(s));
   }
 
+  // Plan every class's work together: one list schedule over the CTA slots.
   int device = 0, num_sms = 0;
   KVLAB_CUDA_CHECK(cudaGetDevice(&device));
   KVLAB_CUDA_CHECK(cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, device));
+  PlanCostModel model;
+  model.min_item_pages = a.min_item_pages;
+  model.item_overhead = a.item_overhead_bytes;
+  model.merge_fan_in = a.merge_fan_in;
+  int ctas_per_sm = std::numeric_limits<int>::max();
+  const int live_rows = std::min(kDecodeRows, group * a.num_queries);
+  for (LaunchClass& lc : launches) {
+    // The merge's shared memory (at most merge_fan_in slots a merge) is within the stages'.
+    lc.smem = std::max(lc.smem, fused_merge_smem_bytes(a.merge_fan_in));
+    dispatch_code(lc.precision, [&]<KvCode C, bool kAsym>() { lc.ctas_per_sm = plan_ctas_per_sm_typed<C, kAsym>(lc.shape, lc.smem); });
+    require(lc.ctas_per_sm >= 1, "the work-list kernel does not fit on an SM");
+    ctas_per_sm = std::min(ctas_per_sm, lc.ctas_per_sm);
+    model.page_cost.push_back(static_cast<double>(lc.page_bytes_per_head) * format_time_factor(lc.precision));
+    model.merge_slot_cost.push_back(static_cast<double>(live_rows) * lc.shape.head_dim * sizeof(float));
+  }
+  model.cta_slots = ctas_per_sm * num_sms;
+  std::vector<SliceWork> slice_work;
+  for (const HostSlice& s : slices) slice_work.push_back(s.work);
+  PlannedStep step = plan_work_items(slice_work, model, a.balance);
+
   PlanDecodeWork work;
   for (size_t c = 0; c < launches.size(); ++c) {
     LaunchClass& lc = launches[c];
-    std::vector<HostSlice>& slices = class_slices[c];
-    int ctas_per_sm = 1;
-    dispatch_code(lc.precision, [&]<KvCode C, bool kAsym>() { ctas_per_sm = plan_ctas_per_sm_typed<C, kAsym>(lc.shape, lc.smem); });
-    require(ctas_per_sm >= 1, "the work-list kernel does not fit on an SM");
-    std::vector<SliceWork> slice_work;
-    for (const HostSlice& s : slices) slice_work.push_back(s.work);
-    lc.planned = plan_work_items(slice_work, ctas_per_sm * num_sms, a.balance, a.min_item_pages);
-    lc.smem = std::max(lc.smem, fused_merge_smem_bytes(lc.planned.max_splits));
-    require(lc.smem <= 227 * 1024, format("{} splits of one head need more shared memory than an SM has", lc.planned.max_splits));
-
+    lc.planned = std::move(step.launches[c]);
     std::vector<int32_t> kv_heads;
     std::vector<DecodeSlice> device_slices;
     std::vector<size_t> kv_head_offset;
-    for (const HostSlice& s : slices) {
+    std::vector<int> slice_index(slices.size(), -1);  // global slice → this launch's
+    for (size_t i = 0; i < slices.size(); ++i) {
+      if (slices[i].work.launch != static_cast<int>(c)) continue;
+      slice_index[i] = static_cast<int>(device_slices.size());
       kv_head_offset.push_back(kv_heads.size());
-      kv_heads.insert(kv_heads.end(), s.kv_heads.begin(), s.kv_heads.end());
-      device_slices.push_back(s.device);
+      kv_heads.insert(kv_heads.end(), slices[i].kv_heads.begin(), slices[i].kv_heads.end());
+      device_slices.push_back(slices[i].device);
     }
     lc.kv_heads = upload(kv_heads);
     for (size_t i = 0; i < device_slices.size(); ++i) device_slices[i].kv_head_of = lc.kv_heads.as<int32_t>() + kv_head_offset[i];
     std::vector<DecodeWorkItem> items;
-    for (const PlannedItem& p : lc.planned.items) {
+    for (PlannedItem& p : lc.planned.items) {
+      p.slice = slice_index[static_cast<size_t>(p.slice)];
       items.push_back(DecodeWorkItem{p.slice, p.seq, p.head, p.row_chunk, p.page_begin, p.num_pages, p.table_len, p.range.lo,
                                      p.range.hi, p.range.window, p.split, p.num_splits, p.slot, p.counter});
     }
@@ -447,16 +686,60 @@ PlanDecodeWork plan_decode_work(const PlanDecodeArgs& a) {
     p.counters = lc.workspace.as<unsigned int>();
     p.partial_acc = lc.workspace.as<float>() + counter_floats;
     p.partial_ml = p.partial_acc + slot_rows * lc.shape.head_dim;
+    p.merge_fan_in = a.merge_fan_in;
     work.impl_->launches.push_back(std::move(lc));
+  }
+  step.launches.clear();
+  work.impl_->sparse = std::move(sparse);
+  work.impl_->order = step.order;
+  work.impl_->step = std::move(step);
+  if (a.concurrent_classes && work.impl_->launches.size() > 1) {
+    auto fork = std::make_unique<ForkJoin>();
+    KVLAB_CUDA_CHECK(cudaEventCreateWithFlags(&fork->forked, cudaEventDisableTiming));
+    for (size_t i = 1; i < work.impl_->launches.size(); ++i) {
+      cudaStream_t s = nullptr;
+      KVLAB_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+      fork->streams.push_back(s);
+      cudaEvent_t e = nullptr;
+      KVLAB_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+      fork->joined.push_back(e);
+    }
+    work.impl_->fork = std::move(fork);
   }
   return work;
 }
 
-void launch_plan_decode(const PlanDecodeWork& work, cudaStream_t stream) {
-  for (const LaunchClass& lc : work.impl_->launches) {
-    const int num_items = static_cast<int>(lc.planned.items.size());
-    dispatch_code(lc.precision, [&]<KvCode C, bool kAsym>() { launch_plan_typed<C, kAsym>(lc.params, num_items, lc.shape, lc.smem, stream); });
+void launch_plan_decode(const PlanDecodeWork& work, cudaStream_t stream, PlanPhases phases) {
+  const PlanDecodeWork::Impl& w = *work.impl_;
+  // Page selection first, on the caller's stream: the decode reads the tables it writes.
+  if (phases != PlanPhases::kDecodeOnly) {
+    for (const auto& sg : w.sparse) launch_page_select(*sg->pattern, sg->head_dim, sg->params, sg->batch, stream);
   }
+  if (phases == PlanPhases::kSelectOnly) return;
+  const auto launch = [&](const LaunchClass& lc, cudaStream_t s) {
+    const int num_items = static_cast<int>(lc.planned.items.size());
+    dispatch_code(lc.precision, [&]<KvCode C, bool kAsym>() { launch_plan_typed<C, kAsym>(lc.params, num_items, lc.shape, lc.smem, s); });
+  };
+  if (w.fork == nullptr) {
+    for (int l : w.order) launch(w.launches[static_cast<size_t>(l)], stream);
+    return;
+  }
+  // The first launch in the planned order on the caller's stream, the others on side
+  // streams that wait for the caller's earlier work; the caller's stream then waits for
+  // them. Issued in the planned order: the hardware dispatches their CTAs in that order.
+  const ForkJoin& f = *w.fork;
+  KVLAB_CUDA_CHECK(cudaEventRecord(f.forked, stream));
+  for (size_t i = 0; i < w.order.size(); ++i) {
+    const LaunchClass& lc = w.launches[static_cast<size_t>(w.order[i])];
+    if (i == 0) {
+      launch(lc, stream);
+      continue;
+    }
+    KVLAB_CUDA_CHECK(cudaStreamWaitEvent(f.streams[i - 1], f.forked, 0));
+    launch(lc, f.streams[i - 1]);
+    KVLAB_CUDA_CHECK(cudaEventRecord(f.joined[i - 1], f.streams[i - 1]));
+  }
+  for (cudaEvent_t e : f.joined) KVLAB_CUDA_CHECK(cudaStreamWaitEvent(stream, e, 0));
 }
 
 }  // namespace kvlab::gpu

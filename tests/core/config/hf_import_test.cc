@@ -63,7 +63,8 @@ TEST_P(HfImport, EqualsTheCatalogEntry) {
 INSTANTIATE_TEST_SUITE_P(Families, HfImport,
                          ::testing::Values("llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b", "qwen3-8b",
                                            "qwen3-32b", "qwen3-30b-a3b", "qwen3-235b-a22b", "mixtral-8x7b",
-                                           "deepseek-v3", "gpt-oss-120b"),
+                                           "deepseek-v3", "gpt-oss-120b", "qwen3-1.7b",
+                                           "mistral-7b-instruct-v0.3"),
                          [](const auto& param_info) {
                            std::string name = param_info.param;
                            for (char& c : name) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';

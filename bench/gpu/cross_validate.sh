@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Cross-validation of the simulator against the GPU engine, one command on the GPU machine:
+#   1. builds kvlab natively (gpu preset: Release, sm_90a, ninja -j16);
+#   2. runs the engine's tests (prefill kernel against ref/, whole steps against a CPU
+#      forward pass) and compute-sanitizer memcheck on a small subset of them;
+#   3. `kvlab calibrate --gpu h200`: times the engine's kernels and writes
+#      configs/calibration/h200.yaml (copied to $OUT);
+#   4. simulates bench/gpu/cross_validate/llama8b.yaml (Llama-3.1-8B, bf16 and int8 KV,
+#      light and saturating load) with --iteration-log, with that calibration and without
+#      it (the built-in defaults);
+#   5. replays the logged iterations on the engine (`kvlab replay`): every iteration of the
+#      calibrated run, 100 per point of the other; prints the summary table last.
+# Qwen3-30B-A3B is not run: the engine has no MoE layers yet (gpu/engine/engine_shape.cc).
+# Results in $OUT (or ./cross-validate-results), at most 8 files: summary.txt (the tables),
+# accuracy_table.md (docs/sim-accuracy.md's table, by python/kvlab/accuracy_table.py),
+# h200.yaml, calibration_raw.csv, tests.log, runs.tar.gz (every point's results,
+# iterations.csv, replay.csv, replay_summary.json, replay.png) and logs.tar.gz (build and
+# sanitizer logs). About 6 minutes on an H200.
+#   KVLAB_COMMIT=<sha> bash bench/gpu/cross_validate.sh [--quick]
+# --quick (a first check, about 4 minutes): 40 evenly spaced iterations per point of the
+# calibrated run only, memcheck last and only if time is left.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+start=$SECONDS
+out=${OUT:-$PWD/cross-validate-results}
+mkdir -p "$out"
+commit=${KVLAB_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+log="$out/tests.log"
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; date -u; echo "commit $commit"; } >"$log" 2>&1
+stamp() { echo "[$((SECONDS - start)) s] $*"; }
+
+stamp "build"
+cmake --preset gpu -DKVLAB_BUILD_BENCH=OFF >"$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 1; }
+cmake --build build/gpu --target kvlab engine_test -- -j16 >>"$out/build.log" 2>&1 \
+  || { grep -E "error" -A3 "$out/build.log" | head -60; tar -C "$out" -czf "$out/logs.tar.gz" build.log; exit 1; }
+kvlab=build/gpu/experiments/kvlab
+
+memcheck() {
+  stamp "memcheck"
+  compute-sanitizer --tool memcheck build/gpu/tests/gpu/engine_test \
+    --gtest_filter='*bf16_gqa4_d128*:*int8_g32_gqa4_d128*:EngineForwardTest.*bf16_eager*' >"$out/memcheck.log" 2>&1
+  echo "memcheck exit code: $?" | tee -a "$log"
+  grep -E "ERROR SUMMARY|PASSED|FAILED" "$out/memcheck.log" | tee -a "$log"
+}
+
+stamp "engine tests"
+build/gpu/tests/gpu/engine_test >>"$log" 2>&1
+echo "engine_test exit code: $?" | tee -a "$log"
+grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[  FAILED  \]" "$log" | head -20
+[ $quick = 0 ] && memcheck
+
+stamp "calibrate"
+$kvlab calibrate --gpu h200 --commit "$commit" --raw "$out/calibration_raw.csv" 2>>"$log" | tee "$out/calibration.txt"
+cp configs/calibration/h200.yaml "$out/h200.yaml"
+
+stamp "simulate and replay"
+runs="$out/runs"
+$kvlab run bench/gpu/cross_validate/llama8b.yaml --iteration-log --no-plots --out "$runs/calibrated" >"$out/sim.txt" 2>&1
+if [ $quick = 1 ]; then
+  echo "-- replay: calibrated, 40 iterations per point" | tee -a "$out/replay.txt"
+  $kvlab replay "$runs/calibrated" --max-iterations 40 --warmup 1 --repeats 3 2>>"$log" | tee -a "$out/replay.txt"
+else
+  # The same experiment on the built-in defaults (the calibration file set aside).
+  mv configs/calibration/h200.yaml "$out/h200.yaml.in-use"
+  $kvlab run bench/gpu/cross_validate/llama8b.yaml --iteration-log --no-plots --out "$runs/uncalibrated" >>"$out/sim.txt" 2>&1
+  mv "$out/h200.yaml.in-use" configs/calibration/h200.yaml
+  echo "-- replay: calibrated, every iteration" | tee -a "$out/replay.txt"
+  $kvlab replay "$runs/calibrated" --warmup 1 --repeats 3 2>>"$log" | tee -a "$out/replay.txt"
+  echo "-- replay: uncalibrated (built-in defaults), 100 iterations per point" | tee -a "$out/replay.txt"
+  $kvlab replay "$runs/uncalibrated" --max-iterations 100 --warmup 1 --repeats 3 2>>"$log" | tee -a "$out/replay.txt"
+fi
+python3 python/kvlab/accuracy_table.py "$runs"/* >"$out/accuracy_table.md" 2>>"$log"
+tar -C "$out" -czf "$out/runs.tar.gz" runs && rm -rf "$runs"
+[ $quick = 1 ] && [ $((SECONDS - start)) -lt 240 ] && memcheck
+{ echo "# cross-validation, commit $commit, $(date -u +%F), $((SECONDS - start)) s"; cat "$out/calibration.txt"; echo;
+  cat "$out/sim.txt"; echo; cat "$out/replay.txt"; echo; cat "$out/accuracy_table.md"; } >"$out/summary.txt"
+rm -f "$out/calibration.txt" "$out/replay.txt" "$out/sim.txt"
+tar -C "$out" -czf "$out/logs.tar.gz" build.log $(cd "$out" && ls memcheck.log 2>/dev/null) && rm -f "$out/build.log" "$out/memcheck.log"
+echo
+stamp "summary"
+cat "$out/summary.txt"

@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: Apache-2.0
+// `kvlab calibrate --gpu <name>`: times the GPU engine's kernels on this machine
+// (gpu/engine/microbench.h), fits the cost model's terms to them (runner/calibration_fit.h)
+// and writes configs/calibration/<name>.yaml — every key of sim::Calibration, each with where
+// it came from, and the `measured:` section with the date, commit and machine — plus the
+// raw timings as CSV. Built only where CUDA is.
+#include "experiments/calibrate_command.h"
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <stdexcept>
+
+#include <cuda_runtime.h>
+#include <fmt/core.h>
+
+#include "core/config/spec_loader.h"
+#include "core/error.h"
+#include "experiments/runner/calibration_fit.h"
+#include "experiments/runner/measured_calibration.h"
+#include "experiments/runner/point_folder.h"
+#include "gpu/cuda_check.h"
+#include "gpu/engine/microbench.h"
+#include "sim/sim_config.h"
+
+namespace kvlab::experiments {
+namespace {
+
+namespace fs = std::filesystem;
+using gpu::engine::AttentionShapeCase;
+
+struct CalibrateOptions {
+  std::string gpu;
+  std::string model = "llama-3.1-8b";
+  std::string out;
+  std::string raw;
+  std::string commit = "unknown";
+};
+
+std::string today() {
+  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char text[16];
+  std::strftime(text, sizeof(text), "%Y-%m-%d", &utc);
+  return text;
+}
+
+void calibrate(const CalibrateOptions& o) {
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    throw std::runtime_error("kvlab calibrate: no CUDA device here; calibrate on the GPU machine (docs/sim-accuracy.md)");
+  }
+  const core::GpuSpec spec = core::load_gpu(o.gpu);
+  const core::ModelSpec model = core::load_model(o.model);
+  const gpu::engine::EngineShape shape = gpu::engine::engine_shape(model);
+  const double bandwidth = spec.hbm_bandwidth.bytes_per_s, rate = spec.bf16_rate.flops_per_s;
+  if (!(bandwidth > 0 && rate > 0)) throw core::ConfigError(o.gpu + ": the GPU spec needs hbm_bandwidth and bf16");
+  const fs::path out = o.out.empty() ? fs::path(core::configs_dir()) / "calibration" / (spec.name + ".yaml") : fs::path(o.out);
+  cudaStream_t stream = nullptr;
+  KVLAB_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  const std::string machine = gpu::engine::device_description();
+  std::cerr << fmt::format("kvlab calibrate: {} as {} with {}'s shapes\n", machine, spec.name, model.name);
+  std::string raw = "kind,name,dtype,tokens_or_batch,context,n,k,bytes,flops,seconds\n";
+
+  // GEMMs of every weight shape against the token count.
+  const std::vector<int> gemm_tokens = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192};
+  std::vector<GemmPoint> gemm_points;
+  for (const gpu::engine::GemmTiming& t : gpu::engine::time_gemms(shape, gemm_tokens, stream)) {
+    const double bytes = 2.0 * t.n * t.k, flops = 2.0 * t.tokens * t.n * t.k;
+    gemm_points.push_back({static_cast<double>(t.tokens), bytes, flops, t.seconds});
+    raw += fmt::format("gemm,{},bf16,{},0,{},{},{},{},{}\n", t.name, t.tokens, t.n, t.k, bytes, flops, t.seconds);
+  }
+  const GemmFit gemm = fit_gemms(gemm_points, bandwidth, rate);
+  std::cerr << "  GEMMs timed\n";
+
+  // Decode attention per KV format.
+  std::vector<core::Precision> formats;
+  for (const core::KvDtype d : {core::KvDtype::kBf16, core::KvDtype::kFp8E4m3, core::KvDtype::kInt8, core::KvDtype::kInt4}) {
+    formats.push_back(core::Precision::defaults(d));
+  }
+  const std::vector<AttentionShapeCase> decode_cases = {{1, 8192}, {8, 4096}, {16, 16384}, {32, 2048}, {64, 4096}, {128, 1024}};
+  std::vector<AttentionPoint> attention_points;
+  for (const gpu::engine::AttentionTiming& t : gpu::engine::time_decode_attention(shape, formats, decode_cases, stream)) {
+    attention_points.push_back({t.dtype, t.kv_bytes, t.seconds});
+    raw += fmt::format("decode_attention,paged_decode,{},{},{},0,0,{},0,{}\n", core::to_string(t.dtype), t.batch, t.context,
+                       t.kv_bytes, t.seconds);
+  }
+  const AttentionFit attention = fit_attention(attention_points, bandwidth);
+  std::cerr << "  decode attention timed\n";
+
+  // Prefill attention: FLOP rate of the chunked-prefill kernel (chunks of ≥ 1024 tokens).
+  const std::vector<AttentionShapeCase> prefill_cases = {{512, 0}, {1024, 0}, {2048, 0}, {4096, 0}, {1024, 4096}, {2048, 8192}};
+  std::vector<double> prefill_rates;
+  for (const gpu::engine::PrefillTiming& t : gpu::engine::time_prefill_attention(shape, prefill_cases, stream)) {
+    raw += fmt::format("prefill_attention,prefill,bf16,{},{},0,0,0,{},{}\n", t.chunk, t.context, t.flops, t.seconds);
+    if (t.chunk >= 1024) prefill_rates.push_back(t.flops / t.seconds);
+  }
+  std::sort(prefill_rates.begin(), prefill_rates.end());
+  const double prefill_efficiency = std::clamp(prefill_rates[prefill_rates.size() / 2] / rate, 1e-3, 1.0);
+  std::cerr << "  prefill attention timed\n";
+
+  // One layer's small kernels against the token count.
+  const std::vector<int> layer_tokens = {1, 16, 64, 256, 1024, 4096, 8192};
+  std::vector<double> layer_x, layer_t;
+  for (const gpu::engine::LayerKernelTiming& t :
+       gpu::engine::time_layer_kernels(shape, core::Precision::defaults(core::KvDtype::kBf16), layer_tokens, stream)) {
+    layer_x.push_back(t.tokens);
+    layer_t.push_back(t.seconds);
+    raw += fmt::format("layer_kernels,rope+append+norms+swiglu,bf16,{},0,0,0,0,0,{}\n", t.tokens, t.seconds);
+  }
+  const LayerFit layer = fit_layer(layer_x, layer_t);
+  const double step_fixed = gpu::engine::time_step_fixed(shape, stream);
+  raw += fmt::format("step_fixed,upload+embed+norm+gather+argmax,bf16,1,0,0,0,0,0,{}\n", step_fixed);
+  const double copy = gpu::engine::copy_bandwidth(size_t{2} << 30, stream);
+  raw += fmt::format("copy,device_to_device,,0,0,0,0,{},0,{}\n", 2.0 * (size_t{2} << 30), 2.0 * (size_t{2} << 30) / copy);
+  const gpu::engine::HostLinkTiming link = gpu::engine::host_link_bandwidth(size_t{256} << 20, stream);
+  raw += fmt::format("host_link,to_device,,0,0,0,0,{},0,{}\n", 256.0 * (1 << 20), 256.0 * (1 << 20) / link.to_device_bytes_per_s);
+  raw += fmt::format("host_link,to_host,,0,0,0,0,{},0,{}\n", 256.0 * (1 << 20), 256.0 * (1 << 20) / link.to_host_bytes_per_s);
+  cudaStreamDestroy(stream);
+
+  sim::MeasuredCalibration m;
+  m.measured_on = today();
+  m.commit = o.commit;
+  m.machine = machine;
+  m.gemm_memory_efficiency = gemm.memory_efficiency;
+  m.gemm_fixed_s = gemm.fixed_s;
+  m.attention_memory_efficiency = attention.memory_efficiency;
+  m.attention_fixed_s = attention.fixed_s;
+  m.layer_fixed_s = layer.fixed_s;
+  m.layer_per_token_s = layer.per_token_s;
+  m.host_link_bytes_per_s = std::min(link.to_device_bytes_per_s, link.to_host_bytes_per_s);
+
+  CalibrationFile file;
+  file.gpu = spec.name;
+  file.model = model.name;
+  file.raw_file = o.raw.empty() ? "" : fs::path(o.raw).filename().string();
+  file.peak_bandwidth = bandwidth;
+  file.copy_bandwidth = copy;
+  file.compute_efficiency = gemm.compute_efficiency;
+  file.half_tokens = gemm.half_tokens;
+  file.prefill_efficiency = prefill_efficiency;
+  file.step_fixed_s = step_fixed;
+  file.gemm_fit_error = gemm.median_relative_error;
+  file.attention_fit_error = attention.median_relative_error;
+  file.layer_fit_error = layer.median_relative_error;
+  file.measured = m;
+  const std::string y = calibration_file_yaml(file);
+  replace_file(out, y);
+  if (!o.raw.empty()) replace_file(o.raw, raw);
+
+  std::cout << fmt::format("calibration of {} written to {}\n", spec.name, out.string());
+  std::cout << fmt::format("  GEMM: fixed {:.2f} us, weights at {:.1f}% of {:.2f} TB/s, compute {:.1f}% of {:.0f} TFLOP/s, "
+                           "T½ {:.0f} tokens (fit {:.1f}%)\n",
+                           gemm.fixed_s * 1e6, 100 * gemm.memory_efficiency, bandwidth / 1e12, 100 * gemm.compute_efficiency,
+                           rate / 1e12, gemm.half_tokens, 100 * gemm.median_relative_error);
+  std::string formats_line;
+  for (const core::Precision& p : formats) {
+    formats_line += fmt::format(" {} {:.1f}%", core::to_string(p.dtype), 100 * attention.memory_efficiency[static_cast<size_t>(p.dtype)]);
+  }
+  std::cout << fmt::format("  decode attention: fixed {:.2f} us,{} of bandwidth (fit {:.1f}%)\n", attention.fixed_s * 1e6,
+                           formats_line, 100 * attention.median_relative_error);
+  std::cout << fmt::format("  prefill attention: {:.1f}% of the bf16 rate\n", 100 * prefill_efficiency);
+  std::cout << fmt::format("  layer small kernels: {:.2f} us + {:.2f} ns/token (fit {:.1f}%)\n", layer.fixed_s * 1e6,
+                           layer.per_token_s * 1e9, 100 * layer.median_relative_error);
+  std::cout << fmt::format("  step fixed {:.2f} us; copy {:.2f} TB/s; host link {:.1f} / {:.1f} GB/s (to device / to host)\n",
+                           step_fixed * 1e6, copy / 1e12, link.to_device_bytes_per_s / 1e9, link.to_host_bytes_per_s / 1e9);
+}
+
+}  // namespace
+
+void register_calibrate_command(CLI::App& app) {
+  auto o = std::make_shared<CalibrateOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "calibrate", "Time the GPU engine's kernels here and write the cost model's calibration (configs/calibration/<gpu>.yaml)");
+  cmd->add_option("--gpu", o->gpu, "catalog GPU this machine is (its datasheet peaks; the file's name)")->required();
+  cmd->add_option("--model", o->model, "catalog model whose weight shapes are timed")->capture_default_str();
+  cmd->add_option("--out", o->out, "calibration file (default: configs/calibration/<gpu>.yaml)");
+  cmd->add_option("--raw", o->raw, "also write every timing to this CSV");
+  cmd->add_option("--commit", o->commit, "the kvlab commit being measured (recorded in the file)")->capture_default_str();
+  cmd->callback([o] { calibrate(*o); });
+}
+
+}  // namespace kvlab::experiments

@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "experiments/runner/calibration_fit.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "core/check.h"
+
+namespace kvlab::experiments {
+namespace {
+
+// An achieved share of a peak, kept inside what the calibration parser accepts: a fit on
+// noisy timings must not write a file every later run refuses.
+double share(double x) { return std::isfinite(x) ? std::clamp(x, 1e-3, 1.0) : 1.0; }
+
+double median_abs(std::vector<double> v) {
+  if (v.empty()) return 0;
+  for (double& x : v) x = std::abs(x);
+  std::sort(v.begin(), v.end());
+  return v[(v.size() - 1) / 2];
+}
+
+}  // namespace
+
+Line fit_line(const std::vector<double>& x, const std::vector<double>& y) {
+  KVLAB_CHECK(x.size() == y.size() && x.size() >= 2, "a line through {} points", x.size());
+  // Weighted by 1/y²: the line's relative error is what is minimised, so the short
+  // timings (where the fixed part shows) count as much as the long ones.
+  double sw = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double w = y[i] != 0 ? 1.0 / (y[i] * y[i]) : 1.0;
+    sw += w;
+    sx += w * x[i];
+    sy += w * y[i];
+    sxx += w * x[i] * x[i];
+    sxy += w * x[i] * y[i];
+  }
+  const double denominator = sw * sxx - sx * sx;
+  KVLAB_CHECK(denominator > 0, "a line needs two distinct x");
+  Line l;
+  l.slope = (sw * sxy - sx * sy) / denominator;
+  l.intercept = (sy - l.slope * sx) / sw;
+  return l;
+}
+
+double GemmFit::predict(const GemmPoint& p, double bandwidth, double flop_rate) const {
+  const double memory_s = p.bytes / (bandwidth * memory_efficiency);
+  const double efficiency = compute_efficiency * p.tokens / (p.tokens + half_tokens);
+  return fixed_s + std::max(memory_s, p.flops / (flop_rate * efficiency));
+}
+
+GemmFit fit_gemms(const std::vector<GemmPoint>& points, double bandwidth, double flop_rate) {
+  std::vector<double> bytes, memory_t, inv_tokens, scaled;
+  for (const GemmPoint& p : points) {
+    if (p.tokens <= 16) {
+      bytes.push_back(p.bytes);
+      memory_t.push_back(p.seconds);
+    }
+  }
+  GemmFit f;
+  const Line memory = fit_line(bytes, memory_t);
+  f.fixed_s = std::max(0.0, memory.intercept);
+  f.memory_efficiency = share(1.0 / (memory.slope * bandwidth));
+  for (const GemmPoint& p : points) {
+    if (p.tokens >= 1024) {
+      inv_tokens.push_back(1.0 / p.tokens);
+      scaled.push_back((p.seconds - f.fixed_s) * flop_rate / p.flops);
+    }
+  }
+  const Line compute = fit_line(inv_tokens, scaled);
+  f.compute_efficiency = share(1.0 / compute.intercept);
+  f.half_tokens = compute.intercept > 0 ? std::max(0.0, compute.slope / compute.intercept) : 0.0;
+  std::vector<double> errors;
+  for (const GemmPoint& p : points) errors.push_back(f.predict(p, bandwidth, flop_rate) / p.seconds - 1);
+  f.median_relative_error = median_abs(errors);
+  return f;
+}
+
+AttentionFit fit_attention(const std::vector<AttentionPoint>& points, double bandwidth) {
+  std::map<core::KvDtype, std::pair<std::vector<double>, std::vector<double>>> by_format;
+  for (const AttentionPoint& p : points) {
+    by_format[p.dtype].first.push_back(p.bytes);
+    by_format[p.dtype].second.push_back(p.seconds);
+  }
+  AttentionFit f;
+  double fixed_sum = 0;
+  for (const auto& [dtype, xy] : by_format) {
+    const Line l = fit_line(xy.first, xy.second);
+    f.memory_efficiency[static_cast<size_t>(dtype)] = share(1.0 / (l.slope * bandwidth));
+    fixed_sum += std::max(0.0, l.intercept);
+  }
+  f.fixed_s = fixed_sum / static_cast<double>(by_format.size());
+  std::vector<double> errors;
+  for (const AttentionPoint& p : points) {
+    const double predicted = f.fixed_s + p.bytes / (bandwidth * f.memory_efficiency[static_cast<size_t>(p.dtype)]);
+    errors.push_back(predicted / p.seconds - 1);
+  }
+  f.median_relative_error = median_abs(errors);
+  return f;
+}
+
+LayerFit fit_layer(const std::vector<double>& tokens, const std::vector<double>& seconds) {
+  const Line l = fit_line(tokens, seconds);
+  LayerFit f;
+  f.fixed_s = std::max(0.0, l.intercept);
+  f.per_token_s = std::max(0.0, l.slope);
+  std::vector<double> errors;
+  for (size_t i = 0; i < tokens.size(); ++i) errors.push_back((f.fixed_s + f.per_token_s * tokens[i]) / seconds[i] - 1);
+  f.median_relative_error = median_abs(errors);
+  return f;
+}
+
+}  // namespace kvlab::experiments

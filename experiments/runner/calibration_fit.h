@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: Apache-2.0
+// Fitting the cost model's measured terms (sim/calibration.h) to `kvlab calibrate`'s
+// timings, without a GPU (tests feed it timings generated from known terms):
+//   GEMMs: t = fixed + max(bytes / (B · e_mem), flops / (F · e · T / (T + T½))), with B
+//     and F the datasheet bandwidth and rate. Memory-bound points (T ≤ 16: bf16 weights do
+//     T FLOPs per byte, far under the ~200 of an H100/H200's ridge) give fixed and e_mem by
+//     a straight line through (bytes, t); compute-bound points (T ≥ 1024) give e and T½ by a
+//     straight line through (1/T, (t − fixed)·F/flops) = (1/T, (1 + T½/T)/e).
+//   Decode attention, per format: t = fixed + bytes / (B · e_format), a line through
+//     (bytes, t); the fixed part is averaged over formats.
+//   A layer's small kernels: t = fixed + per_token · T, a line through (T, t).
+// Each fit also reports the median relative error of its model over its own points, so
+// the calibration file says how well the form fits.
+#pragma once
+
+#include <array>
+#include <string>
+#include <vector>
+
+#include "core/precision.h"
+
+namespace kvlab::experiments {
+
+// y ≈ intercept + slope·x by least squares of the relative error (weights 1/y²; at least
+// two distinct x).
+struct Line {
+  double intercept = 0, slope = 0;
+};
+Line fit_line(const std::vector<double>& x, const std::vector<double>& y);
+
+struct GemmPoint {
+  double tokens = 0, bytes = 0, flops = 0, seconds = 0;
+};
+struct GemmFit {
+  double fixed_s = 0, memory_efficiency = 0, compute_efficiency = 0, half_tokens = 0;
+  double median_relative_error = 0;
+  double predict(const GemmPoint& p, double bandwidth, double flop_rate) const;
+};
+GemmFit fit_gemms(const std::vector<GemmPoint>& points, double bandwidth, double flop_rate);
+
+struct AttentionPoint {
+  core::KvDtype dtype = core::KvDtype::kBf16;
+  double bytes = 0, seconds = 0;
+};
+struct AttentionFit {
+  std::array<double, 7> memory_efficiency{};  // per core::KvDtype; 0: not measured
+  double fixed_s = 0;
+  double median_relative_error = 0;
+};
+AttentionFit fit_attention(const std::vector<AttentionPoint>& points, double bandwidth);
+
+struct LayerFit {
+  double fixed_s = 0, per_token_s = 0;
+  double median_relative_error = 0;
+};
+LayerFit fit_layer(const std::vector<double>& tokens, const std::vector<double>& seconds);
+
+}  // namespace kvlab::experiments

@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "experiments/runner/measured_calibration.h"
+
+#include <algorithm>
+
+#include <fmt/core.h>
+
+#include "core/units.h"
+
+namespace kvlab::experiments {
+namespace {
+
+constexpr core::KvDtype kDtypes[] = {core::KvDtype::kBf16, core::KvDtype::kFp16, core::KvDtype::kFp8E4m3,
+                                     core::KvDtype::kInt8, core::KvDtype::kInt6, core::KvDtype::kInt5,
+                                     core::KvDtype::kInt4};
+
+}  // namespace
+
+sim::MeasuredCalibration parse_measured_calibration(core::ConfigNode n) {
+  sim::MeasuredCalibration m;
+  if (n.is_null() && !n.describing()) return m;
+  m.measured_on = n.required<std::string>("date", "date of the measurement (kvlab calibrate)");
+  m.commit = n.required<std::string>("commit", "kvlab commit that measured it");
+  m.machine = n.required<std::string>("machine", "the GPU it was measured on");
+  m.gemm_memory_efficiency = n.optional<double>("gemm_memory_efficiency", 0.0, "weight streaming / peak HBM bandwidth");
+  m.gemm_fixed_s = n.optional<core::Duration>("gemm_fixed", {}, "per GEMM launch").seconds();
+  core::ConfigNode attention = n.child("attention_memory_efficiency", "decode attention / peak HBM bandwidth, per KV format");
+  n.document("attention_memory_efficiency", "map", "{}", "KV format (bf16, fp8, int8, …) → share of HBM bandwidth");
+  if (attention.is_map()) {
+    for (const std::string& key : attention.keys()) {
+      core::KvDtype dtype = core::KvDtype::kBf16;
+      if (!core::parse_kv_dtype(key, &dtype)) {
+        attention.error_at(key, fmt::format("not a KV format: expected bf16, fp16, fp8, int8, int6, int5 or int4"));
+        continue;
+      }
+      const double e = attention.required<double>(key, "share of HBM bandwidth");
+      attention.require_in_range(key, e, 1e-3, 1.0);
+      m.attention_memory_efficiency[static_cast<size_t>(dtype)] = e;
+    }
+  } else if (!attention.is_null()) {
+    attention.error("expected a map of KV format → share of HBM bandwidth");
+  }
+  m.attention_fixed_s = n.optional<core::Duration>("attention_fixed", {}, "per layer and attention launch").seconds();
+  m.layer_fixed_s = n.optional<core::Duration>("layer_fixed", {}, "per layer: small kernels at one token").seconds();
+  m.layer_per_token_s = n.optional<double>("layer_per_token_ns", 0.0, "per layer and token, ns") * 1e-9;
+  m.host_link_bytes_per_s =
+      n.optional<core::Bandwidth>("host_link_bandwidth", {}, "pinned host ↔ device copy, each way").bytes_per_s;
+  if (n.has("gemm_memory_efficiency")) n.require_in_range("gemm_memory_efficiency", m.gemm_memory_efficiency, 1e-3, 1.0);
+  n.require_non_negative("layer_per_token_ns", m.layer_per_token_s);
+  n.finish();
+  return m;
+}
+
+std::string measured_calibration_yaml(const sim::MeasuredCalibration& m) {
+  if (!m.measured()) return "";
+  std::string y = "measured:\n";
+  y += fmt::format("  date: \"{}\"\n  commit: \"{}\"\n  machine: \"{}\"\n", m.measured_on, m.commit, m.machine);
+  if (m.gemm_memory_efficiency > 0) y += fmt::format("  gemm_memory_efficiency: {:.4g}\n", m.gemm_memory_efficiency);
+  if (m.gemm_fixed_s > 0) y += fmt::format("  gemm_fixed: {} ns\n", static_cast<int64_t>(m.gemm_fixed_s * 1e9 + 0.5));
+  std::string attention;
+  for (const core::KvDtype d : kDtypes) {
+    const double e = m.attention_memory_efficiency[static_cast<size_t>(d)];
+    if (e > 0) attention += fmt::format("{}{}: {:.4g}", attention.empty() ? "" : ", ", core::to_string(d), e);
+  }
+  if (!attention.empty()) y += "  attention_memory_efficiency: {" + attention + "}\n";
+  if (m.attention_fixed_s > 0) y += fmt::format("  attention_fixed: {} ns\n", static_cast<int64_t>(m.attention_fixed_s * 1e9 + 0.5));
+  if (m.layer_fixed_s > 0) y += fmt::format("  layer_fixed: {} ns\n", static_cast<int64_t>(m.layer_fixed_s * 1e9 + 0.5));
+  if (m.layer_per_token_s > 0) y += fmt::format("  layer_per_token_ns: {:.4g}\n", m.layer_per_token_s * 1e9);
+  if (m.host_link_bytes_per_s > 0) y += fmt::format("  host_link_bandwidth: {:.4g} GB/s\n", m.host_link_bytes_per_s / 1e9);
+  return y;
+}
+
+std::string calibration_file_yaml(const CalibrationFile& f) {
+  const sim::MeasuredCalibration& m = f.measured;
+  std::string y;
+  y += fmt::format("# Calibration of the simulator's cost model for the {} (sim/sim_config.h's Calibration and\n", f.gpu);
+  y += fmt::format("# sim/calibration.h's measured terms), written by `kvlab calibrate --gpu {}` on {}\n", f.gpu, m.measured_on);
+  y += fmt::format("# ({}), kvlab commit {}, timing the GPU engine's kernels at {}'s shapes.\n", m.machine, m.commit, f.model);
+  y += fmt::format("# Fit quality (median |relative error| of each fitted form over its own timings): GEMMs {:.1f}%,\n",
+                   100 * f.gemm_fit_error);
+  y += fmt::format("# decode attention {:.1f}%, layer small kernels {:.1f}%. Raw timings: {}.\n", 100 * f.attention_fit_error,
+                   100 * f.layer_fit_error, f.raw_file.empty() ? "not kept (--raw)" : f.raw_file);
+  y += fmt::format("gpu: {}\n", f.gpu);
+  y += fmt::format("memory_efficiency: {:.4g}  # measured: device copy {:.3g} TB/s (read + write) of {:.3g}\n",
+                   std::min(1.0, f.copy_bandwidth / f.peak_bandwidth), f.copy_bandwidth / 1e12, f.peak_bandwidth / 1e12);
+  y += fmt::format("compute_efficiency: {:.4g}  # fitted: large-batch GEMM plateau of {}'s weight shapes\n",
+                   f.compute_efficiency, f.model);
+  y += fmt::format("gemm_half_efficiency_tokens: {:.4g}  # fitted: tokens at which GEMMs reach half that rate\n", f.half_tokens);
+  y += fmt::format("attention_efficiency: {:.4g}  # measured: the prefill attention kernel, median of chunks of 1024 or more\n",
+                   f.prefill_efficiency);
+  y += "link_efficiency: 0.80  # not measured (NVLink: one GPU lent); the host link is measured below\n";
+  y += fmt::format("iteration_overhead: {} ns  # measured: a step's table upload, embedding, first norm, gather, argmax\n",
+                   static_cast<int64_t>(f.step_fixed_s * 1e9 + 0.5));
+  y += "per_sequence_overhead: 0 us  # not measured: the engine has no host scheduler\n";
+  y += "kernel_launch: 0 us  # launches are inside the measured fixed costs (CUDA graphs)\n";
+  y += "kernels_per_layer: 8\n";
+  return y + measured_calibration_yaml(m);
+}
+
+}  // namespace kvlab::experiments

@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: Apache-2.0
+// The `measured:` section of a calibration file (configs/calibration/<gpu>.yaml), which
+// `kvlab calibrate` writes and the cost model reads (sim/calibration.h):
+//   measured:
+//     date: 2026-12-03
+//     commit: 612e913
+//     machine: NVIDIA H200, 132 SMs
+//     gemm_memory_efficiency: 0.84     # weight streaming, share of HBM bandwidth
+//     gemm_fixed: 3.2 us               # per GEMM launch
+//     attention_memory_efficiency: {bf16: 0.86, fp8: 0.8, int8: 0.78, int4: 0.6}
+//     attention_fixed: 4 us            # per layer and attention launch
+//     layer_fixed: 11 us               # per layer: the small kernels at one token
+//     layer_per_token_ns: 9.5          # per layer and token
+//     host_link_bandwidth: 52 GB/s     # pinned copies, each way
+// date, commit and machine are required together (a measurement says when, with what and
+// where); the terms are optional (absent: not measured, the cost model's fallback).
+#pragma once
+
+#include <string>
+
+#include "core/config/config_node.h"
+#include "sim/calibration.h"
+
+namespace kvlab::experiments {
+
+// Reads the section (an absent node gives an unmeasured calibration); problems are
+// diagnostics on its document.
+sim::MeasuredCalibration parse_measured_calibration(core::ConfigNode node);
+
+// The section as YAML lines, two-space indented under "measured:" ("" when not measured).
+std::string measured_calibration_yaml(const sim::MeasuredCalibration& m);
+
+// What `kvlab calibrate` measured and fitted, for the whole file.
+struct CalibrationFile {
+  std::string gpu;             // catalog name
+  std::string model;           // whose weight shapes were timed
+  std::string raw_file;        // the raw timings' file name, or ""
+  double peak_bandwidth = 0;   // datasheet, bytes/s
+  double copy_bandwidth = 0;   // measured device copy, (read + written) bytes/s
+  double compute_efficiency = 0, half_tokens = 0, prefill_efficiency = 0;
+  double step_fixed_s = 0;
+  double gemm_fit_error = 0, attention_fit_error = 0, layer_fit_error = 0;  // median |relative error|
+  sim::MeasuredCalibration measured;
+};
+// configs/calibration/<gpu>.yaml: every key of sim::Calibration with where it came from
+// (measured, fitted, or not measured and why), then the measured: section.
+std::string calibration_file_yaml(const CalibrationFile& f);
+
+}  // namespace kvlab::experiments

@@ -1,0 +1,303 @@
+// SPDX-License-Identifier: Apache-2.0
+// The engine's step: planning on the host, one upload of the step's int32 tables, then the
+// kernels of every layer on one stream (captured into a CUDA graph), timed with events.
+#include "gpu/engine/engine.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "gpu/engine/layer_kernels.h"
+#include "gpu/engine/prefill_attention.h"
+#include "gpu/launch/paged_decode.h"
+
+namespace kvlab::gpu::engine {
+namespace {
+
+// Elements of the step tables for the worst step the options allow (batch_layout.h's
+// arrays at their largest).
+size_t meta_capacity(const EngineOptions& o) {
+  const auto tokens = static_cast<size_t>(o.max_tokens), seqs = static_cast<size_t>(o.max_seqs);
+  const auto stride = static_cast<size_t>(table_stride((o.max_context + KvPool::kBlockSize - 1) / KvPool::kBlockSize));
+  return 4 * tokens + 2 * seqs * stride + 5 * seqs + 2 * (tokens + seqs) + seqs;
+}
+
+// The decode launch of layer `l` (the page table and lengths of the step's decode rows).
+PagedDecodeArgs decode_args(const KvPool& pool, int l, const BatchLayout& b, const int32_t* meta, int num_q_heads,
+                            float sm_scale, int64_t max_seq_len) {
+  PagedDecodeArgs a;
+  a.layout = pool.layout();
+  a.pool = pool.layer(l);
+  a.num_pages = pool.num_pages();
+  a.page_table = meta + b.decode_table;
+  a.seq_lens = meta + b.decode_lens;
+  a.batch = b.num_decode;
+  a.num_queries = 1;
+  a.num_q_heads = num_q_heads;
+  a.max_pages_per_seq = b.decode_table_stride;
+  a.max_seq_len = static_cast<int>(max_seq_len);
+  a.sm_scale = sm_scale;
+  return a;
+}
+
+}  // namespace
+
+Engine::Engine(const EngineShape& shape, const EngineOptions& options) : shape_(shape), options_(options) {
+  if (shape.moe()) throw std::invalid_argument("engine: MoE layers are not built yet");
+  if (options.max_tokens < 1 || options.max_seqs < 1 || options.max_context < 1) {
+    throw std::invalid_argument("engine: max_tokens, max_seqs and max_context must be positive");
+  }
+  KVLAB_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  int device = 0;
+  KVLAB_CUDA_CHECK(cudaGetDevice(&device));
+  KVLAB_CUDA_CHECK(cudaDeviceGetAttribute(&num_sms_, cudaDevAttrMultiProcessorCount, device));
+  sm_scale_ = 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
+  weights_ = make_random_weights(shape, options.seed, stream_);
+
+  const auto t = static_cast<size_t>(options.max_tokens), s = static_cast<size_t>(options.max_seqs);
+  const auto h = static_cast<size_t>(shape.hidden);
+  const size_t ffn = static_cast<size_t>(shape.ffn_dim);
+  residual_ = DeviceArray<__nv_bfloat16>(t * h);
+  normed_ = DeviceArray<__nv_bfloat16>(t * h);
+  qkv_ = DeviceArray<__nv_bfloat16>(t * static_cast<size_t>(shape.qkv_dim()));
+  q_ = DeviceArray<__nv_bfloat16>(t * static_cast<size_t>(shape.q_dim()));
+  attn_ = DeviceArray<__nv_bfloat16>(t * static_cast<size_t>(shape.q_dim()));
+  proj_ = DeviceArray<__nv_bfloat16>(t * h);
+  gate_up_ = DeviceArray<__nv_bfloat16>(t * 2 * ffn);
+  act_ = DeviceArray<__nv_bfloat16>(t * ffn);
+  sampled_x_ = DeviceArray<__nv_bfloat16>(s * h);
+  logits_ = DeviceArray<__nv_bfloat16>(s * static_cast<size_t>(shape.vocab));
+  k_ = DeviceArray<float>(t * static_cast<size_t>(shape.kv_dim()));
+  v_ = DeviceArray<float>(t * static_cast<size_t>(shape.kv_dim()));
+  sampled_ = DeviceArray<int32_t>(s);
+  meta_ = DeviceArray<int32_t>(meta_capacity(options));
+  meta_host_ = PinnedArray<int32_t>(meta_capacity(options));
+
+  // The KV pool: what was asked for, or max_seqs full-length sequences, within 90% of what
+  // is free now (the decode workspace and cuBLASLt's come out of the rest).
+  size_t free_bytes = 0, total_bytes = 0;
+  KVLAB_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  const int64_t pages_for_seqs = options.max_seqs * ((options.max_context + KvPool::kBlockSize - 1) / KvPool::kBlockSize);
+  const int64_t affordable = KvPool::pages_in(shape, options.kv_precision, free_bytes / 10 * 9 - (size_t{1} << 30));
+  const int64_t pages = options.kv_pages > 0 ? options.kv_pages : std::min(pages_for_seqs, affordable);
+  pool_ = std::make_unique<KvPool>(shape, options.kv_precision, pages, options.seed, stream_);
+
+  // Split-KV workspace for the worst split choice any batch size can make at the longest
+  // page-table stride (graph steps plan splits for the stride's whole length).
+  size_t workspace = 0;
+  const int64_t longest = int64_t{table_stride((options.max_context + KvPool::kBlockSize - 1) / KvPool::kBlockSize)} *
+                          KvPool::kBlockSize;
+  BatchLayout probe;
+  probe.decode_table_stride = static_cast<int>(longest / KvPool::kBlockSize);
+  for (int batch = 1; batch <= options.max_seqs; ++batch) {
+    probe.num_decode = batch;
+    const PagedDecodeArgs a = decode_args(*pool_, 0, probe, meta_.get(), shape.num_q_heads, sm_scale_, longest);
+    workspace = std::max(workspace, paged_decode_workspace_bytes(a, num_sms_));
+  }
+  decode_workspace_ = DeviceArray<float>(workspace / sizeof(float) + 64);
+  KVLAB_CUDA_CHECK(cudaMemsetAsync(decode_workspace_.get(), 0, decode_workspace_.bytes(), stream_));
+  KVLAB_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+Engine::~Engine() {
+  for (auto& [key, exec] : decode_graphs_) cudaGraphExecDestroy(exec);
+  if (stream_ != nullptr) cudaStreamDestroy(stream_);
+}
+
+BatchLayout Engine::plan(std::span<const EngineRow> rows, uint64_t seed) const {
+  BatchLimits limits;
+  limits.max_tokens = options_.max_tokens;
+  limits.max_seqs = options_.max_seqs;
+  limits.block_size = KvPool::kBlockSize;
+  limits.group = shape_.group();
+  limits.max_context = options_.max_context;
+  BatchLayout b = plan_batch(rows, pool_->page_order(), limits, seed, shape_.vocab);
+  if (b.data.size() > meta_host_.size()) throw std::logic_error("engine: step tables larger than their buffer");
+  return b;
+}
+
+void Engine::upload(const BatchLayout& b) {
+  std::copy(b.data.begin(), b.data.end(), meta_host_.get());
+  KVLAB_CUDA_CHECK(cudaMemcpyAsync(meta_.get(), meta_host_.get(), b.data.size() * sizeof(int32_t), cudaMemcpyHostToDevice,
+                                   stream_));
+}
+
+void Engine::forward(const BatchLayout& b, bool graph) {
+  const EngineShape& s = shape_;
+  const int t = b.num_tokens;
+  const float eps = s.rms_eps;
+  embed_tokens(meta(b.tokens), weights_.embedding.get(), residual_.get(), t, s.hidden, stream_);
+  rms_norm(residual_.get(), weights_.layers[0].attn_norm.get(), normed_.get(), t, s.hidden, eps, stream_);
+  for (int l = 0; l < s.num_layers; ++l) {
+    const LayerWeights& w = weights_.layers[static_cast<size_t>(l)];
+    gemm_.linear(normed_.get(), w.qkv.get(), qkv_.get(), t, s.qkv_dim(), s.hidden, stream_);
+    rope_split(qkv_.get(), meta(b.positions), q_.get(), k_.get(), v_.get(), t, s.num_q_heads, s.num_kv_heads, s.head_dim,
+               static_cast<float>(s.rope_theta), stream_);
+    KvAppendArgs append;
+    append.layout = pool_->layout();
+    append.pool = pool_->layer(l);
+    append.num_pages = pool_->num_pages();
+    append.k = k_.get();
+    append.v = v_.get();
+    append.slot_page = meta(b.slot_page);
+    append.slot_offset = meta(b.slot_offset);
+    append.num_tokens = t;
+    launch_kv_append(append, stream_);
+    if (b.num_decode > 0) {
+      // A graph serves every step of its stride, so its splits are planned for the stride's length.
+      const int64_t max_len = graph ? int64_t{b.decode_table_stride} * KvPool::kBlockSize : b.decode_max_len;
+      PagedDecodeArgs a = decode_args(*pool_, l, b, meta_.get(), s.num_q_heads, sm_scale_, max_len);
+      a.q = q_.get();
+      a.out = attn_.get();
+      a.workspace = decode_workspace_.get();
+      launch_paged_decode(a, stream_);
+    }
+    if (b.num_prefill > 0) {
+      PrefillAttentionArgs a;
+      a.layout = pool_->layout();
+      a.pool = pool_->layer(l);
+      a.q = q_.get();
+      a.out = attn_.get();
+      a.page_table = meta(b.prefill_table);
+      a.table_stride = b.prefill_table_stride;
+      a.q_begin = meta(b.prefill_q_begin);
+      a.q_len = meta(b.prefill_q_len);
+      a.context = meta(b.prefill_context);
+      a.work = reinterpret_cast<const PrefillWorkItem*>(meta(b.prefill_work));
+      a.num_work = b.num_work;
+      a.num_q_heads = s.num_q_heads;
+      a.sm_scale = sm_scale_;
+      launch_prefill_attention(a, stream_);
+    }
+    gemm_.linear(attn_.get(), w.o.get(), proj_.get(), t, s.hidden, s.q_dim(), stream_);
+    add_rms_norm(residual_.get(), proj_.get(), w.ffn_norm.get(), normed_.get(), t, s.hidden, eps, stream_);
+    gemm_.linear(normed_.get(), w.gate_up.get(), gate_up_.get(), t, 2 * s.ffn_dim, s.hidden, stream_);
+    swiglu(gate_up_.get(), act_.get(), t, s.ffn_dim, stream_);
+    gemm_.linear(act_.get(), w.down.get(), proj_.get(), t, s.hidden, s.ffn_dim, stream_);
+    const __nv_bfloat16* next_norm =
+        l + 1 < s.num_layers ? weights_.layers[static_cast<size_t>(l) + 1].attn_norm.get() : weights_.final_norm.get();
+    add_rms_norm(residual_.get(), proj_.get(), next_norm, normed_.get(), t, s.hidden, eps, stream_);
+  }
+  gather_rows(normed_.get(), meta(b.sample_rows), sampled_x_.get(), b.num_sampled, s.hidden, stream_);
+  gemm_.linear(sampled_x_.get(), weights_.lm_head.get(), logits_.get(), b.num_sampled, s.vocab, s.hidden, stream_);
+  argmax_rows(logits_.get(), b.num_sampled, s.vocab, sampled_.get(), stream_);
+}
+
+cudaGraphExec_t Engine::graph_for(const BatchLayout& b, cudaGraphExec_t& one_off) {
+  const bool decode_only = b.num_prefill == 0;
+  const std::pair<int, int> key{b.num_decode, b.decode_table_stride};
+  if (decode_only) {
+    if (auto it = decode_graphs_.find(key); it != decode_graphs_.end()) return it->second;
+  }
+  // Capture after one eager run of the same shapes, so cuBLASLt's plans and the kernels'
+  // attributes exist before capture.
+  forward(b, true);
+  KVLAB_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  KVLAB_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed));
+  try {
+    forward(b, true);
+  } catch (...) {
+    cudaStreamEndCapture(stream_, &graph);
+    if (graph != nullptr) cudaGraphDestroy(graph);
+    throw;
+  }
+  KVLAB_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+  const cudaError_t status = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  KVLAB_CUDA_CHECK(status);
+  if (decode_only) return decode_graphs_[key] = exec;
+  one_off = exec;
+  return exec;
+}
+
+void Engine::launch(const BatchLayout& b, cudaGraphExec_t& one_off) {
+  if (!options_.cuda_graphs) {
+    forward(b, false);
+    return;
+  }
+  cudaGraphExec_t exec = graph_for(b, one_off);
+  upload(b);  // graph_for's eager run used the same tables; uploading again keeps the timing honest
+  KVLAB_CUDA_CHECK(cudaGraphLaunch(exec, stream_));
+}
+
+std::vector<int32_t> Engine::run(std::span<const EngineRow> rows, uint64_t seed) {
+  const BatchLayout b = plan(rows, seed);
+  upload(b);
+  cudaGraphExec_t one_off = nullptr;
+  try {
+    launch(b, one_off);
+    KVLAB_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  } catch (...) {
+    if (one_off != nullptr) cudaGraphExecDestroy(one_off);
+    throw;
+  }
+  if (one_off != nullptr) cudaGraphExecDestroy(one_off);
+  last_sampled_ = b.num_sampled;
+  std::vector<int32_t> tokens(static_cast<size_t>(b.num_sampled));
+  KVLAB_CUDA_CHECK(cudaMemcpy(tokens.data(), sampled_.get(), tokens.size() * sizeof(int32_t), cudaMemcpyDeviceToHost));
+  return tokens;
+}
+
+StepTiming Engine::time(std::span<const EngineRow> rows, int warmup, int repeats, uint64_t seed) {
+  if (repeats < 1) throw std::invalid_argument("engine: repeats must be at least 1");
+  StepTiming timing;
+  const auto planned = std::chrono::steady_clock::now();
+  const BatchLayout b = plan(rows, seed);
+  timing.host_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - planned).count();
+  timing.graph = options_.cuda_graphs;
+  upload(b);
+  cudaGraphExec_t one_off = nullptr;
+  cudaEvent_t start = nullptr, stop = nullptr;
+  std::vector<double> seconds;
+  try {
+    KVLAB_CUDA_CHECK(cudaEventCreate(&start));
+    KVLAB_CUDA_CHECK(cudaEventCreate(&stop));
+    cudaGraphExec_t exec = options_.cuda_graphs ? graph_for(b, one_off) : nullptr;
+    for (int i = 0; i < warmup + repeats; ++i) {
+      KVLAB_CUDA_CHECK(cudaEventRecord(start, stream_));
+      upload(b);
+      if (exec != nullptr) {
+        KVLAB_CUDA_CHECK(cudaGraphLaunch(exec, stream_));
+      } else {
+        forward(b, false);
+      }
+      KVLAB_CUDA_CHECK(cudaEventRecord(stop, stream_));
+      KVLAB_CUDA_CHECK(cudaEventSynchronize(stop));
+      float ms = 0;
+      KVLAB_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+      if (i >= warmup) seconds.push_back(static_cast<double>(ms) * 1e-3);
+    }
+  } catch (...) {
+    if (one_off != nullptr) cudaGraphExecDestroy(one_off);
+    if (start != nullptr) cudaEventDestroy(start);
+    if (stop != nullptr) cudaEventDestroy(stop);
+    throw;
+  }
+  if (one_off != nullptr) cudaGraphExecDestroy(one_off);
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  last_sampled_ = b.num_sampled;
+  std::sort(seconds.begin(), seconds.end());
+  timing.gpu_s = seconds[seconds.size() / 2];
+  timing.min_s = seconds.front();
+  return timing;
+}
+
+std::vector<float> Engine::last_logits() const {
+  const size_t n = static_cast<size_t>(last_sampled_) * static_cast<size_t>(shape_.vocab);
+  std::vector<uint16_t> raw(n);
+  KVLAB_CUDA_CHECK(cudaMemcpy(raw.data(), logits_.get(), n * sizeof(uint16_t), cudaMemcpyDeviceToHost));
+  std::vector<float> out(n);
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t bits = static_cast<uint32_t>(raw[i]) << 16;  // bf16 is the top half of a float
+    std::memcpy(&out[i], &bits, sizeof(float));
+  }
+  return out;
+}
+
+}  // namespace kvlab::gpu::engine

@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: Apache-2.0
+// The GPU engine: one replica of a dense decoder (engine_shape.h) with random weights,
+// executing one serving step at a time — a batch of decode rows and prefill chunks, as the
+// simulator's iteration log lists them — the way a serving engine does:
+//   embedding → per layer [RMSNorm → QKV GEMM → RoPE → KV append → paged decode attention
+//   (decode rows, gpu/launch/paged_decode.h) and paged prefill attention (chunk rows,
+//   prefill_attention.h) → O GEMM → residual + RMSNorm → gate/up GEMM → SwiGLU → down GEMM
+//   → residual + RMSNorm] → LM head over the sampled rows → greedy sampling,
+// GEMMs through cuBLASLt (bf16), every kernel on one stream. A step runs as a CUDA graph:
+// decode-only steps replay a graph cached per (decode rows, page-table stride), as serving
+// engines capture decode batches; other steps are captured once for timing.
+//
+// Sequences take their pages from the pool's fixed permutation in row order, so a step's
+// pages hold the random tokens the pool was filled with plus what the step appends.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include "core/precision.h"
+#include "gpu/engine/batch_layout.h"
+#include "gpu/engine/device_array.h"
+#include "gpu/engine/engine_shape.h"
+#include "gpu/engine/gemm.h"
+#include "gpu/engine/kv_pool.h"
+#include "gpu/engine/model_weights.h"
+
+namespace kvlab::gpu::engine {
+
+struct EngineOptions {
+  int max_tokens = 8192;        // rows per step (the scheduler's max_num_batched_tokens)
+  int max_seqs = 256;           // sequences per step (max_num_seqs)
+  int64_t max_context = 32768;  // tokens one sequence reaches
+  int64_t kv_pages = 0;         // pages per layer; 0: enough for max_seqs × max_context, capped by free memory
+  core::Precision kv_precision;
+  uint64_t seed = 1;
+  bool cuda_graphs = true;      // false: every step launched kernel by kernel (sanitizer runs, debugging)
+};
+
+struct StepTiming {
+  double gpu_s = 0;    // median over the repeats: upload of the step's tables + the step's kernels (CUDA events)
+  double min_s = 0;    // fastest repeat
+  double host_s = 0;   // planning the step on the host (not in gpu_s)
+  bool graph = false;  // replayed as a CUDA graph
+};
+
+class Engine {
+ public:
+  Engine(const EngineShape& shape, const EngineOptions& options);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Runs one step over `rows` (decodes first; batch_layout.h) and returns the sampled token
+  // of each sampling row, in row order. Token ids of the step's inputs come from `seed`.
+  std::vector<int32_t> run(std::span<const EngineRow> rows, uint64_t seed = 0);
+  // Runs the step `warmup` + `repeats` times and times the repeats.
+  StepTiming time(std::span<const EngineRow> rows, int warmup, int repeats, uint64_t seed = 0);
+
+  // The last step's logits of the sampled rows, [num_sampled, vocab] (tests).
+  std::vector<float> last_logits() const;
+  const EngineShape& shape() const { return shape_; }
+  const KvPool& kv_pool() const { return *pool_; }
+  const ModelWeights& weights() const { return weights_; }
+  const EngineOptions& options() const { return options_; }
+  size_t graphs_cached() const { return decode_graphs_.size(); }
+  cudaStream_t stream() const { return stream_; }
+
+ private:
+  BatchLayout plan(std::span<const EngineRow> rows, uint64_t seed) const;
+  void upload(const BatchLayout& b);
+  void forward(const BatchLayout& b, bool graph);  // enqueues the step's kernels
+  // The graph for `b` (decode-only: cached; others: captured into `one_off`).
+  cudaGraphExec_t graph_for(const BatchLayout& b, cudaGraphExec_t& one_off);
+  void launch(const BatchLayout& b, cudaGraphExec_t& one_off);
+  const int32_t* meta(size_t offset) const { return meta_.get() + offset; }
+
+  EngineShape shape_;
+  EngineOptions options_;
+  cudaStream_t stream_ = nullptr;
+  int num_sms_ = 0;
+  ModelWeights weights_;
+  std::unique_ptr<KvPool> pool_;
+  Gemm gemm_;
+  float sm_scale_ = 0;
+  // Activations, sized for max_tokens rows (logits and samples for max_seqs).
+  DeviceArray<__nv_bfloat16> residual_, normed_, qkv_, q_, attn_, proj_, gate_up_, act_, sampled_x_, logits_;
+  DeviceArray<float> k_, v_;
+  DeviceArray<int32_t> sampled_;
+  DeviceArray<float> decode_workspace_;
+  DeviceArray<int32_t> meta_;
+  PinnedArray<int32_t> meta_host_;
+  int last_sampled_ = 0;
+  std::map<std::pair<int, int>, cudaGraphExec_t> decode_graphs_;
+};
+
+}  // namespace kvlab::gpu::engine

@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: Apache-2.0
+// cuBLASLt is column-major: the row-major product y = x·wᵀ is computed as the column-major
+// yᵀ[n, m] = w[n, k]·xᵀ[k, m], where w (row-major [n, k]) is the column-major k × n matrix
+// taken transposed (op A = T) and x (row-major [m, k]) the column-major k × m matrix.
+#include "gpu/engine/gemm.h"
+
+#include <string>
+
+#include "gpu/cuda_check.h"
+
+namespace kvlab::gpu::engine {
+namespace {
+
+void check(cublasStatus_t status, const char* call, int m, int n, int k) {
+  if (status != CUBLAS_STATUS_SUCCESS) {
+    throw CublasError(std::string("cuBLASLt: ") + call + ": status " + std::to_string(static_cast<int>(status)) +
+                      " for m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k));
+  }
+}
+
+}  // namespace
+
+Gemm::Gemm(size_t workspace_bytes) : workspace_bytes_(workspace_bytes) {
+  check(cublasLtCreate(&handle_), "cublasLtCreate", 0, 0, 0);
+  KVLAB_CUDA_CHECK(cudaMalloc(&workspace_, workspace_bytes_));
+}
+
+Gemm::~Gemm() {
+  for (auto& [shape, p] : plans_) {
+    cublasLtMatrixLayoutDestroy(p.a);
+    cublasLtMatrixLayoutDestroy(p.b);
+    cublasLtMatrixLayoutDestroy(p.c);
+    cublasLtMatmulDescDestroy(p.desc);
+  }
+  cudaFree(workspace_);
+  cublasLtDestroy(handle_);
+}
+
+const Gemm::Plan& Gemm::plan_for(int m, int n, int k) {
+  const auto key = std::make_tuple(m, n, k);
+  if (auto it = plans_.find(key); it != plans_.end()) return it->second;
+  Plan p;
+  check(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F), "cublasLtMatmulDescCreate", m, n, k);
+  const cublasOperation_t transpose = CUBLAS_OP_T, none = CUBLAS_OP_N;
+  check(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &transpose, sizeof(transpose)), "TRANSA", m, n, k);
+  check(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &none, sizeof(none)), "TRANSB", m, n, k);
+  check(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_16BF, k, n, k), "layout A", m, n, k);
+  check(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_16BF, k, m, k), "layout B", m, n, k);
+  check(cublasLtMatrixLayoutCreate(&p.c, CUDA_R_16BF, n, m, n), "layout C", m, n, k);
+  cublasLtMatmulPreference_t preference = nullptr;
+  check(cublasLtMatmulPreferenceCreate(&preference), "cublasLtMatmulPreferenceCreate", m, n, k);
+  check(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes_,
+                                             sizeof(workspace_bytes_)),
+        "MAX_WORKSPACE_BYTES", m, n, k);
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  const cublasStatus_t status =
+      cublasLtMatmulAlgoGetHeuristic(handle_, p.desc, p.a, p.b, p.c, p.c, preference, 1, &result, &found);
+  cublasLtMatmulPreferenceDestroy(preference);
+  check(status, "cublasLtMatmulAlgoGetHeuristic", m, n, k);
+  if (found == 0) check(CUBLAS_STATUS_NOT_SUPPORTED, "no algorithm", m, n, k);
+  p.algo = result.algo;
+  return plans_.emplace(key, p).first->second;
+}
+
+void Gemm::linear(const __nv_bfloat16* x, const __nv_bfloat16* w, __nv_bfloat16* y, int m, int n, int k,
+                  cudaStream_t stream) {
+  if (m <= 0) return;
+  const Plan& p = plan_for(m, n, k);
+  const float alpha = 1.0f, beta = 0.0f;
+  check(cublasLtMatmul(handle_, p.desc, &alpha, w, p.a, x, p.b, &beta, y, p.c, y, p.c, &p.algo, workspace_,
+                       workspace_bytes_, stream),
+        "cublasLtMatmul", m, n, k);
+}
+
+}  // namespace kvlab::gpu::engine

@@ -1,0 +1,272 @@
+// SPDX-License-Identifier: Apache-2.0
+// The engine's small kernels. Rows are independent: one CTA per row where a row needs a
+// reduction (norms, argmax), one thread per element or pair elsewhere. bf16 vectors move
+// 8 at a time (16 bytes); hidden sizes are multiples of 8 (engine_support checks it).
+#include "gpu/engine/layer_kernels.h"
+
+#include <cfloat>
+
+#include "gpu/cuda_check.h"
+
+namespace kvlab::gpu::engine {
+namespace {
+
+constexpr int kThreads = 256;
+
+int blocks_for(int64_t n, int threads = kThreads) { return static_cast<int>((n + threads - 1) / threads); }
+
+__device__ __forceinline__ uint64_t mix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+// Uniform in [−1, 1) from the top 24 bits of a hash.
+__device__ __forceinline__ float uniform(uint64_t seed, int64_t i) {
+  const uint64_t h = mix64(seed ^ mix64(static_cast<uint64_t>(i)));
+  return static_cast<float>(h >> 40) * (2.0f / 16777216.0f) - 1.0f;
+}
+
+template <class T>
+__global__ void fill_kernel(T* x, int64_t n, float offset, float scale, uint64_t seed) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const float v = offset + scale * uniform(seed, i);
+    if constexpr (sizeof(T) == 2) {
+      x[i] = __float2bfloat16_rn(v);
+    } else {
+      x[i] = v;
+    }
+  }
+}
+
+struct Bf16x8 {
+  uint4 raw;
+  __device__ float get(int i) const {
+    const __nv_bfloat162 pair = reinterpret_cast<const __nv_bfloat162*>(&raw)[i / 2];
+    return i % 2 == 0 ? __low2float(pair) : __high2float(pair);
+  }
+  __device__ void set(int i, float v) {
+    __nv_bfloat16* e = reinterpret_cast<__nv_bfloat16*>(&raw);
+    e[i] = __float2bfloat16_rn(v);
+  }
+};
+
+__device__ __forceinline__ Bf16x8 load8(const __nv_bfloat16* p) { return {*reinterpret_cast<const uint4*>(p)}; }
+__device__ __forceinline__ void store8(__nv_bfloat16* p, const Bf16x8& v) { *reinterpret_cast<uint4*>(p) = v.raw; }
+
+__global__ void embed_kernel(const int32_t* tokens, const __nv_bfloat16* table, __nv_bfloat16* out, int hidden) {
+  const int row = blockIdx.x;
+  const __nv_bfloat16* src = table + static_cast<int64_t>(tokens[row]) * hidden;
+  __nv_bfloat16* dst = out + static_cast<int64_t>(row) * hidden;
+  for (int i = threadIdx.x * 8; i < hidden; i += blockDim.x * 8) store8(dst + i, load8(src + i));
+}
+
+__device__ float block_sum(float v, float* scratch) {
+  for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  __syncthreads();  // scratch may still be read by an earlier call
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  v = lane < static_cast<int>(blockDim.x / 32) ? scratch[lane] : 0.0f;
+  for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
+}
+
+// One CTA per row; with `delta`, the residual is updated first (and read back rounded, as
+// the next layer will read it).
+__global__ void rms_norm_kernel(__nv_bfloat16* residual, const __nv_bfloat16* delta, const __nv_bfloat16* weight,
+                                __nv_bfloat16* out, int hidden, float eps) {
+  __shared__ float scratch[32];
+  const int64_t base = static_cast<int64_t>(blockIdx.x) * hidden;
+  float squares = 0.0f;
+  for (int i = threadIdx.x * 8; i < hidden; i += blockDim.x * 8) {
+    Bf16x8 x = load8(residual + base + i);
+    if (delta != nullptr) {
+      const Bf16x8 dx = load8(delta + base + i);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) x.set(j, x.get(j) + dx.get(j));
+      store8(residual + base + i, x);
+    }
+#pragma unroll
+    for (int j = 0; j < 8; ++j) squares += x.get(j) * x.get(j);
+  }
+  const float inv = rsqrtf(block_sum(squares, scratch) / static_cast<float>(hidden) + eps);
+  for (int i = threadIdx.x * 8; i < hidden; i += blockDim.x * 8) {
+    const Bf16x8 x = load8(residual + base + i), w = load8(weight + i);
+    Bf16x8 y;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) y.set(j, x.get(j) * inv * w.get(j));
+    store8(out + base + i, y);
+  }
+}
+
+// One thread per (row, head, pair i < d/2) over the Q and K heads, and per (row, V head,
+// pair) for the copy of V.
+__global__ void rope_split_kernel(const __nv_bfloat16* qkv, const int32_t* positions, __nv_bfloat16* q, float* k,
+                                  float* v, int rows, int hq, int hkv, int d, float log2_theta) {
+  const int half = d / 2;
+  const int heads = hq + 2 * hkv;
+  const int64_t n = static_cast<int64_t>(rows) * heads * half;
+  const int64_t id = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (id >= n) return;
+  const int i = static_cast<int>(id % half);
+  const int head = static_cast<int>((id / half) % heads);
+  const int row = static_cast<int>(id / (static_cast<int64_t>(half) * heads));
+  const __nv_bfloat16* x = qkv + (static_cast<int64_t>(row) * heads + head) * d;
+  const float x1 = __bfloat162float(x[i]), x2 = __bfloat162float(x[i + half]);
+  if (head >= hq + hkv) {  // V: copied
+    float* dst = v + (static_cast<int64_t>(row) * hkv + (head - hq - hkv)) * d;
+    dst[i] = x1;
+    dst[i + half] = x2;
+    return;
+  }
+  // θ_i = theta^(−2i/d); the angle in float64 keeps long positions exact enough.
+  const double angle = static_cast<double>(positions[row]) * exp2(-static_cast<double>(log2_theta) * (2.0 * i / d));
+  double s, c;
+  sincos(angle, &s, &c);
+  const float y1 = x1 * static_cast<float>(c) - x2 * static_cast<float>(s);
+  const float y2 = x2 * static_cast<float>(c) + x1 * static_cast<float>(s);
+  if (head < hq) {
+    __nv_bfloat16* dst = q + (static_cast<int64_t>(row) * hq + head) * d;
+    dst[i] = __float2bfloat16_rn(y1);
+    dst[i + half] = __float2bfloat16_rn(y2);
+  } else {
+    float* dst = k + (static_cast<int64_t>(row) * hkv + (head - hq)) * d;
+    dst[i] = y1;
+    dst[i + half] = y2;
+  }
+}
+
+__global__ void swiglu_kernel(const __nv_bfloat16* gate_up, __nv_bfloat16* out, int rows, int ffn) {
+  const int64_t n = static_cast<int64_t>(rows) * ffn / 8;
+  const int64_t id = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (id >= n) return;
+  const int64_t row = id / (ffn / 8);
+  const int col = static_cast<int>(id % (ffn / 8)) * 8;
+  const Bf16x8 g = load8(gate_up + row * 2 * ffn + col), u = load8(gate_up + row * 2 * ffn + ffn + col);
+  Bf16x8 y;
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    const float a = g.get(j);
+    y.set(j, a / (1.0f + __expf(-a)) * u.get(j));
+  }
+  store8(out + row * ffn + col, y);
+}
+
+__global__ void gather_kernel(const __nv_bfloat16* x, const int32_t* rows, __nv_bfloat16* out, int hidden) {
+  const __nv_bfloat16* src = x + static_cast<int64_t>(rows[blockIdx.x]) * hidden;
+  __nv_bfloat16* dst = out + static_cast<int64_t>(blockIdx.x) * hidden;
+  for (int i = threadIdx.x * 8; i < hidden; i += blockDim.x * 8) store8(dst + i, load8(src + i));
+}
+
+// One CTA of 1024 threads per row: each thread's best (value, first index), then a
+// shuffle and shared-memory reduction that prefers the larger value, then the smaller index.
+__global__ void argmax_kernel(const __nv_bfloat16* logits, int vocab, int32_t* out) {
+  __shared__ float best_value[32];
+  __shared__ int best_index[32];
+  const __nv_bfloat16* row = logits + static_cast<int64_t>(blockIdx.x) * vocab;
+  float value = -FLT_MAX;
+  int index = vocab;
+  for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
+    const float x = __bfloat162float(row[i]);
+    if (x > value) {  // i increases, so the first index of a tie stays
+      value = x;
+      index = i;
+    }
+  }
+  auto better = [](float v1, int i1, float v2, int i2) { return v1 > v2 || (v1 == v2 && i1 < i2); };
+  for (int offset = 16; offset > 0; offset /= 2) {
+    const float v2 = __shfl_xor_sync(0xffffffffu, value, offset);
+    const int i2 = __shfl_xor_sync(0xffffffffu, index, offset);
+    if (better(v2, i2, value, index)) {
+      value = v2;
+      index = i2;
+    }
+  }
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (lane == 0) {
+    best_value[warp] = value;
+    best_index[warp] = index;
+  }
+  __syncthreads();
+  if (warp == 0) {
+    value = lane < static_cast<int>(blockDim.x / 32) ? best_value[lane] : -FLT_MAX;
+    index = lane < static_cast<int>(blockDim.x / 32) ? best_index[lane] : vocab;
+    for (int offset = 16; offset > 0; offset /= 2) {
+      const float v2 = __shfl_xor_sync(0xffffffffu, value, offset);
+      const int i2 = __shfl_xor_sync(0xffffffffu, index, offset);
+      if (better(v2, i2, value, index)) {
+        value = v2;
+        index = i2;
+      }
+    }
+    if (lane == 0) out[blockIdx.x] = index;
+  }
+}
+
+}  // namespace
+
+void fill_uniform(__nv_bfloat16* x, int64_t n, float offset, float scale, uint64_t seed, cudaStream_t stream) {
+  if (n <= 0) return;
+  fill_kernel<<<std::min(blocks_for(n), 132 * 16), kThreads, 0, stream>>>(x, n, offset, scale, seed);
+  KVLAB_CUDA_CHECK_LAUNCH();
+}
+
+void fill_uniform(float* x, int64_t n, float offset, float scale, uint64_t seed, cudaStream_t stream) {
+  if (n <= 0) return;
+  fill_kernel<<<std::min(blocks_for(n), 132 * 16), kThreads, 0, stream>>>(x, n, offset, scale, seed);
+  KVLAB_CUDA_CHECK_LAUNCH();
+}
+
+void embed_tokens(const int32_t* tokens, const __nv_bfloat16* table, __nv_bfloat16* out, int rows, int hidden,
+                  cudaStream_t stream) {
+  if (rows <= 0) return;
+  embed_kernel<<<rows, 128, 0, stream>>>(tokens, table, out, hidden);
+  KVLAB_CUDA_CHECK_LAUNCH();
+}
+
+void rms_norm(const __nv_bfloat16* x, const __nv_bfloat16* weight, __nv_bfloat16* out, int rows, int hidden, float eps,
+              cudaStream_t stream) {
+  if (rows <= 0) return;
+  // The kernel writes the residual only when given a delta; none here.
+  rms_norm_kernel<<<rows, kThreads, 0, stream>>>(const_cast<__nv_bfloat16*>(x), nullptr, weight, out, hidden, eps);
+  KVLAB_CUDA_CHECK_LAUNCH();
+}
+
+void add_rms_norm(__nv_bfloat16* residual, const __nv_bfloat16* delta, const __nv_bfloat16* weight, __nv_bfloat16* out,
+                  int rows, int hidden, float eps, cudaStream_t stream) {
+  if (rows <= 0) return;
+  rms_norm_kernel<<<rows, kThreads, 0, stream>>>(residual, delta, weight, out, hidden, eps);
+  KVLAB_CUDA_CHECK_LAUNCH();
+}
+
+void rope_split(const __nv_bfloat16* qkv, const int32_t* positions, __nv_bfloat16* q, float* k, float* v, int rows,
+                int hq, int hkv, int d, float theta, cudaStream_t stream) {
+  const int64_t n = static_cast<int64_t>(rows) * (hq + 2 * hkv) * (d / 2);
+  if (n <= 0) return;
+  rope_split_kernel<<<blocks_for(n), kThreads, 0, stream>>>(qkv, positions, q, k, v, rows, hq, hkv, d, log2f(theta));
+  KVLAB_CUDA_CHECK_LAUNCH();
+}
+
+void swiglu(const __nv_bfloat16* gate_up, __nv_bfloat16* out, int rows, int ffn, cudaStream_t stream) {
+  const int64_t n = static_cast<int64_t>(rows) * ffn / 8;
+  if (n <= 0) return;
+  swiglu_kernel<<<blocks_for(n), kThreads, 0, stream>>>(gate_up, out, rows, ffn);
+  KVLAB_CUDA_CHECK_LAUNCH();
+}
+
+void gather_rows(const __nv_bfloat16* x, const int32_t* rows, __nv_bfloat16* out, int n, int hidden, cudaStream_t stream) {
+  if (n <= 0) return;
+  gather_kernel<<<n, 128, 0, stream>>>(x, rows, out, hidden);
+  KVLAB_CUDA_CHECK_LAUNCH();
+}
+
+void argmax_rows(const __nv_bfloat16* logits, int rows, int vocab, int32_t* out, cudaStream_t stream) {
+  if (rows <= 0) return;
+  argmax_kernel<<<rows, 1024, 0, stream>>>(logits, vocab, out);
+  KVLAB_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace kvlab::gpu::engine

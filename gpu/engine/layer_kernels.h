@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: Apache-2.0
+// The engine's small per-layer kernels (everything but the GEMMs and attention), each a
+// host function that launches one kernel on a stream and checks the launch:
+//   random fills (weights and KV contents: uniform, never zero), token embedding, RMSNorm
+//   and residual-add + RMSNorm, RoPE (rotate-half) with the Q/K/V split, SwiGLU, row
+//   gather, greedy sampling (argmax per row). bf16 activations, fp32 arithmetic.
+#pragma once
+
+#include <cstdint>
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+namespace kvlab::gpu::engine {
+
+// x[i] = offset + scale · u, u uniform in [−1, 1) from (seed, i): a stateless hash.
+void fill_uniform(__nv_bfloat16* x, int64_t n, float offset, float scale, uint64_t seed, cudaStream_t stream);
+void fill_uniform(float* x, int64_t n, float offset, float scale, uint64_t seed, cudaStream_t stream);
+
+// out[r] = table[tokens[r]]: [rows, hidden] from [vocab, hidden].
+void embed_tokens(const int32_t* tokens, const __nv_bfloat16* table, __nv_bfloat16* out, int rows, int hidden,
+                  cudaStream_t stream);
+
+// out[r] = x[r] / rms(x[r]) · weight (hidden a multiple of 8).
+void rms_norm(const __nv_bfloat16* x, const __nv_bfloat16* weight, __nv_bfloat16* out, int rows, int hidden, float eps,
+              cudaStream_t stream);
+// residual[r] += delta[r] (rounded to bf16), then out[r] = rms_norm(residual[r]) · weight.
+void add_rms_norm(__nv_bfloat16* residual, const __nv_bfloat16* delta, const __nv_bfloat16* weight, __nv_bfloat16* out,
+                  int rows, int hidden, float eps, cudaStream_t stream);
+
+// qkv [rows, (hq + 2·hkv)·d] (Q heads, then K heads, then V heads) → q [rows, hq, d] bf16
+// and k, v [rows, hkv, d] fp32 (what the KV append quantizes), Q and K rotated by RoPE at
+// positions[r]: pairs (i, i + d/2) by the angle pos · theta^(−2i/d).
+void rope_split(const __nv_bfloat16* qkv, const int32_t* positions, __nv_bfloat16* q, float* k, float* v, int rows,
+                int hq, int hkv, int d, float theta, cudaStream_t stream);
+
+// gate_up [rows, 2·ffn] (gate, then up) → out [rows, ffn] = silu(gate) · up.
+void swiglu(const __nv_bfloat16* gate_up, __nv_bfloat16* out, int rows, int ffn, cudaStream_t stream);
+
+// out[i] = x[rows[i]]: [n, hidden].
+void gather_rows(const __nv_bfloat16* x, const int32_t* rows, __nv_bfloat16* out, int n, int hidden, cudaStream_t stream);
+
+// out[r] = the first index of the largest value of logits[r] (greedy sampling).
+void argmax_rows(const __nv_bfloat16* logits, int rows, int vocab, int32_t* out, cudaStream_t stream);
+
+}  // namespace kvlab::gpu::engine

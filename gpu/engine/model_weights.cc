@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "gpu/engine/model_weights.h"
+
+#include <cmath>
+
+#include "gpu/engine/layer_kernels.h"
+
+namespace kvlab::gpu::engine {
+namespace {
+
+// A [rows, cols] matrix of an [out, in] linear layer: uniform in ±√(3/in), variance 1/in.
+DeviceArray<__nv_bfloat16> linear(int64_t rows, int64_t cols, uint64_t seed, cudaStream_t stream) {
+  DeviceArray<__nv_bfloat16> w(static_cast<size_t>(rows * cols));
+  fill_uniform(w.get(), rows * cols, 0.0f, std::sqrt(3.0f / static_cast<float>(cols)), seed, stream);
+  return w;
+}
+
+DeviceArray<__nv_bfloat16> norm(int64_t n, uint64_t seed, cudaStream_t stream) {
+  DeviceArray<__nv_bfloat16> w(static_cast<size_t>(n));
+  fill_uniform(w.get(), n, 1.0f, 0.1f, seed, stream);
+  return w;
+}
+
+}  // namespace
+
+ModelWeights make_random_weights(const EngineShape& s, uint64_t seed, cudaStream_t stream) {
+  ModelWeights m;
+  uint64_t next = seed * 1000003;
+  m.embedding = DeviceArray<__nv_bfloat16>(static_cast<size_t>(s.head_weight_elements()));
+  fill_uniform(m.embedding.get(), s.head_weight_elements(), 0.0f, 1.0f, ++next, stream);
+  for (int l = 0; l < s.num_layers; ++l) {
+    LayerWeights w;
+    w.attn_norm = norm(s.hidden, ++next, stream);
+    w.qkv = linear(s.qkv_dim(), s.hidden, ++next, stream);
+    w.o = linear(s.hidden, s.q_dim(), ++next, stream);
+    w.ffn_norm = norm(s.hidden, ++next, stream);
+    w.gate_up = linear(2 * int64_t{s.ffn_dim}, s.hidden, ++next, stream);
+    w.down = linear(s.hidden, s.ffn_dim, ++next, stream);
+    m.layers.push_back(std::move(w));
+  }
+  m.final_norm = norm(s.hidden, ++next, stream);
+  m.lm_head = linear(s.vocab, s.hidden, ++next, stream);
+  return m;
+}
+
+}  // namespace kvlab::gpu::engine

@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: Apache-2.0
+// The cost model's measured terms: what `kvlab calibrate --gpu <name>` fits from timings of
+// the GPU engine's own kernels (configs/calibration/<gpu>.yaml), beyond the datasheet
+// roofline the cost model starts from (cost_model.h):
+//   - GEMMs: each launch costs gemm_fixed_s, streams its weights at gemm_memory_efficiency
+//     of HBM bandwidth, and computes at compute_efficiency · T / (T + T½) of the peak rate
+//     (Calibration::gemm_half_efficiency_tokens): small batches neither fill the memory
+//     pipes nor the tensor cores;
+//   - attention: decode reads KV at a share of HBM bandwidth measured per KV element format
+//     (an int4 page costs more instructions per byte than a bf16 one), plus a fixed cost per
+//     layer and attention launch (decode, prefill);
+//   - per layer, the small kernels (RMSNorms, RoPE, KV append, SwiGLU, residual adds):
+//     layer_fixed_s + layer_per_token_s · T;
+//   - the host link (swap) at its measured pinned-copy bandwidth.
+// A zero field means "not measured": the cost model then falls back on the datasheet term
+// and the plain efficiencies of Calibration, and every result says the calibration is not
+// measured (calibration_status).
+#pragma once
+
+#include <array>
+#include <string>
+
+#include "core/precision.h"
+
+namespace kvlab::sim {
+
+struct Calibration;
+
+struct MeasuredCalibration {
+  std::string measured_on;  // date of the measurement ("" : not measured by kvlab calibrate)
+  std::string commit;       // kvlab commit that measured it
+  std::string machine;      // the device (e.g. "NVIDIA H200, 132 SMs")
+  double gemm_memory_efficiency = 0;  // achieved / peak HBM bandwidth of weight streaming
+  double gemm_fixed_s = 0;            // per GEMM launch
+  // Achieved / peak HBM bandwidth of decode attention, per core::KvDtype (index = enum value).
+  std::array<double, 7> attention_memory_efficiency{};
+  double attention_fixed_s = 0;       // per layer and attention launch
+  double layer_fixed_s = 0;           // per layer: the small kernels at one token
+  double layer_per_token_s = 0;       // per layer and token
+  double host_link_bytes_per_s = 0;   // pinned host ↔ device copy, each way
+  bool measured() const { return !measured_on.empty(); }
+};
+
+// One line for summary.json and the printed tables: "measured on <date> (commit …, …)" or
+// "not measured: …" naming the source of the numbers used instead.
+std::string calibration_status(const Calibration& calibration, const std::string& source);
+
+// The decode-attention share of bandwidth for `dtype`: the measured one, else `fallback`.
+double attention_efficiency_for(const MeasuredCalibration& m, core::KvDtype dtype, double fallback);
+
+}  // namespace kvlab::sim

@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: Apache-2.0
+// The calibration fits on timings generated from known terms (the fits must give them
+// back), and the `measured:` section written and read back, with its errors.
+#include "experiments/runner/calibration_fit.h"
+
+#include <gtest/gtest.h>
+
+#include "core/config/config_node.h"
+#include "experiments/runner/measured_calibration.h"
+#include "experiments/runner/sim_config_parser.h"
+#include "sim/sim_config.h"
+
+namespace kvlab::experiments {
+namespace {
+
+constexpr double kBandwidth = 4.8e12, kRate = 989e12;
+
+TEST(CalibrationFit, GemmTermsComeBack) {
+  GemmFit truth;
+  truth.fixed_s = 4e-6;
+  truth.memory_efficiency = 0.85;
+  truth.compute_efficiency = 0.75;
+  truth.half_tokens = 60;
+  std::vector<GemmPoint> points;
+  for (const auto& [n, k] : {std::pair{6144, 4096}, {4096, 4096}, {28672, 4096}, {4096, 14336}, {128256, 4096}}) {
+    for (const double t : {1.0, 2.0, 4.0, 8.0, 16.0, 64.0, 256.0, 1024.0, 2048.0, 4096.0, 8192.0}) {
+      GemmPoint p{t, 2.0 * n * k, 2.0 * t * n * k, 0};
+      p.seconds = truth.predict(p, kBandwidth, kRate);
+      points.push_back(p);
+    }
+  }
+  const GemmFit f = fit_gemms(points, kBandwidth, kRate);
+  EXPECT_NEAR(f.fixed_s, 4e-6, 1e-9);
+  EXPECT_NEAR(f.memory_efficiency, 0.85, 1e-6);
+  EXPECT_NEAR(f.compute_efficiency, 0.75, 1e-6);
+  EXPECT_NEAR(f.half_tokens, 60, 1e-3);
+  EXPECT_LT(f.median_relative_error, 1e-6);
+}
+
+TEST(CalibrationFit, AttentionPerFormatAndLayerLines) {
+  std::vector<AttentionPoint> points;
+  const std::vector<std::pair<core::KvDtype, double>> truth = {{core::KvDtype::kBf16, 0.9}, {core::KvDtype::kInt4, 0.5}};
+  for (const auto& [dtype, e] : truth) {
+    for (const double bytes : {1e7, 1e8, 5e8, 2e9}) points.push_back({dtype, bytes, 3e-6 + bytes / (kBandwidth * e)});
+  }
+  const AttentionFit a = fit_attention(points, kBandwidth);
+  EXPECT_NEAR(a.memory_efficiency[static_cast<size_t>(core::KvDtype::kBf16)], 0.9, 1e-9);
+  EXPECT_NEAR(a.memory_efficiency[static_cast<size_t>(core::KvDtype::kInt4)], 0.5, 1e-9);
+  EXPECT_EQ(a.memory_efficiency[static_cast<size_t>(core::KvDtype::kInt8)], 0.0) << "not measured stays 0";
+  EXPECT_NEAR(a.fixed_s, 3e-6, 1e-12);
+  // 10 us + 5 ns per token, exactly.
+  const LayerFit l = fit_layer({1, 16, 256, 4096}, {10.005e-6, 10.08e-6, 11.28e-6, 30.48e-6});
+  EXPECT_NEAR(l.fixed_s, 10e-6, 1e-12);
+  EXPECT_NEAR(l.per_token_s, 5e-9, 1e-15);
+  EXPECT_LT(l.median_relative_error, 1e-9);
+}
+
+TEST(MeasuredCalibration, WrittenAndReadBack) {
+  sim::MeasuredCalibration m;
+  m.measured_on = "2026-12-03";
+  m.commit = "abc1234";
+  m.machine = "NVIDIA H200, 132 SMs, 139.8 GiB";
+  m.gemm_memory_efficiency = 0.8412;
+  m.gemm_fixed_s = 3.2e-6;
+  m.attention_memory_efficiency[static_cast<size_t>(core::KvDtype::kBf16)] = 0.87;
+  m.attention_memory_efficiency[static_cast<size_t>(core::KvDtype::kInt4)] = 0.61;
+  m.attention_fixed_s = 4e-6;
+  m.layer_fixed_s = 11e-6;
+  m.layer_per_token_s = 9.5e-9;
+  m.host_link_bytes_per_s = 52e9;
+  core::ConfigDocument doc = core::ConfigDocument::parse_string(measured_calibration_yaml(m), "cal.yaml");
+  core::ConfigNode root = doc.root();
+  const sim::MeasuredCalibration back = parse_measured_calibration(root.child("measured"));
+  root.finish();
+  ASSERT_TRUE(doc.diagnostics().empty()) << doc.diagnostics().items().front().to_string();
+  EXPECT_EQ(back.measured_on, m.measured_on);
+  EXPECT_EQ(back.commit, m.commit);
+  EXPECT_EQ(back.machine, m.machine);
+  EXPECT_DOUBLE_EQ(back.gemm_memory_efficiency, 0.8412);
+  EXPECT_NEAR(back.gemm_fixed_s, 3.2e-6, 1e-15);
+  EXPECT_DOUBLE_EQ(back.attention_memory_efficiency[static_cast<size_t>(core::KvDtype::kInt4)], 0.61);
+  EXPECT_NEAR(back.layer_per_token_s, 9.5e-9, 1e-18);
+  EXPECT_DOUBLE_EQ(back.host_link_bytes_per_s, 52e9);
+}
+
+std::string errors_of(const std::string& yaml) {
+  core::ConfigDocument doc = core::ConfigDocument::parse_string(yaml, "cal.yaml");
+  core::ConfigNode root = doc.root();
+  parse_measured_calibration(root.child("measured"));
+  root.finish();
+  std::string all;
+  for (const core::Diagnostic& d : doc.diagnostics().items()) all += d.to_string() + "\n";
+  return all;
+}
+
+TEST(MeasuredCalibration, SaysWhatIsWrongAndWhere) {
+  EXPECT_NE(errors_of("measured:\n  commit: x\n  machine: y\n").find("cal.yaml:2:3: error: measured.date: missing required key"),
+            std::string::npos)
+      << errors_of("measured:\n  commit: x\n  machine: y\n");
+  const std::string base = "measured:\n  date: d\n  commit: c\n  machine: m\n";
+  EXPECT_NE(errors_of(base + "  attention_memory_efficiency: {int3: 0.5}\n").find("not a KV format"), std::string::npos);
+  EXPECT_NE(errors_of(base + "  gemm_memory_efficiency: 1.5\n").find("gemm_memory_efficiency"), std::string::npos);
+  EXPECT_NE(errors_of(base + "  layer_fixed_us: 3\n").find("layer_fixed_us"), std::string::npos) << "unknown keys rejected";
+  EXPECT_EQ(errors_of(base), "");
+}
+
+TEST(CalibrationFile, WhatCalibrateWritesLoadsBack) {
+  CalibrationFile f;
+  f.gpu = "h200";
+  f.model = "llama-3.1-8b";
+  f.raw_file = "calibration_raw.csv";
+  f.peak_bandwidth = 4.8e12;
+  f.copy_bandwidth = 4.2e12;
+  f.compute_efficiency = 0.7712;
+  f.half_tokens = 88.5;
+  f.prefill_efficiency = 0.41;
+  f.step_fixed_s = 21.4e-6;
+  f.measured.measured_on = "2026-12-03";
+  f.measured.commit = "caf00ff";
+  f.measured.machine = "NVIDIA H200, 132 SMs, 139.8 GiB";
+  f.measured.gemm_memory_efficiency = 0.81;
+  f.measured.attention_memory_efficiency[static_cast<size_t>(core::KvDtype::kFp8E4m3)] = 0.7;
+  f.measured.layer_per_token_s = 30e-9;
+  core::ConfigDocument doc = core::ConfigDocument::parse_string(calibration_file_yaml(f), "h200.yaml");
+  const sim::Calibration c = parse_calibration_file(doc.root());
+  ASSERT_TRUE(doc.diagnostics().empty()) << doc.diagnostics().items().front().to_string();
+  EXPECT_DOUBLE_EQ(c.memory_efficiency, 0.875);  // 4.2 / 4.8
+  EXPECT_DOUBLE_EQ(c.compute_efficiency, 0.7712);
+  EXPECT_DOUBLE_EQ(c.gemm_half_efficiency_tokens, 88.5);
+  EXPECT_DOUBLE_EQ(c.attention_efficiency, 0.41);
+  EXPECT_EQ(c.iteration_overhead_ns, 21'400);
+  EXPECT_EQ(c.per_sequence_overhead_ns, 0);
+  EXPECT_DOUBLE_EQ(c.measured.attention_memory_efficiency[static_cast<size_t>(core::KvDtype::kFp8E4m3)], 0.7);
+  EXPECT_EQ(sim::calibration_status(c, "configs/calibration/h200.yaml"),
+            "measured on 2026-12-03 (commit caf00ff, NVIDIA H200, 132 SMs, 139.8 GiB)");
+}
+
+}  // namespace
+}  // namespace kvlab::experiments

@@ -1,0 +1,274 @@
+// SPDX-License-Identifier: Apache-2.0
+// The whole engine step against a CPU forward pass written out here from the same
+// weights (downloaded from the GPU), the same token ids and positions (plan_batch is
+// deterministic) and the same pages (downloaded before the step; the step's own K/V
+// quantized by ref::write_token, attention by ref::paged_decode_attention in float64).
+// The CPU pass rounds to bf16 where the engine stores bf16, so the logits agree to
+// accumulation order. A tiny dense model (2 layers, hidden 256, GQA 8/2, head_dim 64),
+// mixed and decode-only steps, bf16 and int8 KV, graphs on and off.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <functional>
+
+#include <gtest/gtest.h>
+
+#include "gpu/engine/engine.h"
+#include "ref/float_formats.h"
+#include "ref/paged_kv.h"
+#include "tests/gpu/device.h"
+
+namespace kvlab::gpu::engine {
+namespace {
+
+using Matrix = std::vector<float>;  // row-major
+
+EngineShape tiny_shape() {
+  EngineShape s;
+  s.model_name = "tiny";
+  s.num_layers = 2;
+  s.hidden = 256;
+  s.num_q_heads = 8;
+  s.num_kv_heads = 2;
+  s.head_dim = 64;
+  s.ffn_dim = 512;
+  s.vocab = 512;
+  return s;
+}
+
+float bf16(float x) { return ref::bf16_to_float(ref::float_to_bf16(x)); }
+
+std::vector<float> download(const DeviceArray<__nv_bfloat16>& a) {
+  std::vector<uint16_t> raw(a.size());
+  KVLAB_CUDA_CHECK(cudaMemcpy(raw.data(), a.get(), a.bytes(), cudaMemcpyDeviceToHost));
+  std::vector<float> out(raw.size());
+  for (size_t i = 0; i < raw.size(); ++i) out[i] = ref::bf16_to_float(raw[i]);
+  return out;
+}
+
+// y[r] = bf16(x[r] · wᵀ): x [rows, k], w [n, k].
+Matrix linear(const Matrix& x, const std::vector<float>& w, int rows, int n, int k) {
+  Matrix y(static_cast<size_t>(rows) * n);
+  for (int r = 0; r < rows; ++r) {
+    for (int j = 0; j < n; ++j) {
+      float acc = 0;
+      for (int i = 0; i < k; ++i) acc += x[static_cast<size_t>(r) * k + i] * w[static_cast<size_t>(j) * k + i];
+      y[static_cast<size_t>(r) * n + j] = bf16(acc);
+    }
+  }
+  return y;
+}
+
+Matrix rms_norm(const Matrix& x, const std::vector<float>& w, int rows, int hidden, float eps) {
+  Matrix y(x.size());
+  for (int r = 0; r < rows; ++r) {
+    float squares = 0;
+    for (int i = 0; i < hidden; ++i) squares += x[static_cast<size_t>(r) * hidden + i] * x[static_cast<size_t>(r) * hidden + i];
+    const float inv = 1.0f / std::sqrt(squares / static_cast<float>(hidden) + eps);
+    for (int i = 0; i < hidden; ++i) {
+      y[static_cast<size_t>(r) * hidden + i] = bf16(x[static_cast<size_t>(r) * hidden + i] * inv * w[static_cast<size_t>(i)]);
+    }
+  }
+  return y;
+}
+
+struct HostWeights {
+  std::vector<float> embedding, final_norm, lm_head;
+  std::vector<std::vector<float>> attn_norm, qkv, o, ffn_norm, gate_up, down;
+};
+
+HostWeights download(const ModelWeights& m) {
+  HostWeights h;
+  h.embedding = download(m.embedding);
+  h.final_norm = download(m.final_norm);
+  h.lm_head = download(m.lm_head);
+  for (const LayerWeights& l : m.layers) {
+    h.attn_norm.push_back(download(l.attn_norm));
+    h.qkv.push_back(download(l.qkv));
+    h.o.push_back(download(l.o));
+    h.ffn_norm.push_back(download(l.ffn_norm));
+    h.gate_up.push_back(download(l.gate_up));
+    h.down.push_back(download(l.down));
+  }
+  return h;
+}
+
+// The reference step: the logits of the sampled rows, [num_sampled, vocab].
+Matrix reference_step(const Engine& engine, const HostWeights& w, std::vector<std::vector<uint8_t>> pools,
+                      const BatchLayout& b, std::span<const EngineRow> rows) {
+  const EngineShape& s = engine.shape();
+  const core::PageLayout& layout = engine.kv_pool().layout();
+  const int t = b.num_tokens, h = s.hidden, d = s.head_dim;
+  const int32_t* meta = b.data.data();
+  Matrix residual(static_cast<size_t>(t) * h);
+  for (int r = 0; r < t; ++r) {
+    std::copy_n(w.embedding.begin() + static_cast<int64_t>(meta[b.tokens + r]) * h, h, residual.begin() + static_cast<int64_t>(r) * h);
+  }
+  Matrix normed = rms_norm(residual, w.attn_norm[0], t, h, s.rms_eps);
+  const double log2_theta = static_cast<double>(std::log2(static_cast<float>(s.rope_theta)));
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  for (int l = 0; l < s.num_layers; ++l) {
+    const Matrix qkv = linear(normed, w.qkv[static_cast<size_t>(l)], t, s.qkv_dim(), h);
+    Matrix q(static_cast<size_t>(t) * s.q_dim());
+    std::vector<float> x(static_cast<size_t>(d));
+    for (int r = 0; r < t; ++r) {
+      const double pos = meta[b.positions + r];
+      for (int head = 0; head < s.num_q_heads + 2 * s.num_kv_heads; ++head) {
+        const float* src = qkv.data() + (static_cast<size_t>(r) * (s.num_q_heads + 2 * s.num_kv_heads) + head) * d;
+        for (int i = 0; i < d / 2; ++i) {
+          const float x1 = src[i], x2 = src[i + d / 2];
+          if (head >= s.num_q_heads + s.num_kv_heads) {
+            x[static_cast<size_t>(i)] = x1;
+            x[static_cast<size_t>(i + d / 2)] = x2;
+            continue;
+          }
+          const double angle = pos * std::exp2(-log2_theta * (2.0 * i / d));
+          const float c = static_cast<float>(std::cos(angle)), sn = static_cast<float>(std::sin(angle));
+          x[static_cast<size_t>(i)] = x1 * c - x2 * sn;
+          x[static_cast<size_t>(i + d / 2)] = x2 * c + x1 * sn;
+        }
+        if (head < s.num_q_heads) {
+          for (int i = 0; i < d; ++i) q[(static_cast<size_t>(r) * s.num_q_heads + head) * d + i] = bf16(x[static_cast<size_t>(i)]);
+        } else {
+          const bool is_v = head >= s.num_q_heads + s.num_kv_heads;
+          const int kv_head = head - s.num_q_heads - (is_v ? s.num_kv_heads : 0);
+          ref::write_token(layout, pools[static_cast<size_t>(l)], meta[b.slot_page + r], meta[b.slot_offset + r], kv_head,
+                           is_v ? 1 : 0, x);
+        }
+      }
+    }
+    Matrix attn(q.size());
+    int row = 0, decode = 0, prefill = 0;
+    for (const EngineRow& er : rows) {
+      const int n = static_cast<int>(er.new_tokens);
+      const int32_t* table = er.decode ? meta + b.decode_table + static_cast<size_t>(decode++) * b.decode_table_stride
+                                       : meta + b.prefill_table + static_cast<size_t>(prefill++) * b.prefill_table_stride;
+      const int stride = er.decode ? b.decode_table_stride : b.prefill_table_stride;
+      const size_t begin = static_cast<size_t>(row) * s.q_dim();
+      const std::vector<double> out = ref::paged_decode_attention(
+          layout, pools[static_cast<size_t>(l)], std::span<const int32_t>(table, static_cast<size_t>(stride)),
+          er.context_tokens + er.new_tokens, s.num_q_heads, n,
+          std::span<const float>(q).subspan(begin, static_cast<size_t>(n) * s.q_dim()), scale);
+      for (size_t i = 0; i < out.size(); ++i) attn[begin + i] = bf16(static_cast<float>(out[i]));
+      row += n;
+    }
+    const Matrix proj = linear(attn, w.o[static_cast<size_t>(l)], t, h, s.q_dim());
+    for (size_t i = 0; i < residual.size(); ++i) residual[i] = bf16(residual[i] + proj[i]);
+    normed = rms_norm(residual, w.ffn_norm[static_cast<size_t>(l)], t, h, s.rms_eps);
+    const Matrix gate_up = linear(normed, w.gate_up[static_cast<size_t>(l)], t, 2 * s.ffn_dim, h);
+    Matrix act(static_cast<size_t>(t) * s.ffn_dim);
+    for (int r = 0; r < t; ++r) {
+      for (int i = 0; i < s.ffn_dim; ++i) {
+        const float g = gate_up[static_cast<size_t>(r) * 2 * s.ffn_dim + i], u = gate_up[static_cast<size_t>(r) * 2 * s.ffn_dim + s.ffn_dim + i];
+        act[static_cast<size_t>(r) * s.ffn_dim + i] = bf16(g / (1.0f + std::exp(-g)) * u);
+      }
+    }
+    const Matrix down = linear(act, w.down[static_cast<size_t>(l)], t, h, s.ffn_dim);
+    for (size_t i = 0; i < residual.size(); ++i) residual[i] = bf16(residual[i] + down[i]);
+    normed = rms_norm(residual, l + 1 < s.num_layers ? w.attn_norm[static_cast<size_t>(l) + 1] : w.final_norm, t, h, s.rms_eps);
+  }
+  Matrix sampled(static_cast<size_t>(b.num_sampled) * h);
+  for (int i = 0; i < b.num_sampled; ++i) {
+    std::copy_n(normed.begin() + static_cast<int64_t>(meta[b.sample_rows + i]) * h, h, sampled.begin() + static_cast<int64_t>(i) * h);
+  }
+  return linear(sampled, w.lm_head, b.num_sampled, s.vocab, h);
+}
+
+std::vector<std::vector<uint8_t>> download_pools(const Engine& engine) {
+  const KvPool& pool = engine.kv_pool();
+  std::vector<std::vector<uint8_t>> pools;
+  for (int l = 0; l < engine.shape().num_layers; ++l) {
+    pools.emplace_back(static_cast<size_t>(pool.num_pages() * pool.layout().page_bytes));
+    KVLAB_CUDA_CHECK(cudaMemcpy(pools.back().data(), pool.layer(l), pools.back().size(), cudaMemcpyDeviceToHost));
+  }
+  return pools;
+}
+
+struct ForwardCase {
+  std::string name;
+  core::KvDtype kv;
+  bool graphs;
+};
+
+class EngineForwardTest : public ::testing::TestWithParam<ForwardCase> {};
+
+TEST_P(EngineForwardTest, StepsMatchTheCpuForward) {
+  KVLAB_REQUIRE_GPU();
+  EngineOptions o;
+  o.max_tokens = 128;
+  o.max_seqs = 8;
+  o.max_context = 400;
+  o.kv_pages = 96;
+  o.kv_precision = core::Precision::defaults(GetParam().kv);
+  o.cuda_graphs = GetParam().graphs;
+  o.seed = 11;
+  Engine engine(tiny_shape(), o);
+  const HostWeights w = download(engine.weights());
+  // A mixed step (two decodes over random cached tokens, a middle chunk, a last chunk),
+  // then a decode-only step twice (the second replays the cached graph).
+  const std::vector<std::vector<EngineRow>> steps = {
+      {{37, 1, true, true}, {5, 1, true, true}, {20, 30, false, false}, {0, 17, false, true}},
+      {{100, 1, true, true}, {16, 1, true, true}, {0, 1, true, true}},
+      {{100, 1, true, true}, {16, 1, true, true}, {0, 1, true, true}}};
+  for (size_t step = 0; step < steps.size(); ++step) {
+    const uint64_t seed = 100 + step;
+    std::vector<std::vector<uint8_t>> pools = download_pools(engine);
+    BatchLimits limits;
+    limits.max_tokens = o.max_tokens;
+    limits.max_seqs = o.max_seqs;
+    limits.group = engine.shape().group();
+    limits.max_context = o.max_context;
+    const BatchLayout b = plan_batch(steps[step], engine.kv_pool().page_order(), limits, seed, engine.shape().vocab);
+    const std::vector<int32_t> tokens = engine.run(steps[step], seed);
+    const std::vector<float> logits = engine.last_logits();
+    const Matrix expected = reference_step(engine, w, std::move(pools), b, steps[step]);
+    ASSERT_EQ(logits.size(), expected.size());
+    ASSERT_EQ(tokens.size(), static_cast<size_t>(b.num_sampled));
+    double err2 = 0, ref2 = 0;
+    for (size_t i = 0; i < logits.size(); ++i) {
+      ASSERT_TRUE(std::isfinite(logits[i])) << "logit " << i;
+      err2 += (logits[i] - expected[i]) * (logits[i] - expected[i]);
+      ref2 += expected[i] * expected[i];
+    }
+    // bf16 activations through 2 layers; the two sides differ only in accumulation order
+    // and in the rounding those differences flip.
+    EXPECT_LT(std::sqrt(err2 / ref2), 2e-2) << "step " << step;
+    // Greedy sampling: the engine's token is the CPU's argmax wherever the top two logits
+    // are further apart than the logits' noise.
+    const int vocab = engine.shape().vocab;
+    for (int r = 0; r < b.num_sampled; ++r) {
+      const float* row = expected.data() + static_cast<size_t>(r) * vocab;
+      std::vector<float> sorted(row, row + vocab);
+      std::partial_sort(sorted.begin(), sorted.begin() + 2, sorted.end(), std::greater<>());
+      if (sorted[0] - sorted[1] < 0.05f * std::abs(sorted[0])) continue;
+      EXPECT_EQ(tokens[static_cast<size_t>(r)], std::max_element(row, row + vocab) - row) << "step " << step << " row " << r;
+    }
+  }
+  if (GetParam().graphs) {
+    EXPECT_EQ(engine.graphs_cached(), 1u) << "one decode graph, replayed by the third step";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Kv, EngineForwardTest,
+                         ::testing::Values(ForwardCase{"bf16_graphs", core::KvDtype::kBf16, true},
+                                           ForwardCase{"bf16_eager", core::KvDtype::kBf16, false},
+                                           ForwardCase{"int8_graphs", core::KvDtype::kInt8, true}),
+                         [](const ::testing::TestParamInfo<ForwardCase>& p) { return p.param.name; });
+
+TEST(EngineTiming, TimesAStepWithPositiveMedian) {
+  KVLAB_REQUIRE_GPU();
+  EngineOptions o;
+  o.max_tokens = 128;
+  o.max_seqs = 8;
+  o.max_context = 400;
+  o.kv_pages = 96;
+  Engine engine(tiny_shape(), o);
+  const std::vector<EngineRow> rows = {{50, 1, true, true}, {0, 64, false, true}};
+  const StepTiming timing = engine.time(rows, 2, 5);
+  EXPECT_GT(timing.gpu_s, 0);
+  EXPECT_LE(timing.min_s, timing.gpu_s);
+  EXPECT_TRUE(timing.graph);
+}
+
+}  // namespace
+}  // namespace kvlab::gpu::engine
