@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what is missing (tools/setup.sh), then
 # configures, builds and tests the `ci` preset (ASan + UBSan, warnings as errors, gpu/
-# compiled wherever nvcc exists; GPU tests skip without a device), then the Python tests
+# compiled wherever nvcc exists; GPU tests skip without a device), then the fuzz targets'
+# regressions and a 15 s run of each (the `fuzz` preset, clang), then the Python tests
 # (against an optimised build: see below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
