@@ -7,6 +7,8 @@
 
 #include "core/error.h"
 #include "core/footprint.h"
+#include "core/kv_plan.h"
+#include "core/limits.h"
 
 namespace kvlab::core {
 namespace {
@@ -24,7 +26,26 @@ void validate_input(const CapacityInput& in) {
   if (!(in.gpu_memory_utilization > 0 && in.gpu_memory_utilization <= 1)) {
     problem("gpu_memory_utilization", fmt::format("must be in (0, 1] (got {})", in.gpu_memory_utilization));
   }
-  if (in.context_tokens <= 0) problem("context", fmt::format("must be positive (got {})", in.context_tokens));
+  if (in.context_tokens <= 0 || in.context_tokens > limits::kMaxTokens) {
+    problem("context", fmt::format("must be in [1, {}] (got {})", limits::kMaxTokens, in.context_tokens));
+  }
+  if (in.num_gpus > limits::kMaxTensorParallel) {
+    problem("num_gpus", fmt::format("must be at most {} (got {})", limits::kMaxTensorParallel, in.num_gpus));
+  }
+  if (in.block_size > limits::kMaxBlockSize) {
+    problem("block_size", fmt::format("must be at most {} (got {})", limits::kMaxBlockSize, in.block_size));
+  }
+  // The KV format against the model's vectors: an error here, not an abort when the plan's
+  // pages are laid out.
+  if (problems.empty()) {
+    for (const LayerShape& layer : layer_shapes(in.model)) {
+      if (layer.num_cache_heads == 0) continue;
+      if (std::string why = validate(in.kv_precision, layer.vector_width); !why.empty()) {
+        problem("kv_dtype", why);
+        break;
+      }
+    }
+  }
   if (in.num_gpus > 0 && in.model.num_q_heads % in.num_gpus != 0) {
     problem("num_gpus", fmt::format("{} has {} query heads, which tensor parallelism over {} GPUs "
                                     "cannot split evenly", in.model.name, in.model.num_q_heads, in.num_gpus));

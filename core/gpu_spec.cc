@@ -3,6 +3,8 @@
 
 #include <fmt/core.h>
 
+#include "core/limits.h"
+
 namespace kvlab::core {
 
 std::string GpuSpec::validate() const {
@@ -19,20 +21,32 @@ std::string ClusterSpec::validate() const {
   if (tensor_parallel <= 0 || pipeline_parallel <= 0 || expert_parallel <= 0 || data_parallel <= 0) {
     return "parallel degrees must be positive";
   }
-  const int used = tensor_parallel * pipeline_parallel * data_parallel;
+  // Bounded before any product is formed (core/limits.h); the products below are int64.
+  if (int64_t{num_nodes} * gpus_per_node > limits::kMaxClusterGpus) {
+    return fmt::format("{} × {} GPUs: more than the {} kvlab accepts", num_nodes, gpus_per_node, limits::kMaxClusterGpus);
+  }
+  if (tensor_parallel > limits::kMaxTensorParallel || data_parallel > limits::kMaxDataParallel ||
+      pipeline_parallel > limits::kMaxLayers || expert_parallel > limits::kMaxExperts) {
+    return fmt::format("parallel degrees past kvlab's limits (tensor ≤ {}, data ≤ {}, pipeline ≤ {}, expert ≤ {})",
+                       limits::kMaxTensorParallel, limits::kMaxDataParallel, limits::kMaxLayers, limits::kMaxExperts);
+  }
+  const int64_t used = int64_t{tensor_parallel} * pipeline_parallel * data_parallel;
   if (used != num_gpus()) {
     return fmt::format("tensor_parallel {} × pipeline_parallel {} × data_parallel {} = {} GPUs, "
                        "but the cluster has {} × {} = {}",
                        tensor_parallel, pipeline_parallel, data_parallel, used, num_nodes,
                        gpus_per_node, num_gpus());
   }
+  if (intra_node.latency.ns > limits::kMaxOverheadNs || inter_node.latency.ns > limits::kMaxOverheadNs) {
+    return "link latencies must be at most 1 s (a per-message cost)";
+  }
   if (tensor_parallel > gpus_per_node) {
     return fmt::format("a tensor-parallel group of {} does not fit in a node of {} GPUs",
                        tensor_parallel, gpus_per_node);
   }
-  if ((tensor_parallel * data_parallel) % expert_parallel != 0) {
+  if ((int64_t{tensor_parallel} * data_parallel) % expert_parallel != 0) {
     return fmt::format("expert_parallel {} must divide tensor_parallel × data_parallel = {}",
-                       expert_parallel, tensor_parallel * data_parallel);
+                       expert_parallel, int64_t{tensor_parallel} * data_parallel);
   }
   return "";
 }

@@ -3,6 +3,7 @@
 // their sources (configs/gpus/*.yaml); achieved fractions come from sim's calibration file.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "core/units.h"
@@ -45,7 +46,7 @@ struct ClusterSpec {
   LinkSpec intra_node;  // NVLink
   LinkSpec inter_node;  // NIC
 
-  int num_gpus() const { return num_nodes * gpus_per_node; }
+  int64_t num_gpus() const { return int64_t{num_nodes} * gpus_per_node; }
   // "" if TP×PP×DP equals the number of GPUs, EP divides TP×DP, and a TP group fits in
   // one node; else why not.
   std::string validate() const;

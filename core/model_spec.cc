@@ -2,8 +2,11 @@
 #include "core/model_spec.h"
 
 #include <algorithm>
+#include <utility>
 
 #include <fmt/core.h>
+
+#include "core/limits.h"
 
 namespace kvlab::core {
 namespace {
@@ -30,8 +33,72 @@ int64_t attention_params(const ModelSpec& m) {
 
 }  // namespace
 
+namespace {
+
+// The first dimension past core/limits.h, or "". Checked before any product of dimensions
+// is formed, so the arithmetic below (and count_params) cannot overflow.
+std::string dimension_problem(const ModelSpec& m) {
+  namespace L = limits;
+  const std::pair<const char*, std::pair<int64_t, int64_t>> dims[] = {
+      {"num_layers", {m.num_layers, L::kMaxLayers}},
+      {"hidden_size", {m.hidden_size, L::kMaxHiddenSize}},
+      {"num_q_heads", {m.num_q_heads, L::kMaxHeads}},
+      {"num_kv_heads", {m.num_kv_heads, L::kMaxHeads}},
+      {"head_dim", {m.head_dim, L::kMaxHeadDim}},
+      {"ffn_dim", {m.ffn_dim, L::kMaxFfnDim}},
+      {"vocab_size", {m.vocab_size, L::kMaxVocabSize}},
+      {"max_context", {m.max_context_tokens, L::kMaxTokens}},  // 0: not stated
+      {"sliding_window", {m.sliding_window_tokens, L::kMaxTokens}},
+      {"linear_state", {m.linear_state_bytes, L::kMaxKvBytesPerToken}},
+      {"mla.q_lora_rank", {m.mla ? m.mla->q_lora_rank : 0, L::kMaxHiddenSize}},
+      {"mla.kv_lora_rank", {m.mla ? m.mla->kv_lora_rank : 0, L::kMaxHeadDim}},
+      {"mla.qk_nope_head_dim", {m.mla ? m.mla->qk_nope_head_dim : 0, L::kMaxHeadDim}},
+      {"mla.qk_rope_head_dim", {m.mla ? m.mla->qk_rope_head_dim : 0, L::kMaxHeadDim}},
+      {"mla.v_head_dim", {m.mla ? m.mla->v_head_dim : 0, L::kMaxHeadDim}},
+      {"moe.num_routed_experts", {m.moe ? m.moe->num_routed_experts : 0, L::kMaxExperts}},
+      {"moe.num_shared_experts", {m.moe ? m.moe->num_shared_experts : 0, L::kMaxExperts}},
+      {"moe.top_k", {m.moe ? m.moe->top_k : 0, L::kMaxExperts}},
+      {"moe.expert_ffn_dim", {m.moe ? m.moe->expert_ffn_dim : 0, L::kMaxFfnDim}},
+      {"moe.shared_expert_ffn_dim", {m.moe ? m.moe->shared_expert_ffn_dim : 0, L::kMaxFfnDim}},
+      {"moe.num_dense_layers", {m.moe ? m.moe->num_dense_layers : 0, L::kMaxLayers}},
+  };
+  for (const auto& [key, value_and_max] : dims) {
+    const auto [value, max] = value_and_max;
+    if (value < 0 || value > max) return fmt::format("{} must be between 0 and {} (got {})", key, max, value);
+  }
+  return "";
+}
+
+// What the dimensions imply, in double (no overflow): parameters and cached elements per
+// token, each against its limit.
+std::string size_problem(const ModelSpec& m) {
+  double params = 2.0 * m.vocab_size * m.hidden_size;
+  const double per_layer_attention = 4.0 * m.hidden_size * std::max(m.num_q_heads, m.num_kv_heads) *
+                                     std::max(m.head_dim, m.mla ? m.mla->kv_lora_rank + m.mla->v_head_dim : 0);
+  const double per_layer_ffn = 3.0 * m.hidden_size *
+                               (m.ffn_dim + (m.moe ? (m.moe->num_routed_experts + 1.0) * m.moe->expert_ffn_dim +
+                                                         m.moe->num_shared_experts * double(m.moe->shared_expert_ffn_dim)
+                                                   : 0.0));
+  params += m.num_layers * (per_layer_attention + per_layer_ffn + 2.0 * m.hidden_size);
+  if (params > limits::kMaxModelParams) {
+    return fmt::format("about {:.3g} parameters: past the {:.0e} kvlab accepts (check the dimensions)", params,
+                       limits::kMaxModelParams);
+  }
+  const double per_token = m.mla ? double(m.num_layers) * (m.mla->kv_lora_rank + m.mla->qk_rope_head_dim)
+                                 : 2.0 * m.num_layers * m.num_kv_heads * m.head_dim;
+  // Nine bytes an element is the most any precision stores (int8 codes, fp32 scale and zero per element).
+  if (per_token * 9 > static_cast<double>(limits::kMaxKvBytesPerToken)) {
+    return fmt::format("{:.3g} cached elements per token: past the {} bytes of KV per token kvlab accepts",
+                       per_token, limits::kMaxKvBytesPerToken);
+  }
+  return "";
+}
+
+}  // namespace
+
 std::string ModelSpec::validate() const {
   if (name.empty()) return "a model needs a name";
+  if (std::string why = dimension_problem(*this); !why.empty()) return why;
   if (num_layers <= 0) return fmt::format("num_layers must be positive (got {})", num_layers);
   if (hidden_size <= 0) return fmt::format("hidden_size must be positive (got {})", hidden_size);
   if (num_q_heads <= 0 || num_kv_heads <= 0) {
@@ -67,7 +134,7 @@ std::string ModelSpec::validate() const {
   } else if (ffn_dim <= 0) {
     return fmt::format("ffn_dim must be positive (got {})", ffn_dim);
   }
-  return "";
+  return size_problem(*this);
 }
 
 ParamCounts count_params(const ModelSpec& m) {

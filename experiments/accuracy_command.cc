@@ -238,7 +238,13 @@ core::TechniqueResult build_plan(AccuracyExperiment& e, const core::ModelSpec& s
     }
   }
   e.doc.throw_if_errors();
-  if (const std::string why = applied.plan.validate(); !why.empty()) throw std::runtime_error("KV plan: " + why);
+  if (const std::string why = applied.plan.validate(); !why.empty()) {
+    if (e.doc.root().has("kv_plan")) {
+      e.doc.root().error_at("kv_plan", why);
+      e.doc.throw_if_errors();
+    }
+    throw core::ConfigError("KV plan: " + why);
+  }
   return applied;
 }
 
@@ -362,10 +368,17 @@ void register_accuracy_command(CLI::App& app) {
     if (!e.has_plan) return;  // a study without a plan: its keys are checked
     if (e.model == rm::kSmolLm2Gguf) {
       build_plan(e, core::load_model("smollm2-135m"));
-    } else {
-      const rm::GgufFile file = rm::GgufFile::open(rm::resolve_model_path(e.model));
-      build_plan(e, rm::LlamaModel::load(file, e.num_layers).model_spec());
+      return;
     }
+    core::ModelSpec spec;
+    try {  // a missing or malformed model file is the experiment's error, at its `model` key
+      const rm::GgufFile file = rm::GgufFile::open(rm::resolve_model_path(e.model));
+      spec = rm::LlamaModel::load(file, e.num_layers).model_spec();
+    } catch (const std::runtime_error& error) {
+      e.doc.root().error_at("model", error.what());
+      e.doc.throw_if_errors();
+    }
+    build_plan(e, spec);
   };
   register_check_kind("accuracy", "kv_plan", check);
   register_check_kind("accuracy", "study", check);         // a study without a plan is still an accuracy experiment

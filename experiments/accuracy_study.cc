@@ -9,6 +9,8 @@
 
 #include <fmt/format.h>
 
+#include "core/file_text.h"
+#include "core/limits.h"
 #include "ref/model/model_files.h"
 
 namespace kvlab::experiments {
@@ -42,11 +44,8 @@ std::string resolve_text_path(const std::string& reference) {
 }
 
 std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(fmt::format("text file '{}' cannot be read", path));
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
+  // At most 64 MiB (core/limits.h): a text of /dev/zero read without end.
+  return core::read_file_text(path, core::limits::kMaxTextFileBytes, "text");
 }
 
 PromptSet parse_prompt_set(core::ConfigNode node) {

@@ -81,21 +81,7 @@ int check_files(const std::vector<std::string>& files) {
   int failed = 0;
   for (const std::string& file : files) {
     try {
-      if (is_json(file)) {
-        core::import_hf_config(file);
-      } else if (const CheckKind* kind = kind_of(file)) {
-        kind->validate(file);
-      } else {
-        // Either unreadable/invalid YAML (reported by loading it) or an unknown kind.
-        core::ConfigDocument doc = core::ConfigDocument::load_file(file);
-        doc.throw_if_errors();
-        std::string known;
-        for (const CheckKind& k : kinds()) known += (known.empty() ? "" : ", ") + k.folder;
-        throw core::ConfigError(std::vector<core::Diagnostic>{
-            {.file = file, .line = 1, .column = 1,
-             .message = fmt::format("cannot tell what kind of config this is (kinds: {}; put it under "
-                                    "configs/<kind>/ or add the kind's identifying key)", known)}});
-      }
+      check_file(file);
       std::cout << fmt::format("{}: ok\n", file);
     } catch (const core::ConfigError& e) {
       ++failed;
@@ -109,6 +95,24 @@ int check_files(const std::vector<std::string>& files) {
 }
 
 }  // namespace
+
+void check_file(const std::string& file) {
+  if (is_json(file)) {
+    core::import_hf_config(file);
+  } else if (const CheckKind* kind = kind_of(file)) {
+    kind->validate(file);
+  } else {
+    // Either unreadable/invalid YAML (reported by loading it) or an unknown kind.
+    core::ConfigDocument doc = core::ConfigDocument::load_file(file);
+    doc.throw_if_errors();
+    std::string known;
+    for (const CheckKind& k : kinds()) known += (known.empty() ? "" : ", ") + k.folder;
+    throw core::ConfigError(std::vector<core::Diagnostic>{
+        {.file = file, .line = 1, .column = 1,
+         .message = fmt::format("cannot tell what kind of config this is (kinds: {}; put it under "
+                                "configs/<kind>/ or add the kind's identifying key)", known)}});
+  }
+}
 
 void register_check_kind(const std::string& folder, const std::string& marker_key,
                          std::function<void(const std::string& path)> validate) {

@@ -18,6 +18,11 @@ namespace kvlab::experiments {
 
 void register_check_command(CLI::App& app);
 
+// Checks one file as `kvlab check` does (its kind from its folder or keys); throws
+// core::ConfigError with every diagnostic. Kinds registered by other commands are known only
+// once their register_*_command has run.
+void check_file(const std::string& path);
+
 // Lets another command teach `check` a kind of file (e.g. experiments): `folder` is the
 // configs/ subfolder name, `marker_key` a top-level key that identifies the kind elsewhere,
 // and `validate` throws core::ConfigError with every diagnostic of the file.

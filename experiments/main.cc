@@ -3,6 +3,7 @@
 // and maps errors to exit codes (2: the user's input is wrong, 1: the environment failed).
 #include <cstdio>
 #include <exception>
+#include <new>
 
 #include <CLI/CLI.hpp>
 
@@ -37,6 +38,9 @@ int main(int argc, char** argv) {
   } catch (const kvlab::core::ConfigError& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return 2;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "kvlab: error: out of memory: the configuration needs more memory than this machine has\n");
+    return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "kvlab: error: %s\n", e.what());
     return 1;

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <memory>
 
@@ -104,20 +105,49 @@ void print_table(const fs::path& out, const Experiment& e, const std::vector<Poi
   for (const std::string& c : calibrations) std::cout << "calibration: " << c << "\n";
 }
 
+// Creates the results folder and proves a file can be written in it, so a read-only or full
+// --out fails here, before any point is simulated (it used to fail after all of them).
+void prepare_output_folder(const fs::path& out) {
+  const std::string where = fmt::format("--out {}", out.string());
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  if (ec) throw core::ConfigError(fmt::format("{}: cannot create the results folder: {}", where, ec.message()));
+  const fs::path probe = out / fmt::format(".kvlab-write-probe-{}", ::getpid());
+  {
+    std::ofstream file(probe, std::ios::binary);
+    file << "probe\n";
+    file.flush();
+    if (!file) {
+      fs::remove(probe, ec);
+      throw core::ConfigError(fmt::format("{}: cannot write in the results folder (read-only or full?)", where));
+    }
+  }
+  fs::remove(probe, ec);
+}
+
+// Installs the stop handler for `signo` unless the signal was ignored when kvlab started
+// (nohup, a background job of a non-interactive shell): that choice is the caller's to keep.
+void catch_stop_signal(int signo, struct sigaction* old) {
+  ::sigaction(signo, nullptr, old);
+  if (old->sa_handler == SIG_IGN) return;
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  ::sigaction(signo, &action, nullptr);
+}
+
 void run(const RunOptions& o) {
   if (o.jobs < 1) throw core::ConfigError(fmt::format("--jobs: must be at least 1 (got {})", o.jobs));
   const Experiment e = load_experiment(o.experiment, o.set);  // throws before anything is written
   const fs::path out = o.out.empty() ? fs::path("results") / e.name : fs::path(o.out);
-  fs::create_directories(out);
+  prepare_output_folder(out);
   remove_stale_temporaries(out);
 
   g_cancel = false;
   g_signal = 0;
-  struct sigaction action {}, old_int {}, old_term {};
-  action.sa_handler = on_stop_signal;
-  sigemptyset(&action.sa_mask);
-  ::sigaction(SIGINT, &action, &old_int);
-  ::sigaction(SIGTERM, &action, &old_term);
+  struct sigaction old_int {}, old_term {};
+  catch_stop_signal(SIGINT, &old_int);
+  catch_stop_signal(SIGTERM, &old_term);
   ProgressBar progress(e.points.size(), ::isatty(STDERR_FILENO) != 0);
   const std::vector<PointOutcome> outcomes = run_sweep(e, {out, o.jobs, o.resume, o.iteration_log}, progress, g_cancel);
   ::sigaction(SIGINT, &old_int, nullptr);
@@ -130,7 +160,9 @@ void run(const RunOptions& o) {
     std::cerr << fmt::format("kvlab run: interrupted; {} of {} point(s) complete in {}; rerun with --resume to finish\n",
                              finished, e.points.size(), out.string());
     std::cout.flush();
-    ::raise(signo);  // the handler restored the default action: end as the signal says
+    ::signal(signo, SIG_DFL);
+    ::raise(signo);  // end as the signal says, so a calling shell sees the interrupt
+    throw std::runtime_error("kvlab run: interrupted");  // only if the signal is blocked: never exit 0
   }
   std::string failures;
   for (size_t i = 0; i < outcomes.size(); ++i) {

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/footprint.h"
+#include "core/limits.h"
 
 namespace kvlab::sim {
 
@@ -208,7 +209,7 @@ IterationCost CostModel::iteration(const BatchShape& b) const {
   if (tokens > 0) cost.overhead_s += num_layers_ * (measured_.layer_fixed_s + measured_.layer_per_token_s * tokens);
   cost.compute_bound = cost.compute_s > cost.weights_s + cost.kv_s;
   const double total = cost.weights_s + cost.kv_s + cost.compute_s + cost.communication_s + cost.overhead_s;
-  cost.time_ns = std::max<int64_t>(1, std::llround(total * 1e9));
+  cost.time_ns = std::max<int64_t>(1, core::limits::saturated_ns(total));  // the engine reports one past its horizon
   return cost;
 }
 

@@ -18,6 +18,7 @@
 #include "core/capacity.h"
 #include "core/footprint.h"
 #include "core/pool_plan.h"
+#include "core/limits.h"
 #include "sim/event_queue.h"
 #include "sim/metrics.h"
 #include "sim/replica.h"
@@ -148,6 +149,11 @@ KvCapacity kv_capacity(const SimConfig& c, const KvLayout& layout) {
   k.host_bytes = c.scheduler.host_kv_bytes;
   const int64_t room = core::kv_room_per_gpu(c.gpu, c.scheduler.gpu_memory_utilization, k.weights_bytes_per_gpu);
   k.total_pages = room > 0 && k.page_bytes > 0 ? room / k.page_bytes : 0;
+  if (k.total_pages > core::limits::kMaxSimulatedPages / std::max(1, c.cluster.data_parallel)) {
+    throw core::ConfigError(fmt::format("{} KV pages per replica × {} replicas: more than the {} pages kvlab simulates "
+                                        "(core/limits.h); raise scheduler.block_size or lower gpu_memory_utilization",
+                                        k.total_pages, c.cluster.data_parallel, core::limits::kMaxSimulatedPages));
+  }
   if (k.total_pages <= 0) {
     throw core::ConfigError(fmt::format("no room for KV: {} of weights per GPU vs {} × gpu_memory_utilization {}",
                                         core::format_bytes({k.weights_bytes_per_gpu}), core::format_bytes(c.gpu.hbm_capacity),
@@ -222,10 +228,24 @@ SimResult run(const SimConfig& c, const std::vector<RequestSpec>& requests, int6
     in_system += delta;
     max_in_system = std::max(max_in_system, in_system);
   };
+  // Every delay is checked against the horizon (core/limits.h): `now` and a delay are each
+  // at most kMaxSimulatedNs + 1, so the check itself cannot overflow either.
+  auto later = [&](int64_t now, int64_t delay_ns, const char* what) {
+    if (delay_ns > core::limits::kMaxSimulatedNs - now) {
+      throw core::ConfigError(fmt::format("simulated time would pass its limit of {:.3g} s (31.7 years): {} of {:.3g} s "
+                                          "at {:.3g} s (check the GPU's rates, the calibration and the workload's times)",
+                                          static_cast<double>(core::limits::kMaxSimulatedNs) * 1e-9, what,
+                                          static_cast<double>(delay_ns) * 1e-9, static_cast<double>(now) * 1e-9));
+    }
+    return now + delay_ns;
+  };
   auto mark_done = [&](int64_t now, int64_t id) {  // releases the follower after its think time
     ++done;
     const int64_t next = follower[static_cast<size_t>(id)];
-    if (next >= 0) events.schedule(now + requests[static_cast<size_t>(next)].arrival_ns, EventPriority::kArrival, EventKind::kArrival, next);
+    if (next >= 0) {
+      events.schedule(later(now, requests[static_cast<size_t>(next)].arrival_ns, "a think time"), EventPriority::kArrival,
+                      EventKind::kArrival, next);
+    }
     if (progress && n > 0 && done * 100 / n != last_percent) {
       last_percent = done * 100 / n;
       progress(static_cast<double>(done) / static_cast<double>(n));
@@ -268,7 +288,7 @@ SimResult run(const SimConfig& c, const std::vector<RequestSpec>& requests, int6
         start_pending[i] = 0;
         if (replicas[i].busy() || !replicas[i].has_work()) break;
         const int64_t duration = replicas[i].begin_iteration(now, result.timeline, metrics[i]);
-        events.schedule(now + duration, EventPriority::kIterationEnd, EventKind::kIterationEnd, e.target);
+        events.schedule(later(now, duration, "an iteration"), EventPriority::kIterationEnd, EventKind::kIterationEnd, e.target);
         break;
       }
       case EventKind::kIterationEnd: {
@@ -304,7 +324,10 @@ SimResult run(const SimConfig& c, const std::vector<RequestSpec>& requests, int6
 }  // namespace
 
 SimResult simulate(const SimConfig& config, const ProgressCallback& progress, IterationRecorder* recorder) {
-  const std::vector<RequestSpec> requests = generate_requests(config.workload);
+  // Drawing 10^8 requests takes a while: the progress callback may abandon it (Ctrl-C).
+  const std::vector<RequestSpec> requests = generate_requests(config.workload, [&] {
+    if (progress) progress(0.0);
+  });
   const double duration = config.workload.duration_s;
   const int64_t stop = duration > 0 ? static_cast<int64_t>(std::llround(duration * 1e9)) : std::numeric_limits<int64_t>::max();
   return run(config, requests, stop, progress, recorder);

@@ -18,7 +18,8 @@
 namespace kvlab::sim {
 
 // Called with the fraction of requests finished or rejected, in [0, 1], at most once per
-// percent; runs on the simulating thread.
+// percent, and with 0 now and then while the workload is drawn; runs on the simulating
+// thread. It may throw to abandon the run (the sweep runner's cancellation does).
 using ProgressCallback = std::function<void(double fraction_done)>;
 
 // Runs the workload of `config` to completion. Throws core::ConfigError for a config that

@@ -6,6 +6,7 @@
 // twice the load). A malformed or truncated row is an error naming the file and line.
 #pragma once
 
+#include <istream>
 #include <string>
 #include <vector>
 
@@ -15,9 +16,14 @@ namespace kvlab::sim {
 
 enum class TraceFormat { kAzure, kBurstGpt };
 
-// Throws core::ConfigError. max_requests ≤ 0 reads every row.
+// Throws core::ConfigError. max_requests ≤ 0 reads every row. Rows must be sorted by time
+// (an earlier timestamp after a later one is an error naming its line, not reordered); a
+// trace without rows is an error; time_scale must lie in core/limits.h's range.
 std::vector<RequestSpec> read_trace(const std::string& path, TraceFormat format, int64_t max_requests = 0,
                                     double time_scale = 1.0);
+// The same over any stream (`name` is the file named in diagnostics): the fuzz target's entry.
+std::vector<RequestSpec> parse_trace(std::istream& in, const std::string& name, TraceFormat format,
+                                     int64_t max_requests = 0, double time_scale = 1.0);
 
 // Seconds since 1970-01-01 of an Azure timestamp, or a negative value if malformed.
 double parse_azure_timestamp(const std::string& text);

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "sim/sim_config.h"
@@ -36,6 +37,8 @@ struct RequestSpec {
 
 // The requests of `workload`, ids 0 … n−1; open-loop ones in arrival order. Throws
 // core::ConfigError for an invalid workload (no size, bad rate, unreadable trace).
-std::vector<RequestSpec> generate_requests(const WorkloadConfig& workload);
+// `poll`, when set, is called every 65,536 sessions drawn (requests, without turns): it may throw to abandon a long
+// generation (the sweep runner's cancellation does, so Ctrl-C is honoured while drawing).
+std::vector<RequestSpec> generate_requests(const WorkloadConfig& workload, const std::function<void()>& poll = {});
 
 }  // namespace kvlab::sim

@@ -9,6 +9,7 @@ debian_packages=(
   build-essential cmake ninja-build ccache pkg-config git
   libeigen3-dev libyaml-cpp-dev libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev pybind11-dev clang-format
+  clang  # fuzz/: libFuzzer targets (tools/fuzz.sh); its runtime package is added below
 )
 python_packages=(numpy matplotlib pytest)
 # The Python module (pip install . builds it with scikit-build-core and pybind11; kvlab.run
@@ -34,6 +35,17 @@ if ((${#missing[@]})); then
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# libFuzzer's runtime ships apart from clang (Debian 12: libclang-rt-14-dev), named by
+# clang's major version.
+fuzzer_runtime=$(clang++ -print-runtime-dir 2>/dev/null)/libclang_rt.fuzzer-x86_64.a
+if [ ! -f "$fuzzer_runtime" ] && [ ! -f "$(clang++ -print-file-name=libclang_rt.fuzzer-x86_64.a)" ]; then
+  rt_package="libclang-rt-$(clang++ -dumpversion | cut -d. -f1)-dev"
+  echo "setup: installing libFuzzer's runtime: $rt_package" >&2
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "$rt_package" >/dev/null
 fi
 
 python=${PYTHON:-python3}

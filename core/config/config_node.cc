@@ -5,7 +5,6 @@
 #include "core/config/config_node.h"
 
 #include <algorithm>
-#include <fstream>
 #include <set>
 #include <cmath>
 #include <limits>
@@ -17,6 +16,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include "core/config/config_reference.h"
+#include "core/file_text.h"
+#include "core/limits.h"
 
 namespace kvlab::core {
 
@@ -209,32 +210,37 @@ ConfigDocument ConfigDocument::parse_string(const std::string& text, const std::
 }
 
 ConfigDocument ConfigDocument::load_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  try {
+    return parse_string(read_file_text(path, limits::kMaxConfigFileBytes, "config"), path);
+  } catch (const ConfigError& e) {  // unreadable, a directory, or past the size limit
     auto state = std::make_unique<State>();
     state->file = path;
     state->ok = false;
     state->root = YAML::Node(YAML::NodeType::Map);
-    state->diagnostics.add(Diagnostic{.file = path, .message = "cannot open file (does it exist?)"});
+    for (const Diagnostic& d : e.diagnostics()) state->diagnostics.add(d);
     return ConfigDocument(std::move(state));
   }
-  std::stringstream text;
-  text << in.rdbuf();
-  return parse_string(text.str(), path);
 }
 
 namespace {
 
-YAML::Node yaml_from_json(const nlohmann::ordered_json& j) {
+// Nesting deeper than yaml-cpp's own limit (it stops at a depth of 2000) is refused: the
+// conversion below recurses once per level.
+constexpr int kMaxJsonDepth = 1000;
+
+struct TooDeep {};
+
+YAML::Node yaml_from_json(const nlohmann::ordered_json& j, int depth = 0) {
+  if (depth > kMaxJsonDepth) throw TooDeep{};
   switch (j.type()) {
     case nlohmann::ordered_json::value_t::object: {
       YAML::Node map(YAML::NodeType::Map);
-      for (const auto& [key, value] : j.items()) map[key] = yaml_from_json(value);
+      for (const auto& [key, value] : j.items()) map[key] = yaml_from_json(value, depth + 1);
       return map;
     }
     case nlohmann::ordered_json::value_t::array: {
       YAML::Node list(YAML::NodeType::Sequence);
-      for (const auto& value : j) list.push_back(yaml_from_json(value));
+      for (const auto& value : j) list.push_back(yaml_from_json(value, depth + 1));
       return list;
     }
     case nlohmann::ordered_json::value_t::null: return YAML::Node(YAML::NodeType::Null);
@@ -252,7 +258,11 @@ ConfigDocument ConfigDocument::parse_json(const std::string& text, const std::st
   if (parsed.is_discarded() || !parsed.is_object()) return doc;  // yaml-cpp's diagnostic stands
   auto state = std::make_unique<State>();
   state->file = file_name + " (read by nlohmann-json: no line numbers)";
-  state->root = yaml_from_json(parsed);
+  try {
+    state->root = yaml_from_json(parsed);
+  } catch (const TooDeep&) {
+    return doc;  // yaml-cpp's diagnostic (its own depth limit) stands
+  }
   return ConfigDocument(std::move(state));
 }
 

@@ -9,6 +9,8 @@
 #include <fmt/core.h>
 
 #include "core/config/hf_import.h"
+#include "core/file_text.h"
+#include "core/limits.h"
 
 #ifndef KVLAB_CONFIGS_DIR
 #error "KVLAB_CONFIGS_DIR must be defined by the build"
@@ -30,13 +32,13 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 
 // Resolves a name or a path to a YAML file of the catalog kind, or throws with a listing.
 std::string resolve(const std::string& kind, const std::string& name_or_path) {
-  if (fs::is_regular_file(name_or_path)) return name_or_path;
+  if (regular_file_exists(name_or_path)) return name_or_path;
   if (ends_with(name_or_path, ".yaml") || ends_with(name_or_path, ".json") ||
       name_or_path.find('/') != std::string::npos) {
     throw ConfigError(fmt::format("{}: cannot open file (does it exist?)", name_or_path));
   }
   const fs::path candidate = fs::path(configs_dir()) / kind / (lower(name_or_path) + ".yaml");
-  if (fs::is_regular_file(candidate)) return candidate.string();
+  if (regular_file_exists(candidate.string())) return candidate.string();
   std::vector<std::string> names = catalog_names(kind);
   std::string listing;
   for (const std::string& n : names) listing += (listing.empty() ? "" : ", ") + n;
@@ -68,6 +70,9 @@ std::vector<LayerKind> parse_layer_pattern(ConfigNode node, int num_layers) {
   return kinds;
 }
 
+// `base` (a lower bound) with the upper bound of core/limits.h.
+Checks up_to(int64_t max, Checks base) { return base.at_most(static_cast<double>(max)); }
+
 }  // namespace
 
 std::string configs_dir() { return KVLAB_CONFIGS_DIR; }
@@ -90,35 +95,36 @@ ModelSpec parse_model(ConfigNode node) {
   ModelSpec m;
   m.name = node.required<std::string>("name", "catalog name (the file's stem, lower case)");
   m.source = node.required<std::string>("source", "where the numbers come from (a URL or a paper)");
-  m.num_layers = node.required<int>("num_layers", "transformer layers (num_hidden_layers)", positive);
-  m.hidden_size = node.required<int>("hidden_size", "model width", positive);
-  m.num_q_heads = node.required<int>("num_q_heads", "query heads (num_attention_heads)", positive);
-  m.num_kv_heads = node.required<int>("num_kv_heads", "KV heads (GQA); MLA: equal to num_q_heads", positive);
-  m.head_dim = node.required<int>("head_dim", "dimensions per head; MLA: qk_nope_head_dim + qk_rope_head_dim", positive);
-  m.ffn_dim = node.optional<int>("ffn_dim", 0, "dense FFN intermediate size (MoE: of the dense layers)", non_negative);
-  m.vocab_size = node.required<int>("vocab_size", "vocabulary size", positive);
-  m.max_context_tokens = node.required_tokens("max_context", "longest supported context (max_position_embeddings)");
+  m.num_layers = node.required<int>("num_layers", "transformer layers (num_hidden_layers)", up_to(limits::kMaxLayers, positive));
+  m.hidden_size = node.required<int>("hidden_size", "model width", up_to(limits::kMaxHiddenSize, positive));
+  m.num_q_heads = node.required<int>("num_q_heads", "query heads (num_attention_heads)", up_to(limits::kMaxHeads, positive));
+  m.num_kv_heads = node.required<int>("num_kv_heads", "KV heads (GQA); MLA: equal to num_q_heads", up_to(limits::kMaxHeads, positive));
+  m.head_dim = node.required<int>("head_dim", "dimensions per head; MLA: qk_nope_head_dim + qk_rope_head_dim", up_to(limits::kMaxHeadDim, positive));
+  m.ffn_dim = node.optional<int>("ffn_dim", 0, "dense FFN intermediate size (MoE: of the dense layers)", up_to(limits::kMaxFfnDim, non_negative));
+  m.vocab_size = node.required<int>("vocab_size", "vocabulary size", up_to(limits::kMaxVocabSize, positive));
+  m.max_context_tokens = node.required_tokens("max_context", "longest supported context (max_position_embeddings)",
+                                             up_to(limits::kMaxTokens, positive));
   m.tie_word_embeddings = node.optional<bool>("tie_word_embeddings", false, "the LM head shares the embedding matrix");
   if (node.has("mla")) {
     ConfigNode mla = node.child("mla", "multi-head latent attention (DeepSeek); absent: GQA/MHA");
     MlaDims d;
-    d.q_lora_rank = mla.optional<int>("q_lora_rank", 0, "query down-projection rank (0: none)", non_negative);
-    d.kv_lora_rank = mla.required<int>("kv_lora_rank", "latent width cached per token and layer", positive);
-    d.qk_nope_head_dim = mla.required<int>("qk_nope_head_dim", "per-head query/key dims without RoPE", positive);
-    d.qk_rope_head_dim = mla.required<int>("qk_rope_head_dim", "decoupled RoPE key dims, cached beside the latent", non_negative);
-    d.v_head_dim = mla.required<int>("v_head_dim", "per-head value dims", positive);
+    d.q_lora_rank = mla.optional<int>("q_lora_rank", 0, "query down-projection rank (0: none)", up_to(limits::kMaxHiddenSize, non_negative));
+    d.kv_lora_rank = mla.required<int>("kv_lora_rank", "latent width cached per token and layer", up_to(limits::kMaxHeadDim, positive));
+    d.qk_nope_head_dim = mla.required<int>("qk_nope_head_dim", "per-head query/key dims without RoPE", up_to(limits::kMaxHeadDim, positive));
+    d.qk_rope_head_dim = mla.required<int>("qk_rope_head_dim", "decoupled RoPE key dims, cached beside the latent", up_to(limits::kMaxHeadDim, non_negative));
+    d.v_head_dim = mla.required<int>("v_head_dim", "per-head value dims", up_to(limits::kMaxHeadDim, positive));
     mla.finish();
     m.mla = d;
   }
   if (node.has("moe")) {
     ConfigNode moe = node.child("moe", "mixture of experts; absent: dense FFN in every layer");
     MoeSpec e;
-    e.num_routed_experts = moe.required<int>("num_routed_experts", "routed experts per MoE layer", positive);
-    e.num_shared_experts = moe.optional<int>("num_shared_experts", 0, "always-active experts per MoE layer", non_negative);
-    e.top_k = moe.required<int>("top_k", "routed experts per token", positive);
-    e.expert_ffn_dim = moe.required<int>("expert_ffn_dim", "intermediate size of one expert", positive);
-    e.shared_expert_ffn_dim = moe.optional<int>("shared_expert_ffn_dim", 0, "of one shared expert (0: expert_ffn_dim)", non_negative);
-    e.num_dense_layers = moe.optional<int>("num_dense_layers", 0, "leading layers with a dense FFN (first_k_dense_replace)", non_negative);
+    e.num_routed_experts = moe.required<int>("num_routed_experts", "routed experts per MoE layer", up_to(limits::kMaxExperts, positive));
+    e.num_shared_experts = moe.optional<int>("num_shared_experts", 0, "always-active experts per MoE layer", up_to(limits::kMaxExperts, non_negative));
+    e.top_k = moe.required<int>("top_k", "routed experts per token", up_to(limits::kMaxExperts, positive));
+    e.expert_ffn_dim = moe.required<int>("expert_ffn_dim", "intermediate size of one expert", up_to(limits::kMaxFfnDim, positive));
+    e.shared_expert_ffn_dim = moe.optional<int>("shared_expert_ffn_dim", 0, "of one shared expert (0: expert_ffn_dim)", up_to(limits::kMaxFfnDim, non_negative));
+    e.num_dense_layers = moe.optional<int>("num_dense_layers", 0, "leading layers with a dense FFN (first_k_dense_replace)", up_to(limits::kMaxLayers, non_negative));
     moe.finish();
     m.moe = e;
   }
@@ -127,7 +133,7 @@ ModelSpec parse_model(ConfigNode node) {
   if (node.has("layer_pattern") && !node.describing()) {
     m.layer_kinds = parse_layer_pattern(node.child("layer_pattern"), m.num_layers);
   }
-  m.sliding_window_tokens = node.optional_tokens("sliding_window", 0, "tokens a sliding layer attends to", non_negative);
+  m.sliding_window_tokens = node.optional_tokens("sliding_window", 0, "tokens a sliding layer attends to", up_to(limits::kMaxTokens, non_negative));
   m.linear_state_bytes = node.optional<Bytes>("linear_state", Bytes{0}, "constant state per sequence of one linear layer").value;
   node.finish();
   // Cross-field checks only once every field read cleanly, so one mistake gives one error.
@@ -143,7 +149,8 @@ GpuSpec parse_gpu(ConfigNode node) {
   GpuSpec g;
   g.name = node.required<std::string>("name", "catalog name (the file's stem, lower case)");
   g.source = node.required<std::string>("source", "datasheet the numbers come from");
-  g.hbm_capacity = node.required<Bytes>("hbm_capacity", "HBM capacity as the vendor quotes it (decimal GB)", positive);
+  g.hbm_capacity = node.required<Bytes>("hbm_capacity", "HBM capacity as the vendor quotes it (decimal GB)",
+                                       up_to(limits::kMaxHbmBytes, positive));
   g.hbm_bandwidth = node.required<Bandwidth>("hbm_bandwidth", "HBM bandwidth", positive);
   g.bf16_rate = node.required<FlopRate>("bf16", "dense bf16 tensor-core rate", positive);
   g.fp8_rate = node.optional<FlopRate>("fp8", FlopRate{}, "dense fp8 rate (absent: no fp8 tensor cores)");
@@ -187,6 +194,7 @@ ClusterSpec parse_cluster(ConfigNode node) {
 }
 
 Precision parse_precision(ConfigNode node) {
+  const size_t errors_before = node.error_count();
   Precision p;
   const std::string dtype = node.required<std::string>(
       "dtype", "element format of cached K and V (fp8 is e4m3)",
@@ -195,7 +203,7 @@ Precision parse_precision(ConfigNode node) {
   p = Precision::defaults(p.dtype);
   p.group_size = node.optional<int>("group_size", p.group_size,
                                     "elements per scale (and zero) group; integer dtypes default to 32, others 0",
-                                    Checks().non_negative());
+                                    up_to(limits::kMaxHeadDim, Checks().non_negative()));
   const Checks formats = Checks().one_of({"fp16", "bf16", "fp32", "none"});
   auto meta = [&](const char* key, MetaFormat fallback, const char* help) {
     const std::string text = node.optional<std::string>(key, std::string(to_string(fallback)), help, formats);
@@ -206,6 +214,12 @@ Precision parse_precision(ConfigNode node) {
   p.scale_format = meta("scale", p.scale_format, "format of each group's scale (integer dtypes: fp16)");
   p.zero_format = meta("zero", p.zero_format, "format of each group's zero point (none: symmetric)");
   node.finish();
+  // The rules that hold for any vector width are checked here, at this map (a width of
+  // eight groups makes group division and whole bytes hold); whether group_size divides the
+  // model's head_dim is checked where the model is known (KvPlan::validate).
+  if (node.error_count() == errors_before && !node.describing()) {
+    if (const std::string why = validate(p, 8 * std::max(p.group_size, 1)); !why.empty()) node.error(why);
+  }
   return p;
 }
 
@@ -233,7 +247,7 @@ Spec load_yaml(const std::string& path, Spec (*parse)(ConfigNode)) {
 }  // namespace
 
 ModelSpec load_model(const std::string& name_or_path) {
-  if (ends_with(name_or_path, ".json") || (fs::is_regular_file(name_or_path) && looks_like_json(name_or_path))) {
+  if (ends_with(name_or_path, ".json") || (regular_file_exists(name_or_path) && looks_like_json(name_or_path))) {
     return import_hf_config(name_or_path);
   }
   return load_yaml(resolve("models", name_or_path), parse_model);

@@ -10,6 +10,7 @@
 #include <fmt/core.h>
 
 #include "core/config/spec_loader.h"
+#include "core/file_text.h"
 
 namespace kvlab::core {
 namespace {
@@ -20,9 +21,9 @@ const std::vector<std::string> kTechniqueNames = {"quant", "tangram", "redknot",
 std::string find_data_file(const std::string& path) {
   namespace fs = std::filesystem;
   if (path.empty()) return "";
-  if (fs::is_regular_file(path)) return path;
+  if (regular_file_exists(path)) return path;
   const fs::path from_root = fs::path(configs_dir()).parent_path() / path;
-  return fs::is_regular_file(from_root) ? from_root.lexically_normal().string() : "";
+  return regular_file_exists(from_root.string()) ? from_root.lexically_normal().string() : "";
 }
 
 std::vector<double> read_numbers(ConfigNode list, const char* what) {

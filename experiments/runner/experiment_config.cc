@@ -5,14 +5,14 @@
 
 #include <algorithm>
 #include <cctype>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include <fmt/core.h>
 
 #include "core/config/config_node.h"
 #include "core/error.h"
+#include "core/file_text.h"
+#include "core/limits.h"
 #include "experiments/runner/folder_name.h"
 #include "experiments/runner/resolved_yaml.h"
 
@@ -110,6 +110,14 @@ std::vector<SweepAxis> parse_axes(core::ConfigNode sweep) {
       axes.push_back(std::move(a));
     }
   }
+  // Every point is parsed before the run starts, so a grid's size is bounded up front.
+  double points = 1;
+  for (const SweepAxis& a : axes) points *= a.zip ? 1.0 : static_cast<double>(a.values.size());
+  if (points > static_cast<double>(core::limits::kMaxSweepPoints)) {
+    sweep.error(fmt::format("the grid has {:.0f} points; at most {} are run (split the experiment)", points,
+                            core::limits::kMaxSweepPoints));
+    axes.clear();
+  }
   const auto first_zip = std::find_if(axes.begin(), axes.end(), [](const SweepAxis& a) { return a.zip; });
   for (auto it = first_zip; it != axes.end(); ++it) {
     if (it->values.size() != first_zip->values.size()) {
@@ -184,11 +192,7 @@ Experiment load_experiment(const std::string& path, const std::vector<std::strin
   Experiment e;
   e.path = path;
   e.overrides = overrides;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw core::ConfigError({core::Diagnostic{.file = path, .message = "cannot open file (does it exist?)"}});
-  std::stringstream text;
-  text << in.rdbuf();
-  e.text = text.str();
+  e.text = core::read_file_text(path, core::limits::kMaxConfigFileBytes, "config");
 
   core::ConfigDocument doc = point_document(e, nullptr);
   core::ConfigNode root = doc.root();

@@ -14,6 +14,8 @@
 
 #include "core/config/config_node.h"
 #include "core/config/spec_loader.h"
+#include "core/file_text.h"
+#include "core/limits.h"
 #include "core/units.h"
 #include "experiments/runner/enum_names.h"
 
@@ -28,13 +30,26 @@ E read_enum(core::ConfigNode& node, const std::string& key, E fallback,
   return fallback;
 }
 
-// A duration key ("100 ms", "2 s") as seconds; `fallback_s` when absent.
+// A duration key ("100 ms", "2 s") as seconds; `fallback_s` when absent. Every such key is
+// a span of simulated time (a workload's duration, a think time, an SLO, a sampling period),
+// so it is at most core::limits::kMaxSpanSeconds.
 inline double read_seconds(core::ConfigNode& node, const std::string& key, double fallback_s,
                            const std::string& help) {
   const core::Duration fallback{static_cast<int64_t>(std::llround(fallback_s * 1e9))};
   const core::Duration d = node.optional<core::Duration>(key, fallback, help);
   if (node.has(key) && d.ns < 0) node.error_at(key, "must not be negative");
+  if (node.has(key) && d.seconds() > core::limits::kMaxSpanSeconds) {
+    node.error_at(key, fmt::format("must be at most {:g} s (116 days; core/limits.h) (got {})", core::limits::kMaxSpanSeconds,
+                                   node.scalar_of(key)));
+    return fallback_s;
+  }
   return d.ns == fallback.ns ? fallback_s : d.seconds();
+}
+
+// A number key that must lie in [lo, hi] (a core/limits.h range); `fallback` when absent.
+template <class T>
+T read_in_range(core::ConfigNode& node, const std::string& key, T fallback, const std::string& help, double lo, double hi) {
+  return node.optional<T>(key, fallback, help, core::Checks().in_range(lo, hi));
 }
 
 // The file a reference names: an existing path as given, else configs/<kind>/<ref>.yaml,
@@ -42,11 +57,11 @@ inline double read_seconds(core::ConfigNode& node, const std::string& key, doubl
 inline std::string find_config_file(const std::string& kind, const std::string& ref) {
   namespace fs = std::filesystem;
   if (ref.empty()) return "";
-  if (fs::is_regular_file(ref)) return fs::absolute(ref).lexically_normal().string();
+  if (core::regular_file_exists(ref)) return fs::absolute(ref).lexically_normal().string();
   const fs::path in_catalog = fs::path(core::configs_dir()) / kind / (ref + ".yaml");
-  if (fs::is_regular_file(in_catalog)) return in_catalog.string();
+  if (core::regular_file_exists(in_catalog.string())) return in_catalog.string();
   const fs::path in_repo = fs::path(core::configs_dir()).parent_path() / ref;
-  if (fs::is_regular_file(in_repo)) return in_repo.lexically_normal().string();
+  if (core::regular_file_exists(in_repo.string())) return in_repo.lexically_normal().string();
   return "";
 }
 
@@ -54,7 +69,7 @@ inline std::string find_config_file(const std::string& kind, const std::string& 
 // path made absolute.
 inline std::string portable_ref(const std::string& ref) {
   namespace fs = std::filesystem;
-  return fs::is_regular_file(ref) ? fs::absolute(ref).lexically_normal().string() : ref;
+  return core::regular_file_exists(ref) ? fs::absolute(ref).lexically_normal().string() : ref;
 }
 
 // A file of the repository as "configs/…" (relative to the repository root), so results do

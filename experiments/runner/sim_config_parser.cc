@@ -15,6 +15,9 @@
 #include "core/config/techniques_loader.h"
 #include "core/config/spec_loader.h"
 #include "core/error.h"
+#include "core/file_text.h"
+#include "core/kv_plan.h"
+#include "core/limits.h"
 #include "experiments/runner/measured_calibration.h"
 #include "experiments/runner/parse_helpers.h"
 #include "experiments/runner/workload_parser.h"
@@ -22,6 +25,16 @@
 
 namespace kvlab::experiments {
 namespace {
+
+// A fixed cost per step or message ("30 us"): at most core::limits::kMaxOverheadNs (1 s).
+core::Duration read_overhead(core::ConfigNode& node, const std::string& key, core::Duration fallback, const std::string& help) {
+  const core::Duration d = node.optional<core::Duration>(key, fallback, help);
+  if (d.ns > core::limits::kMaxOverheadNs) {
+    node.error_at(key, fmt::format("must be at most 1 s, a fixed cost per step (got {})", node.scalar_of(key)));
+    return fallback;
+  }
+  return d;
+}
 
 // Relays a loader's error (which may name another file) as an error at `key` of `node`.
 void relay(core::ConfigNode& node, const std::string& key, const core::ConfigError& e) {
@@ -50,7 +63,7 @@ core::Precision parse_kv_precision(core::ConfigNode root) {
 core::LinkSpec parse_link(core::ConfigNode node) {
   core::LinkSpec link;
   link.bandwidth = node.optional<core::Bandwidth>("bandwidth", {}, "link bandwidth one way, e.g. \"450 GB/s\"");
-  link.latency = node.optional<core::Duration>("latency", {}, "per message, e.g. \"5 us\"");
+  link.latency = read_overhead(node, "latency", {}, "per message, e.g. \"5 us\"");
   node.finish();
   return link;
 }
@@ -70,12 +83,11 @@ sim::ClusterConfig parse_cluster_section(core::ConfigNode node) {
     }
     return c;
   }
-  c.tensor_parallel = node.optional<int>("tensor_parallel", 1, "GPUs per replica");
-  c.data_parallel = node.optional<int>("data_parallel", 1, "replicas");
+  c.tensor_parallel = node.optional<int>("tensor_parallel", 1, "GPUs per replica",
+                                        core::Checks().in_range(1, core::limits::kMaxTensorParallel));
+  c.data_parallel = node.optional<int>("data_parallel", 1, "replicas", core::Checks().in_range(1, core::limits::kMaxDataParallel));
   c.pipeline_parallel = node.optional<int>("pipeline_parallel", 1, "not modelled yet: 1");
   c.expert_parallel = node.optional<int>("expert_parallel", 1, "not modelled yet: 1");
-  node.require_positive("tensor_parallel", c.tensor_parallel);
-  node.require_positive("data_parallel", c.data_parallel);
   if (c.pipeline_parallel != 1) node.error_at("pipeline_parallel", "pipeline parallelism is not modelled yet (must be 1)");
   if (c.expert_parallel != 1) node.error_at("expert_parallel", "expert parallelism is not modelled yet (must be 1)");
   c.router = read_enum(node, "router", c.router, kRouterWords);
@@ -87,25 +99,26 @@ sim::ClusterConfig parse_cluster_section(core::ConfigNode node) {
 
 sim::SchedulerConfig parse_scheduler(core::ConfigNode s) {
   sim::SchedulerConfig c;
-  c.block_size = s.optional<int>("block_size", c.block_size, "tokens per KV page");
+  c.block_size = s.optional<int>("block_size", c.block_size, "tokens per KV page",
+                                 core::Checks().in_range(1, core::limits::kMaxBlockSize));
   c.gpu_memory_utilization = s.optional<double>("gpu_memory_utilization", c.gpu_memory_utilization, "share of HBM");
-  c.max_num_seqs = s.optional<int>("max_num_seqs", c.max_num_seqs, "running sequences at most");
-  c.max_num_batched_tokens = s.optional<int64_t>("max_num_batched_tokens", c.max_num_batched_tokens, "tokens per step");
+  c.max_num_seqs = s.optional<int>("max_num_seqs", c.max_num_seqs, "running sequences at most",
+                                   core::Checks().in_range(1, core::limits::kMaxRunningSeqs));
+  c.max_num_batched_tokens = s.optional<int64_t>("max_num_batched_tokens", c.max_num_batched_tokens, "tokens per step",
+                                                 core::Checks().in_range(1, static_cast<double>(core::limits::kMaxTokens)));
   c.enable_chunked_prefill = s.optional<bool>("enable_chunked_prefill", c.enable_chunked_prefill, "mix prefill chunks");
   c.enable_prefix_caching = s.optional<bool>("enable_prefix_caching", c.enable_prefix_caching, "reuse cached pages");
   c.preemption_mode = read_enum(s, "preemption_mode", c.preemption_mode, kPreemptionWords);
   c.policy = read_enum(s, "policy", c.policy, kPolicyWords);
-  const core::Bytes swap = s.optional<core::Bytes>("swap_space", core::Bytes{4LL << 30}, "host memory for swapped KV");
+  const core::Bytes swap = s.optional<core::Bytes>("swap_space", core::Bytes{4LL << 30}, "host memory for swapped KV",
+                                                   core::Checks().in_range(0, static_cast<double>(core::limits::kMaxHbmBytes)));
   c.swap_space_gib = swap.gib();
   c.prefix_eviction = read_enum(s, "prefix_eviction", c.prefix_eviction, kPrefixEvictionWords);
   c.host_kv_bytes = s.optional<core::Bytes>("host_kv_space", core::Bytes{0},
                                             "host memory per GPU for the groups a kv_plan places on the host").value;
-  s.require_positive("block_size", c.block_size);
   if (s.has("gpu_memory_utilization") && !(c.gpu_memory_utilization > 0 && c.gpu_memory_utilization <= 1)) {
     s.error_at("gpu_memory_utilization", fmt::format("must be in (0, 1] (got {})", s.scalar_of("gpu_memory_utilization")));
   }
-  s.require_positive("max_num_seqs", c.max_num_seqs);
-  s.require_positive("max_num_batched_tokens", static_cast<double>(c.max_num_batched_tokens));
   if (c.enable_chunked_prefill && c.max_num_seqs > 0 && c.max_num_batched_tokens < c.max_num_seqs) {
     // Every running decode takes a token of the step budget (vLLM refuses the same).
     s.error_at("max_num_batched_tokens", fmt::format("must be at least max_num_seqs ({}) with chunked prefill (got {})",
@@ -122,14 +135,15 @@ sim::Calibration parse_calibration_keys(core::ConfigNode n, sim::Calibration c, 
   c.memory_efficiency = n.optional<double>("memory_efficiency", c.memory_efficiency, "achieved/peak HBM bandwidth");
   c.compute_efficiency = n.optional<double>("compute_efficiency", c.compute_efficiency, "achieved/peak GEMM FLOP/s");
   c.gemm_half_efficiency_tokens = n.optional<double>("gemm_half_efficiency_tokens", c.gemm_half_efficiency_tokens,
-                                                     "rows at which GEMM efficiency halves");
+                                                     "rows at which GEMM efficiency halves",
+                                                     core::Checks().in_range(0, static_cast<double>(core::limits::kMaxTokens)));
   c.attention_efficiency = n.optional<double>("attention_efficiency", c.attention_efficiency, "prefill attention");
   c.link_efficiency = n.optional<double>("link_efficiency", c.link_efficiency, "achieved/peak link bandwidth");
-  c.iteration_overhead_ns = n.optional<core::Duration>("iteration_overhead", {c.iteration_overhead_ns}, "per step").ns;
-  c.per_sequence_overhead_ns =
-      n.optional<core::Duration>("per_sequence_overhead", {c.per_sequence_overhead_ns}, "per running sequence").ns;
-  c.kernel_launch_ns = n.optional<core::Duration>("kernel_launch", {c.kernel_launch_ns}, "per kernel launch").ns;
-  c.kernels_per_layer = n.optional<int>("kernels_per_layer", c.kernels_per_layer, "launches per layer");
+  c.iteration_overhead_ns = read_overhead(n, "iteration_overhead", {c.iteration_overhead_ns}, "per step").ns;
+  c.per_sequence_overhead_ns = read_overhead(n, "per_sequence_overhead", {c.per_sequence_overhead_ns}, "per running sequence").ns;
+  c.kernel_launch_ns = read_overhead(n, "kernel_launch", {c.kernel_launch_ns}, "per kernel launch").ns;
+  c.kernels_per_layer = n.optional<int>("kernels_per_layer", c.kernels_per_layer, "launches per layer",
+                                        core::Checks().in_range(1, 1000));
   if (n.has("measured")) c.measured = parse_measured_calibration(n.child("measured", "kvlab calibrate's terms"));
   for (const auto& [key, value] : {std::pair{"memory_efficiency", c.memory_efficiency},
                                     std::pair{"compute_efficiency", c.compute_efficiency},
@@ -138,7 +152,6 @@ sim::Calibration parse_calibration_keys(core::ConfigNode n, sim::Calibration c, 
     n.require_in_range(key, value, 1e-3, 1.0);
   }
   n.require_non_negative("gemm_half_efficiency_tokens", c.gemm_half_efficiency_tokens);
-  n.require_positive("kernels_per_layer", c.kernels_per_layer);
   n.finish();
   return c;
 }
@@ -179,6 +192,17 @@ ParsedSim parse_sim_config(core::ConfigNode root) {
     root.error_at("weights", fmt::format("expected bf16, fp8 or int4 (got \"{}\")", weights));
   }
   c.kv_precision = parse_kv_precision(root);
+  // The element format against the model's cached vectors (group_size must divide head_dim,
+  // codes must fill whole bytes): an error at kv_cache_dtype here, not an abort in
+  // core/precision.cc when the plan is built.
+  for (const core::LayerShape& layer : core::layer_shapes(c.model)) {
+    if (layer.num_cache_heads == 0) continue;
+    if (const std::string why = core::validate(c.kv_precision, layer.vector_width); !why.empty()) {
+      root.error_at("kv_cache_dtype", fmt::format("{} (model {} caches vectors of {} elements)", why, c.model.name,
+                                                  layer.vector_width));
+      break;
+    }
+  }
   c.cluster = parse_cluster_section(root.child("cluster"));
   const bool block_size_given = root.child("scheduler").has("block_size");
   c.scheduler = parse_scheduler(root.child("scheduler"));
@@ -230,7 +254,7 @@ ParsedSim parse_sim_config(core::ConfigNode root) {
   } else {
     // Only a catalog GPU has a catalog calibration (a GPU file path names none).
     const std::filesystem::path own = std::filesystem::path(core::configs_dir()) / "calibration" / (p.gpu_ref + ".yaml");
-    if (!p.gpu_ref.empty() && p.gpu_ref.find('/') == std::string::npos && std::filesystem::is_regular_file(own)) {
+    if (!p.gpu_ref.empty() && p.gpu_ref.find('/') == std::string::npos && core::regular_file_exists(own.string())) {
       p.calibration_source = own.string();
       c.calibration = load_calibration(own.string(), root, "gpu");
     }

@@ -95,7 +95,12 @@ std::vector<PointOutcome> run_sweep(const Experiment& e, const SweepOptions& o, 
     outcomes[i] = std::move(outcome);
     const auto now = std::chrono::steady_clock::now();
     if (now - last_index > std::chrono::seconds(1)) {
-      write_sweep_index(o.out, e, outcomes);
+      // On a worker thread an escaping exception would end the process (std::terminate); a
+      // failed interim index (a full disk) is left to the final write below to report.
+      try {
+        write_sweep_index(o.out, e, outcomes);
+      } catch (const std::exception&) {
+      }
       last_index = now;
     }
   };

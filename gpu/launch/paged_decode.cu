@@ -9,6 +9,7 @@
 #include "gpu/launch/decode_dispatch.h"
 #include "gpu/launch/kernel_instances.h"
 #include "gpu/launch/plan_decode.h"
+#include "gpu/launch/launch_checks.h"
 #include "gpu/kernels/page_summary.cuh"
 
 namespace kvlab::gpu {
@@ -152,16 +153,8 @@ size_t paged_decode_workspace_bytes(const PagedDecodeArgs& a, int num_sms) {
 }
 
 void launch_paged_decode(const PagedDecodeArgs& a, cudaStream_t stream) {
-  const std::string support = decode_support(a.layout);
-  require(support.empty(), support);
-  require(a.pool && a.q && a.out && a.page_table && a.seq_lens, "a device pointer is null");
-  require(a.batch > 0 && a.num_queries > 0, "batch and num_queries must be positive");
-  require(a.num_q_heads % a.layout.heads_per_page == 0, "num_q_heads must be a multiple of the KV heads");
-  require(a.max_pages_per_seq * static_cast<int64_t>(a.layout.block_size) >= a.max_seq_len,
-          "max_pages_per_seq × block_size must cover max_seq_len");
-  require(a.sm_scale > 0, "sm_scale must be positive");
-  require(a.tree_mask == nullptr || a.num_queries <= kMaxTreeQueries,
-          "a tree mask takes at most " + std::to_string(kMaxTreeQueries) + " queries (one bit each)");
+  const std::string problem = paged_decode_args_problem(a);  // gpu/launch/launch_checks.h
+  require(problem.empty(), problem);
   int device = 0, num_sms = 0;
   KVLAB_CUDA_CHECK(cudaGetDevice(&device));
   KVLAB_CUDA_CHECK(cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, device));
@@ -187,10 +180,8 @@ void launch_paged_decode(const PagedDecodeArgs& a, cudaStream_t stream) {
 }
 
 void launch_kv_append(const KvAppendArgs& a, cudaStream_t stream) {
-  const std::string support = decode_support(a.layout);
-  require(support.empty(), support);
-  require(a.pool && a.k && a.v && a.slot_page && a.slot_offset, "a device pointer is null");
-  require(a.num_tokens >= 0, "num_tokens must not be negative");
+  const std::string problem = kv_append_args_problem(a);
+  require(problem.empty(), problem);
   if (a.num_tokens == 0) return;
   KvAppendParams p{};
   fill_append_layout(p, a.layout);

@@ -2,6 +2,7 @@
 #include "gpu/launch/plan_decode.h"
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 #include <limits>
 #include <map>
@@ -480,7 +481,7 @@ PlanDecodeWork plan_decode_work(const PlanDecodeArgs& a) {
   require(a.num_queries >= 1, "num_queries must be positive");
   require(a.tree_mask == nullptr || a.num_queries <= kMaxTreeQueries,
           format("a tree mask takes at most {} queries", kMaxTreeQueries));
-  require(a.sm_scale > 0, "sm_scale must be positive");
+  require(std::isfinite(a.sm_scale) && a.sm_scale > 0, "sm_scale must be positive and finite");
   require(a.merge_fan_in >= 2 && a.merge_fan_in <= 32, "merge_fan_in must be in [2, 32]");
   require(layer.num_q_heads % layer.num_cache_heads == 0, "query heads must be a multiple of the KV heads");
   const int batch = static_cast<int>(a.seq_lens.size());

@@ -14,6 +14,8 @@
 namespace kvlab::ref::model {
 namespace {
 
+constexpr int64_t kMaxTensorElements = int64_t{1} << 48;
+
 uint16_t load_u16(const uint8_t* p) {
   return static_cast<uint16_t>(p[0] | (p[1] << 8));
 }
@@ -198,16 +200,22 @@ int64_t GgufTensorInfo::num_bytes() const {
 }
 
 GgufFile GgufFile::open(const std::string& path) {
-  GgufFile f;
-  f.path_ = path;
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw GgufError(fmt::format("{}: cannot open", path));
-  const auto size = static_cast<std::streamsize>(in.tellg());
-  f.bytes_.resize(static_cast<size_t>(size));
+  const std::streamoff size = in.tellg();
+  if (size < 0) throw GgufError(fmt::format("{}: not a regular file", path));
+  std::vector<uint8_t> bytes(static_cast<size_t>(size));
   in.seekg(0);
-  if (!in.read(reinterpret_cast<char*>(f.bytes_.data()), size)) {
+  if (!in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size))) {
     throw GgufError(fmt::format("{}: read failed", path));
   }
+  return parse(std::move(bytes), path);
+}
+
+GgufFile GgufFile::parse(std::vector<uint8_t> bytes, const std::string& path) {
+  GgufFile f;
+  f.path_ = path;
+  f.bytes_ = std::move(bytes);
   Cursor c(f.bytes_, f.path_);
   if (c.read<uint32_t>() != 0x46554747u) c.fail("not a GGUF file (magic is not \"GGUF\")");
   f.version_ = c.read<uint32_t>();
@@ -228,16 +236,28 @@ GgufFile GgufFile::open(const std::string& path) {
     t.name = c.read_string();
     const uint32_t dims = c.read<uint32_t>();
     if (dims > 8) c.fail(fmt::format("tensor {} has {} dimensions", t.name, dims));
-    for (uint32_t d = 0; d < dims; ++d) t.shape.push_back(c.read<int64_t>());
+    // Each dimension and their product stay below 2^48 elements, so num_elements() and
+    // num_bytes() (at most 34/32 bytes an element) cannot overflow.
+    int64_t elements = 1;
+    for (uint32_t d = 0; d < dims; ++d) {
+      const int64_t extent = c.read<int64_t>();
+      if (extent < 0 || (extent > 0 && elements > kMaxTensorElements / extent)) {
+        c.fail(fmt::format("tensor {}: dimension {} of {} elements (negative, or past 2^48 in all)", t.name, d, extent));
+      }
+      elements *= extent;
+      t.shape.push_back(extent);
+    }
     t.type = c.read<uint32_t>();
     t.offset = c.read<uint64_t>();
     f.tensors_.push_back(std::move(t));
   }
   f.data_start_ = (c.pos() + f.alignment_ - 1) / f.alignment_ * f.alignment_;
   for (const auto& t : f.tensors_) {
-    const int64_t n = t.num_bytes();
-    if (n > 0 && (f.data_start_ + t.offset > f.bytes_.size() ||
-                  static_cast<uint64_t>(n) > f.bytes_.size() - f.data_start_ - t.offset)) {
+    // Compared without sums that could wrap: the data section and the tensor must both lie
+    // in the file (an unknown type's size is not known; its data is never read).
+    const uint64_t size = f.bytes_.size();
+    const auto n = static_cast<uint64_t>(t.num_bytes());
+    if (f.data_start_ > size || t.offset > size - f.data_start_ || n > size - f.data_start_ - t.offset) {
       c.fail(fmt::format("tensor {} lies outside the file", t.name));
     }
   }

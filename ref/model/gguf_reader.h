@@ -72,6 +72,8 @@ class GgufFile {
   // Reads the whole file. Throws GgufError on a bad magic, an unsupported version (< 2), a
   // truncated file, or a tensor that lies outside the data.
   static GgufFile open(const std::string& path);
+  // The same over bytes already in memory (`path` names them in errors): the fuzz target's entry.
+  static GgufFile parse(std::vector<uint8_t> bytes, const std::string& path);
 
   const std::string& path() const { return path_; }
   uint32_t version() const { return version_; }

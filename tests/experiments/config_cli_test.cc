@@ -118,7 +118,7 @@ TEST_F(ScratchConfigs, WorkloadCalibrationAndAccuracyFilesGetTheirOwnMessages) {
       "name: a\ntext: /usr/share/common-licenses/GPL-3\nkv_plan:\n  retention: {policy: windw}\n");
   const CliRun r = run_kvlab("check " + workload + " " + calibration + " " + accuracy);
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_THAT(r.output, HasSubstr(workload + ":2:7: error: rate: must be positive (got -2)"));
+  EXPECT_THAT(r.output, HasSubstr(workload + ":2:7: error: rate: must be in [1e-07, 1000000000] (got -2)"));
   EXPECT_THAT(r.output, HasSubstr("num_requestz: unknown key; did you mean 'num_requests'?"));
   EXPECT_THAT(r.output, HasSubstr(calibration + ":2:20: error: memory_efficiency"));
   EXPECT_THAT(r.output, HasSubstr(accuracy + ":4:"));

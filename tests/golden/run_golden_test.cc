@@ -247,7 +247,7 @@ TEST(RunCli, BadExperimentsNameFileLineAndKeyAndWriteNothing) {
   const std::vector<BadCase> cases = {
       {"schema_version: 1\nname: bad\nmodel: llama-3.1-8b\ngpu: h100-sxm\nworkload:\n  rate: -3\n  num_request: 10\n",
        {},
-       {"%F:6:9: error: workload.rate: must be positive (got -3)",
+       {"%F:6:9: error: workload.rate: must be in [1e-07, 1000000000] (got -3)",
         "%F:7:3: error: workload.num_request: unknown key; did you mean 'num_requests'?"}},
       {"schema_version: 1\nname: bad\nmodel: llama-3.1-8bb\ngpu: h100-sxm\nworkload: {rate: 3, num_requests: 10}\n",
        {},

@@ -61,7 +61,7 @@ TEST(Trace, MalformedAndTruncatedRowsNameTheLine) {
                                      "2023-11-16 18:15:50.9951690,lots,109\n"
                                      "2023-11-16 18:15:51.0,12\n");
   const std::string message = error_of(bad, TraceFormat::kAzure);
-  EXPECT_THAT(message, HasSubstr(bad + ":3:1: error: ContextTokens: expected a token count, got \"lots\""));
+  EXPECT_THAT(message, HasSubstr(bad + ":3:1: error: ContextTokens: expected a token count from 0 to 1073741824, got \"lots\""));
   EXPECT_THAT(message, HasSubstr(bad + ":4:1: error: expected 3 comma-separated fields, got 2"));
   const std::string header = write_temp("kvlab_bad_header.csv", "time,in,out\n1,2,3\n");
   EXPECT_THAT(error_of(header, TraceFormat::kAzure), HasSubstr(":1:1: error: expected the header"));

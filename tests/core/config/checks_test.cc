@@ -80,7 +80,7 @@ TEST(DescribeMode, RecordsEveryKeyOnceWithTypeDefaultAndConstraints) {
   ASSERT_NE(layers, nullptr);
   EXPECT_TRUE(layers->required);
   EXPECT_EQ(layers->type, "integer");
-  EXPECT_EQ(layers->constraints, "> 0");
+  EXPECT_EQ(layers->constraints, "> 0, ≤ 4096");  // core/limits.h kMaxLayers
   const ParamDoc* rank = find("mla.kv_lora_rank");  // optional sections are walked
   ASSERT_NE(rank, nullptr);
   EXPECT_THAT(rank->help, HasSubstr("latent"));
@@ -98,7 +98,7 @@ TEST(DescribeMode, ReportsNothingAndTheReferenceRenders) {
   EXPECT_TRUE(doc.diagnostics().empty());
   const std::string md = render_config_reference(core_config_sections());
   EXPECT_THAT(md, HasSubstr("## GPU"));
-  EXPECT_THAT(md, HasSubstr("| `hbm_capacity` | size (\"80 GB\", \"16 GiB\") | required | > 0 |"));
+  EXPECT_THAT(md, HasSubstr("| `hbm_capacity` | size (\"80 GB\", \"16 GiB\") | required | > 0, ≤ 1125899906842624 |"));  // 2^50
   EXPECT_THAT(md, HasSubstr("| `groups[].name` | string | required |"));
   EXPECT_THAT(md, HasSubstr("| `dtype` | string | required | one of: bf16, fp16, fp8, int8, int6, int5, int4 |"));
 }
