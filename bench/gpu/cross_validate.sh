@@ -9,8 +9,12 @@
 #      light and saturating load) with --iteration-log, with that calibration and without
 #      it (the built-in defaults);
 #   5. replays the logged iterations on the engine (`kvlab replay`): every iteration of the
-#      calibrated run, 100 per point of the other; prints the summary table last.
-# Qwen3-30B-A3B is not run: the engine has no MoE layers yet (gpu/engine/engine_shape.cc).
+#      calibrated run, 100 per point of the other;
+#   6. MoE, a step of its own, every command under `timeout` so a crash or hang there
+#      cannot spoil the dense results: the engine's MoE test (tiny model against a CPU
+#      forward), then Qwen3-30B-A3B (bench/gpu/cross_validate/qwen3_30b_a3b.yaml, light
+#      load) simulated and 40 of its iterations replayed (eager: the engine's MoE layers
+#      take no CUDA graph), memcheck of the MoE test if time is left; prints the summary last.
 # Results in $OUT (or ./cross-validate-results), at most 8 files: summary.txt (the tables),
 # accuracy_table.md (docs/sim-accuracy.md's table, by python/kvlab/accuracy_table.py),
 # h200.yaml, calibration_raw.csv, tests.log, runs.tar.gz (every point's results,
@@ -46,7 +50,7 @@ memcheck() {
 }
 
 stamp "engine tests"
-build/gpu/tests/gpu/engine_test >>"$log" 2>&1
+build/gpu/tests/gpu/engine_test --gtest_filter='-EngineMoeTest.*' >>"$log" 2>&1
 echo "engine_test exit code: $?" | tee -a "$log"
 grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[  FAILED  \]" "$log" | head -20
 [ $quick = 0 ] && memcheck
@@ -71,6 +75,27 @@ else
   echo "-- replay: uncalibrated (built-in defaults), 100 iterations per point" | tee -a "$out/replay.txt"
   $kvlab replay "$runs/uncalibrated" --max-iterations 100 --warmup 1 --repeats 3 2>>"$log" | tee -a "$out/replay.txt"
 fi
+moe_step() {
+  stamp "MoE: engine test, then Qwen3-30B-A3B simulated and replayed"
+  timeout 120 build/gpu/tests/gpu/engine_test --gtest_filter='EngineMoeTest.*' >"$out/moe_test.log" 2>&1
+  echo "engine_test (MoE) exit code: $?" | tee -a "$log"
+  grep -E "^\[ +(OK|FAILED|SKIPPED) |near ties|Failure" "$out/moe_test.log" | head -20 | tee -a "$log"
+  cat "$out/moe_test.log" >>"$log" && rm -f "$out/moe_test.log"
+  timeout 60 $kvlab run bench/gpu/cross_validate/qwen3_30b_a3b.yaml --iteration-log --no-plots --out "$runs/moe" \
+    >>"$out/sim.txt" 2>&1 || { echo "MoE simulation failed (exit $?)" | tee -a "$log"; return; }
+  echo "-- replay: Qwen3-30B-A3B (MoE, eager), 40 iterations" | tee -a "$out/replay.txt"
+  timeout 180 $kvlab replay "$runs/moe" --max-iterations 40 --warmup 1 --repeats 2 2>>"$log" | tee -a "$out/replay.txt"
+  echo "MoE replay exit code: ${PIPESTATUS[0]}" | tee -a "$log"
+  if [ $((SECONDS - start)) -lt 420 ]; then
+    stamp "memcheck (MoE)"
+    timeout 120 compute-sanitizer --tool memcheck build/gpu/tests/gpu/engine_test --gtest_filter='EngineMoeTest.*' \
+      >"$out/memcheck_moe.log" 2>&1
+    echo "memcheck (MoE) exit code: $?" | tee -a "$log"
+    grep -E "ERROR SUMMARY|PASSED|FAILED" "$out/memcheck_moe.log" | tee -a "$log"
+    cat "$out/memcheck_moe.log" >>"$out/memcheck.log" 2>/dev/null; rm -f "$out/memcheck_moe.log"
+  fi
+}
+moe_step
 python3 python/kvlab/accuracy_table.py "$runs"/* >"$out/accuracy_table.md" 2>>"$log"
 tar -C "$out" -czf "$out/runs.tar.gz" runs && rm -rf "$runs"
 [ $quick = 1 ] && [ $((SECONDS - start)) -lt 240 ] && memcheck
