@@ -41,6 +41,7 @@ EngineShape tiny_shape() {
 float bf16(float x) { return ref::bf16_to_float(ref::float_to_bf16(x)); }
 
 std::vector<float> download(const DeviceArray<__nv_bfloat16>& a) {
+  if (a.size() == 0) return {};  // a dense model's MoE tensors, and the other way round
   std::vector<uint16_t> raw(a.size());
   KVLAB_CUDA_CHECK(cudaMemcpy(raw.data(), a.get(), a.bytes(), cudaMemcpyDeviceToHost));
   std::vector<float> out(raw.size());
