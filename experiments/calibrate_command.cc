@@ -57,6 +57,10 @@ void calibrate(const CalibrateOptions& o) {
   const core::GpuSpec spec = core::load_gpu(o.gpu);
   const core::ModelSpec model = core::load_model(o.model);
   const gpu::engine::EngineShape shape = gpu::engine::engine_shape(model);
+  if (shape.moe()) {
+    throw core::ConfigError(o.model + ": kvlab calibrate times a dense model's kernels (the expert GEMMs are not timed yet); "
+                            "pass a dense --model");
+  }
   const double bandwidth = spec.hbm_bandwidth.bytes_per_s, rate = spec.bf16_rate.flops_per_s;
   if (!(bandwidth > 0 && rate > 0)) throw core::ConfigError(o.gpu + ": the GPU spec needs hbm_bandwidth and bf16");
   const fs::path out = o.out.empty() ? fs::path(core::configs_dir()) / "calibration" / (spec.name + ".yaml") : fs::path(o.out);

@@ -144,7 +144,7 @@ PointResult replay_point(const fs::path& dir, const ReplayOptions& o) {
   summary["sampled"] = picked.size() < log.size();
   summary["warmup"] = o.warmup;
   summary["repeats"] = o.repeats;
-  summary["cuda_graphs"] = !o.no_graphs;
+  summary["cuda_graphs"] = engine.options().cuda_graphs;  // MoE models run eagerly whatever was asked
   summary["kv_pages"] = engine.kv_pool().num_pages();
   for (const auto& [key, value] : replay_summary(rows, requests).items()) summary[key] = value;
   replace_file(dir / "replay.csv", replay_csv(rows));

@@ -11,20 +11,46 @@
 //     layer and attention launch (decode, prefill);
 //   - per layer, the small kernels (RMSNorms, RoPE, KV append, SwiGLU, residual adds):
 //     layer_fixed_s + layer_per_token_s · T;
-//   - the host link (swap) at its measured pinned-copy bandwidth.
+//   - the host link (swap) at its measured pinned-copy bandwidth;
+//   - collectives between GPUs (bench/gpu/collectives.py's fits, one per collective and
+//     world size): latency + bus factor · bytes / bus bandwidth (collective_time_s). The TP
+//     all-reduce uses the fit for its world size when one was measured; EP all-to-all can
+//     call the same function.
 // A zero field means "not measured": the cost model then falls back on the datasheet term
 // and the plain efficiencies of Calibration, and every result says the calibration is not
 // measured (calibration_status).
 #pragma once
 
 #include <array>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "core/precision.h"
 
 namespace kvlab::sim {
 
 struct Calibration;
+
+enum class Collective { kAllReduce, kAllGather, kReduceScatter, kAllToAll };
+
+// One collective's fit at one world size (collectives.py, NCCL-tests' conventions: bytes is
+// the all-reduce buffer, the all-gather output, the reduce-scatter input, one rank's
+// all-to-all buffer).
+struct LinkFit {
+  Collective collective = Collective::kAllReduce;
+  int world_size = 0;
+  double latency_s = 0;
+  double bus_bytes_per_s = 0;  // 0: not measured (world size 1 moves no byte across a link)
+  bool measured() const { return world_size > 1 && bus_bytes_per_s > 0; }
+};
+
+// NCCL-tests' bus factor: all-reduce 2(n−1)/n, the others (n−1)/n.
+double bus_factor(Collective collective, int world_size);
+// latency + bus_factor · bytes / bus bandwidth; the fit must be measured().
+double collective_time_s(const LinkFit& fit, double bytes);
+// The measured fit for (collective, world size), or nullptr.
+const LinkFit* find_link_fit(std::span<const LinkFit> fits, Collective collective, int world_size);
 
 struct MeasuredCalibration {
   std::string measured_on;  // date of the measurement ("" : not measured by kvlab calibrate)
@@ -38,6 +64,7 @@ struct MeasuredCalibration {
   double layer_fixed_s = 0;           // per layer: the small kernels at one token
   double layer_per_token_s = 0;       // per layer and token
   double host_link_bytes_per_s = 0;   // pinned host ↔ device copy, each way
+  std::vector<LinkFit> links;         // collectives between GPUs (only measured fits are kept)
   bool measured() const { return !measured_on.empty(); }
 };
 

@@ -201,7 +201,12 @@ IterationCost CostModel::iteration(const BatchShape& b) const {
     if (tp_ > 1) {
       const double n = tp_;
       const double bytes = allreduce_bytes_per_token_ * tokens;
-      cost.communication_s += 2.0 * num_layers_ * (2.0 * (n - 1) / n * bytes / tp_bandwidth_ + 2.0 * (n - 1) * tp_latency_s_);
+      // Two all-reduces per layer: the measured fit for this TP degree, else ring steps over the link spec.
+      if (const LinkFit* fit = find_link_fit(measured_.links, Collective::kAllReduce, tp_)) {
+        cost.communication_s += 2.0 * num_layers_ * collective_time_s(*fit, bytes);
+      } else {
+        cost.communication_s += 2.0 * num_layers_ * (2.0 * (n - 1) / n * bytes / tp_bandwidth_ + 2.0 * (n - 1) * tp_latency_s_);
+      }
     }
   }
   if (b.swap_bytes > 0) cost.communication_s += b.swap_bytes / host_bandwidth_;

@@ -14,6 +14,52 @@ constexpr core::KvDtype kDtypes[] = {core::KvDtype::kBf16, core::KvDtype::kFp16,
                                      core::KvDtype::kInt8, core::KvDtype::kInt6, core::KvDtype::kInt5,
                                      core::KvDtype::kInt4};
 
+// bench/gpu/collectives.py's links file, as it writes it, under measured: (only the fits
+// that measured a bandwidth are kept: world size 1 moves no byte across a link).
+std::vector<sim::LinkFit> parse_links(core::ConfigNode n) {
+  std::vector<sim::LinkFit> fits;
+  if (n.is_null() && !n.describing()) return fits;
+  n.required<std::string>("measured_on", "date of the collective timings");
+  n.required<std::string>("commit", "kvlab commit that measured them");
+  n.required<std::string>("machine", "the GPUs they were measured on");
+  n.required<bool>("multi_gpu_measured", "whether any world size above 1 was measured");
+  n.optional<std::string>("note", "", "what was not measured");
+  core::ConfigNode list = n.child("fits", "one per collective and world size");
+  n.document("fits", "list", "", "collective, world_size, latency_s, bus_bytes_per_s, efficiency, points, max_rel_residual");
+  if (list.is_sequence()) {
+    for (core::ConfigNode f : list.elements()) {
+      sim::LinkFit fit;
+      const std::string name = f.required<std::string>("collective", "all_reduce, all_gather, reduce_scatter or all_to_all");
+      if (name == "all_reduce") {
+        fit.collective = sim::Collective::kAllReduce;
+      } else if (name == "all_gather") {
+        fit.collective = sim::Collective::kAllGather;
+      } else if (name == "reduce_scatter") {
+        fit.collective = sim::Collective::kReduceScatter;
+      } else if (name == "all_to_all") {
+        fit.collective = sim::Collective::kAllToAll;
+      } else {
+        f.error_at("collective", "expected all_reduce, all_gather, reduce_scatter or all_to_all, got " + name);
+      }
+      fit.world_size = f.required<int>("world_size", "ranks");
+      fit.latency_s = f.required<double>("latency_s", "fitted latency, seconds");
+      fit.bus_bytes_per_s = f.required<double>("bus_bytes_per_s", "fitted bus bandwidth (0: not measured)");
+      f.optional<double>("efficiency", 0.0, "bus bandwidth / link peak");
+      f.optional<int>("points", 0, "message sizes fitted");
+      f.optional<double>("max_rel_residual", 0.0, "largest relative residual of the fit");
+      f.require_positive("world_size", fit.world_size);
+      f.require_non_negative("latency_s", fit.latency_s);
+      f.require_non_negative("bus_bytes_per_s", fit.bus_bytes_per_s);
+      f.finish();
+      if (fit.measured()) fits.push_back(fit);
+    }
+  } else if (!list.is_null()) {
+    list.error("expected a list of fits");
+  }
+  n.finish();
+  return fits;
+}
+
 }  // namespace
 
 sim::MeasuredCalibration parse_measured_calibration(core::ConfigNode n) {
@@ -45,6 +91,7 @@ sim::MeasuredCalibration parse_measured_calibration(core::ConfigNode n) {
   m.layer_per_token_s = n.optional<double>("layer_per_token_ns", 0.0, "per layer and token, ns") * 1e-9;
   m.host_link_bytes_per_s =
       n.optional<core::Bandwidth>("host_link_bandwidth", {}, "pinned host ↔ device copy, each way").bytes_per_s;
+  m.links = parse_links(n.child("links", "bench/gpu/collectives.py's fits of collective times"));
   if (n.has("gemm_memory_efficiency")) n.require_in_range("gemm_memory_efficiency", m.gemm_memory_efficiency, 1e-3, 1.0);
   n.require_non_negative("layer_per_token_ns", m.layer_per_token_s);
   n.finish();

@@ -12,6 +12,13 @@
 //     layer_fixed: 11 us               # per layer: the small kernels at one token
 //     layer_per_token_ns: 9.5          # per layer and token
 //     host_link_bandwidth: 52 GB/s     # pinned copies, each way
+//     links:                           # bench/gpu/collectives.py's links.yaml, indented here
+//       measured_on: "2026-12-03"
+//       commit: "…"
+//       machine: "8x NVIDIA H200"
+//       multi_gpu_measured: true
+//       fits:
+//         - {collective: all_reduce, world_size: 8, latency_s: 2.1e-05, bus_bytes_per_s: 3.6e+11, efficiency: 0.8}
 // date, commit and machine are required together (a measurement says when, with what and
 // where); the terms are optional (absent: not measured, the cost model's fallback).
 #pragma once
@@ -27,7 +34,8 @@ namespace kvlab::experiments {
 // diagnostics on its document.
 sim::MeasuredCalibration parse_measured_calibration(core::ConfigNode node);
 
-// The section as YAML lines, two-space indented under "measured:" ("" when not measured).
+// The section as YAML lines, two-space indented under "measured:" ("" when not measured);
+// without links: (kvlab calibrate measures one GPU; collectives.py writes the links file).
 std::string measured_calibration_yaml(const sim::MeasuredCalibration& m);
 
 // What `kvlab calibrate` measured and fitted, for the whole file.

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "gpu/engine/layer_kernels.h"
+#include "gpu/engine/moe_routing.h"
 #include "gpu/engine/prefill_attention.h"
 #include "gpu/launch/paged_decode.h"
 
@@ -46,7 +47,8 @@ PagedDecodeArgs decode_args(const KvPool& pool, int l, const BatchLayout& b, con
 }  // namespace
 
 Engine::Engine(const EngineShape& shape, const EngineOptions& options) : shape_(shape), options_(options) {
-  if (shape.moe()) throw std::invalid_argument("engine: MoE layers are not built yet");
+  // An MoE layer reads the router's choices back to the host (engine.h): no graph can hold that.
+  if (shape.moe()) options_.cuda_graphs = false;
   if (options.max_tokens < 1 || options.max_seqs < 1 || options.max_context < 1) {
     throw std::invalid_argument("engine: max_tokens, max_seqs and max_context must be positive");
   }
@@ -59,15 +61,27 @@ Engine::Engine(const EngineShape& shape, const EngineOptions& options) : shape_(
 
   const auto t = static_cast<size_t>(options.max_tokens), s = static_cast<size_t>(options.max_seqs);
   const auto h = static_cast<size_t>(shape.hidden);
-  const size_t ffn = static_cast<size_t>(shape.ffn_dim);
+  // FFN activations: one row per token (dense) or per (token, expert choice) (MoE).
+  const size_t ffn = static_cast<size_t>(shape.moe() ? shape.expert_ffn_dim : shape.ffn_dim);
+  const size_t ffn_rows = shape.moe() ? t * static_cast<size_t>(shape.top_k) : t;
   residual_ = DeviceArray<__nv_bfloat16>(t * h);
   normed_ = DeviceArray<__nv_bfloat16>(t * h);
   qkv_ = DeviceArray<__nv_bfloat16>(t * static_cast<size_t>(shape.qkv_dim()));
   q_ = DeviceArray<__nv_bfloat16>(t * static_cast<size_t>(shape.q_dim()));
   attn_ = DeviceArray<__nv_bfloat16>(t * static_cast<size_t>(shape.q_dim()));
   proj_ = DeviceArray<__nv_bfloat16>(t * h);
-  gate_up_ = DeviceArray<__nv_bfloat16>(t * 2 * ffn);
-  act_ = DeviceArray<__nv_bfloat16>(t * ffn);
+  gate_up_ = DeviceArray<__nv_bfloat16>(ffn_rows * 2 * ffn);
+  act_ = DeviceArray<__nv_bfloat16>(ffn_rows * ffn);
+  if (shape.moe()) {
+    router_logits_ = DeviceArray<__nv_bfloat16>(t * static_cast<size_t>(shape.num_experts));
+    topk_ids_ = DeviceArray<int32_t>(ffn_rows);
+    topk_weights_ = DeviceArray<float>(ffn_rows);
+    route_ = DeviceArray<int32_t>(2 * ffn_rows);
+    route_host_ = PinnedArray<int32_t>(3 * ffn_rows);
+    moe_x_ = DeviceArray<__nv_bfloat16>(ffn_rows * h);
+    moe_y_ = DeviceArray<__nv_bfloat16>(ffn_rows * h);
+    routing_.resize(static_cast<size_t>(shape.num_layers));
+  }
   sampled_x_ = DeviceArray<__nv_bfloat16>(s * h);
   logits_ = DeviceArray<__nv_bfloat16>(s * static_cast<size_t>(shape.vocab));
   k_ = DeviceArray<float>(t * static_cast<size_t>(shape.kv_dim()));
@@ -174,9 +188,14 @@ void Engine::forward(const BatchLayout& b, bool graph) {
     }
     gemm_.linear(attn_.get(), w.o.get(), proj_.get(), t, s.hidden, s.q_dim(), stream_);
     add_rms_norm(residual_.get(), proj_.get(), w.ffn_norm.get(), normed_.get(), t, s.hidden, eps, stream_);
-    gemm_.linear(normed_.get(), w.gate_up.get(), gate_up_.get(), t, 2 * s.ffn_dim, s.hidden, stream_);
-    swiglu(gate_up_.get(), act_.get(), t, s.ffn_dim, stream_);
-    gemm_.linear(act_.get(), w.down.get(), proj_.get(), t, s.hidden, s.ffn_dim, stream_);
+    if (s.moe()) {
+      if (graph) throw std::logic_error("engine: an MoE step cannot be captured in a CUDA graph");
+      moe_ffn(w, l, t);
+    } else {
+      gemm_.linear(normed_.get(), w.gate_up.get(), gate_up_.get(), t, 2 * s.ffn_dim, s.hidden, stream_);
+      swiglu(gate_up_.get(), act_.get(), t, s.ffn_dim, stream_);
+      gemm_.linear(act_.get(), w.down.get(), proj_.get(), t, s.hidden, s.ffn_dim, stream_);
+    }
     const __nv_bfloat16* next_norm =
         l + 1 < s.num_layers ? weights_.layers[static_cast<size_t>(l) + 1].attn_norm.get() : weights_.final_norm.get();
     add_rms_norm(residual_.get(), proj_.get(), next_norm, normed_.get(), t, s.hidden, eps, stream_);
@@ -184,6 +203,42 @@ void Engine::forward(const BatchLayout& b, bool graph) {
   gather_rows(normed_.get(), meta(b.sample_rows), sampled_x_.get(), b.num_sampled, s.hidden, stream_);
   gemm_.linear(sampled_x_.get(), weights_.lm_head.get(), logits_.get(), b.num_sampled, s.vocab, s.hidden, stream_);
   argmax_rows(logits_.get(), b.num_sampled, s.vocab, sampled_.get(), stream_);
+}
+
+void Engine::moe_ffn(const LayerWeights& w, int l, int t) {
+  const EngineShape& s = shape_;
+  const int k = s.top_k, h = s.hidden, f = s.expert_ffn_dim;
+  const size_t pairs = static_cast<size_t>(t) * static_cast<size_t>(k);
+  gemm_.linear(normed_.get(), w.router.get(), router_logits_.get(), t, s.num_experts, h, stream_);
+  router_topk(router_logits_.get(), t, s.num_experts, k, topk_ids_.get(), topk_weights_.get(), stream_);
+  // The choices to the host, the permutation back (moe_routing.h). The pinned buffer is
+  // safe to rewrite here: the previous layer's upload from it precedes this readback on the stream.
+  int32_t* host = route_host_.get();
+  KVLAB_CUDA_CHECK(cudaMemcpyAsync(host, topk_ids_.get(), pairs * sizeof(int32_t), cudaMemcpyDeviceToHost, stream_));
+  KVLAB_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  const MoeRoute r = route_tokens(std::span<const int32_t>(host, pairs), k, s.num_experts);
+  routing_[static_cast<size_t>(l)].assign(host, host + pairs);
+  int32_t* upload = host + pairs;  // source tokens, then slots
+  std::copy(r.source_token.begin(), r.source_token.end(), upload);
+  std::copy(r.slot.begin(), r.slot.end(), upload + pairs);
+  KVLAB_CUDA_CHECK(cudaMemcpyAsync(route_.get(), upload, 2 * pairs * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
+  gather_rows(normed_.get(), route_.get(), moe_x_.get(), static_cast<int>(pairs), h, stream_);
+  // One GEMM per expert that received rows, on its contiguous block of permuted rows.
+  const auto rows_at = [](const DeviceArray<__nv_bfloat16>& a, int64_t row, int64_t width) { return a.get() + row * width; };
+  for (int e = 0; e < s.num_experts; ++e) {
+    const int32_t n = r.count(e), begin = r.expert_begin[static_cast<size_t>(e)];
+    if (n == 0) continue;
+    gemm_.linear(rows_at(moe_x_, begin, h), rows_at(w.expert_gate_up, int64_t{e} * 2 * f, h), rows_at(gate_up_, begin, 2 * f),
+                 n, 2 * f, h, stream_);
+  }
+  swiglu(gate_up_.get(), act_.get(), static_cast<int>(pairs), f, stream_);
+  for (int e = 0; e < s.num_experts; ++e) {
+    const int32_t n = r.count(e), begin = r.expert_begin[static_cast<size_t>(e)];
+    if (n == 0) continue;
+    gemm_.linear(rows_at(act_, begin, f), rows_at(w.expert_down, int64_t{e} * h, f), rows_at(moe_y_, begin, h), n, h, f,
+                 stream_);
+  }
+  moe_combine(moe_y_.get(), route_.get() + pairs, topk_weights_.get(), proj_.get(), t, k, h, stream_);
 }
 
 cudaGraphExec_t Engine::graph_for(const BatchLayout& b, cudaGraphExec_t& one_off) {

@@ -10,6 +10,16 @@
 // decode-only steps replay a graph cached per (decode rows, page-table stride), as serving
 // engines capture decode batches; other steps are captured once for timing.
 //
+// MoE layers (Qwen3-MoE style: top-k of the routed experts, softmax over the k chosen,
+// no shared experts): router GEMM → top-k on the GPU → the choices read back to the host,
+// which permutes the (token, choice) pairs by expert (moe_routing.h) → rows gathered in that
+// order → one cuBLASLt GEMM per expert with rows (gate/up, then down; SwiGLU between) →
+// weighted combine back to token order. A loop of GEMMs rather than a grouped GEMM: it
+// reuses the tested cuBLASLt path and needs no new GEMM kernel, at the price of one host
+// round trip per layer and one launch per used expert, so MoE steps run eagerly (no CUDA
+// graph) and their times are an upper bound on what a fused-MoE engine (vLLM's grouped
+// Triton GEMM, device-side permutation) takes, most of all for small decode batches.
+//
 // Sequences take their pages from the pool's fixed permutation in row order, so a step's
 // pages hold the random tokens the pool was filled with plus what the step appends.
 #pragma once
@@ -41,7 +51,7 @@ struct EngineOptions {
   int64_t kv_pages = 0;         // pages per layer; 0: enough for max_seqs × max_context, capped by free memory
   core::Precision kv_precision;
   uint64_t seed = 1;
-  bool cuda_graphs = true;      // false: every step launched kernel by kernel (sanitizer runs, debugging)
+  bool cuda_graphs = true;      // false: every step launched kernel by kernel (sanitizer runs, debugging); MoE: always false
 };
 
 struct StepTiming {
@@ -71,12 +81,15 @@ class Engine {
   const ModelWeights& weights() const { return weights_; }
   const EngineOptions& options() const { return options_; }
   size_t graphs_cached() const { return decode_graphs_.size(); }
+  // MoE: the experts the last step's router chose, per layer, [tokens · top_k] (tests).
+  const std::vector<std::vector<int32_t>>& last_routing() const { return routing_; }
   cudaStream_t stream() const { return stream_; }
 
  private:
   BatchLayout plan(std::span<const EngineRow> rows, uint64_t seed) const;
   void upload(const BatchLayout& b);
   void forward(const BatchLayout& b, bool graph);  // enqueues the step's kernels
+  void moe_ffn(const LayerWeights& w, int layer, int tokens);  // normed_ → proj_ (waits for the router)
   // The graph for `b` (decode-only: cached; others: captured into `one_off`).
   cudaGraphExec_t graph_for(const BatchLayout& b, cudaGraphExec_t& one_off);
   void launch(const BatchLayout& b, cudaGraphExec_t& one_off);
@@ -94,6 +107,13 @@ class Engine {
   DeviceArray<__nv_bfloat16> residual_, normed_, qkv_, q_, attn_, proj_, gate_up_, act_, sampled_x_, logits_;
   DeviceArray<float> k_, v_;
   DeviceArray<int32_t> sampled_;
+  // MoE: router logits, choices and weights, the permutation (source tokens, then slots),
+  // rows in expert order before and after the experts.
+  DeviceArray<__nv_bfloat16> router_logits_, moe_x_, moe_y_;
+  DeviceArray<int32_t> topk_ids_, route_;
+  DeviceArray<float> topk_weights_;
+  PinnedArray<int32_t> route_host_;
+  std::vector<std::vector<int32_t>> routing_;
   DeviceArray<float> decode_workspace_;
   DeviceArray<int32_t> meta_;
   PinnedArray<int32_t> meta_host_;

@@ -27,10 +27,18 @@ std::string engine_support(const core::ModelSpec& m) {
   if (m.moe) {
     if (m.moe->num_shared_experts > 0) return m.name + ": shared experts have no engine path yet";
     if (m.moe->num_dense_layers > 0) return m.name + ": dense layers before the MoE layers have no engine path yet";
-    if (m.moe->top_k < 1 || m.moe->top_k > 16) return m.name + ": top_k must be 1 to 16";
-    return m.name + ": MoE (top-k routing, grouped expert GEMMs) is not built in the engine yet";
+    if (m.moe->top_k < 1 || m.moe->top_k > 16 || m.moe->top_k > m.moe->num_routed_experts) {
+      return m.name + ": top_k must be 1 to 16 and at most the number of experts";
+    }
+    if (m.moe->num_routed_experts > 1024) return m.name + ": more than 1024 routed experts (the router kernel's limit)";
+    // Each expert's block of rows starts at a multiple of these widths: a multiple of 128
+    // keeps every block at cuBLASLt's default 256-byte operand alignment.
+    if (m.hidden_size % 128 != 0 || m.moe->expert_ffn_dim % 128 != 0) {
+      return m.name + ": MoE hidden and expert FFN sizes must be multiples of 128";
+    }
   }
-  if (m.hidden_size % 8 != 0 || (!m.moe && m.ffn_dim % 8 != 0)) return m.name + ": hidden and FFN sizes must be multiples of 8";
+  const int ffn = m.moe ? m.moe->expert_ffn_dim : m.ffn_dim;
+  if (m.hidden_size % 8 != 0 || ffn % 8 != 0) return m.name + ": hidden and FFN sizes must be multiples of 8";
   return "";
 }
 

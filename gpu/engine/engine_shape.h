@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // What the GPU engine runs of a catalog model: the dense or MoE decoder shape (GQA
 // attention, RMSNorm, RoPE, SwiGLU FFN or top-k routed SwiGLU experts) and what it refuses
-// (MLA, sliding-window and linear-state layers, shared experts, head_dim other than 64 or
-// 128): checked on the host, without a GPU.
+// (MLA, sliding-window and linear-state layers, shared experts, dense layers before the
+// MoE layers, head_dim other than 64 or 128): checked on the host, without a GPU.
 #pragma once
 
 #include <cstdint>

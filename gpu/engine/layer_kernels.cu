@@ -5,6 +5,7 @@
 #include "gpu/engine/layer_kernels.h"
 
 #include <cfloat>
+#include <stdexcept>
 
 #include "gpu/cuda_check.h"
 
@@ -161,6 +162,58 @@ __global__ void gather_kernel(const __nv_bfloat16* x, const int32_t* rows, __nv_
   for (int i = threadIdx.x * 8; i < hidden; i += blockDim.x * 8) store8(dst + i, load8(src + i));
 }
 
+// One thread per token: the top_k largest router logits (the first index of a tie, as
+// argmax), then the softmax over those k — what softmax over every expert followed by
+// renormalizing the top k gives (Qwen3-MoE's norm_topk_prob), computed without the rest.
+__global__ void router_topk_kernel(const __nv_bfloat16* logits, int rows, int experts, int top_k, int32_t* ids,
+                                   float* weights) {
+  const int row = blockIdx.x * blockDim.x + threadIdx.x;
+  if (row >= rows) return;
+  const __nv_bfloat16* x = logits + static_cast<int64_t>(row) * experts;
+  int chosen[16];
+  float value[16];
+  for (int j = 0; j < top_k; ++j) {
+    float best = -FLT_MAX;
+    int index = -1;
+    for (int e = 0; e < experts; ++e) {
+      bool taken = false;
+      for (int i = 0; i < j; ++i) taken = taken || chosen[i] == e;
+      const float v = __bfloat162float(x[e]);
+      if (!taken && (index < 0 || v > best)) {
+        best = v;
+        index = e;
+      }
+    }
+    chosen[j] = index;
+    value[j] = best;
+  }
+  float total = 0;
+  for (int j = 0; j < top_k; ++j) total += __expf(value[j] - value[0]);
+  for (int j = 0; j < top_k; ++j) {
+    ids[static_cast<int64_t>(row) * top_k + j] = chosen[j];
+    weights[static_cast<int64_t>(row) * top_k + j] = __expf(value[j] - value[0]) / total;
+  }
+}
+
+// One CTA per token: out[t] = Σ_j weights[t, j] · y[slot[t, j]], summed in fp32 in choice order.
+__global__ void moe_combine_kernel(const __nv_bfloat16* y, const int32_t* slot, const float* weights, __nv_bfloat16* out,
+                                   int top_k, int hidden) {
+  const int64_t token = blockIdx.x;
+  for (int i = threadIdx.x * 8; i < hidden; i += blockDim.x * 8) {
+    float acc[8] = {};
+    for (int j = 0; j < top_k; ++j) {
+      const float w = weights[token * top_k + j];
+      const Bf16x8 v = load8(y + static_cast<int64_t>(slot[token * top_k + j]) * hidden + i);
+#pragma unroll
+      for (int c = 0; c < 8; ++c) acc[c] += w * v.get(c);
+    }
+    Bf16x8 r;
+#pragma unroll
+    for (int c = 0; c < 8; ++c) r.set(c, acc[c]);
+    store8(out + token * hidden + i, r);
+  }
+}
+
 // One CTA of 1024 threads per row: each thread's best (value, first index), then a
 // shuffle and shared-memory reduction that prefers the larger value, then the smaller index.
 __global__ void argmax_kernel(const __nv_bfloat16* logits, int vocab, int32_t* out) {
@@ -266,6 +319,21 @@ void gather_rows(const __nv_bfloat16* x, const int32_t* rows, __nv_bfloat16* out
 void argmax_rows(const __nv_bfloat16* logits, int rows, int vocab, int32_t* out, cudaStream_t stream) {
   if (rows <= 0) return;
   argmax_kernel<<<rows, 1024, 0, stream>>>(logits, vocab, out);
+  KVLAB_CUDA_CHECK_LAUNCH();
+}
+
+void router_topk(const __nv_bfloat16* logits, int rows, int experts, int top_k, int32_t* ids, float* weights,
+                 cudaStream_t stream) {
+  if (rows <= 0) return;
+  if (top_k < 1 || top_k > 16 || top_k > experts) throw std::invalid_argument("router_topk: top_k must be 1 to 16 and at most the experts");
+  router_topk_kernel<<<(rows + 127) / 128, 128, 0, stream>>>(logits, rows, experts, top_k, ids, weights);
+  KVLAB_CUDA_CHECK_LAUNCH();
+}
+
+void moe_combine(const __nv_bfloat16* y, const int32_t* slot, const float* weights, __nv_bfloat16* out, int rows, int top_k,
+                 int hidden, cudaStream_t stream) {
+  if (rows <= 0) return;
+  moe_combine_kernel<<<rows, 128, 0, stream>>>(y, slot, weights, out, top_k, hidden);
   KVLAB_CUDA_CHECK_LAUNCH();
 }
 

@@ -3,7 +3,7 @@
 // host function that launches one kernel on a stream and checks the launch:
 //   random fills (weights and KV contents: uniform, never zero), token embedding, RMSNorm
 //   and residual-add + RMSNorm, RoPE (rotate-half) with the Q/K/V split, SwiGLU, row
-//   gather, greedy sampling (argmax per row). bf16 activations, fp32 arithmetic.
+//   gather, greedy sampling (argmax per row), MoE top-k routing and weighted combine. bf16 activations, fp32 arithmetic.
 #pragma once
 
 #include <cstdint>
@@ -39,6 +39,15 @@ void swiglu(const __nv_bfloat16* gate_up, __nv_bfloat16* out, int rows, int ffn,
 
 // out[i] = x[rows[i]]: [n, hidden].
 void gather_rows(const __nv_bfloat16* x, const int32_t* rows, __nv_bfloat16* out, int n, int hidden, cudaStream_t stream);
+
+// MoE routing: per row of logits [rows, experts], the top_k experts (largest first, the
+// first index of a tie) and their weights, the softmax over those k logits (top_k ≤ 16).
+void router_topk(const __nv_bfloat16* logits, int rows, int experts, int top_k, int32_t* ids, float* weights,
+                 cudaStream_t stream);
+// MoE combine: out[t] = Σ_j weights[t·top_k + j] · y[slot[t·top_k + j]], out [rows, hidden]
+// (moe_routing.h's slots; y holds the expert outputs in permuted order).
+void moe_combine(const __nv_bfloat16* y, const int32_t* slot, const float* weights, __nv_bfloat16* out, int rows, int top_k,
+                 int hidden, cudaStream_t stream);
 
 // out[r] = the first index of the largest value of logits[r] (greedy sampling).
 void argmax_rows(const __nv_bfloat16* logits, int rows, int vocab, int32_t* out, cudaStream_t stream);

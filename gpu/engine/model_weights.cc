@@ -34,8 +34,16 @@ ModelWeights make_random_weights(const EngineShape& s, uint64_t seed, cudaStream
     w.qkv = linear(s.qkv_dim(), s.hidden, ++next, stream);
     w.o = linear(s.hidden, s.q_dim(), ++next, stream);
     w.ffn_norm = norm(s.hidden, ++next, stream);
-    w.gate_up = linear(2 * int64_t{s.ffn_dim}, s.hidden, ++next, stream);
-    w.down = linear(s.hidden, s.ffn_dim, ++next, stream);
+    if (s.moe()) {
+      // Each expert is an [out, in] layer of its own: the experts stacked as rows keep the
+      // per-element scale of one expert (fan-in hidden, resp. expert_ffn).
+      w.router = linear(s.num_experts, s.hidden, ++next, stream);
+      w.expert_gate_up = linear(int64_t{s.num_experts} * 2 * s.expert_ffn_dim, s.hidden, ++next, stream);
+      w.expert_down = linear(int64_t{s.num_experts} * s.hidden, s.expert_ffn_dim, ++next, stream);
+    } else {
+      w.gate_up = linear(2 * int64_t{s.ffn_dim}, s.hidden, ++next, stream);
+      w.down = linear(s.hidden, s.ffn_dim, ++next, stream);
+    }
     m.layers.push_back(std::move(w));
   }
   m.final_norm = norm(s.hidden, ++next, stream);

@@ -21,6 +21,11 @@ struct LayerWeights {
   DeviceArray<__nv_bfloat16> ffn_norm;   // [hidden]
   DeviceArray<__nv_bfloat16> gate_up;    // [2·ffn, hidden]: gate rows, then up rows
   DeviceArray<__nv_bfloat16> down;       // [hidden, ffn]
+  // MoE layers instead of gate_up and down: the router and every expert's matrices, expert
+  // after expert (expert e's gate_up at e · 2·expert_ffn · hidden).
+  DeviceArray<__nv_bfloat16> router;          // [num_experts, hidden]
+  DeviceArray<__nv_bfloat16> expert_gate_up;  // [num_experts, 2·expert_ffn, hidden]
+  DeviceArray<__nv_bfloat16> expert_down;     // [num_experts, hidden, expert_ffn]
 };
 
 struct ModelWeights {
@@ -30,7 +35,7 @@ struct ModelWeights {
   DeviceArray<__nv_bfloat16> lm_head;     // [vocab, hidden]
 };
 
-// Allocates and fills every tensor of `shape` (dense models) on the current device.
+// Allocates and fills every tensor of `shape` (dense or MoE) on the current device.
 ModelWeights make_random_weights(const EngineShape& shape, uint64_t seed, cudaStream_t stream);
 
 }  // namespace kvlab::gpu::engine

@@ -104,6 +104,34 @@ TEST(MeasuredCalibration, SaysWhatIsWrongAndWhere) {
   EXPECT_EQ(errors_of(base), "");
 }
 
+TEST(MeasuredCalibration, ReadsCollectivesLinksFile) {
+  // bench/gpu/collectives.py's links.yaml (as links_yaml writes it) indented under measured:
+  // the world-size-1 fit moves no byte across a link and is dropped; the 2-GPU one is kept.
+  const std::string base = "measured:\n  date: d\n  commit: c\n  machine: m\n";
+  const std::string links =
+      "  links:\n    measured_on: \"2026-12-03\"\n    commit: \"abc\"\n    machine: \"2x NVIDIA H200\"\n"
+      "    multi_gpu_measured: true\n    fits:\n"
+      "      - collective: all_reduce\n        world_size: 1\n        latency_s: 1.000000e-05\n"
+      "        bus_bytes_per_s: 0  # not measured\n        efficiency: 0  # not measured\n        points: 2\n"
+      "        max_rel_residual: 0.2500\n"
+      "      - collective: all_reduce\n        world_size: 2\n        latency_s: 2.000000e-05\n"
+      "        bus_bytes_per_s: 3.000000e+11\n        efficiency: 0.6667\n        points: 2\n        max_rel_residual: 0.0000\n";
+  core::ConfigDocument doc = core::ConfigDocument::parse_string(base + links, "cal.yaml");
+  core::ConfigNode root = doc.root();
+  const sim::MeasuredCalibration m = parse_measured_calibration(root.child("measured"));
+  root.finish();
+  ASSERT_TRUE(doc.diagnostics().empty()) << doc.diagnostics().items().front().to_string();
+  ASSERT_EQ(m.links.size(), 1u);
+  EXPECT_EQ(m.links[0].collective, sim::Collective::kAllReduce);
+  EXPECT_EQ(m.links[0].world_size, 2);
+  EXPECT_DOUBLE_EQ(m.links[0].latency_s, 2e-5);
+  EXPECT_DOUBLE_EQ(m.links[0].bus_bytes_per_s, 3e11);
+  EXPECT_NE(errors_of(base + "  links:\n    measured_on: x\n    commit: c\n    machine: m\n    multi_gpu_measured: false\n"
+                             "    fits:\n      - {collective: broadcast, world_size: 2, latency_s: 0, bus_bytes_per_s: 1}\n")
+                .find("expected all_reduce"),
+            std::string::npos);
+}
+
 TEST(CalibrationFile, WhatCalibrateWritesLoadsBack) {
   CalibrationFile f;
   f.gpu = "h200";

@@ -5,8 +5,10 @@
 // quantized by ref::write_token, attention by ref::paged_decode_attention in float64).
 // The CPU pass rounds to bf16 where the engine stores bf16, so the logits agree to
 // accumulation order. A tiny dense model (2 layers, hidden 256, GQA 8/2, head_dim 64),
-// mixed and decode-only steps, bf16 and int8 KV, graphs on and off.
+// mixed and decode-only steps, bf16 and int8 KV, graphs on and off; and the same model with
+// MoE layers (8 experts, top-2), whose routing is checked against the CPU's.
 #include <algorithm>
+#include <numeric>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -39,6 +41,7 @@ EngineShape tiny_shape() {
 float bf16(float x) { return ref::bf16_to_float(ref::float_to_bf16(x)); }
 
 std::vector<float> download(const DeviceArray<__nv_bfloat16>& a) {
+  if (a.size() == 0) return {};  // a dense model's MoE tensors, and the other way round
   std::vector<uint16_t> raw(a.size());
   KVLAB_CUDA_CHECK(cudaMemcpy(raw.data(), a.get(), a.bytes(), cudaMemcpyDeviceToHost));
   std::vector<float> out(raw.size());
@@ -75,6 +78,7 @@ Matrix rms_norm(const Matrix& x, const std::vector<float>& w, int rows, int hidd
 struct HostWeights {
   std::vector<float> embedding, final_norm, lm_head;
   std::vector<std::vector<float>> attn_norm, qkv, o, ffn_norm, gate_up, down;
+  std::vector<std::vector<float>> router, expert_gate_up, expert_down;  // MoE
 };
 
 HostWeights download(const ModelWeights& m) {
@@ -89,13 +93,71 @@ HostWeights download(const ModelWeights& m) {
     h.ffn_norm.push_back(download(l.ffn_norm));
     h.gate_up.push_back(download(l.gate_up));
     h.down.push_back(download(l.down));
+    h.router.push_back(download(l.router));
+    h.expert_gate_up.push_back(download(l.expert_gate_up));
+    h.expert_down.push_back(download(l.expert_down));
   }
   return h;
 }
 
+// bf16(silu(gate) · up) of gate_up [rows, 2·ffn] (gate, then up).
+Matrix swiglu(const Matrix& gate_up, int rows, int ffn) {
+  Matrix act(static_cast<size_t>(rows) * ffn);
+  for (int r = 0; r < rows; ++r) {
+    for (int i = 0; i < ffn; ++i) {
+      const float g = gate_up[static_cast<size_t>(r) * 2 * ffn + i], u = gate_up[static_cast<size_t>(r) * 2 * ffn + ffn + i];
+      act[static_cast<size_t>(r) * ffn + i] = bf16(g / (1.0f + std::exp(-g)) * u);
+    }
+  }
+  return act;
+}
+
+// The MoE FFN of layer l on the CPU. The router's top-k must be the engine's (`chosen`,
+// [t · top_k]) except where the k-th and (k+1)-th logits lie within the activations' noise
+// (a near tie, counted); the engine's choices are then followed, so one near tie does not
+// derail the rest of the comparison. Weights: softmax over the k chosen logits.
+Matrix moe_ffn(const Matrix& normed, const HostWeights& w, size_t l, const EngineShape& s, int t,
+               std::span<const int32_t> chosen, int& near_ties) {
+  const int h = s.hidden, f = s.expert_ffn_dim, k = s.top_k, experts = s.num_experts;
+  const Matrix logits = linear(normed, w.router[l], t, experts, h);
+  Matrix out(static_cast<size_t>(t) * h);
+  for (int r = 0; r < t; ++r) {
+    const float* z = logits.data() + static_cast<size_t>(r) * experts;
+    std::vector<int> order(static_cast<size_t>(experts));
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return z[a] > z[b]; });
+    std::vector<int> cpu(order.begin(), order.begin() + k), gpu(chosen.begin() + r * k, chosen.begin() + (r + 1) * k);
+    std::sort(cpu.begin(), cpu.end());
+    std::sort(gpu.begin(), gpu.end());
+    if (cpu != gpu) {
+      ++near_ties;
+      EXPECT_LT(z[order[static_cast<size_t>(k) - 1]] - z[order[static_cast<size_t>(k)]], 0.05f)
+          << "layer " << l << " token " << r << ": the engine chose other experts than a clear top-" << k;
+    }
+    float top = -1e30f;
+    for (int j = 0; j < k; ++j) top = std::max(top, z[chosen[static_cast<size_t>(r * k + j)]]);
+    float total = 0;
+    for (int j = 0; j < k; ++j) total += std::exp(z[chosen[static_cast<size_t>(r * k + j)]] - top);
+    const Matrix x(normed.begin() + static_cast<int64_t>(r) * h, normed.begin() + static_cast<int64_t>(r + 1) * h);
+    std::vector<float> acc(static_cast<size_t>(h), 0.0f);
+    for (int j = 0; j < k; ++j) {
+      const int e = chosen[static_cast<size_t>(r * k + j)];
+      const float weight = std::exp(z[e] - top) / total;
+      const auto gu_begin = w.expert_gate_up[l].begin() + static_cast<int64_t>(e) * 2 * f * h;
+      const std::vector<float> gate_up_w(gu_begin, gu_begin + static_cast<int64_t>(2) * f * h);
+      const auto down_begin = w.expert_down[l].begin() + static_cast<int64_t>(e) * h * f;
+      const std::vector<float> down_w(down_begin, down_begin + static_cast<int64_t>(h) * f);
+      const Matrix y = linear(swiglu(linear(x, gate_up_w, 1, 2 * f, h), 1, f), down_w, 1, h, f);
+      for (int i = 0; i < h; ++i) acc[static_cast<size_t>(i)] += weight * y[static_cast<size_t>(i)];
+    }
+    for (int i = 0; i < h; ++i) out[static_cast<size_t>(r) * h + i] = bf16(acc[static_cast<size_t>(i)]);
+  }
+  return out;
+}
+
 // The reference step: the logits of the sampled rows, [num_sampled, vocab].
 Matrix reference_step(const Engine& engine, const HostWeights& w, std::vector<std::vector<uint8_t>> pools,
-                      const BatchLayout& b, std::span<const EngineRow> rows) {
+                      const BatchLayout& b, std::span<const EngineRow> rows, int* near_ties = nullptr) {
   const EngineShape& s = engine.shape();
   const core::PageLayout& layout = engine.kv_pool().layout();
   const int t = b.num_tokens, h = s.hidden, d = s.head_dim;
@@ -155,15 +217,15 @@ Matrix reference_step(const Engine& engine, const HostWeights& w, std::vector<st
     const Matrix proj = linear(attn, w.o[static_cast<size_t>(l)], t, h, s.q_dim());
     for (size_t i = 0; i < residual.size(); ++i) residual[i] = bf16(residual[i] + proj[i]);
     normed = rms_norm(residual, w.ffn_norm[static_cast<size_t>(l)], t, h, s.rms_eps);
-    const Matrix gate_up = linear(normed, w.gate_up[static_cast<size_t>(l)], t, 2 * s.ffn_dim, h);
-    Matrix act(static_cast<size_t>(t) * s.ffn_dim);
-    for (int r = 0; r < t; ++r) {
-      for (int i = 0; i < s.ffn_dim; ++i) {
-        const float g = gate_up[static_cast<size_t>(r) * 2 * s.ffn_dim + i], u = gate_up[static_cast<size_t>(r) * 2 * s.ffn_dim + s.ffn_dim + i];
-        act[static_cast<size_t>(r) * s.ffn_dim + i] = bf16(g / (1.0f + std::exp(-g)) * u);
-      }
+    Matrix down;
+    if (s.moe()) {
+      int unused = 0;
+      down = moe_ffn(normed, w, static_cast<size_t>(l), s, t, engine.last_routing()[static_cast<size_t>(l)],
+                     near_ties != nullptr ? *near_ties : unused);
+    } else {
+      const Matrix gate_up = linear(normed, w.gate_up[static_cast<size_t>(l)], t, 2 * s.ffn_dim, h);
+      down = linear(swiglu(gate_up, t, s.ffn_dim), w.down[static_cast<size_t>(l)], t, h, s.ffn_dim);
     }
-    const Matrix down = linear(act, w.down[static_cast<size_t>(l)], t, h, s.ffn_dim);
     for (size_t i = 0; i < residual.size(); ++i) residual[i] = bf16(residual[i] + down[i]);
     normed = rms_norm(residual, l + 1 < s.num_layers ? w.attn_norm[static_cast<size_t>(l) + 1] : w.final_norm, t, h, s.rms_eps);
   }
@@ -254,6 +316,72 @@ INSTANTIATE_TEST_SUITE_P(Kv, EngineForwardTest,
                                            ForwardCase{"bf16_eager", core::KvDtype::kBf16, false},
                                            ForwardCase{"int8_graphs", core::KvDtype::kInt8, true}),
                          [](const ::testing::TestParamInfo<ForwardCase>& p) { return p.param.name; });
+
+// The tiny model with MoE layers: 8 experts of FFN 128, top-2 (Qwen3-MoE's routing).
+EngineShape tiny_moe_shape() {
+  EngineShape s = tiny_shape();
+  s.model_name = "tiny-moe";
+  s.ffn_dim = 0;
+  s.num_experts = 8;
+  s.top_k = 2;
+  s.expert_ffn_dim = 128;
+  return s;
+}
+
+TEST(EngineMoeTest, StepsMatchTheCpuForward) {
+  KVLAB_REQUIRE_GPU();
+  EngineOptions o;
+  o.max_tokens = 128;
+  o.max_seqs = 8;
+  o.max_context = 400;
+  o.kv_pages = 96;
+  o.kv_precision = core::Precision::defaults(core::KvDtype::kBf16);
+  o.seed = 13;
+  Engine engine(tiny_moe_shape(), o);
+  EXPECT_FALSE(engine.options().cuda_graphs) << "an MoE step waits for its router on the host: no graphs";
+  const HostWeights w = download(engine.weights());
+  const std::vector<std::vector<EngineRow>> steps = {
+      {{37, 1, true, true}, {5, 1, true, true}, {20, 30, false, false}, {0, 17, false, true}},
+      {{100, 1, true, true}, {16, 1, true, true}, {0, 1, true, true}}};
+  int near_ties = 0, pairs = 0;
+  for (size_t step = 0; step < steps.size(); ++step) {
+    const uint64_t seed = 200 + step;
+    std::vector<std::vector<uint8_t>> pools = download_pools(engine);
+    BatchLimits limits;
+    limits.max_tokens = o.max_tokens;
+    limits.max_seqs = o.max_seqs;
+    limits.group = engine.shape().group();
+    limits.max_context = o.max_context;
+    const BatchLayout b = plan_batch(steps[step], engine.kv_pool().page_order(), limits, seed, engine.shape().vocab);
+    engine.run(steps[step], seed);
+    const std::vector<float> logits = engine.last_logits();
+    ASSERT_EQ(engine.last_routing().size(), 2u);
+    // 49 tokens in the first step: 8 experts, 98 choices: every expert should see rows.
+    std::vector<int> per_expert(8, 0);
+    for (const auto& layer : engine.last_routing()) {
+      ASSERT_EQ(layer.size(), static_cast<size_t>(b.num_tokens) * 2);
+      for (const int32_t e : layer) ++per_expert[static_cast<size_t>(e)];
+      pairs += static_cast<int>(layer.size()) / 2;
+    }
+    if (step == 0) {
+      EXPECT_TRUE(std::all_of(per_expert.begin(), per_expert.end(), [](int n) { return n > 0; }));
+    }
+    const Matrix expected = reference_step(engine, w, std::move(pools), b, steps[step], &near_ties);
+    ASSERT_EQ(logits.size(), expected.size());
+    double err2 = 0, ref2 = 0;
+    for (size_t i = 0; i < logits.size(); ++i) {
+      ASSERT_TRUE(std::isfinite(logits[i])) << "logit " << i;
+      err2 += (logits[i] - expected[i]) * (logits[i] - expected[i]);
+      ref2 += expected[i] * expected[i];
+    }
+    EXPECT_LT(std::sqrt(err2 / ref2), 2e-2) << "step " << step;
+  }
+  // Near ties are rare (a gap under 0.05 between logits of spread ~1): a few in ~100 tokens.
+  EXPECT_LE(near_ties, pairs / 10) << near_ties << " near ties in " << pairs << " routed tokens";
+  const StepTiming timing = engine.time(steps[0], 1, 2);
+  EXPECT_GT(timing.gpu_s, 0);
+  EXPECT_FALSE(timing.graph);
+}
 
 TEST(EngineTiming, TimesAStepWithPositiveMedian) {
   KVLAB_REQUIRE_GPU();

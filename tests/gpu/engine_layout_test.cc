@@ -11,12 +11,23 @@
 namespace kvlab::gpu::engine {
 namespace {
 
-TEST(EngineShape, RunsDenseGqaModelsAndSaysWhyNotTheRest) {
+TEST(EngineShape, RunsGqaModelsAndSaysWhyNotTheRest) {
   EXPECT_EQ(engine_support(core::load_model("llama-3.1-8b")), "");
   EXPECT_EQ(engine_support(core::load_model("qwen3-8b")), "");
   EXPECT_NE(engine_support(core::load_model("deepseek-v3")).find("MLA"), std::string::npos);
   EXPECT_NE(engine_support(core::load_model("gpt-oss-120b")).find("sliding-window"), std::string::npos);
-  EXPECT_NE(engine_support(core::load_model("qwen3-30b-a3b")).find("MoE"), std::string::npos);
+  EXPECT_EQ(engine_support(core::load_model("qwen3-30b-a3b")), "");
+  core::ModelSpec shared = core::load_model("qwen3-30b-a3b");
+  shared.moe->num_shared_experts = 1;
+  EXPECT_NE(engine_support(shared).find("shared experts"), std::string::npos);
+  const EngineShape moe = engine_shape(core::load_model("qwen3-30b-a3b"));
+  EXPECT_EQ(moe.num_experts, 128);
+  EXPECT_EQ(moe.top_k, 8);
+  EXPECT_EQ(moe.expert_ffn_dim, 768);
+  // Per layer: QKV 2048·(32 + 2·4)·128 + O 4096·2048 + router 2048·128 + experts 3·128·2048·768
+  // + 2 norms of 2048: about 0.61 G elements, 48 layers ≈ 29.4 G (Qwen3-30B-A3B's 30.5 G less
+  // the embedding and LM head).
+  EXPECT_EQ(moe.layer_weight_elements(), 2048LL * 5120 + 4096LL * 2048 + 2048LL * 128 + 3LL * 128 * 2048 * 768 + 2 * 2048);
   const EngineShape s = engine_shape(core::load_model("llama-3.1-8b"));
   EXPECT_EQ(s.qkv_dim(), (32 + 2 * 8) * 128);
   EXPECT_EQ(s.group(), 4);

@@ -4,6 +4,9 @@
 // out from the terms; an unmeasured calibration prices as before and says so.
 #include "sim/calibration.h"
 
+#include <stdexcept>
+#include <vector>
+
 #include <gtest/gtest.h>
 
 #include "core/config/spec_loader.h"
@@ -64,6 +67,38 @@ TEST(MeasuredCalibration, GemmBandwidthAndPrefill) {
   c.calibration.measured.gemm_memory_efficiency = c.calibration.memory_efficiency / 2;
   const IterationCost after = CostModel(c, plan).iteration(prefill);
   EXPECT_NEAR(after.weights_s, 2 * before.weights_s, 1e-12) << "weights streamed at half the bandwidth";
+}
+
+TEST(LinkFit, CollectiveTimeByHand) {
+  EXPECT_DOUBLE_EQ(bus_factor(Collective::kAllReduce, 4), 1.5);   // 2·3/4
+  EXPECT_DOUBLE_EQ(bus_factor(Collective::kAllToAll, 8), 0.875);  // 7/8
+  EXPECT_DOUBLE_EQ(bus_factor(Collective::kAllGather, 1), 0.0);
+  // 8 ranks, all-to-all of 1 MB each at 300 GB/s bus: 15 µs + 0.875 · 1e6 / 3e11 = 17.9167 µs.
+  const LinkFit a2a{Collective::kAllToAll, 8, 15e-6, 3e11};
+  EXPECT_NEAR(collective_time_s(a2a, 1e6), 15e-6 + 0.875e6 / 3e11, 1e-15);
+  const LinkFit one{Collective::kAllReduce, 1, 8e-6, 0};
+  EXPECT_FALSE(one.measured());
+  EXPECT_THROW(collective_time_s(one, 1e6), std::invalid_argument);
+  const std::vector<LinkFit> fits = {one, a2a};
+  EXPECT_EQ(find_link_fit(fits, Collective::kAllToAll, 8), &fits[1]);
+  EXPECT_EQ(find_link_fit(fits, Collective::kAllReduce, 1), nullptr) << "world size 1 is never a measured link";
+  EXPECT_EQ(find_link_fit(fits, Collective::kAllToAll, 4), nullptr);
+}
+
+TEST(LinkFit, TensorParallelAllReduceUsesTheMeasuredFit) {
+  SimConfig c = llama8b_h200();
+  c.cluster.tensor_parallel = 2;
+  const core::KvPlan plan = core::make_baseline_plan(c.model, c.kv_precision);
+  const IterationCost before = CostModel(c, plan).iteration(decode_batch());
+  c.calibration.measured.measured_on = "2026-12-03";
+  c.calibration.measured.links = {LinkFit{Collective::kAllReduce, 4, 1e-3, 1e9}};  // another TP degree: unused
+  EXPECT_DOUBLE_EQ(CostModel(c, plan).iteration(decode_batch()).communication_s, before.communication_s);
+  c.calibration.measured.links.push_back(LinkFit{Collective::kAllReduce, 2, 20e-6, 300e9});
+  const IterationCost after = CostModel(c, plan).iteration(decode_batch());
+  // Two all-reduces in each of 32 layers, of 32 tokens × 4096 × 2 bytes = 262144 bytes:
+  // 64 · (20 µs + 1 · 262144 / 3e11) = 64 · 20.8738 µs = 1.33593 ms.
+  EXPECT_NEAR(after.communication_s, 64 * (20e-6 + 262144 / 3e11), 1e-12);
+  EXPECT_DOUBLE_EQ(after.weights_s, before.weights_s);
 }
 
 TEST(MeasuredCalibration, StatusSaysWhetherMeasured) {
