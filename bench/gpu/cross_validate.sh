@@ -43,7 +43,9 @@ stamp() { echo "[$((SECONDS - start)) s] $*"; }
 budget() { local left=$(( $1 - (SECONDS - start) )); [ "$left" -gt "$2" ] && left=$2; [ "$left" -lt 5 ] && left=5; echo "$left"; }
 
 stamp "build"
-cmake --preset gpu -DKVLAB_BUILD_BENCH=OFF >"$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 1; }
+# The flags of run_on_device.sh, so one machine can run both scripts on one build folder.
+cmake --preset gpu -DKVLAB_PTXAS_VERBOSE=ON -DCMAKE_POSITION_INDEPENDENT_CODE=ON "-DCMAKE_CUDA_FLAGS=--split-compile=4" \
+  >"$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 1; }
 cmake --build build/gpu --target kvlab engine_test -- -j16 >>"$out/build.log" 2>&1 \
   || { grep -E "error" -A3 "$out/build.log" | head -60; tar -C "$out" -czf "$out/logs.tar.gz" build.log; exit 1; }
 kvlab=build/gpu/experiments/kvlab
