@@ -22,18 +22,24 @@ SimConfig llama8b_h200() {
   return c;
 }
 
+// The baseline plan's layout (one curve: full retention) for `c`'s tensor parallelism.
+KvLayout layout_of(const SimConfig& c) {
+  return make_kv_layout(core::make_baseline_plan(c.model, c.kv_precision), c.cluster.tensor_parallel);
+}
+
 BatchShape decode_batch() {
   BatchShape b;
+  b.reset(1);
   b.decode_tokens = 32;
   b.sampled_tokens = 32;
-  b.decode_context_sum = 32 * 2001.0;
+  b.decode_attended[0] = 32 * 2001.0;
   b.running_seqs = 32;
   return b;
 }
 
 TEST(MeasuredCalibration, TermsAddWhatTheyMeasure) {
   SimConfig c = llama8b_h200();
-  const core::KvPlan plan = core::make_baseline_plan(c.model, c.kv_precision);
+  const KvLayout plan = layout_of(c);
   const IterationCost before = CostModel(c, plan).iteration(decode_batch());
   MeasuredCalibration& m = c.calibration.measured;
   m.measured_on = "2026-12-03";
@@ -55,13 +61,14 @@ TEST(MeasuredCalibration, TermsAddWhatTheyMeasure) {
 
 TEST(MeasuredCalibration, GemmBandwidthAndPrefill) {
   SimConfig c = llama8b_h200();
-  const core::KvPlan plan = core::make_baseline_plan(c.model, c.kv_precision);
+  const KvLayout plan = layout_of(c);
   BatchShape prefill;
+  prefill.reset(1);
   prefill.prefill_tokens = 2;  // memory-bound GEMMs
   prefill.prefill_seqs = 1;
   prefill.sampled_tokens = 1;
-  prefill.prefill_attended = 3;
-  prefill.prefill_kv_read = 2;
+  prefill.prefill_attended[0] = 3;
+  prefill.prefill_read[0] = 2;
   const IterationCost before = CostModel(c, plan).iteration(prefill);
   c.calibration.measured.measured_on = "2026-12-03";
   c.calibration.measured.gemm_memory_efficiency = c.calibration.memory_efficiency / 2;
@@ -88,7 +95,7 @@ TEST(LinkFit, CollectiveTimeByHand) {
 TEST(LinkFit, TensorParallelAllReduceUsesTheMeasuredFit) {
   SimConfig c = llama8b_h200();
   c.cluster.tensor_parallel = 2;
-  const core::KvPlan plan = core::make_baseline_plan(c.model, c.kv_precision);
+  const KvLayout plan = layout_of(c);
   const IterationCost before = CostModel(c, plan).iteration(decode_batch());
   c.calibration.measured.measured_on = "2026-12-03";
   c.calibration.measured.links = {LinkFit{Collective::kAllReduce, 4, 1e-3, 1e9}};  // another TP degree: unused
