@@ -77,6 +77,7 @@ struct PlanPools {
   std::vector<uint8_t*> pools;
   std::vector<int32_t*> tables;
   std::vector<int> max_pages;
+  std::vector<int64_t> num_pages;
   int64_t bytes = 0;
 };
 
@@ -115,6 +116,7 @@ PlanPools make_pools(const kvlab::core::KvPlan& plan, int batch, int context, st
     out.pools.push_back(pool);
     out.tables.push_back(d_table);
     out.max_pages.push_back(max_pages);
+    out.num_pages.push_back(num_pages);
     out.bytes += pool_bytes;
   }
   return out;
@@ -190,6 +192,7 @@ int main(int argc, char** argv) {
       a.max_seq_len = context;
       a.sm_scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
       a.pool = copies[0].pools[0];
+      a.num_pages = copies[0].num_pages[0];
       a.page_table = copies[0].tables[0];
       const size_t ws_bytes = kvlab::gpu::paged_decode_workspace_bytes(a, num_sms);
       float* ws = nullptr;

@@ -43,6 +43,7 @@ struct Pools {
   uint8_t* summaries = nullptr;
   int32_t* table = nullptr;
   int max_pages = 0;
+  int64_t num_pages = 0;
   int64_t bytes = 0;
 };
 
@@ -50,6 +51,7 @@ Pools make_pools(const kvlab::core::PageLayout& layout, int batch, int context, 
   Pools p;
   p.max_pages = (context + 15) / 16;
   const int64_t pages = int64_t{batch} * p.max_pages;
+  p.num_pages = pages;
   p.bytes = pages * layout.page_bytes;
   const int64_t summary_bytes = pages * kvlab::gpu::page_summary_bytes(layout);
   KVLAB_CUDA_CHECK(cudaMalloc(&p.pool, static_cast<size_t>(p.bytes)));
@@ -174,6 +176,7 @@ int main(int argc, char** argv) {
     a.max_seq_len = context;
     a.sm_scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
     a.pool = copies[0].pool;
+    a.num_pages = copies[0].num_pages;
     a.page_table = copies[0].table;
     const size_t ws_bytes = kvlab::gpu::paged_decode_workspace_bytes(a, num_sms);
     float* ws = nullptr;

@@ -87,6 +87,7 @@ int main(int argc, char** argv) {
       a.max_seq_len = context;
       a.sm_scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
       a.pool = pools[0];
+      a.num_pages = num_pages;
       const size_t ws_bytes = kvlab::gpu::paged_decode_workspace_bytes(a, num_sms);
       float* ws = nullptr;
       KVLAB_CUDA_CHECK(cudaMalloc(&ws, ws_bytes));

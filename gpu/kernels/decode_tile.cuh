@@ -9,6 +9,8 @@
 
 #include <cuda_bf16.h>
 
+#include "gpu/kernels/paged_decode_params.cuh"
+
 namespace kvlab::gpu {
 
 // Where a tile's result goes, and what the split merge needs: read only after the page loop,
@@ -52,5 +54,40 @@ struct DecodeTile {
   const __nv_bfloat16* q;     // this sequence's [num_queries, num_q_heads, head_dim]
   DecodeTileOutput output;
 };
+
+// Tokens [lo, hi) (empty if lo >= hi).
+struct TokenSpan {
+  int lo;
+  int hi;
+};
+
+// The tokens row `row` of a tile (query row / group, head row % group) may see: the tile's
+// token range, cut by the query's window and, without a tree mask, causally at the query's
+// own position. With a tree mask the query tokens it may not see are hidden by ancestor bits.
+__host__ __device__ constexpr TokenSpan row_visible_tokens(const DecodeTile& t, int row) {
+  const int position = t.table_len - t.output.num_queries + row / t.output.group;
+  TokenSpan span{t.token_lo, t.token_hi};
+  if (t.window > 0 && position + 1 - t.window > span.lo) span.lo = position + 1 - t.window;
+  if (t.tree_mask == nullptr && position + 1 < span.hi) span.hi = position + 1;
+  return span;
+}
+
+// Tokens that every live row of the tile sees, none of them a query token a tree mask may
+// hide: a page inside this span needs no per-token mask (the page loop's unmasked copy). A
+// function of the tile alone, the same in every lane: the masked and unmasked copies of the
+// page body each run warp-collective mma.sync and shuffles, so a warp whose lanes disagreed
+// (each lane bounding only its own rows g and g + 8: query rows end at different tokens)
+// split across the two copies and deadlocked (H200, main 102c1e6: seq 4000, 2 queries, its
+// last page [3984, 4000) masked for query 0's lanes and not for query 1's).
+// Both bounds grow with the query index, so the chunk's last row bounds lo and its first hi.
+__host__ __device__ constexpr TokenSpan unmasked_tokens(const DecodeTile& t) {
+  const int first_row = t.output.row_chunk * kDecodeRows;
+  const int rows_total = t.output.group * t.output.num_queries;
+  const int last_row = (first_row + kDecodeRows < rows_total ? first_row + kDecodeRows : rows_total) - 1;
+  TokenSpan span{row_visible_tokens(t, last_row).lo, row_visible_tokens(t, first_row).hi};
+  const int query_base = t.table_len - t.output.num_queries;
+  if (t.tree_mask != nullptr && t.output.num_queries > 1 && query_base < span.hi) span.hi = query_base;
+  return span;
+}
 
 }  // namespace kvlab::gpu

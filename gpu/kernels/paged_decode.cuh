@@ -131,13 +131,10 @@ __device__ __forceinline__ void decode_tile(const DecodeFormat& f, const DecodeT
         const int qi = row / group;
         const int head = t.output.kv_head * group + row % group;
         q_row[half] = t.q + (static_cast<int64_t>(qi) * t.output.num_q_heads + head) * kD;
-        const int position = query_base + qi;
-        if (t.window > 0) row_lo[half] = max(row_lo[half], position + 1 - t.window);
-        if (t.tree_mask != nullptr) {
-          ancestors[half] = t.tree_mask[qi];
-        } else {
-          row_hi[half] = min(row_hi[half], position + 1);
-        }
+        const TokenSpan visible = row_visible_tokens(t, row);
+        row_lo[half] = visible.lo;
+        row_hi[half] = visible.hi;
+        if (t.tree_mask != nullptr) ancestors[half] = t.tree_mask[qi];
       }
     }
 #pragma unroll
@@ -164,10 +161,10 @@ __device__ __forceinline__ void decode_tile(const DecodeFormat& f, const DecodeT
 
   // A page needs the per-token mask when any of its tokens lies outside some row's [lo, hi)
   // or (tree mask) is a query token: only a range's first and last pages, those not inside
-  // [unmasked_lo, unmasked_hi).
-  const int unmasked_lo = max(row_lo[0], row_lo[1]);
-  const int unmasked_hi = t.tree_mask != nullptr && t.output.num_queries > 1 ? min(min(row_hi[0], row_hi[1]), query_base)
-                                                                             : min(row_hi[0], row_hi[1]);
+  // [unmasked_lo, unmasked_hi). Bounds over all the tile's rows, not this lane's: the choice
+  // of page body must be warp-uniform (unmasked_tokens, decode_tile.cuh).
+  const TokenSpan unmasked = unmasked_tokens(t);
+  const int unmasked_lo = unmasked.lo, unmasked_hi = unmasked.hi;
   const bool tree = t.tree_mask != nullptr;
   if (warp == 0 && q == 0) {
 #pragma unroll

@@ -704,6 +704,7 @@ TEST(PlanDecodeGpu, TreeMaskGridLauncher) {
   PagedDecodeArgs a;
   a.layout = group_layer_shape(plan, 0, 0).layout;
   a.pool = problem.pool(0).get();
+  a.num_pages = static_cast<int64_t>(problem.host_pool(0).size()) / a.layout.page_bytes;
   a.page_table = problem.table(0).get();
   DeviceBuffer<int32_t> d_lens(lens);
   a.seq_lens = d_lens.get();
