@@ -146,7 +146,10 @@ PointResult replay_point(const fs::path& dir, const ReplayOptions& o) {
   summary["repeats"] = o.repeats;
   summary["cuda_graphs"] = engine.options().cuda_graphs;  // MoE models run eagerly whatever was asked
   summary["kv_pages"] = engine.kv_pool().num_pages();
-  for (const auto& [key, value] : replay_summary(rows, requests).items()) summary[key] = value;
+  // Named first: a range-for over a temporary's items() iterates a destroyed object (the
+  // segfault of every replay on the H200 before this line was split).
+  const nlohmann::ordered_json report = replay_summary(rows, requests);
+  for (const auto& [key, value] : report.items()) summary[key] = value;
   replace_file(dir / "replay.csv", replay_csv(rows));
   replace_file(dir / "replay_summary.json", summary.dump(2) + "\n");
   return {dir.filename().string(), summary};
