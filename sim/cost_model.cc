@@ -34,11 +34,10 @@ void BatchShape::add_prefill_chunk(const KvLayout& layout, int64_t from, int64_t
 
 CostModel::CostModel(const SimConfig& c, const KvLayout& layout) : layout_(&layout) {
   const ClusterConfig& cl = c.cluster;
-  if (cl.pipeline_parallel != 1 || cl.expert_parallel != 1) {
-    throw core::ConfigError("pipeline_parallel and expert_parallel > 1 are not modelled yet (use 1)");
-  }
   if (cl.tensor_parallel < 1) throw core::ConfigError("tensor_parallel must be ≥ 1");
   tp_ = cl.tensor_parallel;
+  links_ = make_cluster_links(c);
+  tp_spans_nodes_ = cl.gpus_per_node > 0 && tp_ > cl.gpus_per_node;
   const double tp = tp_;
   const core::ParamCounts p = core::count_params(c.model);
   const double bpp = core::bytes_per_param(c.weights);
@@ -60,7 +59,11 @@ CostModel::CostModel(const SimConfig& c, const KvLayout& layout) : layout_(&layo
     top_k_ = c.model.moe->top_k;
     expert_bytes_ = bpp * static_cast<double>(p.ffn_experts) / experts_ / tp;  // one expert of every MoE layer
     expert_flops_ = 2.0 * static_cast<double>(p.ffn_experts) / experts_ / tp;
+    const std::vector<double> inclusion = expert_inclusion(c.moe, c.model.moe->num_routed_experts, c.model.moe->top_k);
+    all_experts_ = ExpertSet(inclusion, std::vector<int>(inclusion.size(), 0), -1);
+    expert_parallel_ = cl.expert_parallel > 1;
   }
+  moe_layers_ = moe_layers;
 
   const Calibration& cal = c.calibration;
   bandwidth_ = c.gpu.hbm_bandwidth.bytes_per_s * cal.memory_efficiency;
@@ -95,12 +98,9 @@ CostModel::CostModel(const SimConfig& c, const KvLayout& layout) : layout_(&layo
   moe_launches_ = 3.0 * moe_layers;  // router, grouped gate/up, grouped down
   // All-reduce of the hidden state in bf16 after attention and after the FFN of each layer.
   allreduce_bytes_per_token_ = 2.0 * c.model.hidden_size;
-  const double tp_bw = cl.tp_link.bandwidth.bytes_per_s > 0 ? cl.tp_link.bandwidth.bytes_per_s : c.gpu.nvlink_bandwidth.bytes_per_s;
-  tp_bandwidth_ = tp_bw * cal.link_efficiency;
-  tp_latency_s_ = cl.tp_link.latency.seconds();
   const double host_bw = cl.host_link.bandwidth.bytes_per_s > 0 ? cl.host_link.bandwidth.bytes_per_s : c.gpu.pcie_bandwidth.bytes_per_s;
   host_bandwidth_ = measured_.host_link_bytes_per_s > 0 ? measured_.host_link_bytes_per_s : host_bw * cal.link_efficiency;
-  if (tp_ > 1 && !(tp_bandwidth_ > 0)) throw core::ConfigError("tensor_parallel > 1 needs a TP link bandwidth (the GPU's nvlink_bandwidth is 0)");
+  if (tp_ > 1 && !(links_.link(tp_spans_nodes_).bandwidth.bytes_per_s > 0)) throw core::ConfigError("tensor_parallel > 1 needs a TP link bandwidth (the GPU's nvlink_bandwidth is 0)");
   overhead_s_ = static_cast<double>(cal.iteration_overhead_ns) * 1e-9 +
                 static_cast<double>(cal.kernel_launch_ns * cal.kernels_per_layer) * 1e-9 * num_layers_;
   per_seq_overhead_s_ = static_cast<double>(cal.per_sequence_overhead_ns) * 1e-9;
@@ -149,10 +149,15 @@ IterationCost CostModel::iteration(const BatchShape& b) const {
   if (tokens > 0) {
     gemm_seconds(proj_, tokens, cost);
     gemm_seconds(dense_, tokens, cost);
-    gemm_seconds(lm_head_, static_cast<double>(b.sampled_tokens), cost);
-    if (experts_ > 0) {
+    const double overhead_before = cost.overhead_s;
+    cost.lm_head_s = gemm_seconds(lm_head_, static_cast<double>(b.sampled_tokens), cost);
+    cost.lm_head_s += cost.overhead_s - overhead_before;  // its measured launch cost
+    if (expert_parallel_) {
+      // The router and shared experts over this rank's tokens; the routed experts are the EP group's.
+      gemm_seconds(Gemm{shared_bytes_, shared_flops_, moe_layers_}, tokens, cost);
+    } else if (experts_ > 0) {
       // Expected distinct experts the T tokens' top-k choices touch, per MoE layer.
-      const double touched = experts_ * (1.0 - std::pow(1.0 - top_k_ / experts_, tokens));
+      const double touched = all_experts_.touched(tokens);
       const Gemm moe{shared_bytes_ + expert_bytes_ * touched, shared_flops_ + expert_flops_ * top_k_, moe_launches_};
       gemm_seconds(moe, tokens, cost);
     }
@@ -199,22 +204,32 @@ IterationCost CostModel::iteration(const BatchShape& b) const {
     attention_seconds(decode_hbm, decode_hbm_s, decode_host, decode_flops, dequant, cost);
     attention_seconds(prefill_hbm, prefill_hbm_s, prefill_host, prefill_flops, 0.0, cost);
     if (tp_ > 1) {
-      const double n = tp_;
       const double bytes = allreduce_bytes_per_token_ * tokens;
       // Two all-reduces per layer: the measured fit for this TP degree, else ring steps over the link spec.
-      if (const LinkFit* fit = find_link_fit(measured_.links, Collective::kAllReduce, tp_)) {
+      // (The fits were measured inside one node: a TP group of several nodes takes the ring over its NICs.)
+      const LinkFit* fit = tp_spans_nodes_ ? nullptr : find_link_fit(measured_.links, Collective::kAllReduce, tp_);
+      if (fit != nullptr) {
         cost.communication_s += 2.0 * num_layers_ * collective_time_s(*fit, bytes);
       } else {
-        cost.communication_s += 2.0 * num_layers_ * (2.0 * (n - 1) / n * bytes / tp_bandwidth_ + 2.0 * (n - 1) * tp_latency_s_);
+        cost.communication_s += 2.0 * num_layers_ * links_.ring_all_reduce_s(bytes, tp_, tp_spans_nodes_);
       }
     }
   }
   if (b.swap_bytes > 0) cost.communication_s += b.swap_bytes / host_bandwidth_;
-  cost.overhead_s += overhead_s_ + per_seq_overhead_s_ * static_cast<double>(b.running_seqs);
+  cost.step_fixed_s = overhead_s_ + per_seq_overhead_s_ * static_cast<double>(b.running_seqs);
+  cost.overhead_s += cost.step_fixed_s;
   if (tokens > 0) cost.overhead_s += num_layers_ * (measured_.layer_fixed_s + measured_.layer_per_token_s * tokens);
   cost.compute_bound = cost.compute_s > cost.weights_s + cost.kv_s;
-  const double total = cost.weights_s + cost.kv_s + cost.compute_s + cost.communication_s + cost.overhead_s;
-  cost.time_ns = std::max<int64_t>(1, core::limits::saturated_ns(total));  // the engine reports one past its horizon
+  cost.time_ns = std::max<int64_t>(1, core::limits::saturated_ns(cost.total_s()));  // the engine reports one past its horizon
+  return cost;
+}
+
+IterationCost CostModel::routed_experts(double touched, double pairs) const {
+  IterationCost cost;
+  if (experts_ <= 0 || pairs <= 0) return cost;
+  gemm_seconds(Gemm{expert_bytes_ * touched, expert_flops_, 2.0 * moe_layers_}, pairs, cost);  // gate/up and down
+  cost.compute_bound = cost.compute_s > cost.weights_s;
+  cost.time_ns = core::limits::saturated_ns(cost.total_s());
   return cost;
 }
 

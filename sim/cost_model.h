@@ -10,12 +10,16 @@
 //   metadata scoring; the new tokens written) and prefill attention (FLOPs of the causal
 //   chunk along its prefill curve, the context it reads);
 // plus communication — two ring all-reduces per layer under TP (2(n−1)/n·bytes/bw +
-// 2(n−1)·latency) and swap traffic over the host link — and overhead (per iteration, per
+// 2(n−1)·latency, over the inter-node link when the TP group is made of several nodes;
+// sim/links.h) and swap traffic over the host link — and overhead (per iteration, per
 // running sequence, kernel launches, and the measured fixed costs of sim/calibration.h: per
 // GEMM launch, per attention launch, per layer's small kernels). A measured calibration also
 // sets the bandwidth GEMMs stream weights at and the one decode attention reads each KV
 // format at (sim/calibration.h; per table class of a plan). MoE layers read only the experts
-// the T tokens touch in expectation: E·(1 − (1 − k/E)^T) of E. Bytes, FLOPs and decodes per
+// the T tokens touch in expectation: E·(1 − (1 − k/E)^T) of E under uniform routing, Σ_e
+// 1 − (1 − π_e)^T under a skewed one (sim/expert_routing.h). Under expert parallelism an
+// iteration here is one rank's without its routed experts (router and shared experts stay):
+// sim/expert_parallel.h prices the experts and the all-to-alls of the EP group. Bytes, FLOPs and decodes per
 // token come from core's pool plan through sim/kv_layout.h, never re-derived here.
 // Host-placed classes are read over the host link while HBM is read (the slower one sets the
 // time); element decodes run at the CUDA cores' rate (GpuSpec::fp32_rate / 2 per second;
@@ -27,7 +31,9 @@
 #include <vector>
 
 #include "core/kv_plan.h"
+#include "sim/expert_routing.h"
 #include "sim/kv_layout.h"
+#include "sim/links.h"
 #include "sim/sim_config.h"
 
 namespace kvlab::sim {
@@ -64,15 +70,27 @@ struct IterationCost {
   double weight_bytes = 0, kv_bytes = 0, flops = 0;  // per GPU; kv_bytes in HBM (metadata included)
   double host_kv_bytes = 0;                          // host-placed KV read and written over the host link
   double weights_s = 0, kv_s = 0, compute_s = 0, communication_s = 0, overhead_s = 0;
+  // Time waiting for other GPUs' work: the slower ranks of an EP group, busy pipeline stages.
+  double wait_s = 0;
+  // Parts of the terms above that pipeline parallelism places on one stage: the LM head's
+  // GEMM (last stage) and the per-iteration and per-sequence overhead (first stage).
+  double lm_head_s = 0, step_fixed_s = 0;
   bool compute_bound = false;  // compute_s > weights_s + kv_s
+  double total_s() const { return weights_s + kv_s + compute_s + communication_s + overhead_s + wait_s; }
 };
 
 class CostModel {
  public:
-  // Throws core::ConfigError when PP/EP > 1 or TP > 1 has no link bandwidth. `layout` is the
-  // plan compiled for this config's tensor parallelism and must outlive the model.
+  // Throws core::ConfigError when TP > 1 has no link bandwidth, the links do not fit the
+  // cluster (sim/links.h) or the MoE routing does not fit the model. `layout` is the plan
+  // compiled for this config's tensor parallelism and must outlive the model.
   CostModel(const SimConfig& config, const KvLayout& layout);
   IterationCost iteration(const BatchShape& batch) const;
+  // Expert parallelism: one rank's routed-expert GEMMs over every MoE layer, for `touched`
+  // experts (each read whole) and `pairs` (token, expert) rows; zero cost for a dense model.
+  IterationCost routed_experts(double touched, double pairs) const;
+  bool expert_parallel() const { return expert_parallel_; }
+  const ClusterLinks& links() const { return links_; }
 
   const KvLayout& layout() const { return *layout_; }
   double weight_bytes_dense() const { return proj_.bytes + dense_.bytes + lm_head_.bytes + shared_bytes_; }
@@ -96,6 +114,11 @@ class CostModel {
   double shared_bytes_ = 0, shared_flops_ = 0;        // MoE shared experts and routers
   double expert_bytes_ = 0, expert_flops_ = 0;        // one routed expert, all MoE layers
   double experts_ = 0, top_k_ = 0;
+  ExpertSet all_experts_;          // the routing model over every expert (one GPU holds them all)
+  bool expert_parallel_ = false;   // routed experts priced by sim/expert_parallel.h
+  double moe_layers_ = 0;
+  ClusterLinks links_;
+  bool tp_spans_nodes_ = false;
   double bandwidth_ = 0, flop_rate_ = 0, attention_rate_ = 0, dequant_rate_ = 0, half_tokens_ = 0;
   double gemm_bandwidth_ = 0, kv_bandwidth_ = 0;  // measured shares of HBM bandwidth (sim/calibration.h)
   MeasuredCalibration measured_;
@@ -104,7 +127,7 @@ class CostModel {
   std::vector<double> decode_hbm_s_, prefill_hbm_s_;
   double write_hbm_s_ = 0;
   int num_layers_ = 0, tp_ = 1;
-  double allreduce_bytes_per_token_ = 0, tp_bandwidth_ = 0, tp_latency_s_ = 0, host_bandwidth_ = 0;
+  double allreduce_bytes_per_token_ = 0, host_bandwidth_ = 0;
   double overhead_s_ = 0, per_seq_overhead_s_ = 0;
 };
 

@@ -339,6 +339,12 @@ void Replica::allocate_chunk(Seq& s) {
 }
 
 int64_t Replica::begin_iteration(int64_t now_ns, std::vector<TimelineSample>& timeline, ReplicaMetrics& metrics) {
+  const IterationCost cost = schedule_iteration(now_ns, metrics);
+  start_iteration(now_ns, cost, timeline, metrics);
+  return cost.time_ns;
+}
+
+IterationCost Replica::schedule_iteration(int64_t now_ns, ReplicaMetrics& metrics) {
   KVLAB_CHECK(!in_iteration_ && has_work(), "iteration begun twice or with nothing to do");
   const bool chunked = setup_.scheduler.enable_chunked_prefill;
   int64_t budget = setup_.scheduler.max_num_batched_tokens;
@@ -415,20 +421,28 @@ int64_t Replica::begin_iteration(int64_t now_ns, std::vector<TimelineSample>& ti
   if (setup_.check_invariants) check_invariants(batch);
   KVLAB_CHECK(batch.prefill_tokens + batch.decode_tokens > 0 || !swapping_in_.empty(), "an empty iteration at {} ns", now_ns);
   IterationCost cost;
+  scheduled_tokens_ = static_cast<double>(batch.prefill_tokens + batch.decode_tokens);
   if (spec_ && decode_iteration_) {
     // Drafts, then one verification of every decoder's candidates.
     const auto first_draft = batch.decode_attended.begin() + static_cast<std::ptrdiff_t>(layout_.curves.size());
     const std::vector<double> draft(first_draft, batch.decode_attended.end());
-    cost = add_costs(cost_.iteration(spec_->verify_batch(batch)), spec_->draft_cost(batch.decode_tokens, draft));
+    const BatchShape verify = spec_->verify_batch(batch);
+    scheduled_tokens_ = static_cast<double>(verify.prefill_tokens + verify.decode_tokens);
+    cost = add_costs(cost_.iteration(verify), spec_->draft_cost(batch.decode_tokens, draft));
     ++spec_iterations_;
   } else {
     cost = cost_.iteration(batch);
   }
-  if (recorder_ != nullptr) record_iteration(now_ns, batch, cost);
-  record(now_ns, batch, cost, timeline, metrics);
+  return cost;
+}
+
+void Replica::start_iteration(int64_t now_ns, const IterationCost& cost, std::vector<TimelineSample>& timeline,
+                              ReplicaMetrics& metrics) {
+  KVLAB_CHECK(!in_iteration_, "iteration started twice");
+  if (recorder_ != nullptr) record_iteration(now_ns, batch_, cost);
+  record(now_ns, batch_, cost, timeline, metrics);
   ++iterations_;
   in_iteration_ = true;
-  return cost.time_ns;
 }
 
 // The iteration log: the one place that walks every running sequence per iteration, and

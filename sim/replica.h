@@ -64,6 +64,15 @@ class Replica {
 
   // Schedules and prices the next iteration starting at now; returns its duration (ns).
   int64_t begin_iteration(int64_t now_ns, std::vector<TimelineSample>& timeline, ReplicaMetrics& metrics);
+  // The same in two halves, for iterations whose time depends on other GPUs (an EP group
+  // stepping together, pipeline stages): schedule_iteration decides the batch and prices it
+  // on this replica alone; start_iteration records it with its final cost (time_ns: when it
+  // ends, from now) and starts it.
+  IterationCost schedule_iteration(int64_t now_ns, ReplicaMetrics& metrics);
+  void start_iteration(int64_t now_ns, const IterationCost& cost, std::vector<TimelineSample>& timeline,
+                       ReplicaMetrics& metrics);
+  // Rows the last scheduled iteration runs through the GEMMs (verification rows included).
+  double scheduled_tokens() const { return scheduled_tokens_; }
   // Applies the iteration ending at now; appends the ids of requests that finished.
   void end_iteration(int64_t now_ns, ReplicaMetrics& metrics, std::vector<int64_t>& finished);
 
@@ -190,6 +199,7 @@ class Replica {
   std::vector<RowNeed> needs_;
   KvDemand needs_demand_;
   BatchShape batch_;
+  double scheduled_tokens_ = 0;
   IterationRecorder* recorder_ = nullptr;
   std::vector<SequenceWork> recorded_;  // reused by record_iteration
 };

@@ -66,6 +66,7 @@ void Replica::record(int64_t now_ns, const BatchShape& batch, const IterationCos
   t.compute_s = cost.compute_s;
   t.communication_s = cost.communication_s;
   t.overhead_s = cost.overhead_s;
+  t.wait_s = cost.wait_s;
   t.flops = cost.flops;
   t.weight_bytes = cost.weight_bytes;
   t.kv_bytes_moved = cost.kv_bytes;

@@ -131,17 +131,46 @@ enum class RouterPolicy {
   kPrefixAware,        // most prompt pages already in the replica's prefix cache, then least outstanding
 };
 
-// Data-parallel replicas of tensor_parallel GPUs each. PP and EP are not modelled yet
-// (pipeline_parallel and expert_parallel must be 1; the replica's cost model is where
-// they will go).
+// data_parallel replicas of tensor_parallel × pipeline_parallel GPUs each (sim/README.md,
+// "Parallelism"). GPUs are numbered replica by replica, stage by stage within a replica, TP
+// ranks adjacent, and fill nodes of gpus_per_node in that order: a group whose GPUs sit in
+// two nodes talks over inter_node_link (sim/links.h).
+//   pipeline_parallel  stages of consecutive layers (vLLM's split); each replica runs
+//                      pipeline_parallel virtual engines, one micro-batch each in flight
+//                      (sim/pipeline_parallel.h)
+//   expert_parallel    ranks of an EP group: that many replicas of one GPU each (tensor_parallel
+//                      1: DP attention + EP) step together and hold E / expert_parallel experts
+//                      each (sim/expert_parallel.h); data_parallel is a multiple of it
 struct ClusterConfig {
   int tensor_parallel = 1;
   int data_parallel = 1;
   int pipeline_parallel = 1;
   int expert_parallel = 1;
+  int gpus_per_node = 0;   // 0: every GPU of the cluster in one node
   RouterPolicy router = RouterPolicy::kRoundRobin;
-  core::LinkSpec tp_link;  // all-reduce link; bandwidth 0: the GPU's nvlink_bandwidth
+  core::LinkSpec tp_link;  // intra-node link (TP all-reduce, EP all-to-all, PP sends); bandwidth 0: the GPU's nvlink_bandwidth
+  core::LinkSpec inter_node_link;  // one NIC per GPU; bandwidth 0: none (a group spanning nodes is refused)
   core::LinkSpec host_link;  // swap link; bandwidth 0: the GPU's pcie_bandwidth
+};
+
+// How tokens choose routed experts, and where experts live (MoE models; sim/expert_parallel.h).
+enum class ExpertRouting {
+  kUniform,   // every expert equally likely (each token's top_k choices i.i.d. over experts)
+  kZipf,      // expert e (0-based) chosen with share ∝ (e + 1)^−zipf_exponent: expert 0 hottest
+  kMeasured,  // shares from a measured per-expert load file (expert_load, load_source)
+};
+enum class ExpertPlacement {
+  kLinear,      // rank r holds experts [r·E/ep, (r+1)·E/ep) (vLLM's default, expert_placement_strategy linear)
+  kRoundRobin,  // expert e on rank e mod ep (vLLM's round_robin)
+  kGiven,       // expert_rank lists each expert's rank
+};
+struct MoeConfig {
+  ExpertRouting routing = ExpertRouting::kUniform;
+  double zipf_exponent = 0;         // kZipf: > 0
+  std::vector<double> expert_load;  // kMeasured: one non-negative load per routed expert (any scale)
+  std::string load_source;          // kMeasured: where the loads were measured
+  ExpertPlacement placement = ExpertPlacement::kLinear;
+  std::vector<int> expert_rank;     // kGiven: rank of expert 0, 1, …; E / ep experts on every rank
 };
 
 // Achieved fractions of the datasheet peaks and fixed overheads (configs/calibration/
@@ -173,6 +202,7 @@ struct SimConfig {
   // kv_plan->speculation->draft_model by the caller; sim/speculative_step.h).
   std::optional<core::ModelSpec> draft_model;
   ClusterConfig cluster;
+  MoeConfig moe;  // routing and placement of a MoE model's experts (ignored keys are refused by the parser)
   SchedulerConfig scheduler;
   WorkloadConfig workload;
   Calibration calibration;

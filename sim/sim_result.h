@@ -76,7 +76,9 @@ struct Summary {
 // One replica's state at the start of an iteration, sampled every
 // SimConfig::timeline_interval_s, with that iteration's time split by term. The iteration
 // time is weights_s + kv_s + compute_s where each kernel's roofline put it, plus
-// communication_s and overhead_s (cost_model.h says exactly how).
+// communication_s, overhead_s and wait_s (cost_model.h says exactly how). With pipeline
+// parallelism a replica here is one virtual engine (replica r's engines are r·pp … r·pp +
+// pp − 1) and its iteration runs from scheduling to leaving the last stage.
 struct TimelineSample {
   double time_s = 0;
   int replica = 0;
@@ -92,6 +94,7 @@ struct TimelineSample {
   int64_t kv_host_bytes_reserved = 0;  // host-placed classes' held pages
   double iteration_s = 0;
   double weights_s = 0, kv_s = 0, compute_s = 0, communication_s = 0, overhead_s = 0;
+  double wait_s = 0;  // waiting for other GPUs: slower EP ranks, busy pipeline stages
   // The iteration's work per GPU, for utilisation: FLOPs (GEMMs and attention), weight and
   // KV bytes read or written in HBM, KV bytes over the host link.
   double flops = 0, weight_bytes = 0, kv_bytes_moved = 0, host_bytes_moved = 0;

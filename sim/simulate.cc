@@ -19,8 +19,11 @@
 #include "core/footprint.h"
 #include "core/pool_plan.h"
 #include "core/limits.h"
+#include "sim/cluster.h"
+#include "sim/expert_parallel.h"
 #include "sim/event_queue.h"
 #include "sim/metrics.h"
+#include "sim/parallel_memory.h"
 #include "sim/replica.h"
 #include "sim/speculative_step.h"
 #include "sim/router.h"
@@ -43,7 +46,20 @@ void validate(const SimConfig& c) {
     throw core::ConfigError(fmt::format("scheduler.max_num_batched_tokens ({}) must be ≥ max_num_seqs ({}) with chunked prefill",
                                         s.max_num_batched_tokens, s.max_num_seqs));
   }
-  if (c.cluster.data_parallel < 1) throw core::ConfigError("cluster.data_parallel must be ≥ 1");
+  const ClusterConfig& cl = c.cluster;
+  if (cl.data_parallel < 1) throw core::ConfigError("cluster.data_parallel must be ≥ 1");
+  if (cl.pipeline_parallel < 1 || cl.pipeline_parallel > c.model.num_layers) {
+    throw core::ConfigError(fmt::format("cluster.pipeline_parallel {} must be between 1 and the model's {} layers",
+                                        cl.pipeline_parallel, c.model.num_layers));
+  }
+  if (cl.expert_parallel < 1) throw core::ConfigError("cluster.expert_parallel must be ≥ 1");
+  if (cl.expert_parallel > 1 && cl.pipeline_parallel > 1) {
+    throw core::ConfigError("cluster: pipeline_parallel with expert_parallel is not modelled yet (use one of them)");
+  }
+  if (cl.pipeline_parallel > 1 && c.kv_plan && c.kv_plan->speculation) {
+    throw core::ConfigError("cluster.pipeline_parallel with speculative decoding is not modelled yet (the drafter's "
+                            "place in the pipeline)");
+  }
   if (!(c.timeline_interval_s > 0)) throw core::ConfigError("timeline interval must be > 0");
 }
 
@@ -101,14 +117,16 @@ std::string rejection(const SimConfig& c, const KvLayout& layout, const KvCapaci
     host += held * k.host_row_bytes;
     rows += held;
   }
-  if (hbm > cap.total_pages * cap.page_bytes || host > cap.host_bytes) {
+  // A pipeline's virtual engines each hold 1/pp of the replica's rows (sim/pipeline_parallel.h).
+  const int64_t pages = cap.total_pages / std::max(1, c.cluster.pipeline_parallel);
+  if (hbm > pages * cap.page_bytes || host > cap.host_bytes) {
     if (layout.single_cadence()) {
       return fmt::format("never fits in KV memory: {} prompt + max output tokens need {} pages, the replica holds {}", tokens,
-                         rows, cap.total_pages);
+                         rows, pages);
     }
     return fmt::format("never fits in KV memory: {} prompt + max output tokens need {} of HBM and {} of host memory per "
                        "GPU, the replica has {} and {}", tokens, core::format_bytes({hbm}), core::format_bytes({host}),
-                       core::format_bytes({cap.total_pages * cap.page_bytes}), core::format_bytes({cap.host_bytes}));
+                       core::format_bytes({pages * cap.page_bytes}), core::format_bytes({cap.host_bytes}));
   }
   // Without chunked prefill a recomputed request's prompt + output so far must fit one step
   // (vLLM V1 requires max_num_batched_tokens ≥ max_model_len).
@@ -125,6 +143,8 @@ void check_config(const SimConfig& c) {
   validate(c);
   const KvLayout layout = make_kv_layout(resolved_plan(c), std::max(1, c.cluster.tensor_parallel));
   validate_plan(c, layout);
+  const CostModel cost_model(c, layout);  // the links and the routing model
+  if (c.cluster.expert_parallel > 1) ExpertParallel(c, cost_model);  // its constructor checks the EP groups
   kv_capacity(c, layout);
 }
 
@@ -137,19 +157,37 @@ KvCapacity kv_capacity(const SimConfig& c) {
 }
 
 KvCapacity kv_capacity(const SimConfig& c, const KvLayout& layout) {
-  const int tp = std::max(1, c.cluster.tensor_parallel);
   KvCapacity k;
   k.page_bytes = layout.row_bytes_all;
   int64_t token_bytes = 0;
   for (const core::TableClass& cls : layout.pools.classes) token_bytes += cls.token_bytes;
   k.kv_bytes_per_token = static_cast<int64_t>(std::ceil(static_cast<double>(token_bytes) * layout.shard));
-  k.weights_bytes_per_gpu = core::weights_bytes(c.model, c.weights) / tp;
-  // A speculating plan's drafter lives beside the target (its KV cache is not counted yet).
-  if (c.kv_plan && c.kv_plan->speculation) k.weights_bytes_per_gpu += SpeculativeStep(c, *c.kv_plan).draft_weight_bytes_per_gpu();
   k.host_bytes = c.scheduler.host_kv_bytes;
-  const int64_t room = core::kv_room_per_gpu(c.gpu, c.scheduler.gpu_memory_utilization, k.weights_bytes_per_gpu);
-  k.total_pages = room > 0 && k.page_bytes > 0 ? room / k.page_bytes : 0;
-  if (k.total_pages > core::limits::kMaxSimulatedPages / std::max(1, c.cluster.data_parallel)) {
+  const int pp = std::max(1, c.cluster.pipeline_parallel);
+  if (pp == 1) {
+    k.weights_bytes_per_gpu = weight_bytes_per_gpu(c, 0);
+    // A speculating plan's drafter lives beside the target (its KV cache is not counted yet).
+    if (c.kv_plan && c.kv_plan->speculation) k.weights_bytes_per_gpu += SpeculativeStep(c, *c.kv_plan).draft_weight_bytes_per_gpu();
+    const int64_t room = core::kv_room_per_gpu(c.gpu, c.scheduler.gpu_memory_utilization, k.weights_bytes_per_gpu);
+    k.total_pages = room > 0 && k.page_bytes > 0 ? room / k.page_bytes : 0;
+  } else {
+    // Each stage's GPUs hold their layers' weights and their share of every row: the
+    // replica holds as many rows as its tightest stage (weights_bytes_per_gpu: the heaviest).
+    const std::vector<int> layers = stage_layers(c.model.num_layers, pp);
+    k.total_pages = -1;
+    int first = 0;
+    for (int s = 0; s < pp; ++s) {
+      const int64_t weights = weight_bytes_per_gpu(c, s);
+      k.weights_bytes_per_gpu = std::max(k.weights_bytes_per_gpu, weights);
+      const int64_t room = core::kv_room_per_gpu(c.gpu, c.scheduler.gpu_memory_utilization, weights);
+      const auto row = static_cast<int64_t>(std::ceil(static_cast<double>(k.page_bytes) *
+                                                      kv_row_share(layout, first, layers[static_cast<size_t>(s)])));
+      const int64_t rows = room <= 0 ? 0 : row > 0 ? room / row : std::numeric_limits<int64_t>::max();
+      k.total_pages = k.total_pages < 0 ? rows : std::min(k.total_pages, rows);
+      first += layers[static_cast<size_t>(s)];
+    }
+  }
+  if (k.total_pages > core::limits::kMaxSimulatedPages / std::max(1, c.cluster.data_parallel)) {  // pp: rows split over engines
     throw core::ConfigError(fmt::format("{} KV pages per replica × {} replicas: more than the {} pages kvlab simulates "
                                         "(core/limits.h); raise scheduler.block_size or lower gpu_memory_utilization",
                                         k.total_pages, c.cluster.data_parallel, core::limits::kMaxSimulatedPages));
@@ -175,18 +213,18 @@ SimResult run(const SimConfig& c, const std::vector<RequestSpec>& requests, int6
   const KvCapacity cap = kv_capacity(c, layout);
   const auto n = static_cast<int64_t>(requests.size());
 
-  // Swap space in whole rows of every table, as vLLM sizes its CPU blocks.
-  const auto swap_rows = static_cast<int64_t>(c.scheduler.swap_space_gib * kGiB / static_cast<double>(cap.page_bytes));
-  Replica::Setup setup{0, c.scheduler, cap.total_pages, cap.host_bytes, swap_rows * cap.page_bytes, c.timeline_interval_s,
-                       c.check_invariants, c.model.max_context_tokens};
-  std::vector<Replica> replicas;
-  std::vector<ReplicaMetrics> metrics(static_cast<size_t>(c.cluster.data_parallel));
-  std::vector<uint8_t> start_pending(static_cast<size_t>(c.cluster.data_parallel), 0);
-  for (int i = 0; i < c.cluster.data_parallel; ++i) {
-    setup.index = i;
-    replicas.emplace_back(setup, cost_model, speculative.get());
-    replicas.back().set_recorder(recorder);
-  }
+  // Swap space in whole rows of every table, as vLLM sizes its CPU blocks (a row spans the
+  // pipeline's stages, each with its own swap space). A replica's rows are split evenly over
+  // its pipeline's virtual engines.
+  const int stages = std::max(1, c.cluster.pipeline_parallel);
+  const auto swap_rows = static_cast<int64_t>(c.scheduler.swap_space_gib * stages * kGiB / static_cast<double>(cap.page_bytes));
+  Replica::Setup setup{0, c.scheduler, cap.total_pages / stages, cap.host_bytes, swap_rows * cap.page_bytes / stages,
+                       c.timeline_interval_s, c.check_invariants, c.model.max_context_tokens};
+  Cluster cluster(c, cost_model, speculative.get(), setup, recorder);
+  std::vector<Replica>& replicas = cluster.replicas();
+  const size_t engines = replicas.size();
+  std::vector<ReplicaMetrics> metrics(engines);
+  std::vector<uint8_t> start_pending(static_cast<size_t>(cluster.num_units()), 0);
   Router router(c.cluster.router);
 
   SimResult result;
@@ -251,10 +289,11 @@ SimResult run(const SimConfig& c, const std::vector<RequestSpec>& requests, int6
       progress(static_cast<double>(done) / static_cast<double>(n));
     }
   };
-  auto wake = [&](int64_t now, size_t replica) {
-    if (replicas[replica].busy() || start_pending[replica] || !replicas[replica].has_work()) return;
-    start_pending[replica] = 1;
-    events.schedule(now, EventPriority::kIterationStart, EventKind::kIterationStart, static_cast<int64_t>(replica));
+  auto wake = [&](int64_t now, int unit) {
+    const auto u = static_cast<size_t>(unit);
+    if (cluster.busy(unit) || start_pending[u] || !cluster.has_work(unit)) return;
+    start_pending[u] = 1;
+    events.schedule(now, EventPriority::kIterationStart, EventKind::kIterationStart, unit);
   };
 
   std::vector<int64_t> finished;
@@ -280,26 +319,26 @@ SimResult run(const SimConfig& c, const std::vector<RequestSpec>& requests, int6
         const int replica = router.route(r, replicas);
         change_in_system(now, +1);
         replicas[static_cast<size_t>(replica)].enqueue(r, rec, now);
-        wake(now, static_cast<size_t>(replica));
+        wake(now, cluster.unit_of(replica));
         break;
       }
       case EventKind::kIterationStart: {
-        const auto i = static_cast<size_t>(e.target);
-        start_pending[i] = 0;
-        if (replicas[i].busy() || !replicas[i].has_work()) break;
-        const int64_t duration = replicas[i].begin_iteration(now, result.timeline, metrics[i]);
+        const auto unit = static_cast<int>(e.target);
+        start_pending[static_cast<size_t>(unit)] = 0;
+        if (cluster.busy(unit) || !cluster.has_work(unit)) break;
+        const int64_t duration = cluster.begin(unit, now, result.timeline, metrics);
         events.schedule(later(now, duration, "an iteration"), EventPriority::kIterationEnd, EventKind::kIterationEnd, e.target);
         break;
       }
       case EventKind::kIterationEnd: {
-        const auto i = static_cast<size_t>(e.target);
+        const auto unit = static_cast<int>(e.target);
         finished.clear();
-        replicas[i].end_iteration(now, metrics[i], finished);
+        cluster.end(unit, now, metrics, finished);
         for (const int64_t id : finished) {
           change_in_system(now, -1);
           mark_done(now, id);
         }
-        wake(now, i);
+        wake(now, unit);
         break;
       }
     }

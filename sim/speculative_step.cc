@@ -36,6 +36,9 @@ SpeculativeStep::SpeculativeStep(const SimConfig& config, const core::KvPlan& pl
   expected_ = speculation_.expected_tokens_per_step();
   SimConfig draft = config;
   draft.kv_plan.reset();
+  // Under expert parallelism the drafter's MoE layer is priced as if each rank held its
+  // experts (its dispatch is not modelled): one layer beside the target's many.
+  draft.cluster.expert_parallel = 1;
   const bool model = speculation_.method == core::DraftMethod::kDraftModel;
   if (model) {
     if (!config.draft_model) {
@@ -54,8 +57,10 @@ SpeculativeStep::SpeculativeStep(const SimConfig& config, const core::KvPlan& pl
   drafter_ = std::make_unique<CostModel>(draft, *draft_layout_);
   const core::ParamCounts p = core::count_params(draft.model);
   const int64_t params = model ? p.total() : p.total() - p.embedding - p.lm_head;  // a module shares both
-  draft_weight_bytes_per_gpu_ =
-      static_cast<int64_t>(static_cast<double>(params) * core::bytes_per_param(config.weights)) / tp;
+  // Expert parallelism splits the drafter's routed experts over the ranks like the target's.
+  const double per_rank = static_cast<double>(params - p.ffn_experts) +
+                          static_cast<double>(p.ffn_experts) / std::max(1, config.cluster.expert_parallel);
+  draft_weight_bytes_per_gpu_ = static_cast<int64_t>(per_rank * core::bytes_per_param(config.weights)) / tp;
 }
 
 SpeculativeStep::~SpeculativeStep() = default;
@@ -120,9 +125,12 @@ IterationCost add_costs(const IterationCost& a, const IterationCost& b) {
   c.compute_s = a.compute_s + b.compute_s;
   c.communication_s = a.communication_s + b.communication_s;
   c.overhead_s = a.overhead_s + b.overhead_s;
+  c.wait_s = a.wait_s + b.wait_s;
+  c.lm_head_s = a.lm_head_s + b.lm_head_s;
+  c.step_fixed_s = a.step_fixed_s + b.step_fixed_s;
   c.host_kv_bytes = a.host_kv_bytes + b.host_kv_bytes;
   c.compute_bound = c.compute_s > c.weights_s + c.kv_s;
-  const double total = c.weights_s + c.kv_s + c.compute_s + c.communication_s + c.overhead_s;
+  const double total = c.total_s();
   c.time_ns = total > 0 ? std::max<int64_t>(1, std::llround(total * 1e9)) : 0;
   return c;
 }

@@ -121,14 +121,14 @@ void write_timeline_csv(const std::vector<sim::TimelineSample>& timeline, const 
   ChunkedWriter out(sink);
   out.row("time_s,replica,running,waiting,kv_pages_used,kv_tokens_filled,kv_bytes_used,kv_bytes_reserved,"
           "kv_bytes_cached,kv_bytes_free,kv_fragmentation_bytes,kv_host_bytes_reserved,iteration_s,weights_s,kv_s,compute_s,"
-          "communication_s,overhead_s,flops,weight_bytes,kv_bytes_moved,host_bytes_moved\n");
+          "communication_s,overhead_s,flops,weight_bytes,kv_bytes_moved,host_bytes_moved,wait_s\n");
   for (const sim::TimelineSample& t : timeline) {
     out.row("{:.9f},{},{},{},{},{},{},{},{},{},{},{},", t.time_s, t.replica, t.running, t.waiting, t.kv_pages_used,
             t.kv_tokens_filled, t.kv_bytes_used, t.kv_bytes_reserved, t.kv_bytes_cached, t.kv_bytes_free,
             t.kv_fragmentation_bytes, t.kv_host_bytes_reserved);
     out.row("{:.9f},{:.9f},{:.9f},{:.9f},{:.9f},{:.9f},", t.iteration_s, t.weights_s, t.kv_s, t.compute_s,
             t.communication_s, t.overhead_s);
-    out.row("{:.6g},{:.6g},{:.6g},{:.6g}\n", t.flops, t.weight_bytes, t.kv_bytes_moved, t.host_bytes_moved);
+    out.row("{:.6g},{:.6g},{:.6g},{:.6g},{:.9f}\n", t.flops, t.weight_bytes, t.kv_bytes_moved, t.host_bytes_moved, t.wait_s);
   }
   out.flush();
 }

@@ -127,13 +127,6 @@ TEST(CostModel, SmallGemmsRunBelowPeakEfficiency) {
   EXPECT_NEAR(cost.compute_s / (gemm_flops / rate), 1.0, 1e-12);
 }
 
-TEST(CostModel, PipelineAndExpertParallelAreRefusedNotIgnored) {
-  SimConfig c = config("llama-3.1-8b");
-  c.cluster.pipeline_parallel = 2;
-  const KvLayout k = layout_of(c);
-  EXPECT_THROW(CostModel(c, k), core::ConfigError);
-}
-
 TEST(CostModel, CappedSum) {
   EXPECT_DOUBLE_EQ(capped_sum(1, 5, 100), 15);
   EXPECT_DOUBLE_EQ(capped_sum(1, 5, 3), 1 + 2 + 3 + 3 + 3);
