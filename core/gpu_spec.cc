@@ -40,8 +40,10 @@ std::string ClusterSpec::validate() const {
   if (intra_node.latency.ns > limits::kMaxOverheadNs || inter_node.latency.ns > limits::kMaxOverheadNs) {
     return "link latencies must be at most 1 s (a per-message cost)";
   }
-  if (tensor_parallel > gpus_per_node) {
-    return fmt::format("a tensor-parallel group of {} does not fit in a node of {} GPUs",
+  // A TP group sits in one node or is made of whole nodes (its all-reduce then crosses the NICs).
+  if ((tensor_parallel <= gpus_per_node && gpus_per_node % tensor_parallel != 0) ||
+      (tensor_parallel > gpus_per_node && tensor_parallel % gpus_per_node != 0)) {
+    return fmt::format("a tensor-parallel group of {} straddles nodes of {} GPUs (one must divide the other)",
                        tensor_parallel, gpus_per_node);
   }
   if ((int64_t{tensor_parallel} * data_parallel) % expert_parallel != 0) {

@@ -47,8 +47,8 @@ struct ClusterSpec {
   LinkSpec inter_node;  // NIC
 
   int64_t num_gpus() const { return int64_t{num_nodes} * gpus_per_node; }
-  // "" if TP×PP×DP equals the number of GPUs, EP divides TP×DP, and a TP group fits in
-  // one node; else why not.
+  // "" if TP×PP×DP equals the number of GPUs, EP divides TP×DP, and a TP group sits in one
+  // node or is made of whole nodes; else why not.
   std::string validate() const;
 };
 

@@ -22,7 +22,7 @@ std::vector<double> expert_inclusion(const MoeConfig& moe, int experts, int top_
   }
   std::vector<double> share(static_cast<size_t>(experts));
   if (moe.routing == ExpertRouting::kZipf) {
-    if (!(moe.zipf_exponent > 0)) throw core::ConfigError("moe.zipf_exponent must be > 0");
+    if (!(moe.zipf_exponent >= 0)) throw core::ConfigError("moe.zipf_exponent must be ≥ 0 (0: uniform)");
     for (int e = 0; e < experts; ++e) share[static_cast<size_t>(e)] = std::pow(e + 1.0, -moe.zipf_exponent);
   } else {
     if (static_cast<int64_t>(moe.expert_load.size()) != experts) {

@@ -166,9 +166,10 @@ enum class ExpertPlacement {
 };
 struct MoeConfig {
   ExpertRouting routing = ExpertRouting::kUniform;
-  double zipf_exponent = 0;         // kZipf: > 0
+  double zipf_exponent = 0;         // kZipf: ≥ 0 (0: every expert alike)
   std::vector<double> expert_load;  // kMeasured: one non-negative load per routed expert (any scale)
-  std::string load_source;          // kMeasured: where the loads were measured
+  std::string load_source;          // kMeasured: where the loads were measured (the file's `source`)
+  std::string load_file;            // kMeasured: the file they were read from
   ExpertPlacement placement = ExpertPlacement::kLinear;
   std::vector<int> expert_rank;     // kGiven: rank of expert 0, 1, …; E / ep experts on every rank
 };

@@ -39,6 +39,15 @@ inline constexpr std::array<EnumWord<sim::SchedulingPolicy>, 2> kPolicyWords{{
     {sim::SchedulingPolicy::kFcfs, "fcfs"},
     {sim::SchedulingPolicy::kPriority, "priority"},
 }};
+inline constexpr std::array<EnumWord<sim::ExpertRouting>, 3> kExpertRoutingWords{{
+    {sim::ExpertRouting::kUniform, "uniform"},
+    {sim::ExpertRouting::kZipf, "zipf"},
+    {sim::ExpertRouting::kMeasured, "measured"},
+}};
+inline constexpr std::array<EnumWord<sim::ExpertPlacement>, 2> kExpertPlacementWords{{
+    {sim::ExpertPlacement::kLinear, "linear"},
+    {sim::ExpertPlacement::kRoundRobin, "round_robin"},
+}};
 inline constexpr std::array<EnumWord<sim::PrefixEviction>, 2> kPrefixEvictionWords{{
     {sim::PrefixEviction::kVllmV1, "vllm_v1"},
     {sim::PrefixEviction::kCachedLast, "cached_last"},

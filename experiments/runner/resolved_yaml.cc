@@ -4,6 +4,8 @@
 // directly keeps every key in a stable, documented order.
 #include "experiments/runner/resolved_yaml.h"
 
+#include <algorithm>
+
 #include <cmath>
 #include <cstdint>
 
@@ -122,6 +124,27 @@ std::string resolved_yaml(const ParsedSim& p, const std::string& experiment_name
   y += fmt::format("  router: {}\n  tp_link: {}  # bandwidth 0: the GPU's NVLink\n", word_of(kRouterWords, cl.router),
                    link(cl.tp_link));
   y += fmt::format("  host_link: {}  # bandwidth 0: the GPU's host link\n", link(cl.host_link));
+  y += fmt::format("  gpus_per_node: {}  # 0: one node\n", cl.gpus_per_node);
+  if (cl.gpus_per_node > 0) y += fmt::format("  inter_node_link: {}\n", link(cl.inter_node_link));
+  if (c.model.moe) {
+    const sim::MoeConfig& m = c.moe;
+    y += fmt::format("moe:\n  routing: {}\n", word_of(kExpertRoutingWords, m.routing));
+    if (m.routing == sim::ExpertRouting::kZipf) y += fmt::format("  zipf_exponent: {}\n", num(m.zipf_exponent));
+    if (m.routing == sim::ExpertRouting::kMeasured) {
+      std::string source = m.load_source;
+      std::replace(source.begin(), source.end(), '\n', ' ');
+      y += fmt::format("  load_file: {}  # source: {}\n", quoted(m.load_file), source);
+    }
+    if (cl.expert_parallel > 1) {
+      if (m.placement == sim::ExpertPlacement::kGiven) {
+        std::string ranks;
+        for (const int r : m.expert_rank) ranks += (ranks.empty() ? "" : ", ") + std::to_string(r);
+        y += fmt::format("  placement: [{}]\n", ranks);
+      } else {
+        y += fmt::format("  placement: {}\n", word_of(kExpertPlacementWords, m.placement));
+      }
+    }
+  }
   const sim::SchedulerConfig& s = c.scheduler;
   y += "scheduler:\n";
   if (p.kv_plan_yaml.empty()) y += fmt::format("  block_size: {}\n", s.block_size);  // a plan has its own

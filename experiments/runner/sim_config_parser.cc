@@ -19,6 +19,7 @@
 #include "core/kv_plan.h"
 #include "core/limits.h"
 #include "experiments/runner/measured_calibration.h"
+#include "experiments/runner/moe_parser.h"
 #include "experiments/runner/parse_helpers.h"
 #include "experiments/runner/workload_parser.h"
 #include "sim/simulate.h"
@@ -77,7 +78,9 @@ sim::ClusterConfig parse_cluster_section(core::ConfigNode node) {
       c.data_parallel = spec.data_parallel;
       c.pipeline_parallel = spec.pipeline_parallel;
       c.expert_parallel = spec.expert_parallel;
+      c.gpus_per_node = spec.gpus_per_node;
       c.tp_link = spec.intra_node;
+      c.inter_node_link = spec.inter_node;
     } catch (const core::ConfigError& e) {
       node.error(e.diagnostics().empty() ? e.what() : e.diagnostics().front().message);
     }
@@ -86,12 +89,19 @@ sim::ClusterConfig parse_cluster_section(core::ConfigNode node) {
   c.tensor_parallel = node.optional<int>("tensor_parallel", 1, "GPUs per replica",
                                         core::Checks().in_range(1, core::limits::kMaxTensorParallel));
   c.data_parallel = node.optional<int>("data_parallel", 1, "replicas", core::Checks().in_range(1, core::limits::kMaxDataParallel));
-  c.pipeline_parallel = node.optional<int>("pipeline_parallel", 1, "not modelled yet: 1");
-  c.expert_parallel = node.optional<int>("expert_parallel", 1, "not modelled yet: 1");
-  if (c.pipeline_parallel != 1) node.error_at("pipeline_parallel", "pipeline parallelism is not modelled yet (must be 1)");
-  if (c.expert_parallel != 1) node.error_at("expert_parallel", "expert parallelism is not modelled yet (must be 1)");
+  c.pipeline_parallel = node.optional<int>("pipeline_parallel", 1, "stages of consecutive layers per replica",
+                                          core::Checks().in_range(1, core::limits::kMaxLayers));
+  c.expert_parallel = node.optional<int>("expert_parallel", 1,
+                                        "ranks of an EP group: that many replicas of one GPU (tensor_parallel 1) sharing the experts",
+                                        core::Checks().in_range(1, core::limits::kMaxExperts));
+  c.gpus_per_node = node.optional<int>("gpus_per_node", 0, "GPUs per node (0: every GPU in one node)",
+                                      core::Checks().in_range(0, static_cast<double>(core::limits::kMaxClusterGpus)));
   c.router = read_enum(node, "router", c.router, kRouterWords);
   c.tp_link = parse_link(node.child("tp_link"));
+  c.inter_node_link = parse_link(node.child("inter_node_link"));
+  if (node.has("inter_node_link") && c.gpus_per_node == 0) {
+    node.error_at("inter_node_link", "changes nothing without gpus_per_node (every GPU in one node)");
+  }
   c.host_link = parse_link(node.child("host_link"));
   node.finish();
   return c;
@@ -239,6 +249,7 @@ ParsedSim parse_sim_config(core::ConfigNode root) {
       }
     }
   }
+  c.moe = parse_moe(root.child("moe", "routing and placement of a MoE model's experts"), c.model, c.cluster.expert_parallel);
   c.workload = parse_workload(root.child("workload"));
 
   // Calibration: the GPU's file when the catalog has one, then the experiment's keys.
