@@ -48,6 +48,27 @@ void relay(core::ConfigNode& node, const std::string& key, const core::ConfigErr
   }
 }
 
+// Relays the simulator's refusal (sim::check_config) at the key its message starts with:
+// "cluster.expert_parallel …" at that key, "cluster: …" at the section, else at scheduler
+// (or gpu, the memory's other half).
+void relay_check(core::ConfigNode& root, const core::ConfigError& e) {
+  const std::string what = e.diagnostics().empty() ? e.what() : e.diagnostics().front().message;
+  for (const std::string section : {"cluster", "moe"}) {
+    if (what.rfind(section, 0) != 0 || !root.has(section)) continue;
+    core::ConfigNode node = root.child(section);
+    const size_t start = section.size() + 1;
+    const size_t end = what.find_first_of(" :", start);
+    const std::string key = what[section.size()] == '.' ? what.substr(start, end - start) : "";
+    if (!key.empty() && node.is_map() && node.has(key)) {
+      node.error_at(key, what);
+    } else {
+      root.error_at(section, what);
+    }
+    return;
+  }
+  relay(root, root.has("scheduler") ? "scheduler" : "gpu", e);
+}
+
 core::Precision parse_kv_precision(core::ConfigNode root) {
   if (root.has("kv_cache_dtype") && !root.child("kv_cache_dtype").is_scalar()) {
     return core::parse_precision(root.child("kv_cache_dtype"));
@@ -284,7 +305,7 @@ ParsedSim parse_sim_config(core::ConfigNode root) {
     try {
       sim::check_config(c);
     } catch (const core::ConfigError& e) {
-      relay(root, root.has("scheduler") ? "scheduler" : "gpu", e);
+      relay_check(root, e);
     }
   }
   return p;
