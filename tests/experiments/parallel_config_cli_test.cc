@@ -47,11 +47,11 @@ TEST(ParallelConfigCli, EachBadValueIsAnErrorAtItsKey) {
       {"ep_tp", "qwen3-30b-a3b", "cluster: {tensor_parallel: 2, data_parallel: 2, expert_parallel: 2}\n",
        "error: cluster.expert_parallel: cluster.expert_parallel with tensor_parallel 2"},
       {"ep_dp", "qwen3-30b-a3b", "cluster: {data_parallel: 3, expert_parallel: 2}\n",
-       "error: cluster.expert_parallel: cluster.data_parallel 3 must be a multiple of expert_parallel 2"},
+       ":5:26: error: cluster.data_parallel: cluster.data_parallel 3 must be a multiple of expert_parallel 2"},
       {"ep_pp", "qwen3-30b-a3b", "cluster: {data_parallel: 2, expert_parallel: 2, pipeline_parallel: 2}\n",
        "error: cluster: cluster: pipeline_parallel with expert_parallel is not modelled yet"},
       {"inter_alone", "llama-3.1-8b", "cluster:\n  inter_node_link: {bandwidth: 50 GB/s}\n",
-       ":6:3: error: cluster.inter_node_link: changes nothing without gpus_per_node"},
+       ":6:20: error: cluster.inter_node_link: changes nothing without gpus_per_node"},
       {"no_nic", "llama-3.1-8b", "cluster: {pipeline_parallel: 2, gpus_per_node: 1}\n",
        "error: cluster: cluster: a tensor-, pipeline- or expert-parallel group spans nodes of 1 GPUs"},
       {"tp_straddles", "llama-3.1-8b", "cluster: {tensor_parallel: 4, gpus_per_node: 6}\n",
@@ -92,7 +92,7 @@ TEST(ParallelConfigCli, ALoadFilesOwnErrorsNameItsLine) {
   write("wrong_model.yaml", "source: a test\nmodel: deepseek-v3\nloads: [1]\n");
   const std::vector<Case> cases = {
       {"short", "qwen3-30b-a3b", "moe: {routing: measured, load_file: " + (kDir / "experiments/short_loads.yaml").string() + "}\n",
-       "short_loads.yaml:3:1: error: loads: 127 loads for the 128 routed experts of qwen3-30b-a3b"},
+       "short_loads.yaml:3:8: error: loads: 127 loads for the 128 routed experts of qwen3-30b-a3b"},
       {"bad", "qwen3-30b-a3b", "moe: {routing: measured, load_file: " + (kDir / "experiments/bad_load.yaml").string() + "}\n",
        "bad_load.yaml:5:5: error: loads[1]: expected a load ≥ 0 (got \"lots\")"},
       {"model", "qwen3-30b-a3b", "moe: {routing: measured, load_file: " + (kDir / "experiments/wrong_model.yaml").string() + "}\n",
@@ -128,7 +128,7 @@ TEST(ParallelConfigCli, ResolvedYamlWritesTheKeysBackAndRerunsThePoint) {
   const std::string resolved = slurp(kDir / "out" / "p000" / "resolved.yaml");
   EXPECT_THAT(resolved, HasSubstr("expert_parallel: 4\n"));
   EXPECT_THAT(resolved, HasSubstr("gpus_per_node: 2"));
-  EXPECT_THAT(resolved, HasSubstr("inter_node_link: {bandwidth: 50 GB/s, latency: 5 us}"));
+  EXPECT_THAT(resolved, HasSubstr("inter_node_link: {bandwidth: 50000000000 B/s, latency: 5 us}"));
   EXPECT_THAT(resolved, HasSubstr("routing: measured"));
   EXPECT_THAT(resolved, HasSubstr("# source: a test, not a measurement"));
   EXPECT_THAT(resolved, HasSubstr("placement: round_robin"));
