@@ -66,6 +66,28 @@ TEST(Catalog, UnknownNameListsTheCatalog) {
   EXPECT_THROW(load_gpu("/no/such/gpu.yaml"), ConfigError);
 }
 
+// A TP group sits inside one node or is made of whole nodes (its ring then crosses the
+// NICs, sim/links.h); one that straddles a node boundary is refused.
+TEST(Catalog, ATensorParallelGroupIsInsideANodeOrMadeOfNodes) {
+  ClusterSpec c;
+  c.num_nodes = 2;
+  c.gpus_per_node = 8;
+  c.intra_node.bandwidth = Bandwidth{450e9};
+  c.tensor_parallel = 16;  // both nodes
+  EXPECT_EQ(c.validate(), "");
+  c.tensor_parallel = 4;  // half a node, 4 replicas
+  c.data_parallel = 4;
+  EXPECT_EQ(c.validate(), "");
+  c.num_nodes = 3;
+  c.gpus_per_node = 6;
+  c.tensor_parallel = 6;
+  c.data_parallel = 3;
+  EXPECT_EQ(c.validate(), "");
+  c.tensor_parallel = 9;  // a node and a half
+  c.data_parallel = 2;
+  EXPECT_THAT(c.validate(), HasSubstr("straddles nodes of 6 GPUs"));
+}
+
 TEST(Catalog, ModelNamesAreCaseInsensitive) { EXPECT_EQ(load_model("Llama-3.1-8B").name, "llama-3.1-8b"); }
 
 }  // namespace
