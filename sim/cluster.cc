@@ -10,8 +10,7 @@
 namespace kvlab::sim {
 
 Cluster::Cluster(const SimConfig& c, const CostModel& cost_model, const SpeculativeStep* speculative,
-                 const Replica::Setup& setup, IterationRecorder* recorder)
-    : cost_(&cost_model) {
+                 const Replica::Setup& setup, IterationRecorder* recorder) {
   const ClusterConfig& cl = c.cluster;
   stages_ = std::max(1, cl.pipeline_parallel);
   const int engines = cl.data_parallel * stages_;

@@ -44,7 +44,6 @@ class Cluster {
   int64_t begin_expert_group(int unit, int64_t now_ns, std::vector<TimelineSample>& timeline,
                              std::vector<ReplicaMetrics>& metrics);
 
-  const CostModel* cost_;
   std::vector<Replica> replicas_;
   std::vector<std::vector<int>> units_;  // replicas of each unit
   std::vector<int> unit_of_;
