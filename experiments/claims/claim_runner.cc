@@ -281,8 +281,9 @@ void set_path(nlohmann::json& doc, const std::string& dotted, const std::string&
     if (dot == std::string::npos) break;
     start = dot + 1;
   }
-  core::ConfigDocument value = core::ConfigDocument::parse_string(text, "explore value");
-  *j = yaml_to_json(value.root());
+  // An explored value is always a scalar (claim_spec.cc). Not parsed as a YAML document:
+  // a bare scalar document came back as an empty map, so every explored plan key was {}.
+  *j = scalar_to_json(text);
 }
 
 double lookup(const nlohmann::json& root, const Reference& ref) {
@@ -380,7 +381,14 @@ ClaimOutcome decide(const Claim& claim, std::vector<Reading> readings, const std
     off = fmt::format(", {} from 0", num(v));
   }
   o.detail = fmt::format("kvlab: {}{} against {} claimed{}", num(v), unit, c.text(), off);
-  if (o.readings.size() > 1) o.detail += fmt::format("; no explored reading holds ({} tried)", o.readings.size() - 1);
+  if (o.readings.size() > 1) {
+    // Only readings that produced a number count as tried; the others are named as failed.
+    size_t measured = 0;
+    for (size_t i = 1; i < o.readings.size(); ++i) measured += o.readings[i].value.has_value() ? 1 : 0;
+    o.detail += fmt::format("; no explored reading holds ({} measured", measured);
+    if (measured + 1 < o.readings.size()) o.detail += fmt::format(", {} without a number", o.readings.size() - 1 - measured);
+    o.detail += ")";
+  }
   return o;
 }
 

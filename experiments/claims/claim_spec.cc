@@ -66,7 +66,10 @@ nlohmann::json yaml_to_json(ConfigNode node) {
     return j;
   }
   if (node.is_null()) return nullptr;
-  const std::string s = node.scalar();
+  return scalar_to_json(node.scalar());
+}
+
+nlohmann::json scalar_to_json(const std::string& s) {
   if (s == "true" || s == "false") return s == "true";
   try {
     size_t used = 0;

@@ -96,6 +96,8 @@ struct Claim {
 Claim load_claim(const std::string& path);
 // A YAML subtree as JSON (maps, lists; scalars as numbers, booleans or strings).
 nlohmann::json yaml_to_json(core::ConfigNode node);
+// A YAML scalar's JSON value: true/false, an integer, a number, else the string.
+nlohmann::json scalar_to_json(const std::string& scalar);
 
 // Reads into a document (describe mode documents the keys).
 Claim parse_claim(core::ConfigNode root, const std::string& file);

@@ -98,6 +98,16 @@ Reading reading(std::optional<double> value, bool holds, std::vector<std::pair<s
   return r;
 }
 
+// Explored values are scalars set into a plan or experiment document: they keep their type
+// (the ledger once wrote every explored plan value as an empty map).
+TEST(ClaimExplore, ScalarValuesKeepTheirType) {
+  EXPECT_EQ(scalar_to_json("0.476"), nlohmann::json(0.476));
+  EXPECT_EQ(scalar_to_json("16"), nlohmann::json(16));
+  EXPECT_EQ(scalar_to_json("true"), nlohmann::json(true));
+  EXPECT_EQ(scalar_to_json("int6"), nlohmann::json("int6"));
+  EXPECT_EQ(scalar_to_json("1e3"), nlohmann::json(1000.0));
+}
+
 TEST(ClaimVerdict, FromReadings) {
   Claimed three;
   three.value = 3;
@@ -118,7 +128,13 @@ TEST(ClaimVerdict, FromReadings) {
   const ClaimOutcome refuted = decide(claim_with(ratio), {reading(2.462, false), reading(2.5, false)}, "");
   EXPECT_EQ(refuted.verdict, Verdict::kRefuted);
   EXPECT_THAT(refuted.detail, HasSubstr("-5.3% from 2.6"));
-  EXPECT_THAT(refuted.detail, HasSubstr("no explored reading holds (1 tried)"));
+  EXPECT_THAT(refuted.detail, HasSubstr("no explored reading holds (1 measured)"));
+  // An explored reading whose measurement failed has no number: not counted as tried.
+  Reading failed;
+  failed.changes = {{"cap.num_gpus", "8"}};
+  const ClaimOutcome with_failure = decide(claim_with(ratio), {reading(2.462, false), reading(2.5, false), failed}, "");
+  EXPECT_EQ(with_failure.verdict, Verdict::kRefuted);
+  EXPECT_THAT(with_failure.detail, HasSubstr("no explored reading holds (1 measured, 1 without a number)"));
 
   // A range is missed by the distance to its nearer end: 3.556 is 11.1% below 4.
   Claimed range;
