@@ -82,18 +82,30 @@ def calibration_section():
     lines = []
     for path in sorted((ROOT / "configs" / "calibration").glob("*.yaml")):
         text = path.read_text()
-        mem = re.search(r"memory_efficiency:\s*([\d.]+)", text)
-        comp = re.search(r"compute_efficiency:\s*([\d.]+)", text)
-        lines.append(f"- {path.stem}: achieved HBM bandwidth {mem.group(1) if mem else '?'} and bf16 GEMM rate "
-                     f"{comp.group(1) if comp else '?'} of the datasheet (configs/calibration/{path.name}); the file "
-                     "marks every other efficiency as not measured.")
+        keys = re.findall(r"^([a-z_]+):[^#\n]*#(.*)$", text, re.M)
+        not_measured = sorted({k for k, note in keys if "not measured" in note or "not yet measured" in note})
+        measured = sorted({k for k, note in keys if k not in not_measured and re.search(r"measured|fitted", note)})
+        has_section = re.search(r"^measured:", text, re.M) is not None
+        lines.append(f"- {path.stem} (configs/calibration/{path.name}): measured or fitted "
+                     f"{', '.join(measured) or 'nothing'}"
+                     + ("; plus its `measured:` section (per-format attention, GEMM and per-layer terms)"
+                        if has_section else "")
+                     + (f"; not measured: {', '.join(not_measured)}" if not_measured else "") + ".")
     results = sorted(p.name for p in (ROOT / "bench" / "results").iterdir() if p.is_dir())
     lines.append(f"- GPU results committed under bench/results/: {', '.join(results) or 'none'} (decode-kernel "
-                 "benchmarks against peers, docs/gpu-decode.md).")
-    lines.append("- The simulator's error against measured end-to-end serving (a replayed iteration's time on the "
-                 "GPU against its priced time) is **not measured yet**: it needs the GPU engine and iteration "
-                 "replay being built (issue 9's engine work). Until then every simulated throughput in the ledger "
-                 "carries an unknown error, which its tolerance states.")
+                 "benchmarks against peers, docs/gpu-decode.md; cross-validation, docs/sim-accuracy.md).")
+    tables = sorted((ROOT / "bench" / "results").glob("*cross-validate*/accuracy_table.md"))
+    if tables:
+        table = tables[-1]
+        lines.append(f"- The simulator's error against the GPU engine (each logged iteration replayed on the GPU, "
+                     f"docs/sim-accuracy.md), from {table.relative_to(ROOT)} (python/kvlab/accuracy_table.py; "
+                     "targets: median |error| ≤ 5%, p90 ≤ 10% per iteration, ≤ 5% on throughput and the TTFT/TPOT "
+                     "medians). It is measured against kvlab's own engine, not vLLM; simulated throughputs of "
+                     "other models, GPUs and techniques in the ledger carry an error not measured here.\n")
+        lines.append(table.read_text().strip())
+    else:
+        lines.append("- The simulator's error against measured serving is **not measured yet** "
+                     "(bench/gpu/cross_validate.sh writes it).")
     return "\n".join(lines)
 
 
