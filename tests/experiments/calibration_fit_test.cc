@@ -155,7 +155,10 @@ TEST(CalibrationFile, WhatCalibrateWritesLoadsBack) {
   EXPECT_DOUBLE_EQ(c.memory_efficiency, 0.875);  // 4.2 / 4.8
   EXPECT_DOUBLE_EQ(c.compute_efficiency, 0.7712);
   EXPECT_DOUBLE_EQ(c.gemm_half_efficiency_tokens, 88.5);
-  EXPECT_DOUBLE_EQ(c.attention_efficiency, 0.41);
+  // kvlab's prefill kernel rate is written as a note, not applied: prefill attention takes
+  // the GEMM plateau (experiments replayed on the engine set 0.41 themselves).
+  EXPECT_DOUBLE_EQ(c.attention_efficiency, 0.7712);
+  EXPECT_NE(calibration_file_yaml(f).find("measured 0.41 of the bf16 rate"), std::string::npos);
   EXPECT_EQ(c.iteration_overhead_ns, 21'400);
   EXPECT_EQ(c.per_sequence_overhead_ns, 0);
   EXPECT_DOUBLE_EQ(c.measured.attention_memory_efficiency[static_cast<size_t>(core::KvDtype::kFp8E4m3)], 0.7);
