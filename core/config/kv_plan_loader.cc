@@ -220,6 +220,7 @@ KvPlan parse_kv_plan(ConfigNode node, const ModelSpec& model) {
           if (h >= plan.layers[l].num_cache_heads) continue;  // e.g. a linear-state layer
           auto it = owner.find({l, h});
           if (it == owner.end()) continue;
+          if (it->second == index) continue;  // listed twice in this group ("0-3, 2"): once is enough
           if (it->second >= num_default_groups) {  // taken by an earlier explicit group
             if (num_conflicts++ == 0) {
               first_conflict = fmt::format("layer {} head {} is already in group '{}'", l, h, plan.groups[it->second].name);

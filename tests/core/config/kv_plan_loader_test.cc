@@ -80,6 +80,19 @@ TEST(KvPlanLoader, GroupsTakeTheirHeadsOutOfTheDefault) {
   EXPECT_EQ(rest->precision.dtype, KvDtype::kInt8);
 }
 
+// A cell listed twice in one group ("0-1" and 1) is taken once. It once read the group as
+// already in plan.groups before it was added (heap overflow, found by fuzz_config).
+TEST(KvPlanLoader, ACellListedTwiceInOneGroupIsTakenOnce) {
+  const Parsed p = parse(
+      "kv_plan:\n  groups:\n"
+      "    - name: keep\n      layers: [\"0-1\", 1]\n      heads: [0, 0]\n      precision: {dtype: int8}\n");
+  ASSERT_EQ(p.errors, "");
+  const HeadGroup* keep = group(p.plan, "keep");
+  ASSERT_NE(keep, nullptr);
+  EXPECT_EQ(keep->heads.size(), 2u);  // layers 0 and 1, head 0
+  EXPECT_EQ(group(p.plan, "full")->heads.size(), 254u);  // 256 - 2
+}
+
 TEST(KvPlanLoader, SlidingLayersKeepTheirWindow) {
   const Parsed p = parse("kv_plan:\n  retention: {policy: window, window_tokens: 8k}\n", "gpt-oss-120b");
   ASSERT_EQ(p.errors, "");
