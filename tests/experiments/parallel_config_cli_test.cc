@@ -37,6 +37,17 @@ struct Case {
   std::string name, model, yaml, expected;  // expected: ":line:column: error: key.path: message…"
 };
 
+// `kvlab check` refuses the case's experiment with exit 2, naming the experiment file
+// (followed by `at`) and the expected message.
+void expect_refused(const Case& c, const std::string& at) {
+  SCOPED_TRACE(c.name);
+  const fs::path file = write(c.name + ".yaml", experiment(c.model, c.yaml));
+  const auto r = run_kvlab("check " + file.string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr(file.string() + at));
+  EXPECT_THAT(r.output, HasSubstr(c.expected));
+}
+
 TEST(ParallelConfigCli, EachBadValueIsAnErrorAtItsKey) {
   const std::vector<Case> cases = {
       {"pp0", "llama-3.1-8b", "cluster: {pipeline_parallel: 0}\n", ":5:30: error: cluster.pipeline_parallel: must be"},
@@ -73,14 +84,7 @@ TEST(ParallelConfigCli, EachBadValueIsAnErrorAtItsKey) {
       {"load_without_measured", "qwen3-30b-a3b", "moe:\n  load_file: nowhere.yaml\n",
        ":6:14: error: moe.load_file: only with routing: measured"},
   };
-  for (const Case& c : cases) {
-    SCOPED_TRACE(c.name);
-    const fs::path file = write(c.name + ".yaml", experiment(c.model, c.yaml));
-    const auto r = run_kvlab("check " + file.string());
-    EXPECT_EQ(r.exit_code, 2) << r.output;
-    EXPECT_THAT(r.output, HasSubstr(file.string() + (c.expected[0] == ':' ? "" : ":")));
-    EXPECT_THAT(r.output, HasSubstr(c.expected));
-  }
+  for (const Case& c : cases) expect_refused(c, c.expected[0] == ':' ? "" : ":");
 }
 
 TEST(ParallelConfigCli, ALoadFilesOwnErrorsNameItsLine) {
@@ -98,14 +102,7 @@ TEST(ParallelConfigCli, ALoadFilesOwnErrorsNameItsLine) {
       {"model", "qwen3-30b-a3b", "moe: {routing: measured, load_file: " + (kDir / "experiments/wrong_model.yaml").string() + "}\n",
        "wrong_model.yaml:2:8: error: model: the loads are for deepseek-v3, the experiment runs qwen3-30b-a3b"},
   };
-  for (const Case& c : cases) {
-    SCOPED_TRACE(c.name);
-    const fs::path file = write(c.name + ".yaml", experiment(c.model, c.yaml));
-    const auto r = run_kvlab("check " + file.string());
-    EXPECT_EQ(r.exit_code, 2) << r.output;
-    EXPECT_THAT(r.output, HasSubstr(file.string() + ":5:"));  // relayed at moe.load_file
-    EXPECT_THAT(r.output, HasSubstr(c.expected));
-  }
+  for (const Case& c : cases) expect_refused(c, ":5:");  // relayed at moe.load_file
 }
 
 std::string slurp(const fs::path& p) {
