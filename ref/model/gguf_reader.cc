@@ -312,6 +312,14 @@ const uint8_t* GgufFile::tensor_data(const GgufTensorInfo& tensor) const {
 }
 
 std::vector<float> GgufFile::dequantize(const GgufTensorInfo& tensor) const {
+  // Checked before allocating: open() lets a tensor of an unknown type through (its size is
+  // unknown, so the in-file check passes at 0 bytes), and its shape alone could ask for
+  // gigabytes from a small file (fuzz_gguf found one: 545 M elements from 20 KB).
+  int block_elements = 0, block_bytes = 0;
+  if (!ggml_block_shape(tensor.type, &block_elements, &block_bytes)) {
+    throw GgufError(fmt::format("{}: tensor {} has ggml type {}, which kvlab cannot dequantize", path_,
+                                tensor.name, tensor.type));
+  }
   std::vector<float> out(static_cast<size_t>(tensor.num_elements()));
   dequantize_row(tensor.type, tensor_data(tensor), tensor.num_elements(), out.data());
   return out;
