@@ -3,11 +3,13 @@
 """Builds paper/paper.md from committed results only: paper/claims.json (written by
 `kvlab claims --all --paper`), paper/study/study.csv (written by paper/study.py) and the
 committed calibration (configs/calibration/) and GPU results (bench/results/). With pandoc on
-PATH it also writes paper/paper.html; a PDF needs a LaTeX engine as well (Debian: pandoc,
-texlive-latex-recommended), and is written when one is found.
+PATH it also writes paper/paper.html, and with WeasyPrint paper/paper.pdf (both from Debian:
+`tools/setup.sh --paper` installs them). `--pdf` makes the PDF required: without the tools it
+stops with what to install instead of skipping it.
 
-    python3 paper/build.py
+    tools/setup.sh --paper && python3 paper/build.py --pdf
 """
+import argparse
 import csv
 import json
 import pathlib
@@ -110,6 +112,10 @@ def calibration_section():
 
 
 def main():
+    parser = argparse.ArgumentParser(description="Builds paper/paper.md (and .html/.pdf) from committed results.")
+    parser.add_argument("--pdf", action="store_true", help="require paper.pdf (pandoc + weasyprint)")
+    parser.add_argument("--out", type=pathlib.Path, default=PAPER, help="folder to write into (default: paper/)")
+    args = parser.parse_args()
     ledger = load_claims()
     md = f"""# What the 2026 KV-cache claims survive: a ledger computed by kvlab
 
@@ -171,17 +177,25 @@ roofline's efficiencies are the H100's measured ones where no H200 file exists.
   new KV formats (KVarN, K≠V precisions) or a per-head profile of Qwen2.5-7B-Instruct-1M; they
   compute without edits once kvlab accepts their measurements.
 """
-    (PAPER / "paper.md").write_text(md)
-    written = ["paper/paper.md"]
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "paper.md").write_text(md)
+    written = [str(out / "paper.md")]
     pandoc = shutil.which("pandoc")
+    weasyprint = shutil.which("weasyprint")
+    if args.pdf and not (pandoc and weasyprint):
+        sys.exit("paper/build.py: --pdf needs pandoc and weasyprint on PATH (Debian packages): "
+                 "run tools/setup.sh --paper. " f"{out / 'paper.md'} was written.")
+    # The title comes from the document's first heading; paper.css sets the page and table style
+    # that both the HTML and the PDF use (WeasyPrint prints the HTML).
+    style = ["-s", "--metadata", "pagetitle=kvlab: the 2026 KV-cache claims", "--css", str(PAPER / "paper.css")]
     if pandoc:
-        subprocess.run([pandoc, "paper.md", "-s", "-o", "paper.html", "--metadata", "title=kvlab claims"],
-                       cwd=PAPER, check=True)
-        written.append("paper/paper.html")
-        engine = next((e for e in ("pdflatex", "xelatex", "lualatex") if shutil.which(e)), None)
-        if engine:
-            subprocess.run([pandoc, "paper.md", "-o", "paper.pdf", f"--pdf-engine={engine}"], cwd=PAPER, check=True)
-            written.append("paper/paper.pdf")
+        subprocess.run([pandoc, "paper.md", "-o", "paper.html", "--self-contained", *style], cwd=out, check=True)
+        written.append(str(out / "paper.html"))
+        if weasyprint:
+            subprocess.run([pandoc, "paper.md", "-o", "paper.pdf", "--pdf-engine=weasyprint", *style],
+                           cwd=out, check=True)
+            written.append(str(out / "paper.pdf"))
     print("written: " + ", ".join(written))
 
 

@@ -5,6 +5,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# `tools/setup.sh --paper` adds what paper/build.py needs for paper.html and paper.pdf: pandoc
+# (Markdown to HTML) and WeasyPrint (HTML to PDF, full Unicode, no LaTeX). Not installed by
+# default: neither the tests nor the main job need them.
+paper_packages=()
+if [ "${1:-}" = "--paper" ]; then
+  paper_packages=(pandoc weasyprint)
+elif [ -n "${1:-}" ]; then
+  echo "setup: unknown option $1 (the only option is --paper)" >&2
+  exit 2
+fi
+
 debian_packages=(
   build-essential cmake ninja-build ccache pkg-config git
   libeigen3-dev libyaml-cpp-dev libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev
@@ -26,7 +37,7 @@ reference_packages=(gguf tokenizers)
 text_packages=(chatterbot-corpus)
 
 missing=()
-for p in "${debian_packages[@]}"; do
+for p in "${debian_packages[@]}" "${paper_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then

@@ -15,7 +15,7 @@ import json
 import pathlib
 import sys
 
-PER_ITERATION = [("median_abs_error", 0.05, "median |err|"), ("p90_abs_error", 0.10, "p90 |err|")]
+PER_ITERATION = [("median_abs_error", 0.05, "median abs. error"), ("p90_abs_error", 0.10, "p90 abs. error")]
 PER_RUN = [
     ("throughput_output_tokens_per_s", "throughput"),
     ("ttft_p50_s", "TTFT p50"),
