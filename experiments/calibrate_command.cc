@@ -86,14 +86,25 @@ void calibrate(const CalibrateOptions& o) {
   for (const core::KvDtype d : {core::KvDtype::kBf16, core::KvDtype::kFp8E4m3, core::KvDtype::kInt8, core::KvDtype::kInt4}) {
     formats.push_back(core::Precision::defaults(d));
   }
-  const std::vector<AttentionShapeCase> decode_cases = {{1, 8192}, {8, 4096}, {16, 16384}, {32, 2048}, {64, 4096}, {128, 1024}};
+  // A grid of batch × tokens per sequence (the cost model's table), without the cells past
+  // 2^20 tokens a layer (4 GiB of bf16 KV at Llama-3.1-8B's width), which the table fills from
+  // the largest batch timed at their context (calibration_fit.h).
+  std::vector<AttentionShapeCase> decode_cases;
+  for (const int batch : {1, 4, 16, 64, 256}) {
+    for (const int context : {256, 1024, 4096, 16384}) {
+      if (int64_t{batch} * context <= (int64_t{1} << 20)) decode_cases.push_back({batch, context});
+    }
+  }
   std::vector<AttentionPoint> attention_points;
+  std::vector<AttentionGridPoint> grid_points;
   for (const gpu::engine::AttentionTiming& t : gpu::engine::time_decode_attention(shape, formats, decode_cases, stream)) {
     attention_points.push_back({t.dtype, t.kv_bytes, t.seconds});
+    grid_points.push_back({t.dtype, t.batch, t.context, t.kv_bytes, t.seconds});
     raw += fmt::format("decode_attention,paged_decode,{},{},{},0,0,{},0,{}\n", core::to_string(t.dtype), t.batch, t.context,
                        t.kv_bytes, t.seconds);
   }
   const AttentionFit attention = fit_attention(attention_points, bandwidth);
+  const sim::DecodeAttentionTable attention_table = decode_attention_table(grid_points, attention.fixed_s, bandwidth);
   std::cerr << "  decode attention timed\n";
 
   // Prefill attention: FLOP rate of the chunked-prefill kernel (chunks of ≥ 1024 tokens).
@@ -134,6 +145,7 @@ void calibrate(const CalibrateOptions& o) {
   m.gemm_fixed_s = gemm.fixed_s;
   m.attention_memory_efficiency = attention.memory_efficiency;
   m.attention_fixed_s = attention.fixed_s;
+  m.decode_attention_table = attention_table;
   m.layer_fixed_s = layer.fixed_s;
   m.layer_per_token_s = layer.per_token_s;
   m.host_link_bytes_per_s = std::min(link.to_device_bytes_per_s, link.to_host_bytes_per_s);
@@ -167,6 +179,14 @@ void calibrate(const CalibrateOptions& o) {
   }
   std::cout << fmt::format("  decode attention: fixed {:.2f} us,{} of bandwidth (fit {:.1f}%)\n", attention.fixed_s * 1e6,
                            formats_line, 100 * attention.median_relative_error);
+  for (const core::Precision& p : formats) {
+    const std::vector<double>& cells = attention_table.share[static_cast<size_t>(p.dtype)];
+    if (cells.empty()) continue;
+    const auto [lo, hi] = std::minmax_element(cells.begin(), cells.end());
+    std::cout << fmt::format("  decode attention table, {}: {:.1f}% to {:.1f}% of bandwidth over {} batches × {} contexts\n",
+                             core::to_string(p.dtype), 100 * *lo, 100 * *hi, attention_table.batches.size(),
+                             attention_table.contexts.size());
+  }
   std::cout << fmt::format("  prefill attention: {:.1f}% of the bf16 rate\n", 100 * prefill_efficiency);
   std::cout << fmt::format("  layer small kernels: {:.2f} us + {:.2f} ns/token (fit {:.1f}%)\n", layer.fixed_s * 1e6,
                            layer.per_token_s * 1e9, 100 * layer.median_relative_error);

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "sim/calibration.h"
 
+#include <algorithm>
+#include <cmath>
 #include <stdexcept>
+#include <utility>
 
 #include "sim/sim_config.h"
 
@@ -17,6 +20,38 @@ std::string calibration_status(const Calibration& c, const std::string& source) 
 double attention_efficiency_for(const MeasuredCalibration& m, core::KvDtype dtype, double fallback) {
   const double e = m.attention_memory_efficiency[static_cast<size_t>(dtype)];
   return e > 0 ? e : fallback;
+}
+
+bool DecodeAttentionTable::empty() const {
+  return std::all_of(share.begin(), share.end(), [](const std::vector<double>& s) { return s.empty(); });
+}
+
+namespace {
+
+// Where x falls on an ascending grid, in log space: the lower index and the weight of the
+// upper one (0 at or below the first point, 1 at or past the last).
+std::pair<size_t, double> log_position(const std::vector<int>& grid, double x) {
+  if (grid.size() == 1 || x <= grid.front()) return {0, 0.0};
+  if (x >= grid.back()) return {grid.size() - 2, 1.0};
+  size_t i = 0;
+  while (grid[i + 1] < x) ++i;
+  const double lo = std::log(grid[i]), hi = std::log(grid[i + 1]);
+  return {i, (std::log(x) - lo) / (hi - lo)};
+}
+
+}  // namespace
+
+double DecodeAttentionTable::share_at(core::KvDtype dtype, double batch, double tokens_per_seq) const {
+  const std::vector<double>& s = share[static_cast<size_t>(dtype)];
+  if (s.empty()) throw std::invalid_argument("DecodeAttentionTable::share_at: the format has no table");
+  const size_t cols = contexts.size();
+  const auto [b, wb] = log_position(batches, batch);
+  const auto [c, wc] = log_position(contexts, tokens_per_seq);
+  const size_t b1 = std::min(b + 1, batches.size() - 1), c1 = std::min(c + 1, cols - 1);
+  auto at = [&](size_t i, size_t j) { return s[i * cols + j]; };
+  const double low = at(b, c) * (1 - wc) + at(b, c1) * wc;
+  const double high = at(b1, c) * (1 - wc) + at(b1, c1) * wc;
+  return low * (1 - wb) + high * wb;
 }
 
 double bus_factor(Collective collective, int world_size) {

@@ -8,7 +8,9 @@
 //     pipes nor the tensor cores;
 //   - attention: decode reads KV at a share of HBM bandwidth measured per KV element format
 //     (an int4 page costs more instructions per byte than a bf16 one), plus a fixed cost per
-//     layer and attention launch (decode, prefill);
+//     layer and attention launch (decode, prefill); where a format was timed on a grid of
+//     batch × tokens per sequence, the share at the step's batch and mean tokens
+//     (DecodeAttentionTable);
 //   - per layer, the small kernels (RMSNorms, RoPE, KV append, SwiGLU, residual adds):
 //     layer_fixed_s + layer_per_token_s · T;
 //   - the host link (swap) at its measured pinned-copy bandwidth;
@@ -52,6 +54,24 @@ double collective_time_s(const LinkFit& fit, double bytes);
 // The measured fit for (collective, world size), or nullptr.
 const LinkFit* find_link_fit(std::span<const LinkFit> fits, Collective collective, int world_size);
 
+// Decode attention timed on a grid of batch × tokens per sequence, per KV format, as the share
+// of peak HBM bandwidth left after attention_fixed_s: bytes / (peak · (t − fixed)). One share
+// per format (attention_memory_efficiency) does not follow the kernel across shapes (int8 runs
+// at 0.47–0.91 of the copy ceiling between a small batch split over the SMs and a large one);
+// where a format has a table, the cost model reads it (Vidur keys its decode-attention
+// predictor on batch size and KV tokens in the same way).
+struct DecodeAttentionTable {
+  std::vector<int> batches;   // ascending, ≥ 1
+  std::vector<int> contexts;  // tokens per sequence, ascending, ≥ 1
+  // Per core::KvDtype (index = enum value): [batches.size() × contexts.size()], batch-major;
+  // empty: that format was not timed.
+  std::array<std::vector<double>, 7> share;
+  bool has(core::KvDtype dtype) const { return !share[static_cast<size_t>(dtype)].empty(); }
+  bool empty() const;
+  // Bilinear in log(batch) and log(tokens), clamped to the grid's edges; has(dtype) required.
+  double share_at(core::KvDtype dtype, double batch, double tokens_per_seq) const;
+};
+
 struct MeasuredCalibration {
   std::string measured_on;  // date of the measurement ("" : not measured by kvlab calibrate)
   std::string commit;       // kvlab commit that measured it
@@ -61,6 +81,7 @@ struct MeasuredCalibration {
   // Achieved / peak HBM bandwidth of decode attention, per core::KvDtype (index = enum value).
   std::array<double, 7> attention_memory_efficiency{};
   double attention_fixed_s = 0;       // per layer and attention launch
+  DecodeAttentionTable decode_attention_table;  // overrides the shares above where a format has one
   double layer_fixed_s = 0;           // per layer: the small kernels at one token
   double layer_per_token_s = 0;       // per layer and token
   double host_link_bytes_per_s = 0;   // pinned host ↔ device copy, each way

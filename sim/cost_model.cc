@@ -78,6 +78,9 @@ CostModel::CostModel(const SimConfig& c, const KvLayout& layout) : layout_(&layo
   kv_bandwidth_ = c.gpu.hbm_bandwidth.bytes_per_s * attention_efficiency_for(measured_, c.kv_precision.dtype, cal.memory_efficiency);
   // Measured per-format decode rates: each class's bytes at its own format's share.
   for (const double e : measured_.attention_memory_efficiency) per_format_ = per_format_ || e > 0;
+  const DecodeAttentionTable& table = measured_.decode_attention_table;
+  per_format_ = per_format_ || !table.empty();
+  peak_bandwidth_ = c.gpu.hbm_bandwidth.bytes_per_s;
   if (per_format_) {
     const KvLayout& k = layout;
     decode_hbm_s_.assign(k.curves.size(), 0.0);
@@ -90,7 +93,11 @@ CostModel::CostModel(const SimConfig& c, const KvLayout& layout) : layout_(&layo
       const double rate = c.gpu.hbm_bandwidth.bytes_per_s *
                           attention_efficiency_for(measured_, cls.precision.dtype, cal.memory_efficiency);
       const double per_token_s = static_cast<double>(cls.token_bytes) * k.shard / rate;
-      decode_hbm_s_[index(core::decode_curve(cls))] += per_token_s;
+      if (table.has(cls.precision.dtype)) {
+        tabled_.push_back({index(core::decode_curve(cls)), static_cast<double>(cls.token_bytes) * k.shard, cls.precision.dtype});
+      } else {
+        decode_hbm_s_[index(core::decode_curve(cls))] += per_token_s;
+      }
       prefill_hbm_s_[index(core::prefill_curve(cls))] += per_token_s;
       write_hbm_s_ += per_token_s;
     }
@@ -196,6 +203,14 @@ IterationCost CostModel::iteration(const BatchShape& b) const {
     prefill_host += k.write_host_bytes_per_token * static_cast<double>(b.prefill_tokens);
     if (per_format_) {  // each format at its measured share of bandwidth; metadata at the plain one
       decode_hbm_s += write_hbm_s_ * static_cast<double>(b.decode_tokens) + metadata / bandwidth_;
+      // Formats with a measured table: the share at this batch and its mean attended tokens.
+      const double batch = static_cast<double>(b.decode_tokens);
+      for (const TabledClass& t : tabled_) {
+        const double attended = b.decode_attended[t.curve];
+        if (attended <= 0 || batch <= 0) continue;
+        const double share = measured_.decode_attention_table.share_at(t.dtype, batch, attended / batch);
+        decode_hbm_s += t.bytes_per_token * attended / (peak_bandwidth_ * share);
+      }
       prefill_hbm_s += write_hbm_s_ * static_cast<double>(b.prefill_tokens);
     } else {
       decode_hbm_s = decode_hbm / kv_bandwidth_;

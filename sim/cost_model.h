@@ -126,6 +126,15 @@ class CostModel {
   bool per_format_ = false;  // measured per-format decode rates: seconds per token per curve
   std::vector<double> decode_hbm_s_, prefill_hbm_s_;
   double write_hbm_s_ = 0;
+  // Table classes whose format has a measured decode-attention table: their decode reads are
+  // priced per iteration at the table's share for the batch and its mean attended tokens.
+  struct TabledClass {
+    size_t curve = 0;              // index into the layout's curves (its decode curve)
+    double bytes_per_token = 0;    // per GPU
+    core::KvDtype dtype = core::KvDtype::kBf16;
+  };
+  std::vector<TabledClass> tabled_;
+  double peak_bandwidth_ = 0;
   int num_layers_ = 0, tp_ = 1;
   double allreduce_bytes_per_token_ = 0, host_bandwidth_ = 0;
   double overhead_s_ = 0, per_seq_overhead_s_ = 0;

@@ -5,6 +5,10 @@
 #   tools/fuzz.sh --minutes 60 --nice   # the release run: an hour per target, at nice 19
 #   tools/fuzz.sh --regressions         # only replay tests/data/fuzz_regressions (seconds)
 #   tools/fuzz.sh --targets "fuzz_trace fuzz_gguf" --seconds 60
+#   tools/fuzz.sh --prebuilt DIR ...    # run binaries built elsewhere (the GPU machine has no
+#                                       # clang: bench/gpu/fuzz_on_device.sh), no build here
+# Several targets may run at once (one script per target, e.g. with --jobs 2): each keeps its
+# files, per-job logs included, in its own folders.
 #
 # Seeds come from the repository (configs/, tests/, data/, fuzz/seeds/) plus every input
 # under tests/data/fuzz_regressions/<target>/; the growing corpus lives in
@@ -20,6 +24,7 @@ regressions_only=0
 use_nice=0
 jobs=1
 log=""
+prebuilt=""
 targets="fuzz_config fuzz_hf_config fuzz_workload fuzz_trace fuzz_gguf fuzz_tokenizer"
 while (($#)); do
   case "$1" in
@@ -30,6 +35,7 @@ while (($#)); do
     --jobs) jobs="$2"; shift 2 ;;
     --log) log="$2"; shift 2 ;;
     --targets) targets="$2"; shift 2 ;;
+    --prebuilt) prebuilt="$2"; shift 2 ;;
     -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "fuzz.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -40,14 +46,23 @@ mkdir -p "$build"
 [ -n "$log" ] || log="$build/fuzz-$(date -u +%Y%m%dT%H%M%SZ).log"
 nice_cmd=()
 ((use_nice)) && nice_cmd=(nice -n 19)
+# libFuzzer's -timeout counts wall-clock seconds per input. At nice 19 on a loaded machine an
+# input that takes 1 s can wait 10 s for a core (a 20-minute run of 2026-12-03 stopped on such
+# a false timeout; its input replays in 0.9 s), so a niced run allows 60 s.
+unit_timeout=10
+((use_nice)) && unit_timeout=60
 
 # Configure once; ccache when present (tools/setup.sh installs it).
-if [ ! -f "$build/build.ninja" ]; then
-  launcher=()
-  command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-  cmake --preset fuzz "${launcher[@]}" >/dev/null
+if [ -n "$prebuilt" ]; then
+  [ -d "$prebuilt" ] || { echo "fuzz.sh: --prebuilt $prebuilt is not a folder" >&2; exit 2; }
+else
+  if [ ! -f "$build/build.ninja" ]; then
+    launcher=()
+    command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+    cmake --preset fuzz "${launcher[@]}" >/dev/null
+  fi
+  "${nice_cmd[@]}" cmake --build "$build" --target fuzz_targets -- -j"$(nproc)" >/dev/null
 fi
-"${nice_cmd[@]}" cmake --build "$build" --target fuzz_targets -- -j"$(nproc)" >/dev/null
 
 # The seed files of each target (copied into its corpus the first time and after a change).
 seeds_of() {
@@ -90,6 +105,8 @@ for t in $targets; do
   done < <(seeds_of "$t")
   [ "$t" = fuzz_trace ] && write_trace_seeds "$corpus"
   exe="$build/fuzz/$t"
+  [ -n "$prebuilt" ] && exe="$prebuilt/$t"
+  exe=$(realpath "$exe")
   if ((regressions_only)); then
     if [ -d "$regressions" ] && [ -n "$(ls -A "$regressions")" ]; then
       if ! "$exe" -runs=0 "$regressions"/* >"$findings/replay.txt" 2>&1; then
@@ -101,28 +118,30 @@ for t in $targets; do
     fi
     continue
   fi
-  dirs=("$corpus")
-  [ -d "$regressions" ] && dirs+=("$regressions")
+  dirs=("$(realpath "$corpus")")
+  [ -d "$regressions" ] && dirs+=("$(realpath "$regressions")")
   out="$findings/run.txt"
   set +e
-  parallel=()  # -jobs runs children that log to ./fuzz-N.log; one job runs in this process
+  parallel=()  # -jobs runs children that log to ./fuzz-N.log (here: the target's findings folder)
   ((jobs > 1)) && parallel=(-jobs="$jobs" -workers="$jobs")
-  "${nice_cmd[@]}" "$exe" "${dirs[@]}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-    -max_len="$(max_len_of "$t")" "${parallel[@]}" -print_final_stats=1 \
-    -artifact_prefix="$findings/" >"$out" 2>&1
+  t0=$SECONDS
+  (cd "$findings" && "${nice_cmd[@]}" "$exe" "${dirs[@]}" -max_total_time="$seconds" -timeout="$unit_timeout" \
+    -rss_limit_mb=2048 -max_len="$(max_len_of "$t")" "${parallel[@]}" -print_final_stats=1 -artifact_prefix=./) \
+    >"$out" 2>&1
   code=$?
   set -e
   # Executions: the last count each process printed (a crash prints its stats twice), summed
   # over the per-job logs when -jobs > 1.
   if ((jobs > 1)); then
-    runs=$(for f in fuzz-*.log; do grep -h 'stat::number_of_executed_units' "$f" | tail -1; done | awk '{s += $2} END {print s + 0}')
+    runs=$(for f in "$findings"/fuzz-*.log; do grep -h 'stat::number_of_executed_units' "$f" | tail -1; done | awk '{s += $2} END {print s + 0}')
   else
     runs=$(grep -h 'stat::number_of_executed_units' "$out" | tail -1 | awk '{print $2 + 0}')
   fi
   found=$(find "$findings" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' -o -name 'leak-*' \) | wc -l)
   size=$(ls "$corpus" | wc -l)
-  echo "$t: ${seconds} s, ${runs} executions, corpus ${size} inputs, findings ${found}, exit ${code}" | tee -a "$log"
-  rm -f fuzz-*.log  # per-job logs of -jobs > 1, summed above
+  # The seconds it ran: a finding stops a target before -max_total_time.
+  echo "$t: $((SECONDS - t0)) s of ${seconds}, ${runs} executions, corpus ${size} inputs, findings ${found}, exit ${code}" | tee -a "$log"
+  rm -f "$findings"/fuzz-*.log  # per-job logs of -jobs > 1, summed above
   if ((code != 0 || found > 0)); then
     status=1
     tail -40 "$out" | tee -a "$log"

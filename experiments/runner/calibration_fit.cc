@@ -4,6 +4,10 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <stdexcept>
+#include <utility>
+
+#include <fmt/core.h>
 
 #include "core/check.h"
 
@@ -98,6 +102,43 @@ AttentionFit fit_attention(const std::vector<AttentionPoint>& points, double ban
   }
   f.median_relative_error = median_abs(errors);
   return f;
+}
+
+sim::DecodeAttentionTable decode_attention_table(const std::vector<AttentionGridPoint>& points, double fixed_s,
+                                                 double bandwidth) {
+  sim::DecodeAttentionTable t;
+  std::map<core::KvDtype, std::map<std::pair<int, int>, double>> cells;  // format → (batch, context) → share
+  for (const AttentionGridPoint& p : points) {
+    if (!(p.batch >= 1 && p.context >= 1 && p.bytes > 0 && p.seconds > 0)) {
+      throw std::invalid_argument("decode_attention_table: a timing needs batch, context, bytes and seconds > 0");
+    }
+    t.batches.push_back(p.batch);
+    t.contexts.push_back(p.context);
+    const double busy = std::max(p.seconds - fixed_s, p.seconds / 20);
+    cells[p.dtype][{p.batch, p.context}] = share(p.bytes / (bandwidth * busy));
+  }
+  for (std::vector<int>* grid : {&t.batches, &t.contexts}) {
+    std::sort(grid->begin(), grid->end());
+    grid->erase(std::unique(grid->begin(), grid->end()), grid->end());
+  }
+  for (const auto& [dtype, measured] : cells) {
+    std::vector<double>& s = t.share[static_cast<size_t>(dtype)];
+    for (const int b : t.batches) {
+      for (const int c : t.contexts) {
+        // This cell, else the largest batch below it timed at this context.
+        auto it = measured.end();
+        for (auto bi = std::upper_bound(t.batches.begin(), t.batches.end(), b); bi != t.batches.begin() && it == measured.end();) {
+          it = measured.find({*--bi, c});
+        }
+        if (it == measured.end()) {
+          throw std::invalid_argument(fmt::format("decode_attention_table: {} has no timing at batch {} or below for context {}",
+                                                  core::to_string(dtype), b, c));
+        }
+        s.push_back(it->second);
+      }
+    }
+  }
+  return t;
 }
 
 LayerFit fit_layer(const std::vector<double>& tokens, const std::vector<double>& seconds) {

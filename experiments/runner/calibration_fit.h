@@ -7,7 +7,9 @@
 //     a straight line through (bytes, t); compute-bound points (T ≥ 1024) give e and T½ by a
 //     straight line through (1/T, (t − fixed)·F/flops) = (1/T, (1 + T½/T)/e).
 //   Decode attention, per format: t = fixed + bytes / (B · e_format), a line through
-//     (bytes, t); the fixed part is averaged over formats.
+//     (bytes, t); the fixed part is averaged over formats. The same timings on a grid of batch
+//     × context also give a table of shares (decode_attention_table), which the cost model
+//     prefers where present.
 //   A layer's small kernels: t = fixed + per_token · T, a line through (T, t).
 // Each fit also reports the median relative error of its model over its own points, so
 // the calibration file says how well the form fits.
@@ -18,6 +20,7 @@
 #include <vector>
 
 #include "core/precision.h"
+#include "sim/calibration.h"
 
 namespace kvlab::experiments {
 
@@ -48,6 +51,20 @@ struct AttentionFit {
   double median_relative_error = 0;
 };
 AttentionFit fit_attention(const std::vector<AttentionPoint>& points, double bandwidth);
+
+// Decode attention timed on a grid of batch × tokens per sequence (sim::DecodeAttentionTable):
+// each cell's share of peak bandwidth after the fitted fixed cost, bytes / (B · (t − fixed)),
+// with t − fixed kept ≥ t/20 so a timing near the fixed cost cannot blow the share up. Cells
+// left out for memory (large batch × long context) take the share of the largest batch timed
+// at the same context: far past a million tokens the kernel is bandwidth-bound and its share
+// flat. Every context needs batch 1 .. some batch timed; throws std::invalid_argument if not.
+struct AttentionGridPoint {
+  core::KvDtype dtype = core::KvDtype::kBf16;
+  int batch = 0, context = 0;
+  double bytes = 0, seconds = 0;
+};
+sim::DecodeAttentionTable decode_attention_table(const std::vector<AttentionGridPoint>& points, double fixed_s,
+                                                 double bandwidth);
 
 struct LayerFit {
   double fixed_s = 0, per_token_s = 0;

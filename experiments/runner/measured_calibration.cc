@@ -2,8 +2,11 @@
 #include "experiments/runner/measured_calibration.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
 
 #include <fmt/core.h>
+#include <fmt/ranges.h>
 
 #include "core/units.h"
 
@@ -60,6 +63,110 @@ std::vector<sim::LinkFit> parse_links(core::ConfigNode n) {
   return fits;
 }
 
+// A list of numbers; each element that is not one is reported where it is.
+std::vector<double> read_numbers(core::ConfigNode list, const std::string& what) {
+  std::vector<double> out;
+  if (!list.is_sequence()) {
+    list.error("expected a list of " + what);
+    return out;
+  }
+  for (core::ConfigNode e : list.elements()) {
+    const std::string text = e.is_scalar() ? e.scalar() : "";
+    char* end = nullptr;
+    const double v = std::strtod(text.c_str(), &end);
+    if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(v)) {
+      e.error(fmt::format("expected a number ({})", what));
+      continue;
+    }
+    out.push_back(v);
+  }
+  return out;
+}
+
+// An ascending grid of positive integers (batches, tokens per sequence).
+std::vector<int> read_grid(core::ConfigNode n, const std::string& key, const std::string& what) {
+  std::vector<int> grid;
+  core::ConfigNode list = n.child(key, what);
+  n.document(key, "list", "", what + ", ascending");
+  if (n.describing()) return grid;
+  for (const double v : read_numbers(list, what)) {
+    if (v < 1 || v > 1e8 || v != std::floor(v)) {
+      list.error(fmt::format("{}: expected whole numbers from 1 to 1e8, got {}", what, v));
+      return {};
+    }
+    if (!grid.empty() && v <= grid.back()) {
+      list.error(fmt::format("{}: expected ascending values, got {} after {}", what, v, grid.back()));
+      return {};
+    }
+    grid.push_back(static_cast<int>(v));
+  }
+  if (grid.empty() && list.error_count() == 0) list.error(what + ": expected at least one value");
+  return grid;
+}
+
+// measured.decode_attention_table (sim/calibration.h): the grid, then one matrix per format.
+sim::DecodeAttentionTable parse_decode_attention_table(core::ConfigNode n) {
+  sim::DecodeAttentionTable t;
+  if (n.is_null() && !n.describing()) return t;
+  t.batches = read_grid(n, "batches", "decode batch sizes");
+  t.contexts = read_grid(n, "contexts", "tokens per sequence");
+  if (n.describing()) {
+    n.document("<format>", "list", "", "KV format → [batches × contexts] shares of peak HBM bandwidth after attention_fixed");
+    return t;
+  }
+  for (const std::string& key : n.keys()) {
+    if (key == "batches" || key == "contexts") continue;
+    core::KvDtype dtype = core::KvDtype::kBf16;
+    if (!core::parse_kv_dtype(key, &dtype)) {
+      n.error_at(key, "not a KV format: expected bf16, fp16, fp8, int8, int6, int5 or int4 (or batches, contexts)");
+      continue;
+    }
+    core::ConfigNode rows = n.child(key);
+    if (!rows.is_sequence() || rows.elements().size() != t.batches.size()) {
+      n.error_at(key, fmt::format("expected {} rows (one per batch size) of {} shares (one per context)", t.batches.size(),
+                                  t.contexts.size()));
+      continue;
+    }
+    std::vector<double> shares;
+    for (core::ConfigNode row : rows.elements()) {
+      const std::vector<double> r = read_numbers(row, "shares of peak HBM bandwidth");
+      if (r.size() != t.contexts.size()) {
+        row.error(fmt::format("expected {} shares (one per context), got {}", t.contexts.size(), r.size()));
+        break;
+      }
+      for (const double v : r) {
+        if (!(v >= 1e-3 && v <= 1.0)) {
+          row.error(fmt::format("a share of peak bandwidth must lie in [0.001, 1], got {}", v));
+          break;
+        }
+      }
+      shares.insert(shares.end(), r.begin(), r.end());
+    }
+    if (shares.size() == t.batches.size() * t.contexts.size()) t.share[static_cast<size_t>(dtype)] = std::move(shares);
+  }
+  return t;
+}
+
+std::string decode_attention_table_yaml(const sim::DecodeAttentionTable& t) {
+  if (t.empty()) return "";
+  std::string y = "  # decode attention per KV format on a grid of batch × tokens per sequence: share of peak\n"
+                  "  # HBM bandwidth after attention_fixed (rows: batches; columns: contexts)\n"
+                  "  decode_attention_table:\n";
+  y += fmt::format("    batches: [{}]\n    contexts: [{}]\n", fmt::join(t.batches, ", "), fmt::join(t.contexts, ", "));
+  for (const core::KvDtype d : kDtypes) {
+    if (!t.has(d)) continue;
+    const std::vector<double>& s = t.share[static_cast<size_t>(d)];
+    std::string rows;
+    for (size_t b = 0; b < t.batches.size(); ++b) {
+      std::string row;
+      for (size_t c = 0; c < t.contexts.size(); ++c) row += fmt::format("{}{:.4g}", c ? ", " : "", s[b * t.contexts.size() + c]);
+      rows += fmt::format("{}[{}]", b ? ", " : "", row);
+    }
+    y += fmt::format("    {}: [{}]\n", core::to_string(d), rows);
+  }
+  return y;
+}
+
 }  // namespace
 
 sim::MeasuredCalibration parse_measured_calibration(core::ConfigNode n) {
@@ -87,6 +194,8 @@ sim::MeasuredCalibration parse_measured_calibration(core::ConfigNode n) {
     attention.error("expected a map of KV format → share of HBM bandwidth");
   }
   m.attention_fixed_s = n.optional<core::Duration>("attention_fixed", {}, "per layer and attention launch").seconds();
+  m.decode_attention_table = parse_decode_attention_table(
+      n.child("decode_attention_table", "decode attention timed on a grid of batch × tokens per sequence, per KV format"));
   m.layer_fixed_s = n.optional<core::Duration>("layer_fixed", {}, "per layer: small kernels at one token").seconds();
   m.layer_per_token_s = n.optional<double>("layer_per_token_ns", 0.0, "per layer and token, ns") * 1e-9;
   m.host_link_bytes_per_s =
@@ -111,6 +220,7 @@ std::string measured_calibration_yaml(const sim::MeasuredCalibration& m) {
   }
   if (!attention.empty()) y += "  attention_memory_efficiency: {" + attention + "}\n";
   if (m.attention_fixed_s > 0) y += fmt::format("  attention_fixed: {} ns\n", static_cast<int64_t>(m.attention_fixed_s * 1e9 + 0.5));
+  y += decode_attention_table_yaml(m.decode_attention_table);
   if (m.layer_fixed_s > 0) y += fmt::format("  layer_fixed: {} ns\n", static_cast<int64_t>(m.layer_fixed_s * 1e9 + 0.5));
   if (m.layer_per_token_s > 0) y += fmt::format("  layer_per_token_ns: {:.4g}\n", m.layer_per_token_s * 1e9);
   if (m.host_link_bytes_per_s > 0) y += fmt::format("  host_link_bandwidth: {:.4g} GB/s\n", m.host_link_bytes_per_s / 1e9);

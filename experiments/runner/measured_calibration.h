@@ -9,6 +9,10 @@
 //     gemm_fixed: 3.2 us               # per GEMM launch
 //     attention_memory_efficiency: {bf16: 0.86, fp8: 0.8, int8: 0.78, int4: 0.6}
 //     attention_fixed: 4 us            # per layer and attention launch
+//     decode_attention_table:          # shares on a grid (sim::DecodeAttentionTable)
+//       batches: [1, 16]
+//       contexts: [256, 4096]            # tokens per sequence
+//       int8: [[0.2, 0.5], [0.6, 0.9]]   # one row per batch, one share per context
 //     layer_fixed: 11 us               # per layer: the small kernels at one token
 //     layer_per_token_ns: 9.5          # per layer and token
 //     host_link_bandwidth: 52 GB/s     # pinned copies, each way

@@ -15,6 +15,8 @@ namespace {
 
 constexpr double kBandwidth = 4.8e12, kRate = 989e12;
 
+std::string errors_of(const std::string& yaml);  // below: every diagnostic of a measured: section
+
 TEST(CalibrationFit, GemmTermsComeBack) {
   GemmFit truth;
   truth.fixed_s = 4e-6;
@@ -53,6 +55,67 @@ TEST(CalibrationFit, AttentionPerFormatAndLayerLines) {
   EXPECT_NEAR(l.fixed_s, 10e-6, 1e-12);
   EXPECT_NEAR(l.per_token_s, 5e-9, 1e-15);
   EXPECT_LT(l.median_relative_error, 1e-9);
+}
+
+TEST(CalibrationFit, DecodeAttentionTableByHand) {
+  // fp8 at batches 1 and 4, contexts 256 and 1024, fixed 2 us, bandwidth 4.8 TB/s. Cell
+  // (1, 256): 4.8 MB in 2 + 2 us → 4.8e6 / (4.8e12 · 2e-6) = 0.5. Cell (4, 256): 9.6 MB in
+  // 2 + 3 us → 0.6667. Cell (1, 1024): 19.2 MB in 2 + 5 us → 0.8. Cell (4, 1024) not timed
+  // (memory): the largest batch below it at context 1024, batch 1: 0.8. A timing at the
+  // fixed cost keeps t − fixed ≥ t/20.
+  const core::KvDtype fp8 = core::KvDtype::kFp8E4m3;
+  const std::vector<AttentionGridPoint> points = {
+      {fp8, 1, 256, 4.8e6, 4e-6}, {fp8, 4, 256, 9.6e6, 5e-6}, {fp8, 1, 1024, 19.2e6, 7e-6}};
+  const sim::DecodeAttentionTable t = decode_attention_table(points, 2e-6, kBandwidth);
+  EXPECT_EQ(t.batches, (std::vector<int>{1, 4}));
+  EXPECT_EQ(t.contexts, (std::vector<int>{256, 1024}));
+  const std::vector<double>& s = t.share[static_cast<size_t>(fp8)];
+  ASSERT_EQ(s.size(), 4u);
+  EXPECT_NEAR(s[0], 0.5, 1e-12);
+  EXPECT_NEAR(s[1], 0.8, 1e-12);
+  EXPECT_NEAR(s[2], 9.6e6 / (kBandwidth * 3e-6), 1e-12);
+  EXPECT_NEAR(s[3], 0.8, 1e-12);
+  EXPECT_FALSE(t.has(core::KvDtype::kBf16));
+  // 1 MB in 2.05 us with 2 us fixed: t − fixed = 0.05 us < t/20 = 0.1025 us, so 1e6 / (4.8e12 · 0.1025e-6) = 2.03 → 1.
+  const sim::DecodeAttentionTable near_fixed = decode_attention_table({{fp8, 1, 256, 1e6, 2.05e-6}}, 2e-6, kBandwidth);
+  EXPECT_DOUBLE_EQ(near_fixed.share[static_cast<size_t>(fp8)][0], 1.0);
+  // A context with no timing at a batch this small cannot be filled.
+  EXPECT_THROW(decode_attention_table({{fp8, 4, 256, 1e6, 5e-6}, {fp8, 1, 1024, 1e6, 5e-6}}, 0, kBandwidth),
+               std::invalid_argument);
+}
+
+TEST(MeasuredCalibration, DecodeAttentionTableWrittenReadBackAndChecked) {
+  sim::MeasuredCalibration m;
+  m.measured_on = "2026-12-03";
+  m.commit = "abc1234";
+  m.machine = "H200";
+  m.decode_attention_table.batches = {1, 16};
+  m.decode_attention_table.contexts = {256, 4096, 16384};
+  m.decode_attention_table.share[static_cast<size_t>(core::KvDtype::kInt8)] = {0.1, 0.2, 0.3, 0.7, 0.8, 0.9};
+  m.decode_attention_table.share[static_cast<size_t>(core::KvDtype::kBf16)] = {0.15, 0.25, 0.35, 0.75, 0.85, 0.95};
+  const std::string yaml = measured_calibration_yaml(m);
+  core::ConfigDocument doc = core::ConfigDocument::parse_string(yaml, "cal.yaml");
+  core::ConfigNode root = doc.root();
+  const sim::MeasuredCalibration back = parse_measured_calibration(root.child("measured"));
+  root.finish();
+  ASSERT_TRUE(doc.diagnostics().empty()) << doc.diagnostics().items().front().to_string() << "\n" << yaml;
+  EXPECT_EQ(back.decode_attention_table.batches, m.decode_attention_table.batches);
+  EXPECT_EQ(back.decode_attention_table.contexts, m.decode_attention_table.contexts);
+  EXPECT_EQ(back.decode_attention_table.share, m.decode_attention_table.share);
+
+  const std::string base = "measured:\n  date: d\n  commit: c\n  machine: m\n  decode_attention_table:\n";
+  const std::string grid = "    batches: [1, 16]\n    contexts: [256, 4096]\n";
+  EXPECT_EQ(errors_of(base + grid + "    int8: [[0.1, 0.2], [0.3, 0.4]]\n"), "");
+  // One row short; a share past 1; a row of the wrong length; a grid out of order; an unknown format.
+  EXPECT_NE(errors_of(base + grid + "    int8: [[0.1, 0.2]]\n").find("cal.yaml:8:11: error: measured.decode_attention_table.int8: expected 2 rows"),
+            std::string::npos)
+      << errors_of(base + grid + "    int8: [[0.1, 0.2]]\n");
+  EXPECT_NE(errors_of(base + grid + "    int8: [[0.1, 0.2], [0.3, 1.4]]\n").find("must lie in [0.001, 1], got 1.4"), std::string::npos);
+  EXPECT_NE(errors_of(base + grid + "    int8: [[0.1, 0.2], [0.3]]\n").find("expected 2 shares (one per context), got 1"),
+            std::string::npos);
+  EXPECT_NE(errors_of(base + "    batches: [16, 1]\n    contexts: [256]\n").find("expected ascending values, got 1 after 16"),
+            std::string::npos);
+  EXPECT_NE(errors_of(base + grid + "    int3: [[0.1, 0.2], [0.3, 0.4]]\n").find("not a KV format"), std::string::npos);
 }
 
 TEST(MeasuredCalibration, WrittenAndReadBack) {

@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include <cmath>
+
 #include <gtest/gtest.h>
 
 #include "core/config/spec_loader.h"
@@ -57,6 +59,66 @@ TEST(MeasuredCalibration, TermsAddWhatTheyMeasure) {
   EXPECT_DOUBLE_EQ(after.kv_bytes, before.kv_bytes);
   EXPECT_NEAR(after.kv_s, 2 * before.kv_s, 1e-12);
   EXPECT_DOUBLE_EQ(after.weights_s, before.weights_s);
+}
+
+// A 2 × 2 table: batches 1 and 4, contexts 256 and 1024.
+DecodeAttentionTable two_by_two() {
+  DecodeAttentionTable t;
+  t.batches = {1, 4};
+  t.contexts = {256, 1024};
+  t.share[static_cast<size_t>(core::KvDtype::kInt8)] = {0.2, 0.4, 0.6, 0.8};
+  return t;
+}
+
+TEST(DecodeAttentionTable, BilinearInLogSpaceClampedAtTheEdges) {
+  const DecodeAttentionTable t = two_by_two();
+  const core::KvDtype int8 = core::KvDtype::kInt8;
+  EXPECT_TRUE(t.has(int8));
+  EXPECT_FALSE(t.has(core::KvDtype::kBf16));
+  EXPECT_DOUBLE_EQ(t.share_at(int8, 1, 256), 0.2);   // the cells themselves
+  EXPECT_DOUBLE_EQ(t.share_at(int8, 4, 1024), 0.8);
+  // Batch 2 and context 512 lie halfway in log space on both axes: the mean of the four cells.
+  EXPECT_NEAR(t.share_at(int8, 2, 512), 0.5, 1e-12);
+  EXPECT_NEAR(t.share_at(int8, 1, 512), 0.3, 1e-12);  // halfway along the context axis only
+  // Batch 1.5: log(1.5)/log(4) = 0.29248 of the way from batch 1 to 4, at context 256.
+  EXPECT_NEAR(t.share_at(int8, 1.5, 256), 0.2 + 0.4 * std::log(1.5) / std::log(4.0), 1e-12);
+  EXPECT_DOUBLE_EQ(t.share_at(int8, 0.5, 100), 0.2);    // below both grids: the first cell
+  EXPECT_DOUBLE_EQ(t.share_at(int8, 100, 1e6), 0.8);    // past both: the last
+  EXPECT_THROW(t.share_at(core::KvDtype::kBf16, 1, 256), std::invalid_argument);
+}
+
+TEST(DecodeAttentionTable, CostModelPricesTheFormatFromTheTable) {
+  SimConfig c = llama8b_h200();
+  c.kv_precision = core::Precision::defaults(core::KvDtype::kInt8);
+  const KvLayout plan = layout_of(c);
+  MeasuredCalibration& m = c.calibration.measured;
+  m.measured_on = "2026-12-03";
+  m.attention_memory_efficiency[static_cast<size_t>(core::KvDtype::kInt8)] = 0.5;
+  BatchShape b;
+  b.reset(static_cast<int>(plan.curves.size()));
+  b.decode_tokens = 2;
+  b.sampled_tokens = 2;
+  b.running_seqs = 2;
+  b.decode_attended[0] = 2 * 512.0;  // two sequences of 512 tokens
+  const IterationCost fitted = CostModel(c, plan).iteration(b);
+  m.decode_attention_table = two_by_two();
+  const IterationCost tabled = CostModel(c, plan).iteration(b);
+  // Batch 2 and 512 tokens a sequence: share 0.5 (the test above), the same as the single
+  // fitted share, so the time must not move; the KV written is priced the same either way.
+  EXPECT_NEAR(tabled.kv_s, fitted.kv_s, 1e-15);
+  // Batch 1 of 1024 tokens: the table gives 0.4, the fit 0.5, so the read takes 5/4 as long.
+  b.decode_tokens = 1;
+  b.sampled_tokens = 1;
+  b.running_seqs = 1;
+  b.decode_attended[0] = 1024.0;
+  BatchShape write_only = b;  // the new token's K/V written, nothing read
+  write_only.decode_attended[0] = 0;
+  const double write_s = CostModel(c, plan).iteration(write_only).kv_s;
+  m.decode_attention_table = DecodeAttentionTable{};
+  const double read_fitted = CostModel(c, plan).iteration(b).kv_s - write_s;
+  m.decode_attention_table = two_by_two();
+  const double read_tabled = CostModel(c, plan).iteration(b).kv_s - write_s;
+  EXPECT_NEAR(read_tabled / read_fitted, 0.5 / 0.4, 1e-9);
 }
 
 TEST(MeasuredCalibration, GemmBandwidthAndPrefill) {
