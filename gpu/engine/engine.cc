@@ -11,7 +11,6 @@
 #include <string>
 
 #include "gpu/engine/layer_kernels.h"
-#include "gpu/engine/moe_routing.h"
 #include "gpu/engine/prefill_attention.h"
 #include "gpu/launch/paged_decode.h"
 
@@ -47,11 +46,10 @@ PagedDecodeArgs decode_args(const KvPool& pool, int l, const BatchLayout& b, con
 }  // namespace
 
 Engine::Engine(const EngineShape& shape, const EngineOptions& options) : shape_(shape), options_(options) {
-  // An MoE layer reads the router's choices back to the host (engine.h): no graph can hold that.
-  if (shape.moe()) options_.cuda_graphs = false;
   if (options.max_tokens < 1 || options.max_seqs < 1 || options.max_context < 1) {
     throw std::invalid_argument("engine: max_tokens, max_seqs and max_context must be positive");
   }
+  if (options.moe_grouped_max_tokens < 0) throw std::invalid_argument("engine: moe_grouped_max_tokens must be at least 0");
   KVLAB_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   int device = 0;
   KVLAB_CUDA_CHECK(cudaGetDevice(&device));
@@ -61,26 +59,21 @@ Engine::Engine(const EngineShape& shape, const EngineOptions& options) : shape_(
 
   const auto t = static_cast<size_t>(options.max_tokens), s = static_cast<size_t>(options.max_seqs);
   const auto h = static_cast<size_t>(shape.hidden);
-  // FFN activations: one row per token (dense) or per (token, expert choice) (MoE).
-  const size_t ffn = static_cast<size_t>(shape.moe() ? shape.expert_ffn_dim : shape.ffn_dim);
-  const size_t ffn_rows = shape.moe() ? t * static_cast<size_t>(shape.top_k) : t;
+  const size_t ffn = static_cast<size_t>(shape.ffn_dim);  // dense FFN (MoE: the scratch's)
   residual_ = DeviceArray<__nv_bfloat16>(t * h);
   normed_ = DeviceArray<__nv_bfloat16>(t * h);
   qkv_ = DeviceArray<__nv_bfloat16>(t * static_cast<size_t>(shape.qkv_dim()));
   q_ = DeviceArray<__nv_bfloat16>(t * static_cast<size_t>(shape.q_dim()));
   attn_ = DeviceArray<__nv_bfloat16>(t * static_cast<size_t>(shape.q_dim()));
   proj_ = DeviceArray<__nv_bfloat16>(t * h);
-  gate_up_ = DeviceArray<__nv_bfloat16>(ffn_rows * 2 * ffn);
-  act_ = DeviceArray<__nv_bfloat16>(ffn_rows * ffn);
+  gate_up_ = DeviceArray<__nv_bfloat16>(t * 2 * ffn);
+  act_ = DeviceArray<__nv_bfloat16>(t * ffn);
   if (shape.moe()) {
+    const size_t pairs = t * static_cast<size_t>(shape.top_k);
     router_logits_ = DeviceArray<__nv_bfloat16>(t * static_cast<size_t>(shape.num_experts));
-    topk_ids_ = DeviceArray<int32_t>(ffn_rows);
-    topk_weights_ = DeviceArray<float>(ffn_rows);
-    route_ = DeviceArray<int32_t>(2 * ffn_rows);
-    route_host_ = PinnedArray<int32_t>(3 * ffn_rows);
-    moe_x_ = DeviceArray<__nv_bfloat16>(ffn_rows * h);
-    moe_y_ = DeviceArray<__nv_bfloat16>(ffn_rows * h);
-    routing_.resize(static_cast<size_t>(shape.num_layers));
+    topk_ids_ = DeviceArray<int32_t>(static_cast<size_t>(shape.num_layers) * pairs);
+    topk_weights_ = DeviceArray<float>(pairs);
+    moe_ = MoeScratch(options.max_tokens, shape.top_k, shape.num_experts, shape.hidden, shape.expert_ffn_dim, stream_);
   }
   sampled_x_ = DeviceArray<__nv_bfloat16>(s * h);
   logits_ = DeviceArray<__nv_bfloat16>(s * static_cast<size_t>(shape.vocab));
@@ -189,7 +182,7 @@ void Engine::forward(const BatchLayout& b, bool graph) {
     gemm_.linear(attn_.get(), w.o.get(), proj_.get(), t, s.hidden, s.q_dim(), stream_);
     add_rms_norm(residual_.get(), proj_.get(), w.ffn_norm.get(), normed_.get(), t, s.hidden, eps, stream_);
     if (s.moe()) {
-      if (graph) throw std::logic_error("engine: an MoE step cannot be captured in a CUDA graph");
+      if (graph && !moe_grouped(t)) throw std::logic_error("engine: an MoE step on the per-expert path cannot be captured in a CUDA graph");
       moe_ffn(w, l, t);
     } else {
       gemm_.linear(normed_.get(), w.gate_up.get(), gate_up_.get(), t, 2 * s.ffn_dim, s.hidden, stream_);
@@ -207,38 +200,26 @@ void Engine::forward(const BatchLayout& b, bool graph) {
 
 void Engine::moe_ffn(const LayerWeights& w, int l, int t) {
   const EngineShape& s = shape_;
-  const int k = s.top_k, h = s.hidden, f = s.expert_ffn_dim;
-  const size_t pairs = static_cast<size_t>(t) * static_cast<size_t>(k);
-  gemm_.linear(normed_.get(), w.router.get(), router_logits_.get(), t, s.num_experts, h, stream_);
-  router_topk(router_logits_.get(), t, s.num_experts, k, topk_ids_.get(), topk_weights_.get(), stream_);
-  // The choices to the host, the permutation back (moe_routing.h). The pinned buffer is
-  // safe to rewrite here: the previous layer's upload from it precedes this readback on the stream.
-  int32_t* host = route_host_.get();
-  KVLAB_CUDA_CHECK(cudaMemcpyAsync(host, topk_ids_.get(), pairs * sizeof(int32_t), cudaMemcpyDeviceToHost, stream_));
-  KVLAB_CUDA_CHECK(cudaStreamSynchronize(stream_));
-  const MoeRoute r = route_tokens(std::span<const int32_t>(host, pairs), k, s.num_experts);
-  routing_[static_cast<size_t>(l)].assign(host, host + pairs);
-  int32_t* upload = host + pairs;  // source tokens, then slots
-  std::copy(r.source_token.begin(), r.source_token.end(), upload);
-  std::copy(r.slot.begin(), r.slot.end(), upload + pairs);
-  KVLAB_CUDA_CHECK(cudaMemcpyAsync(route_.get(), upload, 2 * pairs * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
-  gather_rows(normed_.get(), route_.get(), moe_x_.get(), static_cast<int>(pairs), h, stream_);
-  // One GEMM per expert that received rows, on its contiguous block of permuted rows.
-  const auto rows_at = [](const DeviceArray<__nv_bfloat16>& a, int64_t row, int64_t width) { return a.get() + row * width; };
-  for (int e = 0; e < s.num_experts; ++e) {
-    const int32_t n = r.count(e), begin = r.expert_begin[static_cast<size_t>(e)];
-    if (n == 0) continue;
-    gemm_.linear(rows_at(moe_x_, begin, h), rows_at(w.expert_gate_up, int64_t{e} * 2 * f, h), rows_at(gate_up_, begin, 2 * f),
-                 n, 2 * f, h, stream_);
+  int32_t* ids = topk_ids_.get() + static_cast<size_t>(l) * moe_.max_pairs();  // every layer's choices kept (last_routing)
+  MoeLayerArgs a;
+  a.x = normed_.get();
+  a.topk_ids = ids;
+  a.topk_weights = topk_weights_.get();
+  a.gate_up_w = w.expert_gate_up.get();
+  a.down_w = w.expert_down.get();
+  a.out = proj_.get();
+  a.tokens = t;
+  a.hidden = s.hidden;
+  a.expert_ffn = s.expert_ffn_dim;
+  a.top_k = s.top_k;
+  a.num_experts = s.num_experts;
+  gemm_.linear(normed_.get(), w.router.get(), router_logits_.get(), t, s.num_experts, s.hidden, stream_);
+  router_topk(router_logits_.get(), t, s.num_experts, s.top_k, ids, topk_weights_.get(), stream_);
+  if (moe_grouped(t)) {
+    moe_experts_grouped(a, moe_, stream_);
+  } else {
+    moe_experts_per_expert(a, moe_, gemm_, stream_);
   }
-  swiglu(gate_up_.get(), act_.get(), static_cast<int>(pairs), f, stream_);
-  for (int e = 0; e < s.num_experts; ++e) {
-    const int32_t n = r.count(e), begin = r.expert_begin[static_cast<size_t>(e)];
-    if (n == 0) continue;
-    gemm_.linear(rows_at(act_, begin, f), rows_at(w.expert_down, int64_t{e} * h, f), rows_at(moe_y_, begin, h), n, h, f,
-                 stream_);
-  }
-  moe_combine(moe_y_.get(), route_.get() + pairs, topk_weights_.get(), proj_.get(), t, k, h, stream_);
 }
 
 cudaGraphExec_t Engine::graph_for(const BatchLayout& b, cudaGraphExec_t& one_off) {
@@ -271,7 +252,7 @@ cudaGraphExec_t Engine::graph_for(const BatchLayout& b, cudaGraphExec_t& one_off
 }
 
 void Engine::launch(const BatchLayout& b, cudaGraphExec_t& one_off) {
-  if (!options_.cuda_graphs) {
+  if (!graphable(b)) {
     forward(b, false);
     return;
   }
@@ -293,6 +274,8 @@ std::vector<int32_t> Engine::run(std::span<const EngineRow> rows, uint64_t seed)
   }
   if (one_off != nullptr) cudaGraphExecDestroy(one_off);
   last_sampled_ = b.num_sampled;
+  last_tokens_ = b.num_tokens;
+  check_routing();
   std::vector<int32_t> tokens(static_cast<size_t>(b.num_sampled));
   KVLAB_CUDA_CHECK(cudaMemcpy(tokens.data(), sampled_.get(), tokens.size() * sizeof(int32_t), cudaMemcpyDeviceToHost));
   return tokens;
@@ -304,7 +287,7 @@ StepTiming Engine::time(std::span<const EngineRow> rows, int warmup, int repeats
   const auto planned = std::chrono::steady_clock::now();
   const BatchLayout b = plan(rows, seed);
   timing.host_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - planned).count();
-  timing.graph = options_.cuda_graphs;
+  timing.graph = graphable(b);
   upload(b);
   cudaGraphExec_t one_off = nullptr;
   cudaEvent_t start = nullptr, stop = nullptr;
@@ -312,7 +295,7 @@ StepTiming Engine::time(std::span<const EngineRow> rows, int warmup, int repeats
   try {
     KVLAB_CUDA_CHECK(cudaEventCreate(&start));
     KVLAB_CUDA_CHECK(cudaEventCreate(&stop));
-    cudaGraphExec_t exec = options_.cuda_graphs ? graph_for(b, one_off) : nullptr;
+    cudaGraphExec_t exec = timing.graph ? graph_for(b, one_off) : nullptr;
     for (int i = 0; i < warmup + repeats; ++i) {
       KVLAB_CUDA_CHECK(cudaEventRecord(start, stream_));
       upload(b);
@@ -337,10 +320,29 @@ StepTiming Engine::time(std::span<const EngineRow> rows, int warmup, int repeats
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
   last_sampled_ = b.num_sampled;
+  last_tokens_ = b.num_tokens;
+  check_routing();
   std::sort(seconds.begin(), seconds.end());
   timing.gpu_s = seconds[seconds.size() / 2];
   timing.min_s = seconds.front();
   return timing;
+}
+
+void Engine::check_routing() const {
+  if (shape_.moe() && moe_.routing_failed()) throw std::logic_error("engine: the router chose an expert id outside [0, num_experts)");
+}
+
+std::vector<std::vector<int32_t>> Engine::last_routing() const {
+  std::vector<std::vector<int32_t>> routing;
+  if (!shape_.moe()) return routing;
+  const size_t pairs = static_cast<size_t>(last_tokens_) * static_cast<size_t>(shape_.top_k);
+  const size_t stride = moe_.max_pairs();
+  for (int l = 0; l < shape_.num_layers; ++l) {
+    routing.emplace_back(pairs);
+    KVLAB_CUDA_CHECK(cudaMemcpy(routing.back().data(), topk_ids_.get() + static_cast<size_t>(l) * stride, pairs * sizeof(int32_t),
+                                cudaMemcpyDeviceToHost));
+  }
+  return routing;
 }
 
 std::vector<float> Engine::last_logits() const {

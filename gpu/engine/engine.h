@@ -11,14 +11,21 @@
 // engines capture decode batches; other steps are captured once for timing.
 //
 // MoE layers (Qwen3-MoE style: top-k of the routed experts, softmax over the k chosen,
-// no shared experts): router GEMM → top-k on the GPU → the choices read back to the host,
-// which permutes the (token, choice) pairs by expert (moe_routing.h) → rows gathered in that
-// order → one cuBLASLt GEMM per expert with rows (gate/up, then down; SwiGLU between) →
-// weighted combine back to token order. A loop of GEMMs rather than a grouped GEMM: it
-// reuses the tested cuBLASLt path and needs no new GEMM kernel, at the price of one host
-// round trip per layer and one launch per used expert, so MoE steps run eagerly (no CUDA
-// graph) and their times are an upper bound on what a fused-MoE engine (vLLM's grouped
-// Triton GEMM, device-side permutation) takes, most of all for small decode batches.
+// no shared experts), two paths:
+//  - grouped (graph-safe): router GEMM → top-k → the permutation on the GPU
+//    (moe_device_routing.h) → rows gathered in expert order → one grouped GEMM for gate/up
+//    over the experts that received rows (grouped_gemm.h) → SwiGLU → one grouped GEMM for
+//    down → weighted combine back to token order. Nothing waits for the host, so the step
+//    is captured in a CUDA graph like a dense one.
+//  - per expert (eager): the router's choices read back to the host once per layer, the
+//    permutation there (moe_routing.h), one cuBLASLt GEMM per expert with rows. Steps using
+//    it run without a CUDA graph.
+// Steps of at most `moe_grouped_max_tokens` tokens take the grouped path, larger ones the
+// per-expert path. Why (bench/results/2026-12-03-h200-moe-engine/): decode batches read a
+// few rows per expert and their time is the touched experts' weight bytes, which the grouped
+// kernel streams in two launches; large prefill steps put hundreds of rows on each expert,
+// where cuBLASLt's tiled GEMMs do the arithmetic faster than the grouped kernel's mma.sync
+// from registers and the host round trip is small beside them.
 //
 // Sequences take their pages from the pool's fixed permutation in row order, so a step's
 // pages hold the random tokens the pool was filled with plus what the step appends.
@@ -41,6 +48,7 @@
 #include "gpu/engine/gemm.h"
 #include "gpu/engine/kv_pool.h"
 #include "gpu/engine/model_weights.h"
+#include "gpu/engine/moe_layer.h"
 
 namespace kvlab::gpu::engine {
 
@@ -51,14 +59,17 @@ struct EngineOptions {
   int64_t kv_pages = 0;         // pages per layer; 0: enough for max_seqs × max_context, capped by free memory
   core::Precision kv_precision;
   uint64_t seed = 1;
-  bool cuda_graphs = true;      // false: every step launched kernel by kernel (sanitizer runs, debugging); MoE: always false
+  bool cuda_graphs = true;      // false: every step launched kernel by kernel (sanitizer runs, debugging)
+  // MoE: steps of at most this many tokens use the grouped, graph-safe path; larger ones the
+  // per-expert cuBLASLt loop (eager). 0: always per expert.
+  int moe_grouped_max_tokens = 256;
 };
 
 struct StepTiming {
   double gpu_s = 0;    // median over the repeats: upload of the step's tables + the step's kernels (CUDA events)
   double min_s = 0;    // fastest repeat
   double host_s = 0;   // planning the step on the host (not in gpu_s)
-  bool graph = false;  // replayed as a CUDA graph
+  bool graph = false;  // replayed as a CUDA graph (false for an MoE step on the per-expert path)
 };
 
 class Engine {
@@ -81,15 +92,21 @@ class Engine {
   const ModelWeights& weights() const { return weights_; }
   const EngineOptions& options() const { return options_; }
   size_t graphs_cached() const { return decode_graphs_.size(); }
-  // MoE: the experts the last step's router chose, per layer, [tokens · top_k] (tests).
-  const std::vector<std::vector<int32_t>>& last_routing() const { return routing_; }
+  // MoE: the experts the last step's router chose, per layer, [tokens · top_k] (tests;
+  // read from the device).
+  std::vector<std::vector<int32_t>> last_routing() const;
+  // MoE: whether a step of `tokens` tokens takes the grouped (graph-safe) path.
+  bool moe_grouped(int tokens) const { return shape_.moe() && tokens <= options_.moe_grouped_max_tokens; }
   cudaStream_t stream() const { return stream_; }
 
  private:
   BatchLayout plan(std::span<const EngineRow> rows, uint64_t seed) const;
   void upload(const BatchLayout& b);
   void forward(const BatchLayout& b, bool graph);  // enqueues the step's kernels
-  void moe_ffn(const LayerWeights& w, int layer, int tokens);  // normed_ → proj_ (waits for the router)
+  // normed_ → proj_: router, top-k, then the grouped path or the per-expert one (moe_layer.h).
+  void moe_ffn(const LayerWeights& w, int layer, int tokens);
+  void check_routing() const;  // throws if a step's router produced an invalid expert id
+  bool graphable(const BatchLayout& b) const { return options_.cuda_graphs && (!shape_.moe() || moe_grouped(b.num_tokens)); }
   // The graph for `b` (decode-only: cached; others: captured into `one_off`).
   cudaGraphExec_t graph_for(const BatchLayout& b, cudaGraphExec_t& one_off);
   void launch(const BatchLayout& b, cudaGraphExec_t& one_off);
@@ -107,13 +124,13 @@ class Engine {
   DeviceArray<__nv_bfloat16> residual_, normed_, qkv_, q_, attn_, proj_, gate_up_, act_, sampled_x_, logits_;
   DeviceArray<float> k_, v_;
   DeviceArray<int32_t> sampled_;
-  // MoE: router logits, choices and weights, the permutation (source tokens, then slots),
-  // rows in expert order before and after the experts.
-  DeviceArray<__nv_bfloat16> router_logits_, moe_x_, moe_y_;
-  DeviceArray<int32_t> topk_ids_, route_;
+  // MoE: router logits, every layer's choices ([layers, max_tokens · top_k]) and the
+  // current layer's weights, the experts' buffers.
+  DeviceArray<__nv_bfloat16> router_logits_;
+  DeviceArray<int32_t> topk_ids_;
   DeviceArray<float> topk_weights_;
-  PinnedArray<int32_t> route_host_;
-  std::vector<std::vector<int32_t>> routing_;
+  MoeScratch moe_;
+  int last_tokens_ = 0;
   DeviceArray<float> decode_workspace_;
   DeviceArray<int32_t> meta_;
   PinnedArray<int32_t> meta_host_;

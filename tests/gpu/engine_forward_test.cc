@@ -328,8 +328,12 @@ EngineShape tiny_moe_shape() {
   return s;
 }
 
-TEST(EngineMoeTest, StepsMatchTheCpuForward) {
-  KVLAB_REQUIRE_GPU();
+struct MoeCase {
+  bool graphs;
+  int grouped_max_tokens;  // EngineOptions::moe_grouped_max_tokens
+};
+
+void expect_moe_steps_match_the_cpu_forward(const MoeCase& c) {
   EngineOptions o;
   o.max_tokens = 128;
   o.max_seqs = 8;
@@ -337,11 +341,15 @@ TEST(EngineMoeTest, StepsMatchTheCpuForward) {
   o.kv_pages = 96;
   o.kv_precision = core::Precision::defaults(core::KvDtype::kBf16);
   o.seed = 13;
+  o.cuda_graphs = c.graphs;
+  o.moe_grouped_max_tokens = c.grouped_max_tokens;
   Engine engine(tiny_moe_shape(), o);
-  EXPECT_FALSE(engine.options().cuda_graphs) << "an MoE step waits for its router on the host: no graphs";
   const HostWeights w = download(engine.weights());
+  // A mixed step of 49 tokens, then a decode-only step of 3 twice (with graphs, the second
+  // replays the cached graph).
   const std::vector<std::vector<EngineRow>> steps = {
       {{37, 1, true, true}, {5, 1, true, true}, {20, 30, false, false}, {0, 17, false, true}},
+      {{100, 1, true, true}, {16, 1, true, true}, {0, 1, true, true}},
       {{100, 1, true, true}, {16, 1, true, true}, {0, 1, true, true}}};
   int near_ties = 0, pairs = 0;
   for (size_t step = 0; step < steps.size(); ++step) {
@@ -378,9 +386,34 @@ TEST(EngineMoeTest, StepsMatchTheCpuForward) {
   }
   // Near ties are rare (a gap under 0.05 between logits of spread ~1): a few in ~100 tokens.
   EXPECT_LE(near_ties, pairs / 10) << near_ties << " near ties in " << pairs << " routed tokens";
-  const StepTiming timing = engine.time(steps[0], 1, 2);
-  EXPECT_GT(timing.gpu_s, 0);
-  EXPECT_FALSE(timing.graph);
+  // A step runs as a graph when graphs are on and its tokens take the grouped MoE path.
+  EXPECT_EQ(engine.graphs_cached(), c.graphs && c.grouped_max_tokens >= 3 ? 1u : 0u);
+  const StepTiming mixed = engine.time(steps[0], 1, 2), decode = engine.time(steps[1], 1, 2);
+  EXPECT_GT(mixed.gpu_s, 0);
+  EXPECT_EQ(mixed.graph, c.graphs && c.grouped_max_tokens >= 49);
+  EXPECT_EQ(decode.graph, c.graphs && c.grouped_max_tokens >= 3);
+}
+
+// Plain tests (not parameterized) so that `--gtest_filter=EngineMoeTest.*` keeps selecting them.
+// Every step grouped, in graphs (decode steps cached).
+TEST(EngineMoeTest, GroupedInGraphs) {
+  KVLAB_REQUIRE_GPU();
+  expect_moe_steps_match_the_cpu_forward({true, 256});
+}
+// The same kernels launched one by one.
+TEST(EngineMoeTest, GroupedEager) {
+  KVLAB_REQUIRE_GPU();
+  expect_moe_steps_match_the_cpu_forward({false, 256});
+}
+// The 49-token step per expert (eager), the decode steps grouped in graphs.
+TEST(EngineMoeTest, PerExpertAboveSixteenTokens) {
+  KVLAB_REQUIRE_GPU();
+  expect_moe_steps_match_the_cpu_forward({true, 16});
+}
+// The cuBLASLt loop everywhere (graphs asked for, none possible).
+TEST(EngineMoeTest, PerExpertEverywhere) {
+  KVLAB_REQUIRE_GPU();
+  expect_moe_steps_match_the_cpu_forward({true, 0});
 }
 
 TEST(EngineTiming, TimesAStepWithPositiveMedian) {
