@@ -1,37 +1,32 @@
 // SPDX-License-Identifier: Apache-2.0
-// One MoE layer at Qwen3-30B-A3B's shape (hidden 2048, expert FFN 768, 128 experts, top-8;
-// configs/models/qwen3-30b-a3b.yaml) for 1 … 4096 tokens: the engine's per-expert path
-// against its grouped, graph-safe path (gpu/engine/moe_microbench.h), and the grouped path's
-// bandwidth on the used experts' weight bytes against the device-to-device copy ceiling
-// measured in the same run. CSV on stdout, the device on stderr.
-//   moe_bench [--quick]   (--quick: 1, 8 and 256 tokens)
+// The engine's MoE paths at Qwen3-30B-A3B's shape (configs/models/qwen3-30b-a3b.yaml:
+// hidden 2048, expert FFN 768, 128 experts, top-8), CSV on stdout, the device on stderr:
+//   moe_bench [--quick]  one MoE layer's expert half for 1 … 4096 tokens: the per-expert path
+//                        against the grouped, graph-safe path (gpu/engine/moe_microbench.h), and
+//                        the grouped path's bandwidth on the used experts' weight bytes against
+//                        the device-to-device copy ceiling measured in the same run
+//                        (--quick: 1, 8 and 256 tokens);
+//   moe_bench --steps    whole decode steps of the engine (48 layers, random weights, bf16 KV,
+//                        every sequence at context 1024) with the grouped path in CUDA graphs
+//                        against the per-expert path (eager), 1 … 64 sequences.
 #include <cstdio>
 #include <cstring>
+#include <string>
 #include <vector>
 
+#include "core/config/spec_loader.h"
 #include "gpu/cuda_check.h"
+#include "gpu/engine/engine.h"
 #include "gpu/engine/engine_shape.h"
 #include "gpu/engine/microbench.h"
 #include "gpu/engine/moe_microbench.h"
 
-int main(int argc, char** argv) {
-  using namespace kvlab::gpu::engine;
-  const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
-  EngineShape s;
-  s.model_name = "qwen3-30b-a3b (MoE layer)";
-  s.hidden = 2048;
-  s.expert_ffn_dim = 768;
-  s.num_experts = 128;
-  s.top_k = 8;
+namespace {
+
+using namespace kvlab::gpu::engine;
+
+void layer_table(const EngineShape& s, bool quick, cudaStream_t stream) {
   const std::vector<int> tokens = quick ? std::vector<int>{1, 8, 256} : std::vector<int>{1, 2, 8, 32, 128, 256, 1024, 4096};
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    std::fprintf(stderr, "moe_bench: no CUDA device here; run it on the GPU machine\n");
-    return 2;
-  }
-  cudaStream_t stream = nullptr;
-  KVLAB_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  std::fprintf(stderr, "moe_bench: %s\n", device_description().c_str());
   const double copy = copy_bandwidth(size_t{1} << 30, stream);
   const std::vector<MoeLayerTiming> rows = time_moe_layer(s, tokens, stream);
   std::printf("tokens,experts_used,weight_mb,per_expert_us,grouped_us,grouped_gemms_us,speedup,grouped_tb_s,gemms_tb_s,copy_tb_s,"
@@ -42,6 +37,49 @@ int main(int argc, char** argv) {
                 r.per_expert_s * 1e6, r.grouped_s * 1e6, r.grouped_gemms_s * 1e6, r.per_expert_s / r.grouped_s, grouped_bw / 1e12,
                 gemms_bw / 1e12, copy / 1e12, grouped_bw / copy, gemms_bw / copy);
   }
+}
+
+void step_table(const EngineShape& s) {
+  const std::vector<int> batches = {1, 2, 8, 32, 64};
+  std::vector<std::vector<double>> ms(2);
+  for (int path = 0; path < 2; ++path) {
+    EngineOptions o;
+    o.max_tokens = 256;
+    o.max_seqs = 64;
+    o.max_context = 1100;
+    o.kv_precision = kvlab::core::Precision::defaults(kvlab::core::KvDtype::kBf16);
+    o.moe_grouped_max_tokens = path == 0 ? 256 : 0;  // 0: the per-expert path everywhere
+    Engine engine(s, o);
+    for (const int b : batches) {
+      const std::vector<EngineRow> rows(static_cast<size_t>(b), EngineRow{1024, 1, true, true});
+      const StepTiming t = engine.time(rows, 2, 10);
+      ms[static_cast<size_t>(path)].push_back(t.gpu_s * 1e3);
+    }
+  }
+  std::printf("decode_seqs,context,grouped_graph_ms,per_expert_eager_ms,speedup\n");
+  for (size_t i = 0; i < batches.size(); ++i) {
+    std::printf("%d,1024,%.3f,%.3f,%.2f\n", batches[i], ms[0][i], ms[1][i], ms[1][i] / ms[0][i]);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string mode = argc > 1 ? argv[1] : "";
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    std::fprintf(stderr, "moe_bench: no CUDA device here; run it on the GPU machine\n");
+    return 2;
+  }
+  const EngineShape shape = engine_shape(kvlab::core::load_model("qwen3-30b-a3b"));
+  std::fprintf(stderr, "moe_bench: %s, %s\n", device_description().c_str(), shape.model_name.c_str());
+  if (mode == "--steps") {
+    step_table(shape);
+    return 0;
+  }
+  cudaStream_t stream = nullptr;
+  KVLAB_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  layer_table(shape, mode == "--quick", stream);
   cudaStreamDestroy(stream);
   return 0;
 }
