@@ -21,11 +21,13 @@
 //    permutation there (moe_routing.h), one cuBLASLt GEMM per expert with rows. Steps using
 //    it run without a CUDA graph.
 // Steps of at most `moe_grouped_max_tokens` tokens take the grouped path, larger ones the
-// per-expert path. Why (bench/results/2026-12-03-h200-moe-engine/): decode batches read a
-// few rows per expert and their time is the touched experts' weight bytes, which the grouped
-// kernel streams in two launches; large prefill steps put hundreds of rows on each expert,
-// where cuBLASLt's tiled GEMMs do the arithmetic faster than the grouped kernel's mma.sync
-// from registers and the host round trip is small beside them.
+// per-expert path. Why, measured on the H200 at Qwen3-30B-A3B's shape
+// (bench/results/2026-12-03-h200-moe-engine/): up to 256 tokens the grouped expert half is
+// 4.6-6.6x faster (one token: 49.5 µs against 235.8 µs; the weights of the used experts
+// dominate and it streams them without the host round trip and the per-expert launches);
+// at 1024 tokens still 1.9x; at 4096 tokens 0.6x, as the grouped kernel's mma.sync tiles
+// read their operands from global memory and each expert then holds hundreds of rows,
+// where cuBLASLt's tiled GEMMs are faster and the host round trip small beside them.
 //
 // Sequences take their pages from the pool's fixed permutation in row order, so a step's
 // pages hold the random tokens the pool was filled with plus what the step appends.
@@ -62,7 +64,7 @@ struct EngineOptions {
   bool cuda_graphs = true;      // false: every step launched kernel by kernel (sanitizer runs, debugging)
   // MoE: steps of at most this many tokens use the grouped, graph-safe path; larger ones the
   // per-expert cuBLASLt loop (eager). 0: always per expert.
-  int moe_grouped_max_tokens = 256;
+  int moe_grouped_max_tokens = 1024;
 };
 
 struct StepTiming {

@@ -28,7 +28,7 @@ struct DeviceRouteArgs {
   int32_t* source_token = nullptr;  // [pairs]
   int32_t* slot = nullptr;          // [pairs]
   // Set to 1 (never reset here) when an id lies outside [0, num_experts); such a pair gets
-  // no row, and the rows after the valid ones keep what they held.
+  // no row, and the rows after the valid ones keep what they held. May be null.
   int32_t* error = nullptr;
 };
 

@@ -4,8 +4,9 @@
 // the (token, choice) pairs — grouped by expert, tokens ascending within an expert — and, for
 // the weighted combine, where each pair landed. Host only (tested without a GPU).
 //
-// The engine reads the router's choices back to the host once per MoE layer and runs one
-// cuBLASLt GEMM per expert that received tokens (engine.h says why).
+// The engine's per-expert path (moe_layer.h) reads the router's choices back and uses this;
+// its grouped path computes the same permutation on the GPU (moe_device_routing.h), which
+// is tested against this one.
 #pragma once
 
 #include <cstdint>
