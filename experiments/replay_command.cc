@@ -144,7 +144,9 @@ PointResult replay_point(const fs::path& dir, const ReplayOptions& o) {
   summary["sampled"] = picked.size() < log.size();
   summary["warmup"] = o.warmup;
   summary["repeats"] = o.repeats;
-  summary["cuda_graphs"] = engine.options().cuda_graphs;  // MoE models run eagerly whatever was asked
+  summary["cuda_graphs"] = engine.options().cuda_graphs;
+  // MoE: steps of more tokens than this take the per-expert path and run eagerly (engine.h).
+  if (engine.shape().moe()) summary["moe_grouped_max_tokens"] = engine.options().moe_grouped_max_tokens;
   summary["kv_pages"] = engine.kv_pool().num_pages();
   // Named first: a range-for over a temporary's items() iterates a destroyed object (the
   // segfault of every replay on the H200 before this line was split).
