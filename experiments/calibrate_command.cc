@@ -131,7 +131,9 @@ void calibrate(const CalibrateOptions& o) {
   const double step_fixed = gpu::engine::time_step_fixed(shape, stream);
   raw += fmt::format("step_fixed,upload+embed+norm+gather+argmax,bf16,1,0,0,0,0,0,{}\n", step_fixed);
   const double copy = gpu::engine::copy_bandwidth(size_t{2} << 30, stream);
-  raw += fmt::format("copy,device_to_device,,0,0,0,0,{},0,{}\n", 2.0 * (size_t{2} << 30), 2.0 * (size_t{2} << 30) / copy);
+  raw += fmt::format("copy,copy_kernel_16B,,0,0,0,0,{},0,{}\n", 2.0 * (size_t{2} << 30), 2.0 * (size_t{2} << 30) / copy);
+  const double memcpy_copy = gpu::engine::memcpy_bandwidth(size_t{2} << 30, stream);  // beside it, not used by the fit
+  raw += fmt::format("copy,cudaMemcpy_d2d,,0,0,0,0,{},0,{}\n", 2.0 * (size_t{2} << 30), 2.0 * (size_t{2} << 30) / memcpy_copy);
   const gpu::engine::HostLinkTiming link = gpu::engine::host_link_bandwidth(size_t{256} << 20, stream);
   raw += fmt::format("host_link,to_device,,0,0,0,0,{},0,{}\n", 256.0 * (1 << 20), 256.0 * (1 << 20) / link.to_device_bytes_per_s);
   raw += fmt::format("host_link,to_host,,0,0,0,0,{},0,{}\n", 256.0 * (1 << 20), 256.0 * (1 << 20) / link.to_host_bytes_per_s);

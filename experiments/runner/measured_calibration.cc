@@ -238,7 +238,8 @@ std::string calibration_file_yaml(const CalibrationFile& f) {
   y += fmt::format("# decode attention {:.1f}%, layer small kernels {:.1f}%. Raw timings: {}.\n", 100 * f.attention_fit_error,
                    100 * f.layer_fit_error, f.raw_file.empty() ? "not kept (--raw)" : f.raw_file);
   y += fmt::format("gpu: {}\n", f.gpu);
-  y += fmt::format("memory_efficiency: {:.4g}  # measured: device copy {:.3g} TB/s (read + write) of {:.3g}\n",
+  y += fmt::format("memory_efficiency: {:.4g}  # measured: copy kernel (16-byte grid-stride) {:.3g} TB/s (read + write) of {:.3g};"
+                   " cudaMemcpy's slower copy in the raw timings only\n",
                    std::min(1.0, f.copy_bandwidth / f.peak_bandwidth), f.copy_bandwidth / 1e12, f.peak_bandwidth / 1e12);
   y += fmt::format("compute_efficiency: {:.4g}  # fitted: large-batch GEMM plateau of {}'s weight shapes\n",
                    f.compute_efficiency, f.model);

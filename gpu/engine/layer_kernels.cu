@@ -5,6 +5,7 @@
 #include "gpu/engine/layer_kernels.h"
 
 #include <cfloat>
+#include <climits>
 #include <stdexcept>
 
 #include "gpu/cuda_check.h"
@@ -165,7 +166,9 @@ __global__ void gather_kernel(const __nv_bfloat16* x, const int32_t* rows, __nv_
 // One thread per token: the top_k largest router logits (the first index of a tie, as
 // argmax), then the softmax over those k — what softmax over every expert followed by
 // renormalizing the top k gives (Qwen3-MoE's norm_topk_prob), computed without the rest.
-__global__ void router_topk_kernel(const __nv_bfloat16* logits, int rows, int experts, int top_k, int32_t* ids,
+// top_k × experts serial steps per token: the engine's first router, kept as the reference
+// the warp kernel below is tested and timed against (router_topk_one_thread).
+__global__ void router_topk_one_thread_kernel(const __nv_bfloat16* logits, int rows, int experts, int top_k, int32_t* ids,
                                    float* weights) {
   const int row = blockIdx.x * blockDim.x + threadIdx.x;
   if (row >= rows) return;
@@ -193,6 +196,51 @@ __global__ void router_topk_kernel(const __nv_bfloat16* logits, int rows, int ex
     ids[static_cast<int64_t>(row) * top_k + j] = chosen[j];
     weights[static_cast<int64_t>(row) * top_k + j] = __expf(value[j] - value[0]) / total;
   }
+}
+
+// One warp per token, the same choices as the one-thread kernel: lane l scans experts
+// l, l + 32, … (ascending, so its best is the first index of a tie among its own), then
+// top_k rounds of a warp arg-max that prefers the larger value, then the smaller id; the
+// winner's lane marks it taken in its bit mask (experts ≤ 1024: 32 per lane). The softmax
+// over the chosen is summed in choice order, as the one-thread kernel sums it.
+constexpr int kRouterWarps = 4;
+
+__global__ void __launch_bounds__(kRouterWarps * 32) router_topk_warp_kernel(const __nv_bfloat16* logits, int rows, int experts,
+                                                                             int top_k, int32_t* ids, float* weights) {
+  const int lane = static_cast<int>(threadIdx.x) % 32;
+  const int row = static_cast<int>(blockIdx.x) * kRouterWarps + static_cast<int>(threadIdx.x) / 32;
+  if (row >= rows) return;  // whole warps leave together
+  const __nv_bfloat16* x = logits + static_cast<int64_t>(row) * experts;
+  uint32_t taken = 0;  // bit m: expert 32·m + lane
+  float my_value = 0.0f;  // lane j < top_k keeps round j's logit
+  float first = 0.0f;
+  for (int j = 0; j < top_k; ++j) {
+    float best = -INFINITY;
+    int index = INT_MAX;  // none yet: any untaken expert beats it, -inf logits included
+    for (int e = lane, m = 0; e < experts; e += 32, ++m) {
+      const float v = __bfloat162float(x[e]);
+      if ((taken >> m & 1u) == 0 && (index == INT_MAX || v > best)) {
+        best = v;
+        index = e;
+      }
+    }
+    for (int offset = 16; offset > 0; offset /= 2) {
+      const float v2 = __shfl_xor_sync(0xffffffffu, best, offset);
+      const int i2 = __shfl_xor_sync(0xffffffffu, index, offset);
+      if (i2 != INT_MAX && (index == INT_MAX || v2 > best || (v2 == best && i2 < index))) {
+        best = v2;
+        index = i2;
+      }
+    }
+    if (index % 32 == lane) taken |= 1u << (index / 32);
+    if (lane == j) my_value = best;
+    if (j == 0) first = best;
+    if (lane == 0) ids[static_cast<int64_t>(row) * top_k + j] = index;
+  }
+  const float mine = lane < top_k ? __expf(my_value - first) : 0.0f;
+  float total = 0;
+  for (int j = 0; j < top_k; ++j) total += __shfl_sync(0xffffffffu, mine, j);
+  if (lane < top_k) weights[static_cast<int64_t>(row) * top_k + lane] = mine / total;
 }
 
 // One CTA per token: out[t] = Σ_j weights[t, j] · y[slot[t, j]], summed in fp32 in choice order.
@@ -256,6 +304,27 @@ __global__ void argmax_kernel(const __nv_bfloat16* logits, int vocab, int32_t* o
       }
     }
     if (lane == 0) out[blockIdx.x] = index;
+  }
+}
+
+// Grid-stride copy, 16 bytes per load and store, four in flight per thread; the tail past
+// the last whole 16 bytes (and every byte when either pointer is misaligned) byte by byte.
+__global__ void copy_kernel(uint4* __restrict__ dst, const uint4* __restrict__ src, int64_t vectors) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  for (; i + 3 * stride < vectors; i += 4 * stride) {
+    uint4 v[4];
+#pragma unroll
+    for (int u = 0; u < 4; ++u) v[u] = src[i + u * stride];
+#pragma unroll
+    for (int u = 0; u < 4; ++u) dst[i + u * stride] = v[u];
+  }
+  for (; i < vectors; i += stride) dst[i] = src[i];
+}
+
+__global__ void copy_bytes_kernel(uint8_t* dst, const uint8_t* src, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    dst[i] = src[i];
   }
 }
 
@@ -326,8 +395,41 @@ void router_topk(const __nv_bfloat16* logits, int rows, int experts, int top_k, 
                  cudaStream_t stream) {
   if (rows <= 0) return;
   if (top_k < 1 || top_k > 16 || top_k > experts) throw std::invalid_argument("router_topk: top_k must be 1 to 16 and at most the experts");
-  router_topk_kernel<<<(rows + 127) / 128, 128, 0, stream>>>(logits, rows, experts, top_k, ids, weights);
+  if (experts > 1024) throw std::invalid_argument("router_topk: at most 1024 experts (32 per lane of a warp)");
+  router_topk_warp_kernel<<<(rows + kRouterWarps - 1) / kRouterWarps, kRouterWarps * 32, 0, stream>>>(logits, rows, experts, top_k,
+                                                                                                    ids, weights);
   KVLAB_CUDA_CHECK_LAUNCH();
+}
+
+void router_topk_one_thread(const __nv_bfloat16* logits, int rows, int experts, int top_k, int32_t* ids, float* weights,
+                            cudaStream_t stream) {
+  if (rows <= 0) return;
+  if (top_k < 1 || top_k > 16 || top_k > experts) throw std::invalid_argument("router_topk: top_k must be 1 to 16 and at most the experts");
+  router_topk_one_thread_kernel<<<(rows + 127) / 128, 128, 0, stream>>>(logits, rows, experts, top_k, ids, weights);
+  KVLAB_CUDA_CHECK_LAUNCH();
+}
+
+void copy_device(void* dst, const void* src, size_t bytes, cudaStream_t stream) {
+  if (bytes == 0) return;
+  int device = 0, sms = 0;
+  KVLAB_CUDA_CHECK(cudaGetDevice(&device));
+  KVLAB_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  const int blocks = sms * 8;  // 2048 threads per SM at 256 a CTA: a full occupancy's worth of loads in flight
+  auto* d = static_cast<uint8_t*>(dst);
+  const auto* s = static_cast<const uint8_t*>(src);
+  const bool aligned = reinterpret_cast<uintptr_t>(d) % 16 == 0 && reinterpret_cast<uintptr_t>(s) % 16 == 0;
+  const int64_t vectors = aligned ? static_cast<int64_t>(bytes / 16) : 0;
+  if (vectors > 0) {
+    copy_kernel<<<static_cast<int>(std::min<int64_t>(blocks, (vectors + kThreads - 1) / kThreads)), kThreads, 0, stream>>>(
+        reinterpret_cast<uint4*>(d), reinterpret_cast<const uint4*>(s), vectors);
+    KVLAB_CUDA_CHECK_LAUNCH();
+  }
+  const int64_t tail = static_cast<int64_t>(bytes) - 16 * vectors;
+  if (tail > 0) {
+    copy_bytes_kernel<<<static_cast<int>(std::min<int64_t>(blocks, (tail + kThreads - 1) / kThreads)), kThreads, 0, stream>>>(
+        d + 16 * vectors, s + 16 * vectors, tail);
+    KVLAB_CUDA_CHECK_LAUNCH();
+  }
 }
 
 void moe_combine(const __nv_bfloat16* y, const int32_t* slot, const float* weights, __nv_bfloat16* out, int rows, int top_k,

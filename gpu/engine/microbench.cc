@@ -290,6 +290,13 @@ double time_step_fixed(const EngineShape& s, cudaStream_t stream) {
 double copy_bandwidth(size_t bytes, cudaStream_t stream) {
   DeviceArray<uint8_t> a(bytes), b(bytes);
   KVLAB_CUDA_CHECK(cudaMemsetAsync(a.get(), 1, bytes, stream));
+  const double seconds = time_in_graph([&](int, cudaStream_t st) { copy_device(b.get(), a.get(), bytes, st); }, stream, 1, 10);
+  return 2.0 * static_cast<double>(bytes) / seconds;
+}
+
+double memcpy_bandwidth(size_t bytes, cudaStream_t stream) {
+  DeviceArray<uint8_t> a(bytes), b(bytes);
+  KVLAB_CUDA_CHECK(cudaMemsetAsync(a.get(), 1, bytes, stream));
   const double seconds = time_in_graph(
       [&](int, cudaStream_t st) { KVLAB_CUDA_CHECK(cudaMemcpyAsync(b.get(), a.get(), bytes, cudaMemcpyDeviceToDevice, st)); },
       stream, 1, 10);

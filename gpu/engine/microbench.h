@@ -70,8 +70,12 @@ std::vector<LayerKernelTiming> time_layer_kernels(const EngineShape& shape, cons
 // head GEMM is a GEMM shape of time_gemms).
 double time_step_fixed(const EngineShape& shape, cudaStream_t stream);
 
-// Device-to-device copy of `bytes`: (bytes read + written) / time.
+// Device-to-device copy of `bytes` by copy_device (layer_kernels.h: a 16-byte grid-stride
+// kernel), (bytes read + written) / time: the HBM ceiling memory_efficiency is fitted from.
 double copy_bandwidth(size_t bytes, cudaStream_t stream);
+// The same copy by cudaMemcpyAsync device-to-device (slower on an H200: 2.71 against 4.30 TB/s,
+// bench/results/2026-12-03-h200-moe-engine/README.md), kept beside it in calibrate's raw CSV.
+double memcpy_bandwidth(size_t bytes, cudaStream_t stream);
 // Pinned host → device and device → host copies of `bytes`: bytes / time.
 struct HostLinkTiming {
   double to_device_bytes_per_s = 0;

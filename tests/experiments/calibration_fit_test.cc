@@ -222,6 +222,10 @@ TEST(CalibrationFile, WhatCalibrateWritesLoadsBack) {
   // the GEMM plateau (experiments replayed on the engine set 0.41 themselves).
   EXPECT_DOUBLE_EQ(c.attention_efficiency, 0.7712);
   EXPECT_NE(calibration_file_yaml(f).find("measured 0.41 of the bf16 rate"), std::string::npos);
+  // The comment names the copy the efficiency comes from (the kernel, not cudaMemcpy).
+  EXPECT_NE(calibration_file_yaml(f).find("memory_efficiency: 0.875  # measured: copy kernel (16-byte grid-stride) 4.2 TB/s"),
+            std::string::npos)
+      << calibration_file_yaml(f);
   EXPECT_EQ(c.iteration_overhead_ns, 21'400);
   EXPECT_EQ(c.per_sequence_overhead_ns, 0);
   EXPECT_DOUBLE_EQ(c.measured.attention_memory_efficiency[static_cast<size_t>(core::KvDtype::kFp8E4m3)], 0.7);
