@@ -15,6 +15,7 @@
 
 #include <cuda_runtime.h>
 #include <fmt/core.h>
+#include <fmt/ranges.h>
 
 #include "core/error.h"
 #include "experiments/python_script.h"
@@ -23,7 +24,9 @@
 #include "experiments/runner/parse_helpers.h"
 #include "experiments/runner/point_folder.h"
 #include "experiments/runner/replay_report.h"
+#include "core/retention.h"
 #include "gpu/engine/engine.h"
+#include "gpu/engine/plan_layout.h"
 
 namespace kvlab::experiments {
 namespace {
@@ -72,6 +75,45 @@ std::vector<gpu::engine::EngineRow> rows_of(const LoggedIteration& it) {
   return rows;
 }
 
+// A plan's logged group lengths of decode rows must be what the engine reads (the plan in
+// resolved.yaml is the one the run logged). Prefill rows are not checked: the log lists
+// what a group keeps once compressed, the engine holds the whole prompt while it is read
+// (plan_layout.h), as the simulator prices it.
+void check_group_lengths(const std::vector<LoggedIteration>& log, const core::KvPlan& plan, const fs::path& file) {
+  for (const LoggedIteration& it : log) {
+    for (const LoggedSequence& s : it.sequences) {
+      if (s.group_tokens.empty() || s.kind != LoggedKind::kDecode) continue;
+      const std::string where = fmt::format("{}: iteration {} of replica {}, request {}", file.string(), it.iteration,
+                                            it.replica, s.request);
+      if (s.group_tokens.size() != plan.groups.size()) {
+        throw core::ConfigError(fmt::format("{}: {} group lengths, the kv_plan has {} groups", where, s.group_tokens.size(),
+                                            plan.groups.size()));
+      }
+      const gpu::engine::EngineRow row{s.context_tokens, s.new_tokens, true, true};
+      for (size_t g = 0; g < plan.groups.size(); ++g) {
+        const int64_t expected = gpu::engine::step_group_tokens(plan.groups[g].retention, row);
+        if (s.group_tokens[g] != expected) {
+          throw core::ConfigError(fmt::format("{}: group '{}' logged {} tokens, its retention keeps {}", where,
+                                              plan.groups[g].name, s.group_tokens[g], expected));
+        }
+      }
+    }
+  }
+}
+
+// The KV column of a point: the precision, or a plan's groups and retention policies.
+std::string kv_description(const sim::SimConfig& c) {
+  if (!c.kv_plan || gpu::engine::is_baseline_plan(*c.kv_plan)) {
+    return core::describe(c.kv_plan ? c.kv_plan->groups.front().precision : c.kv_precision);
+  }
+  std::vector<std::string> policies;
+  for (const core::HeadGroup& g : c.kv_plan->groups) {
+    const std::string p = core::describe(g.precision) + " " + core::describe(g.retention);
+    if (std::find(policies.begin(), policies.end(), p) == policies.end()) policies.push_back(p);
+  }
+  return fmt::format("plan of {} groups: {}", c.kv_plan->groups.size(), fmt::join(policies, "; "));
+}
+
 struct PointResult {
   std::string name;
   nlohmann::ordered_json summary;
@@ -90,7 +132,14 @@ PointResult replay_point(const fs::path& dir, const ReplayOptions& o) {
                                         dir.string()));
   }
   const gpu::engine::EngineShape shape = gpu::engine::engine_shape(c.model);
+  const bool with_plan = c.kv_plan && !gpu::engine::is_baseline_plan(*c.kv_plan);
+  if (with_plan) {
+    if (const std::string why = gpu::engine::engine_plan_support(*c.kv_plan, shape); !why.empty()) {
+      throw core::ConfigError(fmt::format("{}: the engine cannot replay this kv_plan: {}", dir.string(), why));
+    }
+  }
   const std::vector<LoggedIteration> log = read_iteration_log((dir / "iterations.csv").string());
+  if (with_plan) check_group_lengths(log, *c.kv_plan, dir / "iterations.csv");
   const std::vector<size_t> picked = sample_iterations(log.size(), o.max_iterations);
 
   // The engine holds the largest step of the sample.
@@ -111,6 +160,7 @@ PointResult replay_point(const fs::path& dir, const ReplayOptions& o) {
     eo.kv_pages = std::max(eo.kv_pages, pages + 16);
   }
   eo.kv_precision = c.kv_precision;
+  eo.kv_plan = c.kv_plan;
   eo.cuda_graphs = !o.no_graphs;
   gpu::engine::Engine engine(shape, eo);
 
@@ -135,7 +185,7 @@ PointResult replay_point(const fs::path& dir, const ReplayOptions& o) {
   nlohmann::ordered_json summary;
   summary["point"] = dir.filename().string();
   summary["model"] = c.model.name;
-  summary["kv_cache_dtype"] = core::describe(c.kv_precision);
+  summary["kv_cache_dtype"] = kv_description(c);
   summary["gpu_simulated"] = c.gpu.name;
   summary["device"] = device_name();
   summary["calibration"] = sim::calibration_status(c.calibration, repository_relative(parsed.calibration_source));
@@ -147,7 +197,7 @@ PointResult replay_point(const fs::path& dir, const ReplayOptions& o) {
   summary["cuda_graphs"] = engine.options().cuda_graphs;
   // MoE: steps of more tokens than this take the per-expert path and run eagerly (engine.h).
   if (engine.shape().moe()) summary["moe_grouped_max_tokens"] = engine.options().moe_grouped_max_tokens;
-  summary["kv_pages"] = engine.kv_pool().num_pages();
+  summary["kv_pages"] = engine.kv_pages();
   // Named first: a range-for over a temporary's items() iterates a destroyed object (the
   // segfault of every replay on the H200 before this line was split).
   const nlohmann::ordered_json report = replay_summary(rows, requests);

@@ -58,6 +58,8 @@ struct BatchLayout {
   size_t prefill_q_begin = 0, prefill_q_len = 0, prefill_context = 0;  // [num_prefill]
   size_t prefill_work = 0;     // [num_work] PrefillWorkItem, longest first
   size_t sample_rows = 0;      // [num_sampled]: rows the LM head scores
+  // A KV plan's slot classes after the first (plan_layout.h: add_plan_slots), [num_tokens] each.
+  std::vector<size_t> class_slot_page, class_slot_offset;
 };
 
 // Plans a step over `rows` (decodes first). Sequence i takes the next pages of

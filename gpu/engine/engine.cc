@@ -19,10 +19,11 @@ namespace {
 
 // Elements of the step tables for the worst step the options allow (batch_layout.h's
 // arrays at their largest).
-size_t meta_capacity(const EngineOptions& o) {
+size_t meta_capacity(const EngineOptions& o, const EnginePlan* plan) {
   const auto tokens = static_cast<size_t>(o.max_tokens), seqs = static_cast<size_t>(o.max_seqs);
   const auto stride = static_cast<size_t>(table_stride((o.max_context + KvPool::kBlockSize - 1) / KvPool::kBlockSize));
-  return 4 * tokens + 2 * seqs * stride + 5 * seqs + 2 * (tokens + seqs) + seqs;
+  const size_t slots = plan != nullptr ? plan_slots_capacity(*plan, o.max_tokens) : 0;
+  return 4 * tokens + 2 * seqs * stride + 5 * seqs + 2 * (tokens + seqs) + seqs + slots;
 }
 
 // The decode launch of layer `l` (the page table and lengths of the step's decode rows).
@@ -50,6 +51,20 @@ Engine::Engine(const EngineShape& shape, const EngineOptions& options) : shape_(
     throw std::invalid_argument("engine: max_tokens, max_seqs and max_context must be positive");
   }
   if (options.moe_grouped_max_tokens < 0) throw std::invalid_argument("engine: moe_grouped_max_tokens must be at least 0");
+  if (options.kv_plan && is_baseline_plan(*options.kv_plan)) {
+    options_.kv_precision = options.kv_plan->groups.front().precision;
+  } else if (options.kv_plan) {
+    plan_ = std::make_unique<EnginePlan>(make_engine_plan(*options.kv_plan, shape));
+    for (int l = 0; l < shape.num_layers; ++l) {
+      if (std::string why = plan_decode_support(plan_->plan, l); !why.empty()) throw std::invalid_argument("engine: " + why);
+      for (const PlanCell& c : plan_->layers[static_cast<size_t>(l)]) {
+        if (std::string why = prefill_support(c.layout, shape.num_q_heads, shape.num_kv_heads); !why.empty()) {
+          throw std::invalid_argument("engine: prefill of kv_plan group '" + plan_->plan.groups[static_cast<size_t>(c.group)].name +
+                                      "': " + why);
+        }
+      }
+    }
+  }
   KVLAB_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   int device = 0;
   KVLAB_CUDA_CHECK(cudaGetDevice(&device));
@@ -80,17 +95,24 @@ Engine::Engine(const EngineShape& shape, const EngineOptions& options) : shape_(
   k_ = DeviceArray<float>(t * static_cast<size_t>(shape.kv_dim()));
   v_ = DeviceArray<float>(t * static_cast<size_t>(shape.kv_dim()));
   sampled_ = DeviceArray<int32_t>(s);
-  meta_ = DeviceArray<int32_t>(meta_capacity(options));
-  meta_host_ = PinnedArray<int32_t>(meta_capacity(options));
+  meta_ = DeviceArray<int32_t>(meta_capacity(options, plan_.get()));
+  meta_host_ = PinnedArray<int32_t>(meta_capacity(options, plan_.get()));
 
   // The KV pool: what was asked for, or max_seqs full-length sequences, within 90% of what
   // is free now (the decode workspace and cuBLASLt's come out of the rest).
   size_t free_bytes = 0, total_bytes = 0;
   KVLAB_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
   const int64_t pages_for_seqs = options.max_seqs * ((options.max_context + KvPool::kBlockSize - 1) / KvPool::kBlockSize);
-  const int64_t affordable = KvPool::pages_in(shape, options.kv_precision, free_bytes / 10 * 9 - (size_t{1} << 30));
+  const size_t room = free_bytes / 10 * 9 - (size_t{1} << 30);
+  const int64_t affordable = plan_ ? PlanKvPools::pages_in(*plan_, room) : KvPool::pages_in(shape, options_.kv_precision, room);
   const int64_t pages = options.kv_pages > 0 ? options.kv_pages : std::min(pages_for_seqs, affordable);
-  pool_ = std::make_unique<KvPool>(shape, options.kv_precision, pages, options.seed, stream_);
+  if (plan_) {
+    // The plan launcher keeps its own split workspace per step: no decode workspace here.
+    plan_pools_ = std::make_unique<PlanKvPools>(*plan_, pages, options.seed, stream_);
+    KVLAB_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    return;
+  }
+  pool_ = std::make_unique<KvPool>(shape, options_.kv_precision, pages, options.seed, stream_);
 
   // Split-KV workspace for the worst split choice any batch size can make at the longest
   // page-table stride (graph steps plan splits for the stride's whole length).
@@ -121,7 +143,8 @@ BatchLayout Engine::plan(std::span<const EngineRow> rows, uint64_t seed) const {
   limits.block_size = KvPool::kBlockSize;
   limits.group = shape_.group();
   limits.max_context = options_.max_context;
-  BatchLayout b = plan_batch(rows, pool_->page_order(), limits, seed, shape_.vocab);
+  BatchLayout b = plan_batch(rows, plan_ ? plan_pools_->page_order() : pool_->page_order(), limits, seed, shape_.vocab);
+  if (plan_) add_plan_slots(b, rows, *plan_, KvPool::kBlockSize);
   if (b.data.size() > meta_host_.size()) throw std::logic_error("engine: step tables larger than their buffer");
   return b;
 }
@@ -143,41 +166,45 @@ void Engine::forward(const BatchLayout& b, bool graph) {
     gemm_.linear(normed_.get(), w.qkv.get(), qkv_.get(), t, s.qkv_dim(), s.hidden, stream_);
     rope_split(qkv_.get(), meta(b.positions), q_.get(), k_.get(), v_.get(), t, s.num_q_heads, s.num_kv_heads, s.head_dim,
                static_cast<float>(s.rope_theta), stream_);
-    KvAppendArgs append;
-    append.layout = pool_->layout();
-    append.pool = pool_->layer(l);
-    append.num_pages = pool_->num_pages();
-    append.k = k_.get();
-    append.v = v_.get();
-    append.slot_page = meta(b.slot_page);
-    append.slot_offset = meta(b.slot_offset);
-    append.num_tokens = t;
-    launch_kv_append(append, stream_);
-    if (b.num_decode > 0) {
-      // A graph serves every step of its stride, so its splits are planned for the stride's length.
-      const int64_t max_len = graph ? int64_t{b.decode_table_stride} * KvPool::kBlockSize : b.decode_max_len;
-      PagedDecodeArgs a = decode_args(*pool_, l, b, meta_.get(), s.num_q_heads, sm_scale_, max_len);
-      a.q = q_.get();
-      a.out = attn_.get();
-      a.workspace = decode_workspace_.get();
-      launch_paged_decode(a, stream_);
-    }
-    if (b.num_prefill > 0) {
-      PrefillAttentionArgs a;
-      a.layout = pool_->layout();
-      a.pool = pool_->layer(l);
-      a.q = q_.get();
-      a.out = attn_.get();
-      a.page_table = meta(b.prefill_table);
-      a.table_stride = b.prefill_table_stride;
-      a.q_begin = meta(b.prefill_q_begin);
-      a.q_len = meta(b.prefill_q_len);
-      a.context = meta(b.prefill_context);
-      a.work = reinterpret_cast<const PrefillWorkItem*>(meta(b.prefill_work));
-      a.num_work = b.num_work;
-      a.num_q_heads = s.num_q_heads;
-      a.sm_scale = sm_scale_;
-      launch_prefill_attention(a, stream_);
+    if (plan_) {
+      plan_attention(b, l);
+    } else {
+      KvAppendArgs append;
+      append.layout = pool_->layout();
+      append.pool = pool_->layer(l);
+      append.num_pages = pool_->num_pages();
+      append.k = k_.get();
+      append.v = v_.get();
+      append.slot_page = meta(b.slot_page);
+      append.slot_offset = meta(b.slot_offset);
+      append.num_tokens = t;
+      launch_kv_append(append, stream_);
+      if (b.num_decode > 0) {
+        // A graph serves every step of its stride, so its splits are planned for the stride's length.
+        const int64_t max_len = graph ? int64_t{b.decode_table_stride} * KvPool::kBlockSize : b.decode_max_len;
+        PagedDecodeArgs a = decode_args(*pool_, l, b, meta_.get(), s.num_q_heads, sm_scale_, max_len);
+        a.q = q_.get();
+        a.out = attn_.get();
+        a.workspace = decode_workspace_.get();
+        launch_paged_decode(a, stream_);
+      }
+      if (b.num_prefill > 0) {
+        PrefillAttentionArgs a;
+        a.layout = pool_->layout();
+        a.pool = pool_->layer(l);
+        a.q = q_.get();
+        a.out = attn_.get();
+        a.page_table = meta(b.prefill_table);
+        a.table_stride = b.prefill_table_stride;
+        a.q_begin = meta(b.prefill_q_begin);
+        a.q_len = meta(b.prefill_q_len);
+        a.context = meta(b.prefill_context);
+        a.work = reinterpret_cast<const PrefillWorkItem*>(meta(b.prefill_work));
+        a.num_work = b.num_work;
+        a.num_q_heads = s.num_q_heads;
+        a.sm_scale = sm_scale_;
+        launch_prefill_attention(a, stream_);
+      }
     }
     gemm_.linear(attn_.get(), w.o.get(), proj_.get(), t, s.hidden, s.q_dim(), stream_);
     add_rms_norm(residual_.get(), proj_.get(), w.ffn_norm.get(), normed_.get(), t, s.hidden, eps, stream_);
@@ -223,7 +250,8 @@ void Engine::moe_ffn(const LayerWeights& w, int l, int t) {
 }
 
 cudaGraphExec_t Engine::graph_for(const BatchLayout& b, cudaGraphExec_t& one_off) {
-  const bool decode_only = b.num_prefill == 0;
+  // A plan's decode work lives with its step (prepare_plan_decode): no graph outlives it.
+  const bool decode_only = b.num_prefill == 0 && plan_ == nullptr;
   const std::pair<int, int> key{b.num_decode, b.decode_table_stride};
   if (decode_only) {
     if (auto it = decode_graphs_.find(key); it != decode_graphs_.end()) return it->second;
@@ -264,6 +292,7 @@ void Engine::launch(const BatchLayout& b, cudaGraphExec_t& one_off) {
 std::vector<int32_t> Engine::run(std::span<const EngineRow> rows, uint64_t seed) {
   const BatchLayout b = plan(rows, seed);
   upload(b);
+  if (plan_) prepare_plan_decode(b);
   cudaGraphExec_t one_off = nullptr;
   try {
     launch(b, one_off);
@@ -286,6 +315,7 @@ StepTiming Engine::time(std::span<const EngineRow> rows, int warmup, int repeats
   StepTiming timing;
   const auto planned = std::chrono::steady_clock::now();
   const BatchLayout b = plan(rows, seed);
+  if (plan_) prepare_plan_decode(b);  // the plan launcher's host planning (and its buffers)
   timing.host_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - planned).count();
   timing.graph = graphable(b);
   upload(b);

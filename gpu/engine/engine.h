@@ -36,6 +36,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <utility>
 #include <vector>
@@ -51,6 +52,9 @@
 #include "gpu/engine/kv_pool.h"
 #include "gpu/engine/model_weights.h"
 #include "gpu/engine/moe_layer.h"
+#include "gpu/engine/plan_layout.h"
+#include "gpu/engine/plan_pools.h"
+#include "gpu/launch/plan_decode.h"
 
 namespace kvlab::gpu::engine {
 
@@ -60,6 +64,10 @@ struct EngineOptions {
   int64_t max_context = 32768;  // tokens one sequence reaches
   int64_t kv_pages = 0;         // pages per layer; 0: enough for max_seqs × max_context, capped by free memory
   core::Precision kv_precision;
+  // A KV plan other than the baseline (plan_layout.h says which the engine runs): its groups'
+  // pages, appends, decode through the plan launcher and prefill per group. Absent, or the
+  // baseline plan: one pool of every head at kv_precision (a baseline plan's precision).
+  std::optional<core::KvPlan> kv_plan;
   uint64_t seed = 1;
   bool cuda_graphs = true;      // false: every step launched kernel by kernel (sanitizer runs, debugging)
   // MoE: steps of at most this many tokens use the grouped, graph-safe path; larger ones the
@@ -90,7 +98,10 @@ class Engine {
   // The last step's logits of the sampled rows, [num_sampled, vocab] (tests).
   std::vector<float> last_logits() const;
   const EngineShape& shape() const { return shape_; }
-  const KvPool& kv_pool() const { return *pool_; }
+  const KvPool& kv_pool() const { return *pool_; }  // the baseline path's (not with a plan)
+  const EnginePlan* plan() const { return plan_.get(); }  // null: the baseline path
+  const PlanKvPools& plan_pools() const { return *plan_pools_; }
+  int64_t kv_pages() const { return plan_ ? plan_pools_->num_pages() : pool_->num_pages(); }
   const ModelWeights& weights() const { return weights_; }
   const EngineOptions& options() const { return options_; }
   size_t graphs_cached() const { return decode_graphs_.size(); }
@@ -109,6 +120,11 @@ class Engine {
   void moe_ffn(const LayerWeights& w, int layer, int tokens);
   void check_routing() const;  // throws if a step's router produced an invalid expert id
   bool graphable(const BatchLayout& b) const { return options_.cuda_graphs && (!shape_.moe() || moe_grouped(b.num_tokens)); }
+  void moe_ffn(const LayerWeights& w, int layer, int tokens);  // normed_ → proj_ (waits for the router)
+  // A plan's step (engine_plan.cc): the decode work of every layer, planned on the host
+  // before the step runs, then per layer the groups' appends, decode and prefill.
+  void prepare_plan_decode(const BatchLayout& b);
+  void plan_attention(const BatchLayout& b, int layer);
   // The graph for `b` (decode-only: cached; others: captured into `one_off`).
   cudaGraphExec_t graph_for(const BatchLayout& b, cudaGraphExec_t& one_off);
   void launch(const BatchLayout& b, cudaGraphExec_t& one_off);
@@ -119,7 +135,10 @@ class Engine {
   cudaStream_t stream_ = nullptr;
   int num_sms_ = 0;
   ModelWeights weights_;
-  std::unique_ptr<KvPool> pool_;
+  std::unique_ptr<KvPool> pool_;             // the baseline path
+  std::unique_ptr<EnginePlan> plan_;         // a plan's path: its cells, pools and the step's decode work
+  std::unique_ptr<PlanKvPools> plan_pools_;
+  std::vector<PlanDecodeWork> decode_works_;  // per layer, for the step being run
   Gemm gemm_;
   float sm_scale_ = 0;
   // Activations, sized for max_tokens rows (logits and samples for max_seqs).

@@ -17,6 +17,10 @@
 
 namespace kvlab::gpu::engine {
 
+// Writes every slot of `num_pages` pages of `layout` from random K and V (uniform ±√3)
+// through the append kernel, so every page decodes to finite values of a realistic spread.
+void fill_random_pages(const core::PageLayout& layout, uint8_t* pages, int64_t num_pages, uint64_t seed, cudaStream_t stream);
+
 class KvPool {
  public:
   static constexpr int kBlockSize = 16;

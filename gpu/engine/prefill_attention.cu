@@ -36,7 +36,7 @@ void launch_dim(const PrefillAttentionParams& p, int head_dim, int num_work, cud
 
 }  // namespace
 
-std::string prefill_support(const core::PageLayout& l, int num_q_heads) {
+std::string prefill_support(const core::PageLayout& l, int num_q_heads, int model_kv_heads) {
   if (std::string why = core::validate(l.precision, l.vector_width); !why.empty()) return why;
   if (l.vector_width != 64 && l.vector_width != 128) return "head_dim must be 64 or 128";
   if (l.num_components != 2) return "only K/V layouts (2 components) are supported, not an MLA latent";
@@ -44,14 +44,19 @@ std::string prefill_support(const core::PageLayout& l, int num_q_heads) {
   const auto meta = [](core::MetaFormat f) { return f == core::MetaFormat::kNone || f == core::MetaFormat::kFp16; };
   if (!meta(l.precision.scale_format) || !meta(l.precision.zero_format)) return "scales and zeros must be fp16";
   if (l.precision.group_size > 0 && l.precision.group_size % 8 != 0) return "group_size must be a multiple of 8";
-  if (l.heads_per_page < 1 || num_q_heads % l.heads_per_page != 0) return "query heads must be a multiple of the KV heads";
-  if (num_q_heads / l.heads_per_page > kPrefillRows) return "at most 64 query heads per KV head";
+  const int kv_heads = model_kv_heads == 0 ? l.heads_per_page : model_kv_heads;
+  if (l.heads_per_page < 1 || l.heads_per_page > kv_heads) return "the pages hold between 1 and every KV head";
+  if (num_q_heads % kv_heads != 0) return "query heads must be a multiple of the KV heads";
+  if (num_q_heads / kv_heads > kPrefillRows) return "at most 64 query heads per KV head";
   return "";
 }
 
 void launch_prefill_attention(const PrefillAttentionArgs& a, cudaStream_t stream) {
-  const std::string support = prefill_support(a.layout, a.num_q_heads);
+  const std::string support = prefill_support(a.layout, a.num_q_heads, a.model_kv_heads);
   require(support.empty(), support);
+  const int kv_heads = a.model_kv_heads == 0 ? a.layout.heads_per_page : a.model_kv_heads;
+  require(a.kv_head_begin >= 0 && a.kv_head_begin + a.layout.heads_per_page <= kv_heads,
+          "the pages' heads (kv_head_begin + heads_per_page) lie outside the layer's KV heads");
   require(a.num_work >= 0, "num_work must not be negative");
   if (a.num_work == 0) return;
   require(a.pool && a.q && a.out && a.page_table && a.q_begin && a.q_len && a.context && a.work, "a device pointer is null");
@@ -70,8 +75,10 @@ void launch_prefill_attention(const PrefillAttentionArgs& a, cudaStream_t stream
   p.work = reinterpret_cast<const int2*>(a.work);
   p.num_q_heads = a.num_q_heads;
   p.num_kv_heads = l.heads_per_page;
+  p.group = a.num_q_heads / kv_heads;
+  p.kv_head_begin = a.kv_head_begin;
   p.max_pages_per_seq = a.table_stride;
-  p.tokens_per_cta = prefill_tokens_per_cta(a.num_q_heads / l.heads_per_page);
+  p.tokens_per_cta = prefill_tokens_per_cta(p.group);
   p.page_bytes = l.page_bytes;
   p.component_bytes = l.component_bytes;
   p.scales_offset = core::PageLayout::align16(l.codes_bytes);

@@ -29,13 +29,17 @@ struct PrefillAttentionArgs {
   const PrefillWorkItem* work = nullptr;  // device, [num_work]
   int num_work = 0;
   int num_q_heads = 0;
+  // A plan group's pages hold some of the layer's KV heads: model_kv_heads is the layer's
+  // count (0: heads_per_page, every head), kv_head_begin the first the pages hold.
+  int model_kv_heads = 0;
+  int kv_head_begin = 0;
   float sm_scale = 0;
 };
 
 // "" if the kernel supports this layout and query-head count, else why not: the formats
 // the decode kernels read (bf16/fp16/fp8/int8/6/5/4 with fp16 scales and zeros), head_dim
 // 64 or 128, pages of 16 tokens, at most 64 query heads per KV head.
-std::string prefill_support(const core::PageLayout& layout, int num_q_heads);
+std::string prefill_support(const core::PageLayout& layout, int num_q_heads, int model_kv_heads = 0);
 
 // Validates (std::invalid_argument naming the bad argument) and launches on `stream`.
 void launch_prefill_attention(const PrefillAttentionArgs& args, cudaStream_t stream);

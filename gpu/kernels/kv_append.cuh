@@ -17,8 +17,10 @@
 namespace kvlab::gpu {
 
 struct KvAppendParams {
-  const float* k;              // [num_tokens, num_kv_heads, head_dim]
-  const float* v;              // [num_tokens, num_kv_heads, head_dim]
+  const float* k;              // [num_tokens, src_heads, head_dim]
+  const float* v;              // [num_tokens, src_heads, head_dim]
+  int src_heads;               // heads per row of k and v (≥ num_kv_heads)
+  int src_head_begin;          // the row's head that the pages' head 0 holds
   const int32_t* slot_page;    // [num_tokens]: pool page of each new token
   const int32_t* slot_offset;  // [num_tokens]: slot within that page
   uint8_t* pool;               // [num_pages, page_bytes]
@@ -59,7 +61,7 @@ __global__ void kv_append_kernel(const KvAppendParams p) {
   const int component = static_cast<int>((id / chunks) % 2);
   const int head = static_cast<int>((id / (2 * chunks)) % p.num_kv_heads);
   const int token = static_cast<int>(id / (2 * chunks * p.num_kv_heads));
-  const float* x = (component == 0 ? p.k : p.v) + (static_cast<int64_t>(token) * p.num_kv_heads + head) * p.head_dim + g * chunk;
+  const float* x = (component == 0 ? p.k : p.v) + (static_cast<int64_t>(token) * p.src_heads + p.src_head_begin + head) * p.head_dim + g * chunk;
   const int slot = p.slot_offset[token];
   uint8_t* comp = p.pool + static_cast<int64_t>(p.slot_page[token]) * p.page_bytes +
                   (static_cast<int64_t>(head) * 2 + component) * p.component_bytes;

@@ -30,10 +30,12 @@ struct PrefillAttentionParams {
   const int32_t* q_len;       // [num_seqs]: chunk tokens
   const int32_t* context;     // [num_seqs]: tokens cached before the chunk (the chunk follows them in the pages)
   const int2* work;           // [num_work]: (sequence, first chunk token of the CTA)
-  int num_q_heads;
-  int num_kv_heads;           // = heads_per_page
+  int num_q_heads;            // query heads per row of q and out
+  int num_kv_heads;           // = heads_per_page: the KV heads the pool's pages hold
+  int group;                  // query heads per KV head (the model's)
+  int kv_head_begin;          // the model KV head the pages' head 0 is (a plan group's first)
   int max_pages_per_seq;
-  int tokens_per_cta;         // 64 / (num_q_heads / num_kv_heads)
+  int tokens_per_cta;         // 64 / group
   int64_t page_bytes;
   int64_t component_bytes;
   int64_t scales_offset;      // from a component's start
@@ -123,7 +125,7 @@ __global__ void __launch_bounds__(kPrefillThreads) prefill_attention_kernel(cons
   const int2 item = p.work[blockIdx.x];
   const int seq = item.x, first = item.y;
   const int kv_head = blockIdx.y;
-  const int group = p.num_q_heads / p.num_kv_heads;
+  const int group = p.group;
   const int chunk = p.q_len[seq];
   const int context = p.context[seq];
   const int tokens = min(p.tokens_per_cta, chunk - first);  // chunk tokens of this CTA
@@ -143,7 +145,7 @@ __global__ void __launch_bounds__(kPrefillThreads) prefill_attention_kernel(cons
     const int tok = min(r / group, tokens - 1);  // padding rows mirror the last token (finite, never stored)
     row_token[h] = first + tok;
     row_limit[h] = context + first + tok;        // last key index the row may see
-    const int head = kv_head * group + (row_valid[h] ? r % group : 0);
+    const int head = (p.kv_head_begin + kv_head) * group + (row_valid[h] ? r % group : 0);
     row_q[h] = p.q + (static_cast<int64_t>(p.q_begin[seq] + row_token[h]) * p.num_q_heads + head) * kD;
   }
   // Q fragments for every k-step, loaded once (padding rows load a valid row: the last token's).

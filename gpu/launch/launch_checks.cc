@@ -50,6 +50,11 @@ std::string kv_append_args_problem(const KvAppendArgs& a) {
   if (std::string why = decode_support(a.layout); !why.empty()) return why;
   if (!a.pool || !a.k || !a.v || !a.slot_page || !a.slot_offset) return "a device pointer is null";
   if (a.num_tokens < 0) return "num_tokens must not be negative";
+  if (a.src_heads < 0 || a.src_head_begin < 0 ||
+      a.src_head_begin + a.layout.heads_per_page > (a.src_heads == 0 ? a.layout.heads_per_page : a.src_heads)) {
+    return fmt::format("source heads {} … {} lie outside rows of {} heads", a.src_head_begin,
+                       a.src_head_begin + a.layout.heads_per_page - 1, a.src_heads);
+  }
   if (a.num_pages <= 0 || a.num_pages > kMaxPoolBytes / a.layout.page_bytes) {
     return fmt::format("num_pages ({}) must be positive, and the pool at most 2^50 bytes", a.num_pages);
   }

@@ -192,6 +192,8 @@ void launch_kv_append(const KvAppendArgs& a, cudaStream_t stream) {
   p.pool = a.pool;
   p.num_tokens = a.num_tokens;
   p.num_kv_heads = a.layout.heads_per_page;
+  p.src_heads = a.src_heads == 0 ? a.layout.heads_per_page : a.src_heads;
+  p.src_head_begin = a.src_head_begin;
   p.summaries = a.summaries;
   p.summary_page_bytes = page_summary_bytes(a.layout);
   dispatch_code(a.layout.precision, [&]<KvCode C, bool kAsym>() { launch_append_typed<C, kAsym>(p, stream); });

@@ -71,8 +71,12 @@ struct KvAppendArgs {
   core::PageLayout layout;
   uint8_t* pool = nullptr;
   int64_t num_pages = 0;
-  const float* k = nullptr;  // device, [num_tokens, heads_per_page, head_dim]
+  const float* k = nullptr;  // device, [num_tokens, src_heads, head_dim]
   const float* v = nullptr;
+  // A plan group holds some of a layer's KV heads: its pages take heads src_head_begin …
+  // src_head_begin + heads_per_page − 1 of rows of src_heads heads. 0: src_heads = heads_per_page.
+  int src_heads = 0;
+  int src_head_begin = 0;
   const int32_t* slot_page = nullptr;    // device, [num_tokens]
   const int32_t* slot_offset = nullptr;  // device, [num_tokens]
   int num_tokens = 0;
