@@ -6,7 +6,9 @@
 // The CPU pass rounds to bf16 where the engine stores bf16, so the logits agree to
 // accumulation order. A tiny dense model (2 layers, hidden 256, GQA 8/2, head_dim 64),
 // mixed and decode-only steps, bf16 and int8 KV, graphs on and off; and the same model with
-// MoE layers (8 experts, top-2), whose routing is checked against the CPU's.
+// MoE layers (8 experts, top-2), whose routing is checked against the CPU's; and the same
+// dense model under a Tangram-style KV plan (a full group and a budget group per layer),
+// each group's pages written and read by ref/ as the plan says (plan_layout.h).
 #include <algorithm>
 #include <numeric>
 #include <cmath>
@@ -15,6 +17,7 @@
 
 #include <gtest/gtest.h>
 
+#include "core/retention.h"
 #include "gpu/engine/engine.h"
 #include "ref/float_formats.h"
 #include "ref/paged_kv.h"
@@ -155,11 +158,52 @@ Matrix moe_ffn(const Matrix& normed, const HostWeights& w, size_t l, const Engin
   return out;
 }
 
-// The reference step: the logits of the sampled rows, [num_sampled, vocab].
+// A plan's pages on the host, [layer][cell] (EnginePlan::layers), downloaded before a step.
+using PlanPages = std::vector<std::vector<std::vector<uint8_t>>>;
+
+// The cell of layer `l` holding KV head `head`.
+size_t cell_of(const EnginePlan& plan, int l, int head) {
+  const std::vector<PlanCell>& cells = plan.layers[static_cast<size_t>(l)];
+  for (size_t c = 0; c < cells.size(); ++c) {
+    if (head >= cells[c].kv_head_begin && head < cells[c].kv_head_begin + cells[c].num_heads) return c;
+  }
+  ADD_FAILURE() << "no cell holds head " << head << " of layer " << l;
+  return 0;
+}
+
+// Attention of one sequence's `n` query rows (q: [n, num_q_heads, d]) under a plan: per
+// cell, its query heads against its pages, the table read for `len(retention)` tokens.
+std::vector<double> plan_attention(const EnginePlan& plan, const PlanPages& pages, int l, std::span<const int32_t> table,
+                                   const EngineRow& row, const EngineShape& s, std::span<const float> q, float scale) {
+  const int n = static_cast<int>(row.new_tokens), d = s.head_dim, group = s.group();
+  std::vector<double> out(q.size());
+  const std::vector<PlanCell>& cells = plan.layers[static_cast<size_t>(l)];
+  for (size_t c = 0; c < cells.size(); ++c) {
+    const PlanCell& cell = cells[c];
+    const int heads = cell.num_heads * group, first = cell.kv_head_begin * group;
+    std::vector<float> q_cell(static_cast<size_t>(n) * heads * d);
+    for (int i = 0; i < n; ++i) {
+      std::copy_n(q.begin() + (static_cast<int64_t>(i) * s.num_q_heads + first) * d, heads * d,
+                  q_cell.begin() + static_cast<int64_t>(i) * heads * d);
+    }
+    const core::Retention& retention = plan.plan.groups[static_cast<size_t>(cell.group)].retention;
+    const std::vector<double> o = ref::paged_decode_attention(cell.layout, pages[static_cast<size_t>(l)][c], table,
+                                                              step_group_tokens(retention, row), heads, n, q_cell, scale);
+    for (int i = 0; i < n; ++i) {
+      std::copy_n(o.begin() + static_cast<int64_t>(i) * heads * d, heads * d,
+                  out.begin() + (static_cast<int64_t>(i) * s.num_q_heads + first) * d);
+    }
+  }
+  return out;
+}
+
+// The reference step: the logits of the sampled rows, [num_sampled, vocab]. With `plan`,
+// K and V go to the plan's pages (`plan_pages`) and attention reads them per cell.
 Matrix reference_step(const Engine& engine, const HostWeights& w, std::vector<std::vector<uint8_t>> pools,
-                      const BatchLayout& b, std::span<const EngineRow> rows, int* near_ties = nullptr) {
+                      const BatchLayout& b, std::span<const EngineRow> rows, int* near_ties = nullptr,
+                      const EnginePlan* plan = nullptr, PlanPages plan_pages = {}) {
   const EngineShape& s = engine.shape();
-  const core::PageLayout& layout = engine.kv_pool().layout();
+  const core::PageLayout layout = plan != nullptr ? core::PageLayout{} : engine.kv_pool().layout();
   const int t = b.num_tokens, h = s.hidden, d = s.head_dim;
   const int32_t* meta = b.data.data();
   Matrix residual(static_cast<size_t>(t) * h);
@@ -194,6 +238,16 @@ Matrix reference_step(const Engine& engine, const HostWeights& w, std::vector<st
         } else {
           const bool is_v = head >= s.num_q_heads + s.num_kv_heads;
           const int kv_head = head - s.num_q_heads - (is_v ? s.num_kv_heads : 0);
+          if (plan != nullptr) {
+            const size_t c = cell_of(*plan, l, kv_head);
+            const PlanCell& cell = plan->layers[static_cast<size_t>(l)][c];
+            const size_t k = static_cast<size_t>(cell.slot_class);
+            const size_t page = k == 0 ? b.slot_page : b.class_slot_page[k - 1];
+            const size_t offset = k == 0 ? b.slot_offset : b.class_slot_offset[k - 1];
+            ref::write_token(cell.layout, plan_pages[static_cast<size_t>(l)][c], meta[page + r], meta[offset + r],
+                             kv_head - cell.kv_head_begin, is_v ? 1 : 0, x);
+            continue;
+          }
           ref::write_token(layout, pools[static_cast<size_t>(l)], meta[b.slot_page + r], meta[b.slot_offset + r], kv_head,
                            is_v ? 1 : 0, x);
         }
@@ -207,10 +261,12 @@ Matrix reference_step(const Engine& engine, const HostWeights& w, std::vector<st
                                        : meta + b.prefill_table + static_cast<size_t>(prefill++) * b.prefill_table_stride;
       const int stride = er.decode ? b.decode_table_stride : b.prefill_table_stride;
       const size_t begin = static_cast<size_t>(row) * s.q_dim();
-      const std::vector<double> out = ref::paged_decode_attention(
-          layout, pools[static_cast<size_t>(l)], std::span<const int32_t>(table, static_cast<size_t>(stride)),
-          er.context_tokens + er.new_tokens, s.num_q_heads, n,
-          std::span<const float>(q).subspan(begin, static_cast<size_t>(n) * s.q_dim()), scale);
+      const std::span<const int32_t> table_span(table, static_cast<size_t>(stride));
+      const std::span<const float> rows_q = std::span<const float>(q).subspan(begin, static_cast<size_t>(n) * s.q_dim());
+      const std::vector<double> out =
+          plan != nullptr ? plan_attention(*plan, plan_pages, l, table_span, er, s, rows_q, scale)
+                          : ref::paged_decode_attention(layout, pools[static_cast<size_t>(l)], table_span,
+                                                        er.context_tokens + er.new_tokens, s.num_q_heads, n, rows_q, scale);
       for (size_t i = 0; i < out.size(); ++i) attn[begin + i] = bf16(static_cast<float>(out[i]));
       row += n;
     }
@@ -414,6 +470,122 @@ TEST(EngineMoeTest, PerExpertAboveSixteenTokens) {
 TEST(EngineMoeTest, PerExpertEverywhere) {
   KVLAB_REQUIRE_GPU();
   expect_moe_steps_match_the_cpu_forward({true, 0});
+}
+
+// The tiny model's plan: per layer, KV head 0 in a full group and KV head 1 in a budget
+// group keeping a quarter of the sequence (Tangram's shape, one head per page group).
+core::KvPlan tiny_tangram_plan(core::KvDtype full_dtype, core::KvDtype budget_dtype) {
+  const EngineShape s = tiny_shape();
+  core::KvPlan plan;
+  plan.model_name = s.model_name;
+  for (int l = 0; l < s.num_layers; ++l) {
+    core::LayerShape layer;
+    layer.num_cache_heads = s.num_kv_heads;
+    layer.vector_width = s.head_dim;
+    layer.num_q_heads = s.num_q_heads;
+    layer.qk_dim = layer.v_dim = s.head_dim;
+    plan.layers.push_back(layer);
+  }
+  core::HeadGroup kept{.name = "full", .precision = core::Precision::defaults(full_dtype)};
+  core::HeadGroup budget{.name = "budget", .retention = core::BudgetRetention{.ratio = 0.25},
+                         .precision = core::Precision::defaults(budget_dtype)};
+  for (int l = 0; l < s.num_layers; ++l) {
+    kept.heads.push_back({l, 0});
+    budget.heads.push_back({l, 1});
+  }
+  plan.groups = {kept, budget};
+  return plan;
+}
+
+PlanPages download_plan_pages(const Engine& engine) {
+  PlanPages pages;
+  for (int l = 0; l < engine.shape().num_layers; ++l) {
+    pages.emplace_back();
+    const std::vector<PlanCell>& cells = engine.plan()->layers[static_cast<size_t>(l)];
+    for (size_t c = 0; c < cells.size(); ++c) {
+      pages.back().emplace_back(static_cast<size_t>(engine.plan_pools().num_pages() * cells[c].layout.page_bytes));
+      KVLAB_CUDA_CHECK(cudaMemcpy(pages.back().back().data(), engine.plan_pools().pool(l, static_cast<int>(c)),
+                                  pages.back().back().size(), cudaMemcpyDeviceToHost));
+    }
+  }
+  return pages;
+}
+
+struct PlanCase {
+  std::string name;
+  core::KvDtype full, budget;
+  bool graphs;
+};
+
+class EnginePlanTest : public ::testing::TestWithParam<PlanCase> {};
+
+TEST_P(EnginePlanTest, StepsMatchTheCpuForwardOverThePlansPages) {
+  KVLAB_REQUIRE_GPU();
+  EngineOptions o;
+  o.max_tokens = 128;
+  o.max_seqs = 8;
+  o.max_context = 400;
+  o.kv_pages = 96;
+  o.kv_plan = tiny_tangram_plan(GetParam().full, GetParam().budget);
+  o.cuda_graphs = GetParam().graphs;
+  o.seed = 17;
+  Engine engine(tiny_shape(), o);
+  ASSERT_NE(engine.plan(), nullptr);
+  const HostWeights w = download(engine.weights());
+  // Budget groups keep ⌈0.25·n⌉: 38 → 10, 6 → 2, 101 → 26, 17 → 5, 1 → 1 token(s); the
+  // prefill chunks read their whole prompt.
+  const std::vector<std::vector<EngineRow>> steps = {
+      {{37, 1, true, true}, {5, 1, true, true}, {20, 30, false, false}, {0, 17, false, true}},
+      {{100, 1, true, true}, {16, 1, true, true}, {0, 1, true, true}}};
+  for (size_t step = 0; step < steps.size(); ++step) {
+    const uint64_t seed = 300 + step;
+    PlanPages pages = download_plan_pages(engine);
+    BatchLimits limits;
+    limits.max_tokens = o.max_tokens;
+    limits.max_seqs = o.max_seqs;
+    limits.group = engine.shape().group();
+    limits.max_context = o.max_context;
+    BatchLayout b = plan_batch(steps[step], engine.plan_pools().page_order(), limits, seed, engine.shape().vocab);
+    add_plan_slots(b, steps[step], *engine.plan(), KvPool::kBlockSize);
+    const std::vector<int32_t> tokens = engine.run(steps[step], seed);
+    const std::vector<float> logits = engine.last_logits();
+    const Matrix expected = reference_step(engine, w, {}, b, steps[step], nullptr, engine.plan(), std::move(pages));
+    ASSERT_EQ(logits.size(), expected.size());
+    ASSERT_EQ(tokens.size(), static_cast<size_t>(b.num_sampled));
+    double err2 = 0, ref2 = 0;
+    for (size_t i = 0; i < logits.size(); ++i) {
+      ASSERT_TRUE(std::isfinite(logits[i])) << "logit " << i;
+      err2 += (logits[i] - expected[i]) * (logits[i] - expected[i]);
+      ref2 += expected[i] * expected[i];
+    }
+    EXPECT_LT(std::sqrt(err2 / ref2), 2e-2) << "step " << step;
+  }
+  EXPECT_EQ(engine.graphs_cached(), 0u) << "a plan's decode work lives with its step: no graph is kept";
+  const StepTiming timing = engine.time(steps[1], 1, 2);
+  EXPECT_GT(timing.gpu_s, 0);
+  EXPECT_EQ(timing.graph, GetParam().graphs);
+}
+
+INSTANTIATE_TEST_SUITE_P(Plan, EnginePlanTest,
+                         ::testing::Values(PlanCase{"bf16_graphs", core::KvDtype::kBf16, core::KvDtype::kBf16, true},
+                                           PlanCase{"bf16_eager", core::KvDtype::kBf16, core::KvDtype::kBf16, false},
+                                           PlanCase{"bf16_int8_graphs", core::KvDtype::kBf16, core::KvDtype::kInt8, true}),
+                         [](const ::testing::TestParamInfo<PlanCase>& p) { return p.param.name; });
+
+// Refused by the constructor before any page is allocated (its cuBLASLt handle comes first).
+TEST(EnginePlanRefusal, AWindowPlanIsRefusedWithTheReason) {
+  KVLAB_REQUIRE_GPU();
+  core::KvPlan plan = tiny_tangram_plan(core::KvDtype::kBf16, core::KvDtype::kBf16);
+  plan.groups[1].retention = core::SinksWindowRetention{.sink_tokens = 4, .window_tokens = 64};
+  EngineOptions o;
+  o.kv_plan = plan;
+  try {
+    Engine engine(tiny_shape(), o);
+    FAIL() << "a sinks + window plan was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("kv_plan group 'budget': sinks_window retention is not run"), std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(EngineTiming, TimesAStepWithPositiveMedian) {
