@@ -39,8 +39,8 @@ nlohmann::ordered_json run_point(const Experiment& e, size_t i, const SweepOptio
   PointFolder folder(o.out, e.points[i].name);
   std::unique_ptr<IterationLogWriter> log;
   if (o.iteration_log) {
-    const core::KvPlan plan = core::make_baseline_plan(config.model, config.kv_precision, config.scheduler.block_size);
-    log = std::make_unique<IterationLogWriter>(plan, [&](std::string_view chunk) { folder.append("iterations.csv", chunk); });
+    // The plan the simulator runs (kv_plan: or techniques:), so group lengths are logged.
+    log = std::make_unique<IterationLogWriter>(sim::resolved_plan(config), [&](std::string_view chunk) { folder.append("iterations.csv", chunk); });
   }
   const auto started = std::chrono::steady_clock::now();
   const sim::SimResult result = sim::simulate(

@@ -4,6 +4,7 @@
 // group lengths for a windowed plan, and malformed files rejected with file:line.
 #include "experiments/runner/iteration_log.h"
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 
@@ -13,6 +14,9 @@
 
 #include "core/config/spec_loader.h"
 #include "core/error.h"
+#include "experiments/runner/experiment_config.h"
+#include "experiments/runner/progress_bar.h"
+#include "experiments/runner/sweep_runner.h"
 #include "sim/simulate.h"
 
 namespace kvlab::experiments {
@@ -127,6 +131,37 @@ TEST(IterationLogFile, WindowedGroupsCarryTheirLengths) {
       EXPECT_EQ(std::max(s.group_tokens[0], s.group_tokens[1]), tokens);
     }
   }
+}
+
+TEST(IterationLogFile, ARunLogsThePlanOfItsTechniques) {
+  // `kvlab run --iteration-log` of an experiment whose techniques make a Tangram plan: the
+  // log carries the plan's group lengths (it carried none while the runner logged the
+  // baseline plan). Every head keeps ⌈0.25 · n⌉ of n tokens.
+  const fs::path dir = fs::temp_directory_path() / ("run-plan-log-" + std::to_string(::getpid()));
+  fs::create_directories(dir / "out");
+  std::ofstream(dir / "tangram.yaml") << "schema_version: 1\nname: tangram_log\nmodel: llama-3.1-8b\ngpu: h200\n"
+                                         "workload: {rate: 5, num_requests: 3, seed: 1, prompt: {distribution: fixed, "
+                                         "mean: 100}, output: {distribution: fixed, mean: 4}}\n"
+                                         "techniques:\n  - tangram: {compression_ratio: 0.25, level: uniform}\n";
+  const Experiment e = load_experiment((dir / "tangram.yaml").string(), {});
+  SweepOptions o;
+  o.out = dir / "out";
+  o.iteration_log = true;
+  ProgressBar progress(e.points.size(), false);
+  const std::atomic<bool> cancel{false};
+  run_sweep(e, o, progress, cancel);
+  const std::vector<LoggedIteration> rows = read_iteration_log((o.out / e.points[0].name / "iterations.csv").string());
+  fs::remove_all(dir);
+  int decodes = 0;
+  for (const LoggedIteration& row : rows) {
+    for (const LoggedSequence& s : row.sequences) {
+      ASSERT_EQ(s.group_tokens.size(), 64u) << "two page groups of four heads in each of 32 layers";
+      const int64_t tokens = s.context_tokens + s.new_tokens;
+      for (const int64_t kept : s.group_tokens) EXPECT_EQ(kept, (tokens + 3) / 4);
+      decodes += s.kind == LoggedKind::kDecode;
+    }
+  }
+  EXPECT_EQ(decodes, 3 * 3) << "3 requests of 4 output tokens: the first from the prompt, 3 decodes";
 }
 
 std::string header() {
