@@ -24,7 +24,7 @@ if [ ! -x "$kvlab" ] || [ ! -x build/gpu/tests/gpu/engine_test ]; then
   exit 1
 fi
 
-timeout 60 build/gpu/tests/gpu/engine_test --gtest_filter='EnginePlan*:EngineForwardTest.*:EngineTiming.*:EnginePrefill*' \
+timeout 60 build/gpu/tests/gpu/engine_test --gtest_filter='*EnginePlan*:*EngineForwardTest*:EngineTiming.*:*PrefillTest*:PrefillSupport.*' \
   >"$out/logs/tests.log" 2>&1
 mark "engine_test (plan, forward, timing, prefill) rc=$?"
 grep -E "^\[ +(OK|FAILED|SKIPPED) |^\[  (PASSED|FAILED) |Failure|Expected|Which is|actual" "$out/logs/tests.log" | head -60 >"$out/tests_summary.txt"
