@@ -11,9 +11,9 @@
 #   5. replays the logged iterations on the engine (`kvlab replay`): every iteration of the
 #      calibrated run, 100 per point of the other;
 #   5b. a technique plan: bench/gpu/cross_validate/llama8b_tangram.yaml (Llama-3.1-8B under a
-#      uniform Tangram plan, light and saturating load) simulated with the calibration and 60
-#      iterations per point replayed through the engine's plan path (every plan step is
-#      planned and captured afresh on the host), under a timeout;
+#      uniform Tangram plan, light and saturating load) simulated with the calibration and
+#      every iteration replayed through the engine's plan path (26 s for both points on the
+#      H200, bench/results/2026-12-03-h200-plan-replay), under a timeout;
 #   6. MoE, a step of its own, every command under `timeout` so a crash or hang there
 #      cannot spoil the dense results: the engine's MoE test (tiny model against a CPU
 #      forward), then Qwen3-30B-A3B (bench/gpu/cross_validate/qwen3_30b_a3b.yaml, light
@@ -93,8 +93,8 @@ plan_step() {
   stamp "technique plan: Llama-3.1-8B under Tangram, simulated and replayed"
   timeout "$(budget 400 30)" $kvlab run bench/gpu/cross_validate/llama8b_tangram.yaml --iteration-log --no-plots \
     --out "$runs/tangram" >>"$out/sim.txt" 2>&1 || { echo "plan simulation failed (exit $?)" | tee -a "$log"; return; }
-  echo "-- replay: Llama-3.1-8B, Tangram plan (calibrated), 60 iterations per point" | tee -a "$out/replay.txt"
-  timeout "$(budget 430 90)" $kvlab replay "$runs/tangram" --max-iterations 60 --warmup 1 --repeats 3 2>>"$log" \
+  echo "-- replay: Llama-3.1-8B, Tangram plan (calibrated), every iteration" | tee -a "$out/replay.txt"
+  timeout "$(budget 430 90)" $kvlab replay "$runs/tangram" --warmup 1 --repeats 3 2>>"$log" \
     | tee -a "$out/replay.txt"
   echo "plan replay exit code: ${PIPESTATUS[0]}" | tee -a "$log"
 }
