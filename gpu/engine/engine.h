@@ -120,7 +120,6 @@ class Engine {
   void moe_ffn(const LayerWeights& w, int layer, int tokens);
   void check_routing() const;  // throws if a step's router produced an invalid expert id
   bool graphable(const BatchLayout& b) const { return options_.cuda_graphs && (!shape_.moe() || moe_grouped(b.num_tokens)); }
-  void moe_ffn(const LayerWeights& w, int layer, int tokens);  // normed_ → proj_ (waits for the router)
   // A plan's step (engine_plan.cc): the decode work of every layer, planned on the host
   // before the step runs, then per layer the groups' appends, decode and prefill.
   void prepare_plan_decode(const BatchLayout& b);
