@@ -6,6 +6,9 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <string>
+
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -39,7 +42,9 @@ class AccuracyStudy : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!ref::model::testing::smollm2_gguf()) GTEST_SKIP() << ref::model::testing::kSkipMessage;
-    dir_ = fs::temp_directory_path() / ("kvlab_accuracy_study_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    // The process id too: two checkouts' suites running at once must not share a folder.
+    dir_ = fs::temp_directory_path() / ("kvlab_accuracy_study_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) +
+                                        "_" + std::to_string(::getpid()));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
