@@ -7,13 +7,14 @@
 #           cp -L /usr/lib/x86_64-linux-gnu/libyaml-cpp.so.0.7 /tmp/ &&   # Ubuntu 24.04 has 0.8 only
 #           tar -C /tmp -cJf .gpu_stage/fuzz/bins.tar.xz fuzz_config fuzz_hf_config fuzz_workload fuzz_trace fuzz_gguf fuzz_tokenizer libyaml-cpp.so.0.7 &&
 #           tar -C build/fuzz -cJf .gpu_stage/fuzz/corpus.tar.xz corpus
-#   there:  bash bench/gpu/fuzz_on_device.sh .gpu_stage/fuzz SECONDS WORKERS_PER_TARGET OUT_TAR &
+#   there:  bash bench/gpu/fuzz_on_device.sh .gpu_stage/fuzz SECONDS WORKERS_PER_TARGET OUT_TAR [TARGETS] &
 # Each target runs under tools/fuzz.sh --prebuilt --nice --jobs WORKERS_PER_TARGET; OUT_TAR
 # gets fuzz.log (one line per target, as fuzz/runs.log keeps them), every finding and the
 # grown corpus.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 stage=$1 seconds=$2 workers=$3 out_tar=$4
+targets=${5:-fuzz_config fuzz_hf_config fuzz_workload fuzz_trace fuzz_gguf fuzz_tokenizer}
 mkdir -p build/fuzz/bin
 tar -xJf "$stage/bins.tar.xz" -C build/fuzz/bin && tar -xJf "$stage/corpus.tar.xz" -C build/fuzz || exit 1
 # Debian's libraries the binaries link that the GPU image lacks travel beside them.
@@ -21,7 +22,7 @@ export LD_LIBRARY_PATH="$PWD/build/fuzz/bin${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 log=build/fuzz/fuzz-device.log
 { echo "# on $(nproc) cores of $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)'s host, beside a GPU run";
   ldd build/fuzz/bin/fuzz_config | grep -c "not found" | sed 's/^/missing libraries: /'; } >"$log"
-for t in fuzz_config fuzz_hf_config fuzz_workload fuzz_trace fuzz_gguf fuzz_tokenizer; do
+for t in $targets; do
   tools/fuzz.sh --prebuilt build/fuzz/bin --targets "$t" --seconds "$seconds" --jobs "$workers" --nice --log "$log" \
     >/dev/null 2>&1 &
 done
