@@ -95,33 +95,38 @@ TEST(PrefixWindow, WithoutPrefixCachingTheChunkRecyclesInPlace) {
   EXPECT_EQ(r.requests[1].prefix_hit_tokens, 0);
 }
 
-// 30 MiB: A fills the arena, and its rows enter the free queue in the order they go back:
-// the window's pages 10, 9, …, 0 when A's chunk lands (newest first, as vLLM's
+// 32 MiB (rejection allows A its 241 tokens: 16 full rows and, with the window's chunk
+// pages, 16 window rows). A takes 30 rows and its rows enter the free queue in the order they
+// go back: the window's pages 10, 9, …, 0 when A's chunk lands (newest first, as vLLM's
 // remove_skipped_blocks), then at A's finish the full pages 14 … 0 and the window's 14 … 11.
-// C (16 tokens, no prefix) takes a row per cadence from the queue's head: the window's
-// pages 10 and 9 are evicted. B's full cadence still serves 192 tokens, but the window must
-// find the longest n whose pages are cached: 192 (pages 8–11), 176 (7–10) and 160 (6–9) miss;
-// 144 keeps [80, 144) = pages 5–8, cached: the hit is 144, limited by the window.
-//   B: full 9 rows acquired + 6 new; window pages 5–8 acquired, chunk [144, 240) adds 9–14:
-//   6 new; 15 + 10 = 25 rows. Landing keeps pages 11–14: 6 recycled.
+// C (48 tokens, no prefix) takes 3 rows per cadence: the 2 never used, then the queue's
+// head: the window's pages 10, 9, 8 and 7 are evicted. B's full cadence still serves 192
+// tokens, but the window needs the longest n whose kept pages are cached: 192 (pages 8–11),
+// 176 (7–10), 160 (6–9), 144 (5–8), 128 (4–7) miss; 112 keeps [48, 112) = pages 3–6,
+// cached: the hit is 112, limited by the window.
+//   B: full 7 rows acquired + 8 new; window pages 3–6 acquired and the chunk [112, 240) adds
+//   7–14: 8 new; 15 + 12 = 27 rows. Landing keeps pages 11–14: 8 recycled.
 TEST(PrefixWindow, TheWindowGroupLimitsTheHit) {
-  const std::vector<RequestSpec> rs = {request(0, 0, 200), request(2, 5, 0), request(1, 10, 200)};
-  const SimResult r = simulate_requests(two_groups(30, true), rs);
+  RequestSpec c = request(1, 5, 0);
+  c.prompt_tokens = 48;
+  const std::vector<RequestSpec> rs = {request(0, 0, 200), c, request(2, 10, 200)};
+  const SimResult r = simulate_requests(two_groups(32, true), rs);
   ASSERT_EQ(r.timeline.size(), 3u);
   EXPECT_EQ(r.requests[1].prefix_hit_tokens, 0);    // C
-  EXPECT_EQ(r.requests[2].prefix_hit_tokens, 144);  // B
+  EXPECT_EQ(r.requests[2].prefix_hit_tokens, 112);  // B
   EXPECT_EQ(r.timeline[0].kv_pages_used, 30);
-  EXPECT_EQ(r.timeline[1].kv_pages_used, 2);
-  EXPECT_EQ(r.timeline[2].kv_pages_used, 25);
-  EXPECT_EQ(r.summary.kv_cadences[1].rows_recycled, 11 + 0 + 6);
-  // B's iteration: the queue after C held 28 of A's rows and C's 2, all cached; B references
-  // 9 + 4 and evicts 12 from the head (the window's 4 … 0, the full 14 … 9, the window's 14):
-  // 30 − 13 − 12 = 5 MiB stay cached, nothing free.
+  EXPECT_EQ(r.timeline[1].kv_pages_used, 6);
+  EXPECT_EQ(r.timeline[2].kv_pages_used, 27);
+  EXPECT_EQ(r.summary.kv_cadences[1].rows_recycled, 11 + 0 + 8);
+  // B's iteration: the queue held A's 28 rows left and C's 6 (its 3 full blocks named per
+  // cadence), all cached; B references 7 + 4 and evicts 16 from the head (the window's
+  // 2 … 0, the full 14 … 7, the window's 14 … 11, C's full page 2): 32 − 11 − 16 = 5 MiB
+  // stay cached, nothing free.
   EXPECT_EQ(r.timeline[2].kv_bytes_cached, 5 * kMiB);
   EXPECT_EQ(r.timeline[2].kv_bytes_free, 0);
-  // The same requests on the baseline (every layer full) hit all 192 tokens: 30 MiB is 15
-  // rows of 2 MiB; A holds them all; C evicts A's page 14 (queued first at A's finish).
-  SimConfig baseline = two_groups(30, true);
+  // The same requests on the baseline (every layer full) hit all 192 tokens: 32 MiB is 16
+  // rows of 2 MiB; A holds 15; C takes the free one and evicts A's pages 14 and 13.
+  SimConfig baseline = two_groups(32, true);
   baseline.kv_plan.reset();
   EXPECT_EQ(simulate_requests(baseline, rs).requests[2].prefix_hit_tokens, 192);
 }
