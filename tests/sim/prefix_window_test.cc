@@ -158,11 +158,27 @@ TEST(PrefixWindow, BudgetGroupsAreRefused) {
 // Many sessions with shared prefixes over global + local (4 sinks + 256) heads, chunked
 // prefill and preemption: every iteration checks each sequence's rows against its tokens
 // and table, the distinct rows named against the pool, and held + cached + free = arena.
+// The third run gives the global heads pages of 32 (hits are then multiples of 32, the
+// least common multiple) and puts layers 28–31 of the local heads in host memory.
 TEST(PrefixWindow, BusySessionsKeepTheirInvariantsAndAreDeterministic) {
-  for (PrefixEviction eviction : {PrefixEviction::kVllmV1, PrefixEviction::kCachedLast}) {
+  for (int variant = 0; variant < 3; ++variant) {
     SimConfig c = two_groups(400, true);
     c.kv_plan->groups[1].retention = core::SinksWindowRetention{4, 256};
-    c.scheduler.prefix_eviction = eviction;
+    c.scheduler.prefix_eviction = variant == 1 ? PrefixEviction::kCachedLast : PrefixEviction::kVllmV1;
+    if (variant == 2) {
+      c.kv_plan->groups[0].block_size = 32;
+      core::HeadGroup cold = c.kv_plan->groups[1];
+      cold.name = "cold";
+      cold.placement = core::Placement::kHost;
+      cold.heads.clear();
+      std::erase_if(c.kv_plan->groups[1].heads, [&](const core::HeadRef& h) {
+        if (h.layer < 28) return false;
+        cold.heads.push_back(h);
+        return true;
+      });
+      c.kv_plan->groups.push_back(cold);
+      c.scheduler.host_kv_bytes = int64_t{1} << 30;
+    }
     c.scheduler.max_num_batched_tokens = 1024;
     c.workload.rate_per_s = 30;
     c.workload.num_requests = 200;
@@ -174,7 +190,11 @@ TEST(PrefixWindow, BusySessionsKeepTheirInvariantsAndAreDeterministic) {
     const SimResult a = simulate(c);
     EXPECT_EQ(a.summary.completed_requests + a.summary.rejected_requests, 200);
     EXPECT_GT(a.summary.prefix_cache_hit_rate, 0.1);
+    EXPECT_GT(a.summary.preemptions, 0) << "variant " << variant;
     EXPECT_GT(a.summary.kv_cadences[1].rows_recycled, 0);
+    if (variant == 2) {
+      for (const RequestRecord& r : a.requests) ASSERT_EQ(r.prefix_hit_tokens % 32, 0);
+    }
     const SimResult b = simulate(c);
     ASSERT_EQ(a.timeline.size(), b.timeline.size());
     for (size_t i = 0; i < a.timeline.size(); ++i) {
