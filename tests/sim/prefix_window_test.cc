@@ -159,9 +159,10 @@ TEST(PrefixWindow, BudgetGroupsAreRefused) {
 // prefill and preemption: every iteration checks each sequence's rows against its tokens
 // and table, the distinct rows named against the pool, and held + cached + free = arena.
 // The third run gives the global heads pages of 32 (hits are then multiples of 32, the
-// least common multiple) and puts layers 28–31 of the local heads in host memory.
+// least common multiple) and puts layers 28–31 of the local heads in host memory; the
+// fourth preempts by swapping to host memory.
 TEST(PrefixWindow, BusySessionsKeepTheirInvariantsAndAreDeterministic) {
-  for (int variant = 0; variant < 3; ++variant) {
+  for (int variant = 0; variant < 4; ++variant) {
     SimConfig c = two_groups(400, true);
     c.kv_plan->groups[1].retention = core::SinksWindowRetention{4, 256};
     c.scheduler.prefix_eviction = variant == 1 ? PrefixEviction::kCachedLast : PrefixEviction::kVllmV1;
@@ -179,6 +180,7 @@ TEST(PrefixWindow, BusySessionsKeepTheirInvariantsAndAreDeterministic) {
       c.kv_plan->groups.push_back(cold);
       c.scheduler.host_kv_bytes = int64_t{1} << 30;
     }
+    if (variant == 3) c.scheduler.preemption_mode = PreemptionMode::kSwap;
     c.scheduler.max_num_batched_tokens = 1024;
     c.workload.rate_per_s = 30;
     c.workload.num_requests = 200;
