@@ -192,6 +192,22 @@ int64_t pages_held(const TableClass& c, int64_t n) {
   return ceil_div(retained_tokens(c.retention, n), c.block_size);
 }
 
+bool held_pages(const TableClass& c, int64_t n, HeldPages* out) {
+  Span span;
+  if (!as_span(c.retention, &span)) return false;
+  // span_pages's walk, keeping the ranges.
+  const int64_t block = c.block_size;
+  const int64_t a = std::min(n, span.head);
+  out->head_end = ceil_div(a, block);
+  const int64_t b = std::max(a, n - span.tail);
+  out->tail_begin = out->tail_end = out->head_end;
+  if (b < n) {
+    out->tail_begin = std::max(b / block, out->head_end);
+    out->tail_end = std::max(out->tail_begin, (n - 1) / block + 1);
+  }
+  return true;
+}
+
 int64_t tokens_until_page_change(const TableClass& c, int64_t n) {
   const int64_t block = c.block_size;
   const int64_t now = pages_held(c, n);

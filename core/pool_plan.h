@@ -93,6 +93,17 @@ constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 int64_t retained_tokens(const TableClass& c, int64_t n);
 // Pages each table of the class holds for a sequence of n tokens (see the top of the file).
 int64_t pages_held(const TableClass& c, int64_t n);
+// Which pages a table of a policy that keeps tokens where they were written (full, window,
+// sinks_window, prefix_only) holds at n tokens: pages [0, head_end) and [tail_begin,
+// tail_end), tail_begin ≥ head_end; count() = pages_held(c, n). False for the compacting
+// policies, whose pages have no fixed token range. The prefix cache needs the pages
+// themselves, not only their count.
+struct HeldPages {
+  int64_t head_end = 0, tail_begin = 0, tail_end = 0;
+  int64_t count() const { return head_end + (tail_end - tail_begin); }
+  bool holds(int64_t page) const { return page < head_end || (page >= tail_begin && page < tail_end); }
+};
+bool held_pages(const TableClass& c, int64_t n, HeldPages* out);
 // The fewest tokens d ≥ 1 after which pages_held(n + d) differs from pages_held(n); kNever
 // when it stays (a saturated window whose start and end cross pages on the same token, a
 // token budget reached).

@@ -58,7 +58,7 @@ struct KvLayout {
   int64_t row_bytes_all = 0;          // Σ cadences' row_bytes: one page of every table
   bool has_host = false;
 
-  // True when a cached block can be one row of one cadence: prefix caching's condition.
+  // True when the plan pages as one cadence (the baseline's shape).
   bool single_cadence() const { return cadences.size() == 1; }
 };
 

@@ -26,7 +26,8 @@ Replica::Replica(const Setup& setup, const CostModel& cost_model, const Speculat
       kv_(cost_model.layout(), setup.total_rows, setup.host_bytes, setup.scheduler.enable_prefix_caching,
           setup.scheduler.prefix_eviction),
       block_(cost_model.layout().cadences.at(0).paging.block_size), spec_(speculative),
-      curves_(all_curves(cost_model, speculative)), aggregates_(curves_) {}
+      curves_(all_curves(cost_model, speculative)), aggregates_(curves_),
+      table_rows_sum_(cost_model.layout().cadences.size(), 0) {}
 
 int32_t Replica::new_slot() {
   if (!free_slots_.empty()) {
@@ -42,6 +43,33 @@ int64_t Replica::max_total_tokens(const Seq& s) const {
   const int64_t max_output = s.spec->max_output_tokens > 0 ? s.spec->max_output_tokens : s.spec->output_tokens;
   const int64_t total = s.spec->prompt_tokens + max_output;
   return setup_.max_context_tokens > 0 ? std::min(total, setup_.max_context_tokens) : total;
+}
+
+int64_t Replica::chunk_rows(const Seq& s, int cadence) const {
+  const core::TableClass& paging = layout_.cadences[static_cast<size_t>(cadence)].paging;
+  if (!kv_.prefix_caching() || paging.reservation == core::Reservation::kReserveBudget) {
+    return rows_for(s, cadence, s.computed + s.chunk);
+  }
+  return kv_.target_rows(cadence, {s.computed, s.computed + s.chunk});
+}
+
+bool Replica::set_rows(Seq& s, int cadence, int64_t rows, PageTarget target) {
+  const int64_t have = s.kv.rows[static_cast<size_t>(cadence)];
+  if (!kv_.resize(s.kv, cadence, rows, target)) return false;
+  table_rows_sum_[static_cast<size_t>(cadence)] += rows - have;
+  return true;
+}
+
+void Replica::land_chunk(Seq& s, ReplicaMetrics& metrics) {
+  if (!kv_.prefix_caching()) return;
+  kv_.publish_all(s.kv, *s.spec, s.computed);
+  for (int k = 0; k < kv_.num_cadences(); ++k) {
+    if (layout_.cadences[static_cast<size_t>(k)].paging.reservation == core::Reservation::kReserveBudget) continue;
+    const int64_t rows = kv_.target_rows(k, {s.computed, s.computed}), have = s.kv.rows[static_cast<size_t>(k)];
+    if (rows >= have) continue;
+    metrics.add_recycled(k, have - rows);
+    KVLAB_CHECK(set_rows(s, k, rows, {s.computed, s.computed}), "landed chunk rows");
+  }
 }
 
 int64_t Replica::rows_for(const Seq& s, int cadence, int64_t tokens) const {
@@ -95,7 +123,7 @@ void Replica::enqueue(const RequestSpec& spec, RequestRecord& record, int64_t /*
 
 int64_t Replica::cached_blocks(const RequestSpec& spec) const {
   if (!kv_.prefix_caching()) return 0;
-  return kv_.match(BlockHasher(spec, block_), (spec.prompt_tokens - 1) / block_);
+  return kv_.match(spec, spec.prompt_tokens - 1) / block_;
 }
 
 void Replica::join_decoders(int32_t slot, int64_t now_ns) {
@@ -111,7 +139,7 @@ void Replica::join_decoders(int32_t slot, int64_t now_ns) {
   for (int k = 0; k < kv_.num_cadences(); ++k) {
     const core::TableClass& paging = layout_.cadences[static_cast<size_t>(k)].paging;
     if (paging.reservation == core::Reservation::kReserveBudget) continue;
-    const int64_t d = core::tokens_until_page_change(paging, s.computed);
+    const int64_t d = kv_.tokens_until_change(k, s.computed);
     if (d != core::kNever) step_events_.push({step_ + d, StepEventKind::kPages, slot, k, s.generation});
   }
   step_events_.push({step_ + (s.spec->output_tokens - s.generated), StepEventKind::kFinish, slot, 0, s.generation});
@@ -132,7 +160,7 @@ void Replica::leave_decoders(int32_t slot) {
 }
 
 void Replica::drop_kv(Seq& s) {
-  table_rows_sum_ -= s.kv.rows[0];
+  for (int k = 0; k < kv_.num_cadences(); ++k) table_rows_sum_[static_cast<size_t>(k)] -= s.kv.rows[static_cast<size_t>(k)];
   prefill_kv_sum_ -= s.computed;
   kv_.release(s.kv);
 }
@@ -143,14 +171,20 @@ void Replica::preempt(int32_t slot, BatchShape& batch, ReplicaMetrics& metrics) 
   if (s.state == State::kDecoding) leave_decoders(slot);
   if (s.state == State::kPrefilling) std::erase(prefilling_, slot);
   if (s.state == State::kSwappingIn) std::erase(swapping_in_, slot);
-  kv_.publish(s.kv, BlockHasher(*s.spec, block_), s.computed / block_);
+  kv_.publish_all(s.kv, *s.spec, s.computed);
+  // With prefix caching, swap-in takes back the pages its tokens need (a window may have
+  // given one back for a step that never ran).
+  std::vector<int64_t> swapped = s.kv.rows;
+  if (kv_.prefix_caching()) {
+    for (int k = 0; k < kv_.num_cadences(); ++k) swapped[static_cast<size_t>(k)] = rows_for(s, k, s.computed);
+  }
   int64_t swap_bytes = 0;
-  for (int k = 0; k < kv_.num_cadences(); ++k) swap_bytes += kv_.demand(k, s.kv.rows[static_cast<size_t>(k)]).hbm;
+  for (int k = 0; k < kv_.num_cadences(); ++k) swap_bytes += kv_.demand(k, swapped[static_cast<size_t>(k)]).hbm;
   const bool swap = setup_.scheduler.preemption_mode == PreemptionMode::kSwap && s.state == State::kDecoding &&
                     swap_bytes_used_ + swap_bytes <= setup_.swap_bytes;
   metrics.add_dropped(layout_, s.computed);
   if (swap) {
-    s.swapped_rows = s.kv.rows;
+    s.swapped_rows = swapped;
     swap_bytes_used_ += swap_bytes;
     batch.swap_bytes += static_cast<double>(swap_bytes);
   }
@@ -175,25 +209,23 @@ Replica::Admission Replica::admit(int32_t slot, int64_t& budget, bool chunked, B
     for (int k = 0; k < kv_.num_cadences(); ++k) need += kv_.demand(k, s.swapped_rows[static_cast<size_t>(k)]);
     if (!kv_.fits(need)) return Admission::kStop;
     for (int k = 0; k < kv_.num_cadences(); ++k) {
-      KVLAB_CHECK(kv_.resize(s.kv, k, s.swapped_rows[static_cast<size_t>(k)]), "swap-in rows");
+      KVLAB_CHECK(set_rows(s, k, s.swapped_rows[static_cast<size_t>(k)], {s.computed, s.computed}), "swap-in rows");
     }
     batch.swap_bytes += static_cast<double>(need.hbm);
     swap_bytes_used_ -= need.hbm;
     s.swapped_rows.clear();
-    table_rows_sum_ += s.kv.rows[0];
     prefill_kv_sum_ += s.computed;
     s.state = State::kSwappingIn;
     swapping_in_.push_back(slot);
   } else {
     if (budget <= 0) return Admission::kStop;
-    const BlockHasher hasher(*s.spec, block_);
-    int64_t hits = 0;
+    int64_t hit = 0;
     if (kv_.prefix_caching()) {
       // A full hit still recomputes the last token (its logits are needed).
-      hits = kv_.match(hasher, (s.to_prefill - 1) / block_);
-      if (hits > 0) kv_.acquire_prefix(s.kv, hasher, hits);
+      hit = kv_.match(*s.spec, s.to_prefill - 1);
+      if (hit > 0) kv_.acquire_prefix(s.kv, *s.spec, hit);
     }
-    s.computed = hits * block_;
+    s.computed = hit;
     const int64_t remaining = s.to_prefill - s.computed;
     if (!chunked && remaining > budget) {  // V1 skips a whole prompt the budget cannot take
       kv_.release(s.kv);
@@ -203,7 +235,7 @@ Replica::Admission Replica::admit(int32_t slot, int64_t& budget, bool chunked, B
     s.chunk = chunked ? std::min(budget, remaining) : remaining;
     KvDemand need;
     for (int k = 0; k < kv_.num_cadences(); ++k) {
-      need += kv_.demand(k, rows_for(s, k, s.computed + s.chunk) - s.kv.rows[static_cast<size_t>(k)]);
+      need += kv_.demand(k, chunk_rows(s, k) - s.kv.rows[static_cast<size_t>(k)]);
     }
     if (!kv_.fits(need)) {
       kv_.release(s.kv);
@@ -212,12 +244,12 @@ Replica::Admission Replica::admit(int32_t slot, int64_t& budget, bool chunked, B
       return Admission::kStop;
     }
     for (int k = 0; k < kv_.num_cadences(); ++k) {
-      KVLAB_CHECK(kv_.resize(s.kv, k, rows_for(s, k, s.computed + s.chunk)), "admission rows");
+      KVLAB_CHECK(kv_.resize(s.kv, k, chunk_rows(s, k), {s.computed, s.computed + s.chunk}), "admission rows");
+      table_rows_sum_[static_cast<size_t>(k)] += s.kv.rows[static_cast<size_t>(k)];  // the hit's rows included
     }
     budget -= s.chunk;
     s.record->prefix_hit_tokens += s.computed;
     metrics.add_admission(s.to_prefill, s.computed);
-    table_rows_sum_ += s.kv.rows[0];
     prefill_kv_sum_ += s.computed;
     s.state = State::kPrefilling;
     prefilling_.push_back(slot);
@@ -295,19 +327,25 @@ void Replica::take_decode_rows(ReplicaMetrics& metrics) {
     const core::TableClass& paging = layout_.cadences[static_cast<size_t>(cadence)].paging;
     const int64_t tokens = tokens_after_step(s);
     const int64_t rows = core::pages_held(paging, tokens);
-    const int64_t d = core::tokens_until_page_change(paging, tokens);
+    const int64_t d = kv_.tokens_until_change(cadence, tokens);
     if (d != core::kNever) step_events_.push({step_ + advance_ + d, StepEventKind::kPages, slot, cadence, e.generation});
     const int64_t have = s.kv.rows[static_cast<size_t>(cadence)];
-    // vLLM V1 names a block in the prefix cache as soon as it is full, not when the
-    // sequence ends: the blocks before this step's token are.
-    if (kv_.prefix_caching()) kv_.publish(s.kv, BlockHasher(*s.spec, block_), (tokens - 1) / block_);
-    if (rows < have) {
-      metrics.add_recycled(cadence, have - rows);
-      if (cadence == 0) table_rows_sum_ -= have - rows;
-      kv_.resize(s.kv, cadence, rows);
-    } else if (rows > have) {
-      const KvDemand need = kv_.demand(cadence, rows - have);
-      needs_.push_back({slot, cadence, rows, need});
+    // Rows that must be taken (with prefix caching a sliding window also trades pages
+    // without changing their count; a page given back that another sequence shares frees
+    // nothing).
+    int64_t more = rows - have;
+    if (kv_.prefix_caching()) {
+      // vLLM V1 names a block in the prefix cache as soon as it is full, not when the
+      // sequence ends: the blocks before this step's token are.
+      kv_.publish(s.kv, *s.spec, cadence, tokens - 1);
+      more = kv_.rows_to_take(s.kv, cadence, rows, {tokens, tokens});
+    }
+    if (more <= 0) {
+      if (rows < have) metrics.add_recycled(cadence, have - rows);
+      if (rows != have || kv_.prefix_caching()) KVLAB_CHECK(set_rows(s, cadence, rows, {tokens, tokens}), "decode rows");
+    } else {
+      const KvDemand need = kv_.demand(cadence, more);
+      needs_.push_back({slot, cadence, rows, tokens, need});
       needs_demand_ += need;
     }
   }
@@ -316,11 +354,10 @@ void Replica::take_decode_rows(ReplicaMetrics& metrics) {
 KvDemand Replica::chunk_demand(Seq& s, ReplicaMetrics& metrics) {
   KvDemand need;
   for (int k = 0; k < kv_.num_cadences(); ++k) {
-    const int64_t rows = rows_for(s, k, s.computed + s.chunk), have = s.kv.rows[static_cast<size_t>(k)];
+    const int64_t rows = chunk_rows(s, k), have = s.kv.rows[static_cast<size_t>(k)];
     if (rows < have) {  // a window sliding over a long prompt
       metrics.add_recycled(k, have - rows);
-      if (k == 0) table_rows_sum_ -= have - rows;
-      kv_.resize(s.kv, k, rows);
+      KVLAB_CHECK(set_rows(s, k, rows, {s.computed, s.computed + s.chunk}), "chunk rows");
     } else {
       need += kv_.demand(k, rows - have);
     }
@@ -330,10 +367,9 @@ KvDemand Replica::chunk_demand(Seq& s, ReplicaMetrics& metrics) {
 
 void Replica::allocate_chunk(Seq& s) {
   for (int k = 0; k < kv_.num_cadences(); ++k) {
-    const int64_t rows = rows_for(s, k, s.computed + s.chunk), have = s.kv.rows[static_cast<size_t>(k)];
+    const int64_t rows = chunk_rows(s, k), have = s.kv.rows[static_cast<size_t>(k)];
     if (rows <= have) continue;
-    KVLAB_CHECK(kv_.resize(s.kv, k, rows), "prefill rows");
-    if (k == 0) table_rows_sum_ += rows - have;
+    KVLAB_CHECK(set_rows(s, k, rows, {s.computed, s.computed + s.chunk}), "prefill rows");
   }
   s.chunk_demand = {};
 }
@@ -394,9 +430,7 @@ IterationCost Replica::schedule_iteration(int64_t now_ns, ReplicaMetrics& metric
   }
   for (const RowNeed& n : needs_) {
     Seq& s = slots_[static_cast<size_t>(n.slot)];
-    const int64_t have = s.kv.rows[static_cast<size_t>(n.cadence)];
-    KVLAB_CHECK(kv_.resize(s.kv, n.cadence, n.rows), "decode rows");
-    if (n.cadence == 0) table_rows_sum_ += n.rows - have;
+    KVLAB_CHECK(set_rows(s, n.cadence, n.rows, {n.tokens, n.tokens}), "decode rows");
   }
   for (const int32_t slot : prefilling_) {
     Seq& s = slots_[static_cast<size_t>(slot)];
@@ -466,7 +500,7 @@ void Replica::record_iteration(int64_t now_ns, const BatchShape& batch, const It
 void Replica::finish(int32_t slot, int64_t now_ns, std::vector<int64_t>& finished, ReplicaMetrics& metrics) {
   Seq& s = slots_[static_cast<size_t>(slot)];
   running_.erase({s.rank, slot});
-  kv_.publish(s.kv, BlockHasher(*s.spec, block_), s.computed / block_);
+  kv_.publish_all(s.kv, *s.spec, s.computed);
   metrics.add_dropped(layout_, s.computed);
   drop_kv(s);
   s.record->finish_s = static_cast<double>(now_ns) * 1e-9;
@@ -510,7 +544,7 @@ void Replica::end_iteration(int64_t now_ns, ReplicaMetrics& metrics, std::vector
     s.computed += s.chunk;
     prefill_kv_sum_ += s.chunk;
     s.chunk = 0;
-    kv_.publish(s.kv, BlockHasher(*s.spec, block_), s.computed / block_);
+    land_chunk(s, metrics);
     if (s.computed < s.to_prefill) {
       prefilling_.push_back(slot);
       continue;

@@ -119,6 +119,7 @@ class Replica {
     int32_t slot;
     int32_t cadence;
     int64_t rows;
+    int64_t tokens;  // the decoder's tokens after the step (which pages, with prefix caching)
     KvDemand demand;
   };
 
@@ -130,6 +131,14 @@ class Replica {
   // Rows of `cadence` a sequence holds at `tokens` (reservations: its whole budget).
   int64_t rows_for(const Seq& s, int cadence, int64_t tokens) const;
   int64_t max_total_tokens(const Seq& s) const;
+  // Rows of `cadence` a prefilling sequence holds for its chunk: rows_for its tokens after
+  // the chunk, or with prefix caching every page the chunk writes (kv_manager.h, PageTarget).
+  int64_t chunk_rows(const Seq& s, int cadence) const;
+  // kv_.resize, keeping table_rows_sum_.
+  bool set_rows(Seq& s, int cadence, int64_t rows, PageTarget target);
+  // After a chunk lands, with prefix caching: names its full blocks and gives back the pages
+  // a window left during it.
+  void land_chunk(Seq& s, ReplicaMetrics& metrics);
   void push_waiting(int32_t slot, bool front);
   void join_decoders(int32_t slot, int64_t now_ns);
   void leave_decoders(int32_t slot);
@@ -160,7 +169,7 @@ class Replica {
   const CostModel& cost_;
   const KvLayout& layout_;
   KvManager kv_;
-  int block_;  // cadence 0's block size: prefix-cache blocks
+  int block_;  // cadence 0's block size
   std::vector<Seq> slots_;
   std::vector<int32_t> free_slots_;
   std::deque<int32_t> waiting_;                           // FCFS
@@ -186,7 +195,7 @@ class Replica {
   int64_t decode_offset_sum_ = 0;  // Σ (computed − join_step) over decoders
   int64_t last_decode_end_ns_ = 0;
   std::vector<std::pair<int64_t, int64_t>> joined_since_decode_;  // (join ns, slot) of late joiners
-  int64_t table_rows_sum_ = 0;     // Σ cadence-0 rows over sequences (shared prefix rows counted per sequence)
+  std::vector<int64_t> table_rows_sum_;  // per cadence, Σ rows over sequences (shared prefix rows counted per sequence)
   int64_t prefill_kv_sum_ = 0;     // Σ computed over sequences not decoding that hold pages
   int64_t swap_bytes_used_ = 0;
   int64_t next_rank_ = 0;

@@ -4,6 +4,7 @@
 // hold, rows held + cached + free = capacity per arena, and each sequence holds exactly the
 // rows its plan says for its tokens.
 #include <cmath>
+#include <unordered_set>
 
 #include "core/check.h"
 #include "sim/replica.h"
@@ -14,7 +15,10 @@ void Replica::check_invariants(const BatchShape& batch) const {
   const int cadences = kv_.num_cadences();
   std::vector<int64_t> rows(static_cast<size_t>(cadences), 0);
   std::vector<double> attended(static_cast<size_t>(aggregates_.num_curves()), 0.0);
-  int64_t decoders = 0, offsets = 0, table_rows = 0;
+  int64_t decoders = 0, offsets = 0;
+  std::vector<int64_t> table_rows(static_cast<size_t>(cadences), 0);
+  // With prefix caching: the distinct rows the sequences' tables name, per cadence.
+  std::vector<std::unordered_set<int32_t>> named(kv_.prefix_caching() ? static_cast<size_t>(cadences) : 0);
   for (size_t slot = 0; slot < slots_.size(); ++slot) {
     const Seq& s = slots_[slot];
     if (s.spec == nullptr || s.kv.rows.empty()) continue;
@@ -39,17 +43,35 @@ void Replica::check_invariants(const BatchShape& batch) const {
       if (!running) {
         KVLAB_CHECK(held == 0, "waiting slot {} holds {} rows of cadence {}", slot, held, k);
       } else {
-        KVLAB_CHECK(held == rows_for(s, k, tokens), "slot {} holds {} rows of cadence {} at {} tokens, the plan says {}", slot,
-                    held, k, tokens, rows_for(s, k, tokens));
+        const int64_t expected = s.state == State::kPrefilling ? chunk_rows(s, k) : rows_for(s, k, tokens);
+        KVLAB_CHECK(held == expected, "slot {} holds {} rows of cadence {} at {} tokens, the plan says {}", slot, held, k,
+                    tokens, expected);
       }
+      table_rows[static_cast<size_t>(k)] += held;
+      if (!kv_.prefix_caching()) continue;
+      int64_t listed = 0;
+      for (const int32_t r : s.kv.tables[static_cast<size_t>(k)].pages) {
+        if (r == PageTable::kNoRow) continue;
+        ++listed;
+        named[static_cast<size_t>(k)].insert(r);
+      }
+      KVLAB_CHECK(listed == held, "slot {} cadence {}: its table names {} rows, it holds {}", slot, k, listed, held);
     }
-    table_rows += s.kv.rows[0];
   }
   KVLAB_CHECK(decoders == decoders_ && decoders == aggregates_.count(), "decoders: walked {}, counted {} and {}", decoders,
               decoders_, aggregates_.count());
   KVLAB_CHECK(offsets == decode_offset_sum_ && offsets == aggregates_.offset_sum(), "decode offsets: walked {}, kept {}",
               offsets, decode_offset_sum_);
-  KVLAB_CHECK(table_rows == table_rows_sum_, "cadence-0 rows: walked {}, kept {}", table_rows, table_rows_sum_);
+  for (int k = 0; k < cadences; ++k) {
+    KVLAB_CHECK(table_rows[static_cast<size_t>(k)] == table_rows_sum_[static_cast<size_t>(k)], "cadence {} rows: walked {}, kept {}",
+                k, table_rows[static_cast<size_t>(k)], table_rows_sum_[static_cast<size_t>(k)]);
+    if (kv_.prefix_caching()) {
+      KVLAB_CHECK(static_cast<int64_t>(named[static_cast<size_t>(k)].size()) == kv_.rows_held(k),
+                  "cadence {}: sequences name {} distinct rows, the pool holds {}", k, named[static_cast<size_t>(k)].size(),
+                  kv_.rows_held(k));
+    }
+  }
+  kv_.check_conservation();  // with prefix caching: every row identity against the counts and the arenas
   int64_t hbm = 0, host = 0;
   for (int k = 0; k < cadences; ++k) {
     if (!kv_.prefix_caching()) {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // What a replica reports of each iteration (replica.h): KV held, used and wasted per
 // cadence and in all, and a timeline sample with the iteration's time split and its work.
+#include <algorithm>
 #include <cmath>
 
 #include "core/check.h"
@@ -36,7 +37,11 @@ void Replica::record(int64_t now_ns, const BatchShape& batch, const IterationCos
       }
     }
     const int64_t rows = kv_.rows_held(k);
-    if (k == 0 && kv_.prefix_caching()) filled -= (table_rows_sum_ - rows) * block_;  // shared rows count once
+    // Shared rows count once: a shared full-retention row is full; a shared window row may
+    // hold tokens its holders no longer keep, so this may undercount them (by < B a row).
+    if (kv_.prefix_caching()) {
+      filled = std::max<int64_t>(0, filled - (table_rows_sum_[static_cast<size_t>(k)] - rows) * cad.paging.block_size);
+    }
     const int64_t used = filled * cad.token_bytes;
     metrics.add_cadence(cost.time_ns, k, rows, rows * cad.row_bytes, used);
     used_bytes += used;
@@ -53,7 +58,7 @@ void Replica::record(int64_t now_ns, const BatchShape& batch, const IterationCos
   t.running = batch.running_seqs;
   t.waiting = num_waiting();
   t.kv_pages_used = rows_held;
-  t.kv_tokens_filled = kv_.prefix_caching() ? kv_sum - (table_rows_sum_ - kv_.rows_held(0)) * block_ : kv_sum;
+  t.kv_tokens_filled = kv_.prefix_caching() ? kv_sum - (table_rows_sum_[0] - kv_.rows_held(0)) * block_ : kv_sum;
   t.kv_bytes_used = used_bytes;
   t.kv_bytes_reserved = reserved_bytes;
   t.kv_bytes_cached = kv_.hbm_cached();

@@ -66,18 +66,27 @@ void validate(const SimConfig& c) {
 // What the simulator does not model for a plan, refused rather than silently approximated.
 void validate_plan(const SimConfig& c, const KvLayout& layout) {
   const SchedulerConfig& s = c.scheduler;
-  if (s.enable_prefix_caching &&
-      (!layout.single_cadence() || !std::holds_alternative<core::FullRetention>(layout.cadences[0].paging.retention))) {
-    std::string cadences;
+  if (s.enable_prefix_caching) {
+    // Compressed (budget) and periodic cadences keep tokens chosen over the whole prompt, so
+    // a prefix's pages differ with what follows it: no hit could ever be served, and the key
+    // would change nothing (sim/README.md, "Prefix caching per cadence").
+    std::string refused;
     for (const KvCadence& k : layout.cadences) {
-      cadences += fmt::format("{}{} ({}, pages of {})", cadences.empty() ? "" : "; ", k.name, core::describe(k.paging.retention),
-                              k.paging.block_size);
+      const bool compacting = core::compacts(k.paging.retention);
+      const bool reserved_window = !std::holds_alternative<core::FullRetention>(k.paging.retention) &&
+                                   k.paging.reservation == core::Reservation::kReserveBudget;
+      if (!compacting && !reserved_window) continue;
+      refused += fmt::format("{}{} ({}{})", refused.empty() ? "" : "; ", k.name, core::describe(k.paging.retention),
+                             compacting ? "" : ", reserve_budget");
     }
-    throw core::ConfigError(fmt::format(
-        "scheduler.enable_prefix_caching: the simulator caches prefixes only when every head group keeps every token "
-        "in pages of one block size (a cached block is then one page of every table); this plan pages as: {}. "
-        "vLLM V1 also caches sliding-window groups and needs only the window's blocks on a hit: not modelled yet",
-        cadences));
+    if (!refused.empty()) {
+      throw core::ConfigError(fmt::format(
+          "scheduler.enable_prefix_caching: group(s) {} cannot reuse a cached prefix: a budget or periodic group keeps "
+          "tokens chosen over the whole prompt (its pages for a prefix depend on what follows), and a reserved window "
+          "recycles its pages in place. Turn prefix caching off, or give these groups full, window or sinks_window "
+          "retention on demand",
+          refused));
+    }
   }
   if (layout.queries_per_step > 1 && !(c.kv_plan && c.kv_plan->speculation)) {
     throw core::ConfigError(fmt::format(
@@ -111,8 +120,15 @@ std::string rejection(const SimConfig& c, const KvLayout& layout, const KvCapaci
   const int64_t tokens = context > 0 ? std::min(r.prompt_tokens + max_output, context) : r.prompt_tokens + max_output;
   // The most it holds alone, per cadence, at any length up to its end.
   int64_t hbm = 0, host = 0, rows = 0;
+  // With prefix caching a window also holds every page of the chunk it is writing
+  // (kv_manager.h, PageTarget): at most one chunk's pages (and one straddled page) more.
+  const int64_t chunk = c.scheduler.enable_chunked_prefill ? std::min(c.scheduler.max_num_batched_tokens, tokens) : tokens;
   for (const KvCadence& k : layout.cadences) {
-    const int64_t held = core::max_pages_held(k.paging, tokens);
+    int64_t held = core::max_pages_held(k.paging, tokens);
+    if (c.scheduler.enable_prefix_caching && k.paging.reservation == core::Reservation::kOnDemand) {
+      const int64_t block = k.paging.block_size;
+      held = std::max(held, std::min((tokens + block - 1) / block, held + (chunk + block - 1) / block + 1));
+    }
     hbm += held * k.row_bytes;
     host += held * k.host_row_bytes;
     rows += held;

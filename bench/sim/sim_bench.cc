@@ -77,12 +77,11 @@ void BM_PrefixCacheMatch(benchmark::State& state) {
   r.prompt_tokens = 64 * 16;
   r.prefix_id = 0;
   r.prefix_tokens = r.prompt_tokens;
-  const kvlab::sim::BlockHasher hasher(r, 16);
   kvlab::sim::SeqKv seq;
   kv.init(seq);
-  kv.resize(seq, 0, 64);
-  kv.publish(seq, hasher, 64);
-  for (auto _ : state) benchmark::DoNotOptimize(kv.match(hasher, 64));
+  kv.resize(seq, 0, 64, {0, 64 * 16});
+  kv.publish(seq, r, 0, 64 * 16);
+  for (auto _ : state) benchmark::DoNotOptimize(kv.match(r, 64 * 16));
   state.SetItemsProcessed(state.iterations() * 64);  // pages looked up
 }
 BENCHMARK(BM_PrefixCacheMatch);

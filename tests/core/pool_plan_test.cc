@@ -77,6 +77,34 @@ TEST(PoolPlan, PagesHeldMatchTokenByTokenCounting) {
   }
 }
 
+// The pages themselves, for the policies that keep tokens in place: exactly the pages some
+// kept token lies in (the same token-by-token walk as brute_pages).
+TEST(PoolPlan, HeldPagesAreThePagesOfTheKeptTokens) {
+  for (const Retention& r : policies()) {
+    for (int block : {16, 7}) {
+      const TableClass c = with(r, block);
+      HeldPages held;
+      if (!held_pages(c, 10, &held)) {
+        EXPECT_TRUE(compacts(r)) << describe(r);
+        continue;
+      }
+      int64_t head = 1 << 30, tail = 0;
+      if (const auto* w = std::get_if<WindowRetention>(&r)) head = 0, tail = w->window_tokens;
+      if (const auto* s = std::get_if<SinksWindowRetention>(&r)) head = s->sink_tokens, tail = s->window_tokens;
+      if (const auto* p = std::get_if<PrefixOnlyRetention>(&r)) head = p->prefix_tokens, tail = p->window_tokens;
+      for (int64_t n = 0; n <= 700; ++n) {
+        ASSERT_TRUE(held_pages(c, n, &held));
+        std::set<int64_t> pages;
+        for (int64_t t = 0; t < n; ++t) {
+          if (t < head || t >= n - tail) pages.insert(t / block);
+        }
+        ASSERT_EQ(held.count(), static_cast<int64_t>(pages.size())) << describe(r) << " n " << n;
+        for (int64_t p = 0; p <= n / block + 1; ++p) ASSERT_EQ(held.holds(p), pages.count(p) == 1) << describe(r) << " n " << n << " page " << p;
+      }
+    }
+  }
+}
+
 TEST(PoolPlan, NextPageChangeAndReservationMatchAScan) {
   for (const Retention& r : policies()) {
     const TableClass c = with(r, 16);

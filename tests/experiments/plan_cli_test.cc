@@ -119,11 +119,19 @@ TEST(PlanCli, APlanConflictsWithTheBaselinesKeys) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.output, HasSubstr("conflict.yaml:6:17: error: kv_cache_dtype: conflicts with kv_plan"));
   EXPECT_THAT(r.output, HasSubstr("scheduler.block_size: conflicts with kv_plan"));
-  const fs::path window = write("window_prefix.yaml", experiment("kv_plan: {retention: {policy: window, window_tokens: 64}}\n"
+  // Prefix caching serves window groups (sim/README.md) but refuses a compressed one.
+  const fs::path budget = write("budget_prefix.yaml", experiment("kv_plan: {retention: {policy: budget, ratio: 0.25}}\n"
                                                                  "scheduler: {enable_prefix_caching: true}\n"));
-  const auto refused = run_kvlab("run " + window.string() + " --out /tmp/kvlab_plan_cli_never");
+  const auto refused = run_kvlab("run " + budget.string() + " --out /tmp/kvlab_plan_cli_never");
   EXPECT_EQ(refused.exit_code, 2);
   EXPECT_THAT(refused.output, HasSubstr("enable_prefix_caching"));
+  EXPECT_THAT(refused.output, HasSubstr("cannot reuse a cached prefix"));
+  const fs::path window = write("window_prefix.yaml", experiment("kv_plan: {retention: {policy: window, window_tokens: 64}}\n"
+                                                                 "scheduler: {enable_prefix_caching: true}\n"));
+  const fs::path out = fs::temp_directory_path() / "kvlab_plan_cli_window";
+  fs::remove_all(out);
+  const auto served = run_kvlab("run " + window.string() + " --no-plots --out " + out.string());
+  EXPECT_EQ(served.exit_code, 0) << served.output;
 }
 
 }  // namespace
