@@ -7,6 +7,7 @@
 #include "experiments/calibrate_command.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
@@ -128,6 +129,20 @@ void calibrate(const CalibrateOptions& o) {
     raw += fmt::format("layer_kernels,rope+append+norms+swiglu,bf16,{},0,0,0,0,0,{}\n", t.tokens, t.seconds);
   }
   const LayerFit layer = fit_layer(layer_x, layer_t);
+  // The same kernels with each quantized KV format: what its append adds beyond bf16's.
+  std::array<double, 7> layer_extra_fixed{}, layer_extra_per_token{};
+  for (const core::Precision& p : formats) {
+    if (p.dtype == core::KvDtype::kBf16) continue;
+    std::vector<double> x, y;
+    for (const gpu::engine::LayerKernelTiming& t : gpu::engine::time_layer_kernels(shape, p, layer_tokens, stream)) {
+      x.push_back(t.tokens);
+      y.push_back(t.seconds);
+      raw += fmt::format("layer_kernels,rope+append+norms+swiglu,{},{},0,0,0,0,0,{}\n", core::to_string(p.dtype), t.tokens, t.seconds);
+    }
+    const LayerFit f = fit_layer(x, y);
+    layer_extra_fixed[static_cast<size_t>(p.dtype)] = f.fixed_s - layer.fixed_s;
+    layer_extra_per_token[static_cast<size_t>(p.dtype)] = f.per_token_s - layer.per_token_s;
+  }
   const double step_fixed = gpu::engine::time_step_fixed(shape, stream);
   raw += fmt::format("step_fixed,upload+embed+norm+gather+argmax,bf16,1,0,0,0,0,0,{}\n", step_fixed);
   const double copy = gpu::engine::copy_bandwidth(size_t{2} << 30, stream);
@@ -150,6 +165,8 @@ void calibrate(const CalibrateOptions& o) {
   m.decode_attention_table = attention_table;
   m.layer_fixed_s = layer.fixed_s;
   m.layer_per_token_s = layer.per_token_s;
+  m.layer_extra_fixed_s = layer_extra_fixed;
+  m.layer_extra_per_token_s = layer_extra_per_token;
   m.host_link_bytes_per_s = std::min(link.to_device_bytes_per_s, link.to_host_bytes_per_s);
 
   CalibrationFile file;
@@ -192,6 +209,11 @@ void calibrate(const CalibrateOptions& o) {
   std::cout << fmt::format("  prefill attention: {:.1f}% of the bf16 rate\n", 100 * prefill_efficiency);
   std::cout << fmt::format("  layer small kernels: {:.2f} us + {:.2f} ns/token (fit {:.1f}%)\n", layer.fixed_s * 1e6,
                            layer.per_token_s * 1e9, 100 * layer.median_relative_error);
+  for (const core::Precision& p : formats) {
+    if (p.dtype == core::KvDtype::kBf16) continue;
+    std::cout << fmt::format("    with {} KV: {:+.2f} us {:+.2f} ns/token\n", core::to_string(p.dtype),
+                             layer_extra_fixed[static_cast<size_t>(p.dtype)] * 1e6, layer_extra_per_token[static_cast<size_t>(p.dtype)] * 1e9);
+  }
   std::cout << fmt::format("  step fixed {:.2f} us; copy {:.2f} TB/s; host link {:.1f} / {:.1f} GB/s (to device / to host)\n",
                            step_fixed * 1e6, copy / 1e12, link.to_device_bytes_per_s / 1e9, link.to_host_bytes_per_s / 1e9);
 }

@@ -12,7 +12,8 @@
 //     batch × tokens per sequence, the share at the step's batch and mean tokens
 //     (DecodeAttentionTable);
 //   - per layer, the small kernels (RMSNorms, RoPE, KV append, SwiGLU, residual adds):
-//     layer_fixed_s + layer_per_token_s · T;
+//     layer_fixed_s + layer_per_token_s · T, plus what a quantized KV format's append adds
+//     (layer_extra_*, per format);
 //   - the host link (swap) at its measured pinned-copy bandwidth;
 //   - collectives between GPUs (bench/gpu/collectives.py's fits, one per collective and
 //     world size): latency + bus factor · bytes / bus bandwidth (collective_time_s). The TP
@@ -82,8 +83,12 @@ struct MeasuredCalibration {
   std::array<double, 7> attention_memory_efficiency{};
   double attention_fixed_s = 0;       // per layer and attention launch
   DecodeAttentionTable decode_attention_table;  // overrides the shares above where a format has one
-  double layer_fixed_s = 0;           // per layer: the small kernels at one token
-  double layer_per_token_s = 0;       // per layer and token
+  double layer_fixed_s = 0;           // per layer: the small kernels at one token (bf16 KV)
+  double layer_per_token_s = 0;       // per layer and token (bf16 KV)
+  // The same small kernels with another KV format, less bf16's: the KV append's quantization
+  // (scales, rounding, packing), per core::KvDtype; added for the run's KV format.
+  std::array<double, 7> layer_extra_fixed_s{};
+  std::array<double, 7> layer_extra_per_token_s{};
   double host_link_bytes_per_s = 0;   // pinned host ↔ device copy, each way
   std::vector<LinkFit> links;         // collectives between GPUs (only measured fits are kept)
   bool measured() const { return !measured_on.empty(); }

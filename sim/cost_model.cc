@@ -81,6 +81,8 @@ CostModel::CostModel(const SimConfig& c, const KvLayout& layout) : layout_(&layo
   const DecodeAttentionTable& table = measured_.decode_attention_table;
   per_format_ = per_format_ || !table.empty();
   peak_bandwidth_ = c.gpu.hbm_bandwidth.bytes_per_s;
+  layer_extra_fixed_s_ = measured_.layer_extra_fixed_s[static_cast<size_t>(c.kv_precision.dtype)];
+  layer_extra_per_token_s_ = measured_.layer_extra_per_token_s[static_cast<size_t>(c.kv_precision.dtype)];
   if (per_format_) {
     const KvLayout& k = layout;
     decode_hbm_s_.assign(k.curves.size(), 0.0);
@@ -233,7 +235,12 @@ IterationCost CostModel::iteration(const BatchShape& b) const {
   if (b.swap_bytes > 0) cost.communication_s += b.swap_bytes / host_bandwidth_;
   cost.step_fixed_s = overhead_s_ + per_seq_overhead_s_ * static_cast<double>(b.running_seqs);
   cost.overhead_s += cost.step_fixed_s;
-  if (tokens > 0) cost.overhead_s += num_layers_ * (measured_.layer_fixed_s + measured_.layer_per_token_s * tokens);
+  if (tokens > 0) {
+    cost.overhead_s += num_layers_ * (measured_.layer_fixed_s + measured_.layer_per_token_s * tokens);
+    // The run's KV format's append beyond bf16's (a plan of several formats: its base one).
+    const double extra = layer_extra_fixed_s_ + layer_extra_per_token_s_ * tokens;
+    cost.overhead_s += num_layers_ * std::max(extra, -(measured_.layer_fixed_s + measured_.layer_per_token_s * tokens));
+  }
   cost.compute_bound = cost.compute_s > cost.weights_s + cost.kv_s;
   cost.time_ns = std::max<int64_t>(1, core::limits::saturated_ns(cost.total_s()));  // the engine reports one past its horizon
   return cost;

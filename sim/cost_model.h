@@ -135,6 +135,7 @@ class CostModel {
   };
   std::vector<TabledClass> tabled_;
   double peak_bandwidth_ = 0;
+  double layer_extra_fixed_s_ = 0, layer_extra_per_token_s_ = 0;  // the KV format's append beyond bf16's
   int num_layers_ = 0, tp_ = 1;
   double allreduce_bytes_per_token_ = 0, host_bandwidth_ = 0;
   double overhead_s_ = 0, per_seq_overhead_s_ = 0;

@@ -2,6 +2,7 @@
 #include "experiments/runner/measured_calibration.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdlib>
 
@@ -61,6 +62,37 @@ std::vector<sim::LinkFit> parse_links(core::ConfigNode n) {
   }
   n.finish();
   return fits;
+}
+
+// A map of KV format → number (may be negative: a difference), scaled by `unit`.
+std::array<double, 7> read_per_format(core::ConfigNode n, const std::string& key, const std::string& help, double unit) {
+  std::array<double, 7> out{};
+  core::ConfigNode map = n.child(key, help);
+  n.document(key, "map", "{}", help);
+  if (map.is_map()) {
+    for (const std::string& name : map.keys()) {
+      core::KvDtype dtype = core::KvDtype::kBf16;
+      if (!core::parse_kv_dtype(name, &dtype)) {
+        map.error_at(name, "not a KV format: expected bf16, fp16, fp8, int8, int6, int5 or int4");
+        continue;
+      }
+      const double v = map.required<double>(name, help);
+      map.require_in_range(name, v, -1e9, 1e9);
+      out[static_cast<size_t>(dtype)] = v * unit;
+    }
+  } else if (!map.is_null()) {
+    map.error("expected a map of KV format → number");
+  }
+  return out;
+}
+
+std::string per_format_yaml(const std::string& key, const std::array<double, 7>& values, double unit) {
+  std::string items;
+  for (const core::KvDtype d : kDtypes) {
+    const double v = values[static_cast<size_t>(d)];
+    if (v != 0) items += fmt::format("{}{}: {:.4g}", items.empty() ? "" : ", ", core::to_string(d), v / unit);
+  }
+  return items.empty() ? "" : fmt::format("  {}: {{{}}}\n", key, items);
 }
 
 // A list of numbers; each element that is not one is reported where it is.
@@ -198,6 +230,9 @@ sim::MeasuredCalibration parse_measured_calibration(core::ConfigNode n) {
       n.child("decode_attention_table", "decode attention timed on a grid of batch × tokens per sequence, per KV format"));
   m.layer_fixed_s = n.optional<core::Duration>("layer_fixed", {}, "per layer: small kernels at one token").seconds();
   m.layer_per_token_s = n.optional<double>("layer_per_token_ns", 0.0, "per layer and token, ns") * 1e-9;
+  m.layer_extra_fixed_s = read_per_format(n, "layer_extra_fixed_ns", "the small kernels' fixed cost beyond bf16's, ns, per KV format", 1e-9);
+  m.layer_extra_per_token_s =
+      read_per_format(n, "layer_extra_per_token_ns", "the small kernels' cost per token beyond bf16's, ns, per KV format", 1e-9);
   m.host_link_bytes_per_s =
       n.optional<core::Bandwidth>("host_link_bandwidth", {}, "pinned host ↔ device copy, each way").bytes_per_s;
   m.links = parse_links(n.child("links", "bench/gpu/collectives.py's fits of collective times"));
@@ -223,6 +258,8 @@ std::string measured_calibration_yaml(const sim::MeasuredCalibration& m) {
   y += decode_attention_table_yaml(m.decode_attention_table);
   if (m.layer_fixed_s > 0) y += fmt::format("  layer_fixed: {} ns\n", static_cast<int64_t>(m.layer_fixed_s * 1e9 + 0.5));
   if (m.layer_per_token_s > 0) y += fmt::format("  layer_per_token_ns: {:.4g}\n", m.layer_per_token_s * 1e9);
+  y += per_format_yaml("layer_extra_fixed_ns", m.layer_extra_fixed_s, 1e-9);
+  y += per_format_yaml("layer_extra_per_token_ns", m.layer_extra_per_token_s, 1e-9);
   if (m.host_link_bytes_per_s > 0) y += fmt::format("  host_link_bandwidth: {:.4g} GB/s\n", m.host_link_bytes_per_s / 1e9);
   return y;
 }

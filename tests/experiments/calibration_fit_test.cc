@@ -130,6 +130,8 @@ TEST(MeasuredCalibration, WrittenAndReadBack) {
   m.attention_fixed_s = 4e-6;
   m.layer_fixed_s = 11e-6;
   m.layer_per_token_s = 9.5e-9;
+  m.layer_extra_fixed_s[static_cast<size_t>(core::KvDtype::kInt8)] = 8.25e-6;
+  m.layer_extra_per_token_s[static_cast<size_t>(core::KvDtype::kInt4)] = -1.5e-9;
   m.host_link_bytes_per_s = 52e9;
   core::ConfigDocument doc = core::ConfigDocument::parse_string(measured_calibration_yaml(m), "cal.yaml");
   core::ConfigNode root = doc.root();
@@ -143,6 +145,9 @@ TEST(MeasuredCalibration, WrittenAndReadBack) {
   EXPECT_NEAR(back.gemm_fixed_s, 3.2e-6, 1e-15);
   EXPECT_DOUBLE_EQ(back.attention_memory_efficiency[static_cast<size_t>(core::KvDtype::kInt4)], 0.61);
   EXPECT_NEAR(back.layer_per_token_s, 9.5e-9, 1e-18);
+  EXPECT_NEAR(back.layer_extra_fixed_s[static_cast<size_t>(core::KvDtype::kInt8)], 8.25e-6, 1e-15);
+  EXPECT_NEAR(back.layer_extra_per_token_s[static_cast<size_t>(core::KvDtype::kInt4)], -1.5e-9, 1e-18);
+  EXPECT_EQ(back.layer_extra_fixed_s[static_cast<size_t>(core::KvDtype::kBf16)], 0.0);
   EXPECT_DOUBLE_EQ(back.host_link_bytes_per_s, 52e9);
 }
 
@@ -165,6 +170,9 @@ TEST(MeasuredCalibration, SaysWhatIsWrongAndWhere) {
   EXPECT_NE(errors_of(base + "  gemm_memory_efficiency: 1.5\n").find("gemm_memory_efficiency"), std::string::npos);
   EXPECT_NE(errors_of(base + "  layer_fixed_us: 3\n").find("layer_fixed_us"), std::string::npos) << "unknown keys rejected";
   EXPECT_EQ(errors_of(base), "");
+  EXPECT_NE(errors_of(base + "  layer_extra_fixed_ns: {int3: 5}\n").find("measured.layer_extra_fixed_ns.int3: not a KV format"),
+            std::string::npos);
+  EXPECT_NE(errors_of(base + "  layer_extra_per_token_ns: 5\n").find("expected a map of KV format"), std::string::npos);
 }
 
 TEST(MeasuredCalibration, ReadsCollectivesLinksFile) {

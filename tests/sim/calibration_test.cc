@@ -121,6 +121,28 @@ TEST(DecodeAttentionTable, CostModelPricesTheFormatFromTheTable) {
   EXPECT_NEAR(read_tabled / read_fitted, 0.5 / 0.4, 1e-9);
 }
 
+TEST(MeasuredCalibration, QuantizedAppendAddsItsExtraPerLayer) {
+  // int8 KV with measured extras of 9 us + 3 ns per token per layer beyond bf16's small
+  // kernels: a 32-token decode step of Llama-3.1-8B's 32 layers gains 32 · (9 us + 32 · 3 ns).
+  SimConfig c = llama8b_h200();
+  c.kv_precision = core::Precision::defaults(core::KvDtype::kInt8);
+  const KvLayout plan = layout_of(c);
+  MeasuredCalibration& m = c.calibration.measured;
+  m.measured_on = "2026-12-03";
+  m.layer_fixed_s = 10e-6;
+  const IterationCost before = CostModel(c, plan).iteration(decode_batch());
+  m.layer_extra_fixed_s[static_cast<size_t>(core::KvDtype::kInt8)] = 9e-6;
+  m.layer_extra_per_token_s[static_cast<size_t>(core::KvDtype::kInt8)] = 3e-9;
+  m.layer_extra_fixed_s[static_cast<size_t>(core::KvDtype::kFp8E4m3)] = 1.0;  // another format's: ignored
+  const IterationCost after = CostModel(c, plan).iteration(decode_batch());
+  EXPECT_NEAR(after.overhead_s - before.overhead_s, 32 * (9e-6 + 32 * 3e-9), 1e-12);
+  // A negative extra (a format cheaper than bf16) never takes the small kernels below zero.
+  m.layer_extra_fixed_s[static_cast<size_t>(core::KvDtype::kInt8)] = -1.0;
+  m.layer_extra_per_token_s[static_cast<size_t>(core::KvDtype::kInt8)] = 0;
+  const IterationCost floor = CostModel(c, plan).iteration(decode_batch());
+  EXPECT_NEAR(floor.overhead_s - before.overhead_s, -32 * 10e-6, 1e-12);
+}
+
 TEST(MeasuredCalibration, GemmBandwidthAndPrefill) {
   SimConfig c = llama8b_h200();
   const KvLayout plan = layout_of(c);
