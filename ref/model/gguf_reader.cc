@@ -10,6 +10,7 @@
 #include <fmt/core.h>
 
 #include "ref/float_formats.h"
+#include "ref/model/gguf_kquants.h"
 
 namespace kvlab::ref::model {
 namespace {
@@ -126,6 +127,9 @@ bool ggml_block_shape(uint32_t type, int* block_elements, int* block_bytes) {
     case GgmlType::kQ4_0: *block_elements = 32; *block_bytes = 18; return true;
     case GgmlType::kQ4_1: *block_elements = 32; *block_bytes = 20; return true;
     case GgmlType::kQ8_0: *block_elements = 32; *block_bytes = 34; return true;
+    case GgmlType::kQ5_0: *block_elements = 32; *block_bytes = kQ5_0BlockBytes; return true;
+    case GgmlType::kQ4_K: *block_elements = 256; *block_bytes = kQ4_KBlockBytes; return true;
+    case GgmlType::kQ6_K: *block_elements = 256; *block_bytes = kQ6_KBlockBytes; return true;
   }
   return false;
 }
@@ -138,6 +142,9 @@ const char* ggml_type_name(uint32_t type) {
     case GgmlType::kQ4_0: return "Q4_0";
     case GgmlType::kQ4_1: return "Q4_1";
     case GgmlType::kQ8_0: return "Q8_0";
+    case GgmlType::kQ5_0: return "Q5_0";
+    case GgmlType::kQ4_K: return "Q4_K";
+    case GgmlType::kQ6_K: return "Q6_K";
   }
   return "unknown";
 }
@@ -183,6 +190,9 @@ void dequantize_row(uint32_t type, const uint8_t* data, int64_t num_elements, fl
       case GgmlType::kQ4_0: dequantize_q4_0_block(in, o); break;
       case GgmlType::kQ4_1: dequantize_q4_1_block(in, o); break;
       case GgmlType::kQ8_0: dequantize_q8_0_block(in, o); break;
+      case GgmlType::kQ5_0: dequantize_q5_0_block(in, o); break;
+      case GgmlType::kQ4_K: dequantize_q4_k_block(in, o); break;
+      case GgmlType::kQ6_K: dequantize_q6_k_block(in, o); break;
     }
   }
 }
@@ -199,17 +209,38 @@ int64_t GgufTensorInfo::num_bytes() const {
   return num_elements() / block_elements * block_bytes;
 }
 
-GgufFile GgufFile::open(const std::string& path) {
+namespace {
+
+void append_file(const std::string& path, std::vector<uint8_t>* bytes) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw GgufError(fmt::format("{}: cannot open", path));
   const std::streamoff size = in.tellg();
   if (size < 0) throw GgufError(fmt::format("{}: not a regular file", path));
-  std::vector<uint8_t> bytes(static_cast<size_t>(size));
+  const size_t start = bytes->size();
+  bytes->resize(start + static_cast<size_t>(size));
   in.seekg(0);
-  if (!in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size))) {
+  if (!in.read(reinterpret_cast<char*>(bytes->data() + start), static_cast<std::streamsize>(size))) {
     throw GgufError(fmt::format("{}: read failed", path));
   }
+}
+
+}  // namespace
+
+GgufFile GgufFile::open(const std::string& path) {
+  std::vector<uint8_t> bytes;
+  append_file(path, &bytes);
   return parse(std::move(bytes), path);
+}
+
+GgufFile GgufFile::open_parts(const std::vector<std::string>& paths) {
+  if (paths.empty()) throw GgufError("GGUF parts: no file given");
+  std::vector<uint8_t> bytes;
+  std::string name;
+  for (const std::string& p : paths) {
+    append_file(p, &bytes);
+    name += (name.empty() ? "" : " + ") + p;
+  }
+  return parse(std::move(bytes), name);
 }
 
 GgufFile GgufFile::parse(std::vector<uint8_t> bytes, const std::string& path) {

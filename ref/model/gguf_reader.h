@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // GGUF reader: the header, typed metadata key/values, tensor infos and dequantization of the
-// tensor types ref/model needs (F32, F16, BF16, Q4_0, Q4_1, Q8_0) to float32. Written from
+// tensor types ref/model needs (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q6_K) to float32. Written from
 // the GGUF description in ggml's docs/gguf.md: little-endian; magic "GGUF", version (3),
 // tensor count and metadata count (uint64); key/value pairs (string key, uint32 value type,
 // value; arrays carry an element type and a uint64 count); per tensor its name, dimension
@@ -31,7 +31,10 @@ enum class GgmlType : uint32_t {
   kF16 = 1,
   kQ4_0 = 2,  // blocks of 32: fp16 scale d, 16 bytes of nibbles; x = d·(q − 8)
   kQ4_1 = 3,  // blocks of 32: fp16 scale d, fp16 min m, 16 bytes of nibbles; x = d·q + m
+  kQ5_0 = 6,  // blocks of 32, 22 bytes (gguf_kquants.h)
   kQ8_0 = 8,  // blocks of 32: fp16 scale d, 32 int8; x = d·q
+  kQ4_K = 12,  // super-blocks of 256, 144 bytes (gguf_kquants.h)
+  kQ6_K = 14,  // super-blocks of 256, 210 bytes (gguf_kquants.h)
   kBf16 = 30,
 };
 
@@ -72,6 +75,9 @@ class GgufFile {
   // Reads the whole file. Throws GgufError on a bad magic, an unsupported version (< 2), a
   // truncated file, or a tensor that lies outside the data.
   static GgufFile open(const std::string& path);
+  // One file split into parts (model_files.h's kGemma3Gguf): their bytes concatenated in
+  // order; path() is the parts joined by " + ".
+  static GgufFile open_parts(const std::vector<std::string>& paths);
   // The same over bytes already in memory (`path` names them in errors): the fuzz target's entry.
   static GgufFile parse(std::vector<uint8_t> bytes, const std::string& path);
 

@@ -67,6 +67,28 @@ std::string resolve_model_path(const std::string& reference) {
   return reference;
 }
 
+std::vector<std::string> resolve_model_paths(const std::string& reference) {
+  std::string full = reference;
+  if (reference == kSmolLm2Name) full = kSmolLm2Gguf;
+  if (reference == kGemma3Name) full = kGemma3Gguf;
+  std::vector<std::string> paths;
+  size_t begin = 0;
+  while (true) {
+    const size_t plus = full.find(" + ", begin);
+    paths.push_back(resolve_model_path(full.substr(begin, plus == std::string::npos ? std::string::npos : plus - begin)));
+    if (plus == std::string::npos) return paths;
+    begin = plus + 3;
+  }
+}
+
+std::optional<std::vector<std::string>> find_gemma3_model() {
+  try {
+    return resolve_model_paths(kGemma3Gguf);
+  } catch (const std::runtime_error&) {
+    return std::nullopt;
+  }
+}
+
 std::optional<std::string> find_default_model() {
   try {
     return resolve_model_path(kSmolLm2Gguf);

