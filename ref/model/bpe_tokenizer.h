@@ -25,11 +25,13 @@
 #include <unordered_map>
 #include <vector>
 
+#include "ref/model/tokenizer.h"
+
 namespace kvlab::ref::model {
 
 class GgufFile;
 
-class BpeTokenizer {
+class BpeTokenizer : public Tokenizer {
  public:
   // From the GGUF's tokenizer.ggml.{tokens,merges}. Throws GgufError if they are missing or
   // the model is not "gpt2" (byte-level BPE).
@@ -37,10 +39,10 @@ class BpeTokenizer {
   // From lists directly (tests): token strings in id order and "left right" merges by rank.
   BpeTokenizer(std::vector<std::string> tokens, const std::vector<std::string>& merges);
 
-  std::vector<int32_t> encode(std::string_view text) const;
-  std::string decode(const std::vector<int32_t>& ids) const;
+  std::vector<int32_t> encode(std::string_view text) const override;
+  std::string decode(const std::vector<int32_t>& ids) const override;
 
-  int32_t vocab_size() const { return static_cast<int32_t>(tokens_.size()); }
+  int32_t vocab_size() const override { return static_cast<int32_t>(tokens_.size()); }
   const std::string& token(int32_t id) const { return tokens_[static_cast<size_t>(id)]; }
 
   // Step 1 alone (exposed for tests): the pre-token pieces of `text`, in order.

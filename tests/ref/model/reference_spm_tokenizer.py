@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+# Reference token ids for spm_tokenizer_test: Google's `sentencepiece` library running a BPE
+# model rebuilt from the GGUF's own pieces, scores and types (read with the `gguf` package):
+# byte fallback on; the normalizer as Gemma's GGUF says (tokenizer.ggml.add_space_prefix
+# false): identity rules, spaces escaped to U+2581, no dummy prefix, whitespace kept. No BOS.
+# The GGUF may be several parts joined by " + ". Prints the ids on one line.
+# Exit code 77 when `gguf`, `sentencepiece` or its protobuf module is missing (the test skips).
+import os
+import sys
+import tempfile
+
+try:
+    import gguf
+    import sentencepiece as spm
+    from sentencepiece import sentencepiece_model_pb2 as pb
+except ImportError as e:  # pragma: no cover
+    print(f"missing Python package: {e.name}", file=sys.stderr)
+    sys.exit(77)
+
+
+def open_reader(spec):
+    parts = spec.split(" + ")
+    if len(parts) == 1:
+        return gguf.GGUFReader(parts[0]), None
+    tmp = tempfile.NamedTemporaryFile(suffix=".gguf", delete=False)
+    for p in parts:
+        with open(p, "rb") as f:
+            while block := f.read(1 << 24):
+                tmp.write(block)
+    tmp.close()
+    return gguf.GGUFReader(tmp.name), tmp.name
+
+
+def field(reader, key):
+    return reader.fields[key].contents()
+
+
+def build_processor(reader):
+    model = pb.ModelProto()
+    tokens = field(reader, "tokenizer.ggml.tokens")
+    scores = field(reader, "tokenizer.ggml.scores")
+    types = field(reader, "tokenizer.ggml.token_type")
+    for piece, score, kind in zip(tokens, scores, types):
+        p = model.pieces.add()
+        p.piece, p.score, p.type = piece, score, kind  # GGUF's token types are SentencePiece's
+    t = model.trainer_spec
+    t.model_type = pb.TrainerSpec.BPE
+    t.vocab_size = len(tokens)
+    t.byte_fallback = True
+    t.unk_id = field(reader, "tokenizer.ggml.unknown_token_id")
+    t.bos_id = field(reader, "tokenizer.ggml.bos_token_id")
+    t.eos_id = field(reader, "tokenizer.ggml.eos_token_id")
+    t.pad_id = field(reader, "tokenizer.ggml.padding_token_id")
+    n = model.normalizer_spec
+    n.name = "identity"
+    n.add_dummy_prefix = bool(field(reader, "tokenizer.ggml.add_space_prefix"))
+    n.remove_extra_whitespaces = False
+    n.escape_whitespaces = True
+    return spm.SentencePieceProcessor(model_proto=model.SerializeToString())
+
+
+def main():
+    spec, text_path, num_chars = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    reader, tmp = open_reader(spec)
+    try:
+        sp = build_processor(reader)
+    finally:
+        if tmp:
+            os.remove(tmp)
+    with open(text_path, encoding="utf-8") as f:
+        text = f.read()[:num_chars]
+    print(" ".join(str(i) for i in sp.encode(text)))
+
+
+if __name__ == "__main__":
+    main()
