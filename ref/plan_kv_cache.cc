@@ -165,7 +165,7 @@ namespace {
 // Tokens query `qi` (at position first + qi) may see under the head's retention, ascending,
 // before page-sparse selection.
 std::vector<int64_t> visible_tokens(const core::Retention& retention, const HeadState& head, int64_t first, int qi,
-                                    int num_queries, std::span<const uint8_t> tree_mask) {
+                                    int num_queries, std::span<const uint8_t> tree_mask, int64_t window_tokens = 0) {
   const int64_t pos = first + qi;
   std::vector<int64_t> tokens;
   if (std::holds_alternative<core::BudgetRetention>(retention)) {
@@ -180,6 +180,7 @@ std::vector<int64_t> visible_tokens(const core::Retention& retention, const Head
       return t >= first && tree_mask[static_cast<size_t>(qi * num_queries) + static_cast<size_t>(t - first)] == 0;
     });
   }
+  if (window_tokens > 0) std::erase_if(tokens, [&](int64_t t) { return t <= pos - window_tokens; });
   return tokens;
 }
 
@@ -294,7 +295,8 @@ void PlanKvCache::attend(int layer_index, int num_queries, std::span<const float
     // An MLA latent is its own value: the first v_dim elements of the same vector.
     const std::vector<float>& value_rows = shape.num_components == 2 ? head.v : head.k;
     for (int qi = 0; qi < num_queries; ++qi) {
-      std::vector<int64_t> tokens = visible_tokens(group.retention, head, first, qi, num_queries, options.tree_mask);
+      std::vector<int64_t> tokens = visible_tokens(group.retention, head, first, qi, num_queries, options.tree_mask,
+                                                     options.window_tokens);
       KVLAB_CHECK(!tokens.empty(), "layer {} head {}: query {} sees no token", layer_index, kvh, qi);
       const float* q_first = &q[(static_cast<size_t>(qi) * q_heads + static_cast<size_t>(kvh * group_size)) * qk];
       // Logical pages holding visible tokens, ascending.

@@ -26,6 +26,9 @@ struct AttendOptions {
   // Structural retention is evaluated at the query's index in the block, which for a side
   // branch of a tree over-counts its path length by its earlier siblings.
   std::span<const uint8_t> tree_mask;
+  // The layer's own sliding window (the model's, e.g. Gemma 3's local layers): a query at
+  // position p sees only retained tokens at p − window_tokens + 1 … p. 0: no window.
+  int64_t window_tokens = 0;
   // Optional: the attention probabilities, [num_queries, num_q_heads, num_tokens(layer)],
   // zero for tokens not read (head profiling, selection studies). Empty: not written.
   std::span<float> probs;

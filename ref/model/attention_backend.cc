@@ -20,7 +20,7 @@ template <class T>
 FullAttention<T>::FullAttention(int num_layers, int num_q_heads, int num_kv_heads, int head_dim)
     : num_q_heads_(num_q_heads), num_kv_heads_(num_kv_heads), head_dim_(head_dim),
       keys_(static_cast<size_t>(num_layers)), values_(static_cast<size_t>(num_layers)),
-      lengths_(static_cast<size_t>(num_layers), 0) {
+      lengths_(static_cast<size_t>(num_layers), 0), windows_(static_cast<size_t>(num_layers), 0) {
   KVLAB_CHECK(num_kv_heads > 0 && num_q_heads % num_kv_heads == 0, "GQA needs q heads % kv heads == 0");
 }
 
@@ -50,6 +50,7 @@ RowMatrix<T> FullAttention<T>::attend(int layer, const RowMatrix<T>& q,
   KVLAB_CHECK(nq <= total && q.cols() == num_q_heads_ * d, "queries must be appended first");
   const int group = num_q_heads_ / num_kv_heads_;
   const T scale = T(1) / std::sqrt(static_cast<T>(d));
+  const int64_t window = windows_[l];
   RowMatrix<T> out(nq, q.cols());
   std::vector<float> probs_f;
   for (int h = 0; h < num_q_heads_; ++h) {
@@ -61,14 +62,16 @@ RowMatrix<T> FullAttention<T>::attend(int layer, const RowMatrix<T>& q,
       RowMatrix<T> s = (q.block(b0, h * d, bn, d) * keys_[l].block(0, g * d, keys, d).transpose()) * scale;
       for (int64_t i = 0; i < bn; ++i) {
         const int64_t visible = first_pos + i + 1;
-        auto row = s.row(i).head(visible);
+        const int64_t start = window > 0 ? std::max<int64_t>(0, visible - window) : 0;  // first key in the window
+        auto row = s.row(i).segment(start, visible - start);
         const T m = row.maxCoeff();
         row = (row.array() - m).exp();
         row /= row.sum();
+        s.row(i).head(start).setZero();
         s.row(i).tail(keys - visible).setZero();
         if (observer) {
           probs_f.resize(static_cast<size_t>(visible));
-          for (int64_t j = 0; j < visible; ++j) probs_f[static_cast<size_t>(j)] = static_cast<float>(row(j));
+          for (int64_t j = 0; j < visible; ++j) probs_f[static_cast<size_t>(j)] = static_cast<float>(s(i, j));
           observer(layer, h, first_pos + i, probs_f);
         }
       }

@@ -32,6 +32,15 @@ class AttentionBackend {
   //   q: [num_queries, num_q_heads * head_dim] (RoPE applied) → [num_queries, same]
   virtual RowMatrixXf attend(int layer, const RowMatrixXf& q) = 0;
   virtual int64_t length(int layer) const = 0;
+  // A sliding-window layer (Gemma 3's local layers): from now on a query at position p of
+  // `layer` sees only keys at positions p − window_tokens + 1 … p, of those the backend
+  // itself keeps (a KV plan's retention applies inside the model's window). Returns false
+  // when the backend cannot window; the model then refuses to run that layer past
+  // window_tokens positions (below, the window changes nothing).
+  virtual bool set_window(int layer, int64_t window_tokens) {
+    (void)layer, (void)window_tokens;
+    return false;
+  }
 };
 
 // Called with one query's attention probabilities over keys 0 … query_pos (head profiling).
@@ -45,14 +54,17 @@ class FullAttention {
  public:
   FullAttention(int num_layers, int num_q_heads, int num_kv_heads, int head_dim);
   void append(int layer, const RowMatrix<T>& k, const RowMatrix<T>& v);
-  // `observer` (may be empty) sees each query's probabilities, as float.
+  // `observer` (may be empty) sees each query's probabilities, as float (zero outside the
+  // layer's window).
   RowMatrix<T> attend(int layer, const RowMatrix<T>& q, const AttentionObserver& observer = {});
   int64_t length(int layer) const { return lengths_[static_cast<size_t>(layer)]; }
+  void set_window(int layer, int64_t window_tokens) { windows_[static_cast<size_t>(layer)] = window_tokens; }
 
  private:
   int num_q_heads_, num_kv_heads_, head_dim_;
   std::vector<RowMatrix<T>> keys_, values_;  // per layer [capacity, num_kv_heads * head_dim]
   std::vector<int64_t> lengths_;
+  std::vector<int64_t> windows_;  // per layer; 0: every earlier token
 };
 
 // The reference backend: FullAttention<float>, with an optional observer of the maps.
@@ -69,6 +81,10 @@ class FullAttentionBackend : public AttentionBackend {
     return attention_.attend(layer, q, observer_);
   }
   int64_t length(int layer) const override { return attention_.length(layer); }
+  bool set_window(int layer, int64_t window_tokens) override {
+    attention_.set_window(layer, window_tokens);
+    return true;
+  }
 
  private:
   FullAttention<float> attention_;

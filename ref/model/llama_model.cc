@@ -5,41 +5,16 @@
 
 #include <cmath>
 #include <optional>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
 #include "core/limits.h"
 #include "ref/model/gguf_reader.h"
+#include "ref/model/gguf_weights.h"
 
 namespace kvlab::ref::model {
 namespace {
-
-// A 2-D tensor [ne1, ne0] as a row-major float matrix, with its shape checked.
-RowMatrixXf load_matrix(const GgufFile& file, const std::string& name, int64_t rows, int64_t cols) {
-  const GgufTensorInfo* t = file.find_tensor(name);
-  if (!t) throw GgufError(fmt::format("{}: tensor {} is missing", file.path(), name));
-  const bool vector_ok = rows == 1 && t->shape.size() == 1 && t->shape[0] == cols;
-  if (!vector_ok && (t->shape.size() != 2 || t->shape[0] != cols || t->shape[1] != rows)) {
-    throw GgufError(fmt::format("{}: tensor {} has shape [{}], expected [{}, {}] (ne0, ne1)",
-                                file.path(), name, fmt::join(t->shape, ", "), cols, rows));
-  }
-  const std::vector<float> data = file.dequantize(*t);
-  return Eigen::Map<const RowMatrixXf>(data.data(), rows, cols);
-}
-
-Eigen::VectorXf load_vector(const GgufFile& file, const std::string& name, int64_t size) {
-  const RowMatrixXf m = load_matrix(file, name, 1, size);
-  return m.row(0).transpose();
-}
-
-// A model dimension from the metadata, in [1, max] (core/limits.h): a file's numbers are
-// input like a config's, and everything sized from them (divisions, matrices) needs them sane.
-int require_dim(const GgufFile& file, const std::string& key, int64_t max, std::optional<int64_t> fallback = {}) {
-  const std::optional<int64_t> v = file.has(key) ? file.get_int(key) : fallback;
-  if (!v) throw GgufError(fmt::format("{}: metadata key {} is missing (or not an integer)", file.path(), key));
-  if (*v < 1 || *v > max) throw GgufError(fmt::format("{}: metadata {} = {}: expected 1 to {}", file.path(), key, *v, max));
-  return static_cast<int>(*v);
-}
 
 template <class T>
 RowMatrix<T> rms_norm(const RowMatrix<T>& x, const Eigen::VectorXf& weight, double eps) {
@@ -52,23 +27,39 @@ RowMatrix<T> rms_norm(const RowMatrix<T>& x, const Eigen::VectorXf& weight, doub
   return y;
 }
 
-// Rotates adjacent pairs of each head's first rope_dims elements (see llama_model.h).
+// Rotates each head's first rope_dims elements by pos·θ^(−2j/rope_dims): pairs (2j, 2j + 1)
+// (ggml's normal mode, see llama_model.h) or, with rope_neox, pairs (j, j + rope_dims/2).
 template <class T>
-void apply_rope(RowMatrix<T>* x, int num_heads, const LlamaConfig& c, int64_t start_pos) {
+void apply_rope(RowMatrix<T>* x, int num_heads, const LlamaConfig& c, double theta, int64_t start_pos) {
   const int half = c.rope_dims / 2;
+  const int partner = c.rope_neox ? half : 1;
   std::vector<double> inv_freq(static_cast<size_t>(half));
-  for (int j = 0; j < half; ++j) inv_freq[static_cast<size_t>(j)] = std::pow(c.rope_theta, -2.0 * j / c.rope_dims);
+  for (int j = 0; j < half; ++j) inv_freq[static_cast<size_t>(j)] = std::pow(theta, -2.0 * j / c.rope_dims);
   for (int64_t i = 0; i < x->rows(); ++i) {
     const double pos = static_cast<double>(start_pos + i) / c.rope_linear_scale;
     for (int j = 0; j < half; ++j) {
       const double angle = pos * inv_freq[static_cast<size_t>(j)];
       const T cs = static_cast<T>(std::cos(angle)), sn = static_cast<T>(std::sin(angle));
+      const int first = c.rope_neox ? j : 2 * j;
       for (int h = 0; h < num_heads; ++h) {
-        const int64_t base = static_cast<int64_t>(h) * c.head_dim + 2 * j;
-        const T a = (*x)(i, base), b = (*x)(i, base + 1);
+        const int64_t base = static_cast<int64_t>(h) * c.head_dim + first;
+        const T a = (*x)(i, base), b = (*x)(i, base + partner);
         (*x)(i, base) = a * cs - b * sn;
-        (*x)(i, base + 1) = a * sn + b * cs;
+        (*x)(i, base + partner) = a * sn + b * cs;
       }
+    }
+  }
+}
+
+// RMSNorm of each head's head_dim slice (Gemma 3's QK-norm), one weight shared by the heads.
+template <class T>
+void head_rms_norm(RowMatrix<T>* x, int num_heads, int head_dim, const Eigen::VectorXf& weight, double eps) {
+  const auto w = weight.cast<T>().transpose();
+  for (int64_t i = 0; i < x->rows(); ++i) {
+    for (int h = 0; h < num_heads; ++h) {
+      auto v = x->row(i).segment(static_cast<int64_t>(h) * head_dim, head_dim);
+      const T inv = T(1) / std::sqrt(v.squaredNorm() / static_cast<T>(head_dim) + static_cast<T>(eps));
+      v = (v * inv).cwiseProduct(w);
     }
   }
 }
@@ -77,8 +68,9 @@ void apply_rope(RowMatrix<T>* x, int num_heads, const LlamaConfig& c, int64_t st
 
 LlamaModel LlamaModel::load(const GgufFile& file, int num_layers) {
   const std::string arch = file.get_string("general.architecture").value_or("");
+  if (arch == "gemma3") return load_gemma3(file, num_layers);
   if (arch != "llama") {
-    throw GgufError(fmt::format("{}: architecture '{}' is not llama", file.path(), arch));
+    throw GgufError(fmt::format("{}: architecture '{}' is neither llama nor gemma3", file.path(), arch));
   }
   LlamaModel m;
   LlamaConfig& c = m.config_;
@@ -147,6 +139,12 @@ core::ModelSpec LlamaModel::model_spec() const {
   s.vocab_size = config_.vocab_size;
   s.max_context_tokens = config_.context_tokens;
   s.tie_word_embeddings = config_.tied_embeddings;
+  if (!config_.layer_is_local.empty()) {
+    for (bool local : config_.layer_is_local) {
+      s.layer_kinds.push_back(local ? core::LayerKind::kSlidingWindow : core::LayerKind::kFullAttention);
+    }
+    s.sliding_window_tokens = config_.sliding_window;
+  }
   return s;
 }
 
@@ -158,7 +156,7 @@ RowMatrix<T> LlamaModel::run(std::span<const int32_t> tokens, int64_t start_pos,
   for (int64_t i = 0; i < n; ++i) {
     const int32_t id = tokens[static_cast<size_t>(i)];
     if (id < 0 || id >= c.vocab_size) throw std::out_of_range(fmt::format("token id {} outside the vocabulary", id));
-    x.row(i) = embedding_.row(id).template cast<T>();
+    x.row(i) = embedding_.row(id).template cast<T>() * static_cast<T>(c.embedding_scale);
   }
   for (int l = 0; l < c.num_layers; ++l) {
     const Layer& L = layers_[static_cast<size_t>(l)];
@@ -166,15 +164,27 @@ RowMatrix<T> LlamaModel::run(std::span<const int32_t> tokens, int64_t start_pos,
     RowMatrix<T> q = h * L.wq.template cast<T>().transpose();  // [n, q_heads·head_dim]
     RowMatrix<T> k = h * L.wk.template cast<T>().transpose();  // [n, kv_heads·head_dim]
     RowMatrix<T> v = h * L.wv.template cast<T>().transpose();
-    apply_rope<T>(&q, c.num_q_heads, c, start_pos);
-    apply_rope<T>(&k, c.num_kv_heads, c, start_pos);
-    const RowMatrix<T> a = attend(l, q, k, v);
-    x += a * L.wo.template cast<T>().transpose();
+    if (c.qk_norm) {
+      head_rms_norm<T>(&q, c.num_q_heads, c.head_dim, L.q_norm, c.rms_eps);
+      head_rms_norm<T>(&k, c.num_kv_heads, c.head_dim, L.k_norm, c.rms_eps);
+    }
+    const double theta = is_local(l) ? c.rope_theta_local : c.rope_theta;
+    apply_rope<T>(&q, c.num_q_heads, c, theta, start_pos);
+    apply_rope<T>(&k, c.num_kv_heads, c, theta, start_pos);
+    RowMatrix<T> a = attend(l, q, k, v);
+    a = a * L.wo.template cast<T>().transpose();
+    x += c.sandwich_norms ? rms_norm<T>(a, L.post_attn_norm, c.rms_eps) : a;
     h = rms_norm<T>(x, L.ffn_norm, c.rms_eps);
     RowMatrix<T> gate = h * L.w_gate.template cast<T>().transpose();  // [n, ffn]
     const RowMatrix<T> up = h * L.w_up.template cast<T>().transpose();
-    gate = (gate.array() / (T(1) + (-gate.array()).exp())) * up.array();  // SiLU(gate)·up
-    x += gate * L.w_down.template cast<T>().transpose();
+    if (c.gelu_tanh) {  // 0.5·g·(1 + tanh(√(2/π)·(g + 0.044715·g³)))
+      const T k0 = static_cast<T>(0.7978845608028654), k1 = static_cast<T>(0.044715);
+      gate = (T(0.5) * gate.array() * (T(1) + (k0 * (gate.array() + k1 * gate.array().cube())).tanh())) * up.array();
+    } else {
+      gate = (gate.array() / (T(1) + (-gate.array()).exp())) * up.array();  // SiLU(gate)·up
+    }
+    RowMatrix<T> f = gate * L.w_down.template cast<T>().transpose();
+    x += c.sandwich_norms ? rms_norm<T>(f, L.post_ffn_norm, c.rms_eps) : f;
   }
   const RowMatrix<T> out = rms_norm<T>(x, output_norm_, c.rms_eps);
   const RowMatrixXf& head = c.tied_embeddings ? embedding_ : lm_head_;
@@ -183,6 +193,15 @@ RowMatrix<T> LlamaModel::run(std::span<const int32_t> tokens, int64_t start_pos,
 
 RowMatrixXf LlamaModel::forward(std::span<const int32_t> tokens, AttentionBackend& attention) const {
   const int64_t start = attention.length(0);
+  const auto end = start + static_cast<int64_t>(tokens.size());
+  for (int l = 0; l < config_.num_layers; ++l) {
+    if (is_local(l) && !attention.set_window(l, config_.sliding_window) && end > config_.sliding_window) {
+      throw std::logic_error(fmt::format(
+          "{}: layer {} attends over a {}-token sliding window, which this attention backend cannot apply, "
+          "and the sequence reaches {} tokens",
+          config_.name, l, config_.sliding_window, end));
+    }
+  }
   return run<float>(tokens, start,
                     [&](int l, const RowMatrixXf& q, const RowMatrixXf& k, const RowMatrixXf& v) {
                       attention.append(l, k, v);
@@ -193,6 +212,9 @@ RowMatrixXf LlamaModel::forward(std::span<const int32_t> tokens, AttentionBacken
 RowMatrix<double> LlamaModel::forward_f64(std::span<const int32_t> tokens) const {
   const LlamaConfig& c = config_;
   FullAttention<double> attention(c.num_layers, c.num_q_heads, c.num_kv_heads, c.head_dim);
+  for (int l = 0; l < c.num_layers; ++l) {
+    if (is_local(l)) attention.set_window(l, c.sliding_window);
+  }
   return run<double>(tokens, 0,
                      [&](int l, const RowMatrix<double>& q, const RowMatrix<double>& k,
                          const RowMatrix<double>& v) {

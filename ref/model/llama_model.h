@@ -5,6 +5,12 @@
 // RMSNorm → SwiGLU MLP → residual; a final RMSNorm and the LM head (the token embedding when
 // tied). Float32 throughout, plus a float64 pass with full KV for checking the float32 one.
 //
+// Gemma 3 (general.architecture "gemma3", gemma3_model.cc) runs through the same pass with
+// its differences switched on in LlamaConfig: the embedding scaled by √hidden, RMSNorm of
+// each head's Q and K (QK-norm), norms after attention and after the FFN as well as before
+// ("sandwich"), GELU (tanh form) gating, rotate-half RoPE, and sliding-window layers with
+// their own RoPE base (five local layers, then one global).
+//
 // RoPE: GGUF's llama tensors have their Q/K rows permuted by the converter so that RoPE
 // rotates adjacent pairs (x[2i], x[2i+1]) by pos·θ^(−2i/rope_dims) — ggml's "normal" mode —
 // which equals HuggingFace's rotate-half on the unpermuted weights.
@@ -40,6 +46,17 @@ struct LlamaConfig {
   double rope_linear_scale = 1;  // llama.rope.scaling.factor with type "linear": pos / factor
   double rms_eps = 1e-5;      // llama.attention.layer_norm_rms_epsilon
   bool tied_embeddings = false;
+
+  // Gemma 3's differences from Llama (defaults: Llama).
+  std::string architecture = "llama";  // general.architecture
+  float embedding_scale = 1;           // gemma3: √hidden_size
+  bool qk_norm = false;                // RMSNorm over each head's Q and K before RoPE
+  bool sandwich_norms = false;         // RMSNorm of the attention and FFN outputs before the residual
+  bool gelu_tanh = false;              // FFN gate: GELU (tanh approximation) instead of SiLU
+  bool rope_neox = false;              // rotate-half pairs (i, i + rope_dims/2), not adjacent pairs
+  int64_t sliding_window = 0;          // keys a local layer's query sees (itself included)
+  double rope_theta_local = 10000;     // RoPE base of the local layers
+  std::vector<bool> layer_is_local;    // per loaded layer; empty: every layer global
 };
 
 class LlamaModel {
@@ -67,9 +84,16 @@ class LlamaModel {
  private:
   struct Layer {
     Eigen::VectorXf attn_norm, ffn_norm;
+    Eigen::VectorXf q_norm, k_norm;                 // [head_dim], qk_norm only
+    Eigen::VectorXf post_attn_norm, post_ffn_norm;  // [hidden], sandwich_norms only
     RowMatrixXf wq, wk, wv, wo;        // [out, in]
     RowMatrixXf w_gate, w_up, w_down;  // [ffn, hidden], [ffn, hidden], [hidden, ffn]
   };
+  // Gemma 3's loader (gemma3_model.cc); load() calls it for general.architecture "gemma3".
+  static LlamaModel load_gemma3(const GgufFile& file, int num_layers);
+  bool is_local(int layer) const {
+    return !config_.layer_is_local.empty() && config_.layer_is_local[static_cast<size_t>(layer)];
+  }
   template <class T, class Attend>
   RowMatrix<T> run(std::span<const int32_t> tokens, int64_t start_pos, Attend&& attention) const;
 

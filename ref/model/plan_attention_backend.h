@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 #include "core/kv_plan.h"
 #include "ref/model/attention_backend.h"
@@ -24,6 +25,9 @@ class PlanAttentionBackend : public AttentionBackend {
   void append(int layer, const RowMatrixXf& k, const RowMatrixXf& v) override;
   RowMatrixXf attend(int layer, const RowMatrixXf& q) override;
   int64_t length(int layer) const override { return cache_.num_tokens(layer); }
+  // The model's window composes with the plan: the plan's retention picks the tokens kept,
+  // the window hides those older than it from each query (PlanKvCache's window_tokens).
+  bool set_window(int layer, int64_t window_tokens) override;
 
   // The cache itself: retained tokens, page tables, last trace (what a step read).
   PlanKvCache& cache() { return cache_; }
@@ -31,6 +35,7 @@ class PlanAttentionBackend : public AttentionBackend {
 
  private:
   PlanKvCache cache_;
+  std::vector<int64_t> windows_;  // per layer; 0: none
 };
 
 }  // namespace kvlab::ref::model

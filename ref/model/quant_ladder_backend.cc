@@ -152,6 +152,7 @@ RowMatrixXf QuantLadderBackend::attend(int layer, const RowMatrixXf& q) {
         scores.row(i).segment(kq, pos + 1 - kq) = tail_scores.row(i).segment(kq, pos + 1 - kq);
       }
       scores.row(i).tail(n - pos - 1).setConstant(-INFINITY);
+      if (s.window > 0 && pos + 1 > s.window) scores.row(i).head(pos + 1 - s.window).setConstant(-INFINITY);
       const float top = scores.row(i).head(pos + 1).maxCoeff();
       scores.row(i) = (scores.row(i).array() - top).exp();
       scores.row(i) /= scores.row(i).sum();

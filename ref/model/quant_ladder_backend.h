@@ -34,6 +34,10 @@ class QuantLadderBackend : public AttentionBackend {
   void append(int layer, const RowMatrixXf& k, const RowMatrixXf& v) override;
   RowMatrixXf attend(int layer, const RowMatrixXf& q) override;
   int64_t length(int layer) const override { return stored_[static_cast<size_t>(layer)].k.rows(); }
+  bool set_window(int layer, int64_t window_tokens) override {
+    stored_[static_cast<size_t>(layer)].window = window_tokens;
+    return true;
+  }
   // Drops tokens num_tokens … of `layer` (speculative verification rolls back rejected drafts).
   void truncate(int layer, int64_t num_tokens);
 
@@ -43,6 +47,7 @@ class QuantLadderBackend : public AttentionBackend {
     RowMatrixXf k_tail, v_tail;  // bf16 copies, read for tokens of incomplete KVarN blocks
     RowMatrixXf k_raw, v_raw;    // as appended (float32): what the formats quantize
     int64_t k_done = 0, v_done = 0;  // tokens whose format is final (KVarN: complete blocks)
+    int64_t window = 0;              // the model's sliding window (0: none)
   };
   // Quantizes rows [done, T) of `m` in place when the format allows; returns the new `done`.
   int64_t quantize(const KvFormat& f, RowMatrixXf& m, int64_t done) const;
