@@ -68,6 +68,9 @@ class LlamaModel {
   static LlamaModel load(const GgufFile& file, int num_layers = 0);
 
   const LlamaConfig& config() const { return config_; }
+  // Replaces the file's sliding window (tests make the local layers' windows bind on short
+  // inputs; the network is then no longer the one trained). No effect without local layers.
+  void override_sliding_window(int64_t tokens) { config_.sliding_window = tokens; }
   // The architecture as core sees it (for building KV plans of this model).
   core::ModelSpec model_spec() const;
 

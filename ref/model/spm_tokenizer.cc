@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// SentencePiece BPE encoding (see spm_tokenizer.h): symbols in a linked list, candidate
-// merges in a heap ordered by score then position, stale candidates skipped when popped.
+// SentencePiece BPE encoding (see spm_tokenizer.h): user-defined pieces split out of the raw
+// text first; each stretch's symbols in a linked list, candidate merges in a heap ordered by
+// score then position, stale candidates skipped when popped.
 #include "ref/model/spm_tokenizer.h"
 
 #include <algorithm>
@@ -27,7 +28,6 @@ size_t utf8_length(unsigned char lead) {
 struct Symbol {
   size_t begin = 0, size = 0;
   int prev = -1, next = -1;
-  bool frozen = false;  // a user-defined piece: never merged
 };
 
 struct Candidate {
@@ -81,21 +81,38 @@ SpmTokenizer SpmTokenizer::from_gguf(const GgufFile& file) {
 }
 
 std::vector<int32_t> SpmTokenizer::encode(std::string_view text) const {
-  std::string s = add_space_prefix_ && !text.empty() ? std::string(kSpace) : std::string();
+  std::vector<int32_t> ids;
+  size_t stretch = 0;  // start of the text not yet encoded
+  for (size_t pos = 0; pos < text.size();) {
+    const std::string* match = nullptr;
+    for (const std::string& u : user_defined_) {
+      if (text.substr(pos, u.size()) == u) {
+        match = &u;
+        break;
+      }
+    }
+    if (match == nullptr) {
+      ++pos;
+      continue;
+    }
+    encode_stretch(text.substr(stretch, pos - stretch), stretch == 0, &ids);
+    ids.push_back(mergeable_.at(*match));
+    pos += match->size();
+    stretch = pos;
+  }
+  encode_stretch(text.substr(stretch), stretch == 0, &ids);
+  return ids;
+}
+
+void SpmTokenizer::encode_stretch(std::string_view text, bool first, std::vector<int32_t>* ids) const {
+  if (text.empty()) return;
+  std::string s = add_space_prefix_ && first ? std::string(kSpace) : std::string();
   for (char c : text) {
     if (c == ' ') s += kSpace; else s += c;
   }
   std::vector<Symbol> symbols;
   for (size_t pos = 0; pos < s.size();) {
-    Symbol sym{.begin = pos};
-    for (const std::string& u : user_defined_) {
-      if (s.compare(pos, u.size(), u) == 0) {
-        sym.size = u.size();
-        sym.frozen = true;
-        break;
-      }
-    }
-    if (!sym.frozen) sym.size = std::min(utf8_length(static_cast<unsigned char>(s[pos])), s.size() - pos);
+    Symbol sym{.begin = pos, .size = std::min(utf8_length(static_cast<unsigned char>(s[pos])), s.size() - pos)};
     const int index = static_cast<int>(symbols.size());
     sym.prev = index - 1;
     sym.next = pos + sym.size < s.size() ? index + 1 : -1;
@@ -104,9 +121,9 @@ std::vector<int32_t> SpmTokenizer::encode(std::string_view text) const {
   }
   std::priority_queue<Candidate> heap;
   auto consider = [&](int left, int right) {
-    if (left < 0 || right < 0 || symbols[left].frozen || symbols[right].frozen) return;
-    const size_t size = symbols[left].size + symbols[right].size;
-    const auto it = mergeable_.find(s.substr(symbols[left].begin, size));
+    if (left < 0 || right < 0) return;
+    const size_t size = symbols[static_cast<size_t>(left)].size + symbols[static_cast<size_t>(right)].size;
+    const auto it = mergeable_.find(s.substr(symbols[static_cast<size_t>(left)].begin, size));
     if (it == mergeable_.end()) return;
     heap.push({scores_[static_cast<size_t>(it->second)], left, right, size});
   };
@@ -124,20 +141,18 @@ std::vector<int32_t> SpmTokenizer::encode(std::string_view text) const {
     consider(left.prev, c.left);
     consider(c.left, left.next);
   }
-  std::vector<int32_t> ids;
-  for (int i = symbols.empty() ? -1 : 0; i >= 0; i = symbols[static_cast<size_t>(i)].next) {
+  for (int i = 0; i >= 0; i = symbols[static_cast<size_t>(i)].next) {
     const Symbol& sym = symbols[static_cast<size_t>(i)];
     const std::string piece = s.substr(sym.begin, sym.size);
     if (const auto it = mergeable_.find(piece); it != mergeable_.end()) {
-      ids.push_back(it->second);
+      ids->push_back(it->second);
       continue;
     }
     for (char b : piece) {
       const int32_t id = byte_id_[static_cast<uint8_t>(b)];
-      ids.push_back(id >= 0 ? id : unknown_id_);
+      ids->push_back(id >= 0 ? id : unknown_id_);
     }
   }
-  return ids;
 }
 
 std::string SpmTokenizer::decode(const std::vector<int32_t>& ids) const {

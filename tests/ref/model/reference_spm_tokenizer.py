@@ -4,6 +4,8 @@
 # model rebuilt from the GGUF's own pieces, scores and types (read with the `gguf` package):
 # byte fallback on; the normalizer as Gemma's GGUF says (tokenizer.ggml.add_space_prefix
 # false): identity rules, spaces escaped to U+2581, no dummy prefix, whitespace kept. No BOS.
+# User-defined pieces are split out of the raw text first, longest match first, as llama.cpp
+# and HuggingFace `tokenizers` do (spm_tokenizer.h says why); `sentencepiece` encodes the rest.
 # The GGUF may be several parts joined by " + ". Prints the ids on one line.
 # Exit code 77 when `gguf`, `sentencepiece` or its protobuf module is missing (the test skips).
 import os
@@ -65,12 +67,29 @@ def main():
     reader, tmp = open_reader(spec)
     try:
         sp = build_processor(reader)
+        with open(text_path, encoding="utf-8") as f:
+            text = f.read()[:num_chars]
+        print(" ".join(str(i) for i in encode(reader, sp, text)))
     finally:
         if tmp:
             os.remove(tmp)
-    with open(text_path, encoding="utf-8") as f:
-        text = f.read()[:num_chars]
-    print(" ".join(str(i) for i in sp.encode(text)))
+
+
+def encode(reader, sp, text):
+    tokens = field(reader, "tokenizer.ggml.tokens")
+    types = field(reader, "tokenizer.ggml.token_type")
+    user = sorted(((t, i) for i, t in enumerate(tokens) if types[i] == 4), key=lambda p: -len(p[0]))
+    ids, start, pos = [], 0, 0
+    while pos < len(text):
+        match = next(((t, i) for t, i in user if text.startswith(t, pos)), None)
+        if match is None:
+            pos += 1
+            continue
+        ids += sp.encode(text[start:pos]) if pos > start else []
+        ids.append(match[1])
+        pos += len(match[0])
+        start = pos
+    return ids + (sp.encode(text[start:]) if start < len(text) else [])
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // SentencePiece BPE: a hand-made vocabulary worked by hand, then Gemma 3's real one against
-// Google's `sentencepiece` library on the GPL-3 text plus mixed non-ASCII text.
+// Google's `sentencepiece` library (after splitting out user-defined pieces, as ours does)
+// on the GPL-3 text plus mixed non-ASCII text.
 #include "ref/model/spm_tokenizer.h"
 
 #include <gtest/gtest.h>
@@ -41,11 +42,14 @@ TEST(SpmTokenizer, MergesByScoreLeftmostFirstOnTies) {
 
 TEST(SpmTokenizer, UserDefinedPiecesStayWholeAndUnknownCharactersFallBackToBytes) {
   const SpmTokenizer t = tiny();
-  // "b\n\n": the user-defined "\n\n" is one frozen symbol, so "b\n" (score 10) cannot form.
+  // "b\n\n": the user-defined "\n\n" is split out of the raw text first, so "b\n" (score
+  // 10) cannot form.
   EXPECT_EQ(t.encode("b\n\n"), (std::vector<int32_t>{5, 9}));
   // '!' is no piece: its byte <0x21>; 'c' has no byte piece either: <unk>.
   EXPECT_EQ(t.encode("a!c"), (std::vector<int32_t>{4, 2, 0}));
   EXPECT_EQ(t.decode({7, 2, 9}), " ab!\n\n");
+  // "ab\n\n ab": two stretches around the user-defined piece, each merged on its own.
+  EXPECT_EQ(t.encode("ab\n\n ab"), (std::vector<int32_t>{6, 9, 7}));
 }
 
 TEST(SpmTokenizer, RejectsAByteLevelVocabulary) {
