@@ -28,7 +28,7 @@
 #include "experiments/runner/parse_helpers.h"
 #include "experiments/runner/technique_records.h"
 #include "ref/model/accuracy.h"
-#include "ref/model/bpe_tokenizer.h"
+#include "ref/model/tokenizer.h"
 #include "ref/model/gguf_reader.h"
 #include "ref/model/head_profile.h"
 #include "ref/model/llama_model.h"
@@ -99,7 +99,7 @@ AccuracyExperiment load_experiment(const std::string& path, const std::vector<st
   if (root.has("name")) {
     if (const std::string problem = folder_name_problem(e.name); !problem.empty()) root.error_at("name", problem);
   }
-  e.model = root.optional<std::string>("model", rm::kSmolLm2Gguf, "pip:<package>/<file> or a GGUF path");
+  e.model = root.optional<std::string>("model", rm::kSmolLm2Gguf, "smollm2-135m, gemma3-270m, pip:<package>/<file> or a GGUF path (parts joined by ' + ')");
   e.num_layers = root.optional<int>("num_layers", 0, "first N layers (0: all)");
   root.require_non_negative("num_layers", e.num_layers);
   const bool has_study = root.has("study");
@@ -250,21 +250,21 @@ core::TechniqueResult build_plan(AccuracyExperiment& e, const core::ModelSpec& s
 
 void run(const AccuracyOptions& o) {
   AccuracyExperiment e = load_experiment(o.experiment, o.set);
-  const std::string model_path = rm::resolve_model_path(e.model);
-  const rm::GgufFile file = rm::GgufFile::open(model_path);
+  const rm::GgufFile file = rm::GgufFile::open_parts(rm::resolve_model_paths(e.model));
+  const std::string model_path = file.path();
   const rm::LlamaModel model = rm::LlamaModel::load(file, e.num_layers);
   const fs::path out = o.out.empty() ? fs::path("results") / e.name : fs::path(o.out);
   if (e.study) {
     fs::create_directories(out);
     write_file_atomically((out / "resolved.yaml").string(), e.doc.dump());
-    const rm::BpeTokenizer tokenizer = rm::BpeTokenizer::from_gguf(file);
-    e.study(StudyContext{.model = model, .tokenizer = tokenizer, .model_path = model_path, .name = e.name, .out = out});
+    const std::unique_ptr<rm::Tokenizer> tokenizer = rm::load_tokenizer(file);
+    e.study(StudyContext{.model = model, .tokenizer = *tokenizer, .model_path = model_path, .name = e.name, .out = out});
     std::cout << e.name << " → " << out.string() << "\n";
     return;
   }
   const core::TechniqueResult applied = build_plan(e, model.model_spec());
   const core::KvPlan& plan = applied.plan;
-  std::vector<int32_t> tokens = rm::BpeTokenizer::from_gguf(file).encode(read_text_file(resolve_text_path(e.text)));
+  std::vector<int32_t> tokens = rm::encode_document(*rm::load_tokenizer(file), read_text_file(resolve_text_path(e.text)));
   if (static_cast<int64_t>(tokens.size()) < e.num_tokens) {
     throw std::runtime_error(fmt::format("{} has {} tokens, fewer than num_tokens {}", e.text, tokens.size(), e.num_tokens));
   }
@@ -366,13 +366,13 @@ void register_accuracy_command(CLI::App& app) {
   auto check = [](const std::string& path) {
     AccuracyExperiment e = load_experiment(path, {});
     if (!e.has_plan) return;  // a study without a plan: its keys are checked
-    if (e.model == rm::kSmolLm2Gguf) {
+    if (e.model == rm::kSmolLm2Gguf || e.model == rm::kSmolLm2Name) {
       build_plan(e, core::load_model("smollm2-135m"));
       return;
     }
     core::ModelSpec spec;
     try {  // a missing or malformed model file is the experiment's error, at its `model` key
-      const rm::GgufFile file = rm::GgufFile::open(rm::resolve_model_path(e.model));
+      const rm::GgufFile file = rm::GgufFile::open_parts(rm::resolve_model_paths(e.model));
       spec = rm::LlamaModel::load(file, e.num_layers).model_spec();
     } catch (const std::runtime_error& error) {
       e.doc.root().error_at("model", error.what());

@@ -59,9 +59,9 @@ PromptSet parse_prompt_set(core::ConfigNode node) {
   return p;
 }
 
-std::vector<std::vector<int32_t>> make_prompts(const PromptSet& set, const ref::model::BpeTokenizer& tokenizer) {
+std::vector<std::vector<int32_t>> make_prompts(const PromptSet& set, const ref::model::Tokenizer& tokenizer) {
   std::vector<std::vector<int32_t>> tokens;
-  for (const auto& t : set.texts) tokens.push_back(tokenizer.encode(read_text_file(resolve_text_path(t))));
+  for (const auto& t : set.texts) tokens.push_back(ref::model::encode_document(tokenizer, read_text_file(resolve_text_path(t))));
   std::vector<size_t> next(tokens.size(), 0);
   const auto len = static_cast<size_t>(set.prompt_tokens);
   std::vector<std::vector<int32_t>> prompts;

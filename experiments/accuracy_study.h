@@ -16,14 +16,14 @@
 #include <vector>
 
 #include "core/config/config_node.h"
-#include "ref/model/bpe_tokenizer.h"
+#include "ref/model/tokenizer.h"
 #include "ref/model/llama_model.h"
 
 namespace kvlab::experiments {
 
 struct StudyContext {
   const ref::model::LlamaModel& model;
-  const ref::model::BpeTokenizer& tokenizer;
+  const ref::model::Tokenizer& tokenizer;  // encode_document() adds the BOS the model wants
   std::string model_path;
   std::string name;               // the experiment's name
   std::filesystem::path out;      // results folder (exists)
@@ -48,7 +48,7 @@ struct PromptSet {
   int64_t prompt_tokens = 512;
 };
 PromptSet parse_prompt_set(core::ConfigNode node);
-std::vector<std::vector<int32_t>> make_prompts(const PromptSet& set, const ref::model::BpeTokenizer& tokenizer);
+std::vector<std::vector<int32_t>> make_prompts(const PromptSet& set, const ref::model::Tokenizer& tokenizer);
 
 // One parser per study kind (each in its own file).
 StudyRun parse_tangram_study(core::ConfigNode node);

@@ -47,8 +47,8 @@ struct PageSelectionOptions {
 constexpr ref::PageSelector kSelectors[] = {ref::PageSelector::kExactMass, ref::PageSelector::kQuestMinMax,
                                             ref::PageSelector::kCentroid};
 
-std::vector<int32_t> text_tokens(const std::string& text, int64_t n, const rm::BpeTokenizer& tokenizer) {
-  std::vector<int32_t> t = tokenizer.encode(read_text_file(resolve_text_path(text)));
+std::vector<int32_t> text_tokens(const std::string& text, int64_t n, const rm::Tokenizer& tokenizer) {
+  std::vector<int32_t> t = rm::encode_document(tokenizer, read_text_file(resolve_text_path(text)));
   if (static_cast<int64_t>(t.size()) < n) throw std::runtime_error(fmt::format("{} has {} tokens, fewer than {}", text, t.size(), n));
   t.resize(static_cast<size_t>(n));
   return t;

@@ -78,7 +78,7 @@ void run_ladder(const LadderOptions& o, const StudyContext& ctx) {
   const auto& c = ctx.model.config();
   std::vector<std::vector<rm::PositionMetrics>> metrics(o.pairs.size());
   for (const auto& text : o.texts) {
-    std::vector<int32_t> tokens = ctx.tokenizer.encode(read_text_file(resolve_text_path(text)));
+    std::vector<int32_t> tokens = rm::encode_document(ctx.tokenizer, read_text_file(resolve_text_path(text)));
     if (static_cast<int64_t>(tokens.size()) < o.chunk_tokens) {
       throw std::runtime_error(fmt::format("{} has {} tokens, fewer than chunk_tokens {}", text, tokens.size(), o.chunk_tokens));
     }

@@ -120,7 +120,7 @@ void run_speculative(const SpeculativeOptions& o, const StudyContext& ctx) {
   j["drafter"] = {{"kind", "ngram"}, {"k", k}, {"max_ngram", o.drafter.max_ngram}, {"min_ngram", o.drafter.min_ngram}};
   j["verification"] = "greedy";
   for (const auto& text : o.texts) {
-    const std::vector<int32_t> tokens = ctx.tokenizer.encode(read_text_file(resolve_text_path(text)));
+    const std::vector<int32_t> tokens = rm::encode_document(ctx.tokenizer, read_text_file(resolve_text_path(text)));
     ref::AcceptanceCounts mine(k), text_only(k);
     nlohmann::ordered_json samples = nlohmann::ordered_json::array();
     for (int p = 0; p < o.prompts_per_text; ++p) {

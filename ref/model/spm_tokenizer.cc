@@ -181,10 +181,32 @@ std::string SpmTokenizer::decode(const std::vector<int32_t>& ids) const {
 
 std::unique_ptr<Tokenizer> load_tokenizer(const GgufFile& file) {
   const std::string model = file.get_string("tokenizer.ggml.model").value_or("missing");
-  if (model == "gpt2") return std::make_unique<BpeTokenizer>(BpeTokenizer::from_gguf(file));
-  if (model == "llama") return std::make_unique<SpmTokenizer>(SpmTokenizer::from_gguf(file));
-  throw GgufError(fmt::format("{}: tokenizer.ggml.model '{}' is neither gpt2 (byte-level BPE) nor llama "
-                              "(SentencePiece)", file.path(), model));
+  std::unique_ptr<Tokenizer> t;
+  if (model == "gpt2") {
+    t = std::make_unique<BpeTokenizer>(BpeTokenizer::from_gguf(file));
+  } else if (model == "llama") {
+    t = std::make_unique<SpmTokenizer>(SpmTokenizer::from_gguf(file));
+  } else {
+    throw GgufError(fmt::format("{}: tokenizer.ggml.model '{}' is neither gpt2 (byte-level BPE) nor llama "
+                                "(SentencePiece)", file.path(), model));
+  }
+  if (file.get_bool("tokenizer.ggml.add_bos_token").value_or(false)) {
+    const std::optional<int64_t> bos = file.get_int("tokenizer.ggml.bos_token_id");
+    if (!bos || *bos < 0 || *bos >= t->vocab_size()) {
+      throw GgufError(fmt::format("{}: add_bos_token is set but tokenizer.ggml.bos_token_id is missing or outside "
+                                  "the vocabulary", file.path()));
+    }
+    t->set_document_bos(static_cast<int32_t>(*bos));
+  }
+  return t;
+}
+
+std::vector<int32_t> encode_document(const Tokenizer& tokenizer, std::string_view text) {
+  std::vector<int32_t> ids;
+  if (const auto bos = tokenizer.document_bos()) ids.push_back(*bos);
+  const std::vector<int32_t> body = tokenizer.encode(text);
+  ids.insert(ids.end(), body.begin(), body.end());
+  return ids;
 }
 
 }  // namespace kvlab::ref::model
