@@ -60,7 +60,10 @@ TEST(GgufDequantize, RowOfBlocksAndShapes) {
   ASSERT_TRUE(ggml_block_shape(static_cast<uint32_t>(GgmlType::kQ4_1), &elements, &bytes));
   EXPECT_EQ(elements, 32);
   EXPECT_EQ(bytes, 20);  // 4.5 + 0.5 bits per weight: fp16 d and m, 16 bytes of nibbles
-  EXPECT_FALSE(ggml_block_shape(12, &elements, &bytes));  // Q4_K: not supported
+  ASSERT_TRUE(ggml_block_shape(12, &elements, &bytes));  // Q4_K (Gemma 3's file): 4.5 bits per weight
+  EXPECT_EQ(elements, 256);
+  EXPECT_EQ(bytes, 144);  // fp16 d and dmin, 12 bytes of 6-bit scales and mins, 128 bytes of nibbles
+  EXPECT_FALSE(ggml_block_shape(13, &elements, &bytes));  // Q5_K: not supported
   std::vector<uint8_t> two(40, 0);
   two[0 + 1] = 0x3C;   // block 0: d = 1
   two[20 + 3] = 0x3C;  // block 1: m = 1
