@@ -46,6 +46,27 @@ PagedDecodeArgs decode_args(const KvPool& pool, int l, const BatchLayout& b, con
 
 }  // namespace
 
+PrefillAttentionArgs Engine::prefill_args(const core::PageLayout& layout, const uint8_t* pool, const BatchLayout& b,
+                                          int kv_head_begin, int model_kv_heads) const {
+  PrefillAttentionArgs a;
+  a.layout = layout;
+  a.pool = pool;
+  a.q = q_.get();
+  a.out = attn_.get();
+  a.page_table = meta(b.prefill_table);
+  a.table_stride = b.prefill_table_stride;
+  a.q_begin = meta(b.prefill_q_begin);
+  a.q_len = meta(b.prefill_q_len);
+  a.context = meta(b.prefill_context);
+  a.work = reinterpret_cast<const PrefillWorkItem*>(meta(b.prefill_work));
+  a.num_work = b.num_work;
+  a.num_q_heads = shape_.num_q_heads;
+  a.model_kv_heads = model_kv_heads;
+  a.kv_head_begin = kv_head_begin;
+  a.sm_scale = sm_scale_;
+  return a;
+}
+
 Engine::Engine(const EngineShape& shape, const EngineOptions& options) : shape_(shape), options_(options) {
   if (options.max_tokens < 1 || options.max_seqs < 1 || options.max_context < 1) {
     throw std::invalid_argument("engine: max_tokens, max_seqs and max_context must be positive");
@@ -188,23 +209,7 @@ void Engine::forward(const BatchLayout& b, bool graph) {
         a.workspace = decode_workspace_.get();
         launch_paged_decode(a, stream_);
       }
-      if (b.num_prefill > 0) {
-        PrefillAttentionArgs a;
-        a.layout = pool_->layout();
-        a.pool = pool_->layer(l);
-        a.q = q_.get();
-        a.out = attn_.get();
-        a.page_table = meta(b.prefill_table);
-        a.table_stride = b.prefill_table_stride;
-        a.q_begin = meta(b.prefill_q_begin);
-        a.q_len = meta(b.prefill_q_len);
-        a.context = meta(b.prefill_context);
-        a.work = reinterpret_cast<const PrefillWorkItem*>(meta(b.prefill_work));
-        a.num_work = b.num_work;
-        a.num_q_heads = s.num_q_heads;
-        a.sm_scale = sm_scale_;
-        launch_prefill_attention(a, stream_);
-      }
+      if (b.num_prefill > 0) launch_prefill_attention(prefill_args(pool_->layout(), pool_->layer(l), b, 0, 0), stream_);
     }
     gemm_.linear(attn_.get(), w.o.get(), proj_.get(), t, s.hidden, s.q_dim(), stream_);
     add_rms_norm(residual_.get(), proj_.get(), w.ffn_norm.get(), normed_.get(), t, s.hidden, eps, stream_);

@@ -54,6 +54,7 @@
 #include "gpu/engine/moe_layer.h"
 #include "gpu/engine/plan_layout.h"
 #include "gpu/engine/plan_pools.h"
+#include "gpu/engine/prefill_attention.h"
 #include "gpu/launch/plan_decode.h"
 
 namespace kvlab::gpu::engine {
@@ -128,6 +129,11 @@ class Engine {
   cudaGraphExec_t graph_for(const BatchLayout& b, cudaGraphExec_t& one_off);
   void launch(const BatchLayout& b, cudaGraphExec_t& one_off);
   const int32_t* meta(size_t offset) const { return meta_.get() + offset; }
+  // The prefill launch of the step's chunks over one pool: the baseline's layer (model_kv_heads
+  // 0: every head in its pages), or one plan group's (its heads from kv_head_begin of the
+  // model's model_kv_heads).
+  PrefillAttentionArgs prefill_args(const core::PageLayout& layout, const uint8_t* pool, const BatchLayout& b,
+                                    int kv_head_begin, int model_kv_heads) const;
 
   EngineShape shape_;
   EngineOptions options_;

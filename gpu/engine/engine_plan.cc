@@ -62,23 +62,9 @@ void Engine::plan_attention(const BatchLayout& b, int l) {
   if (b.num_decode > 0) launch_plan_decode(decode_works_.at(static_cast<size_t>(l)), stream_);
   if (b.num_prefill == 0) return;
   for (size_t c = 0; c < cells.size(); ++c) {
-    PrefillAttentionArgs a;
-    a.layout = cells[c].layout;
-    a.pool = plan_pools_->pool(l, static_cast<int>(c));
-    a.q = q_.get();
-    a.out = attn_.get();
-    a.page_table = meta(b.prefill_table);
-    a.table_stride = b.prefill_table_stride;
-    a.q_begin = meta(b.prefill_q_begin);
-    a.q_len = meta(b.prefill_q_len);
-    a.context = meta(b.prefill_context);
-    a.work = reinterpret_cast<const PrefillWorkItem*>(meta(b.prefill_work));
-    a.num_work = b.num_work;
-    a.num_q_heads = shape_.num_q_heads;
-    a.model_kv_heads = shape_.num_kv_heads;
-    a.kv_head_begin = cells[c].kv_head_begin;
-    a.sm_scale = sm_scale_;
-    launch_prefill_attention(a, stream_);
+    launch_prefill_attention(prefill_args(cells[c].layout, plan_pools_->pool(l, static_cast<int>(c)), b, cells[c].kv_head_begin,
+                                          shape_.num_kv_heads),
+                             stream_);
   }
 }
 
