@@ -17,8 +17,9 @@
 #   6. MoE, a step of its own, every command under `timeout` so a crash or hang there
 #      cannot spoil the dense results: the engine's MoE test (tiny model against a CPU
 #      forward), then Qwen3-30B-A3B (bench/gpu/cross_validate/qwen3_30b_a3b.yaml, light
-#      load) simulated and 40 of its iterations replayed (eager: the engine's MoE layers
-#      take no CUDA graph), memcheck of the MoE test if time is left;
+#      load) simulated and 40 of its iterations replayed (steps of up to
+#      moe_grouped_max_tokens tokens in CUDA graphs, larger ones eagerly: gpu/engine/engine.h),
+#      memcheck of the MoE test if time is left;
 #   7. bench/gpu/collectives.py with world size 1 (this machine has one GPU): NCCL timings
 #      and links.yaml, which says that nothing multi-GPU was measured; prints the summary last.
 # Results in $OUT (or ./cross-validate-results), at most 8 files: summary.txt (the tables),
@@ -108,7 +109,7 @@ moe_step() {
   cat "$out/moe_test.log" >>"$log" && rm -f "$out/moe_test.log"
   timeout "$(budget 480 30)" $kvlab run bench/gpu/cross_validate/qwen3_30b_a3b.yaml --iteration-log --no-plots --out "$runs/moe" \
     >>"$out/sim.txt" 2>&1 || { echo "MoE simulation failed (exit $?)" | tee -a "$log"; return; }
-  echo "-- replay: Qwen3-30B-A3B (MoE, eager), 40 iterations" | tee -a "$out/replay.txt"
+  echo "-- replay: Qwen3-30B-A3B (MoE), 40 iterations" | tee -a "$out/replay.txt"
   timeout "$(budget 500 150)" $kvlab replay "$runs/moe" --max-iterations 40 --warmup 1 --repeats 2 2>>"$log" | tee -a "$out/replay.txt"
   echo "MoE replay exit code: ${PIPESTATUS[0]}" | tee -a "$log"
   if [ $((SECONDS - start)) -lt 420 ]; then
