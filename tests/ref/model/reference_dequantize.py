@@ -8,7 +8,6 @@
 # Exit code 77 when `gguf` or numpy is not installed (the C++ test then skips).
 import os
 import sys
-import tempfile
 
 try:
     import numpy as np
@@ -18,18 +17,7 @@ except ImportError as e:  # pragma: no cover
     print(f"missing Python package: {e.name}", file=sys.stderr)
     sys.exit(77)
 
-
-def open_reader(spec):
-    parts = spec.split(" + ")
-    if len(parts) == 1:
-        return gguf.GGUFReader(parts[0]), None
-    tmp = tempfile.NamedTemporaryFile(suffix=".gguf", delete=False)
-    for p in parts:
-        with open(p, "rb") as f:
-            while block := f.read(1 << 24):
-                tmp.write(block)
-    tmp.close()
-    return gguf.GGUFReader(tmp.name), tmp.name
+from gguf_parts import open_reader  # noqa: E402 - after the packages it needs
 
 
 def main():
