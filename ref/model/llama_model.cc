@@ -97,23 +97,38 @@ LlamaModel LlamaModel::load(const GgufFile& file, int num_layers) {
   } else if (scaling != "none") {
     throw GgufError(fmt::format("{}: rope scaling '{}' is not supported", file.path(), scaling));
   }
+  m.load_weights(file);
+  return m;
+}
+
+// The weights every supported architecture has (embedding, LM head, output norm; per layer
+// the attention and FFN norms and matrices), plus Gemma 3's QK and sandwich norms where
+// config_ asks for them; the vocabulary size comes from the embedding's rows.
+void LlamaModel::load_weights(const GgufFile& file) {
+  LlamaConfig& c = config_;
   const GgufTensorInfo* embd = file.find_tensor("token_embd.weight");
   if (!embd || embd->shape.size() != 2) throw GgufError(file.path() + ": token_embd.weight is missing");
-  if (embd->shape[1] < 1 || embd->shape[1] > L::kMaxVocabSize) {
-    throw GgufError(fmt::format("{}: token_embd.weight has {} rows: expected 1 to {}", file.path(), embd->shape[1], L::kMaxVocabSize));
+  if (embd->shape[1] < 1 || embd->shape[1] > core::limits::kMaxVocabSize) {
+    throw GgufError(fmt::format("{}: token_embd.weight has {} rows: expected 1 to {}", file.path(), embd->shape[1], core::limits::kMaxVocabSize));
   }
   c.vocab_size = static_cast<int>(embd->shape[1]);
-  m.embedding_ = load_matrix(file, "token_embd.weight", c.vocab_size, c.hidden_size);
+  embedding_ = load_matrix(file, "token_embd.weight", c.vocab_size, c.hidden_size);
   c.tied_embeddings = file.find_tensor("output.weight") == nullptr;
-  if (!c.tied_embeddings) m.lm_head_ = load_matrix(file, "output.weight", c.vocab_size, c.hidden_size);
-  m.output_norm_ = load_vector(file, "output_norm.weight", c.hidden_size);
+  if (!c.tied_embeddings) lm_head_ = load_matrix(file, "output.weight", c.vocab_size, c.hidden_size);
+  output_norm_ = load_vector(file, "output_norm.weight", c.hidden_size);
   const int64_t q_width = static_cast<int64_t>(c.num_q_heads) * c.head_dim;
   const int64_t kv_width = static_cast<int64_t>(c.num_kv_heads) * c.head_dim;
   for (int l = 0; l < c.num_layers; ++l) {
     const std::string p = fmt::format("blk.{}.", l);
     Layer layer;
     layer.attn_norm = load_vector(file, p + "attn_norm.weight", c.hidden_size);
+    if (c.qk_norm) {
+      layer.q_norm = load_vector(file, p + "attn_q_norm.weight", c.head_dim);
+      layer.k_norm = load_vector(file, p + "attn_k_norm.weight", c.head_dim);
+    }
+    if (c.sandwich_norms) layer.post_attn_norm = load_vector(file, p + "post_attention_norm.weight", c.hidden_size);
     layer.ffn_norm = load_vector(file, p + "ffn_norm.weight", c.hidden_size);
+    if (c.sandwich_norms) layer.post_ffn_norm = load_vector(file, p + "post_ffw_norm.weight", c.hidden_size);
     layer.wq = load_matrix(file, p + "attn_q.weight", q_width, c.hidden_size);
     layer.wk = load_matrix(file, p + "attn_k.weight", kv_width, c.hidden_size);
     layer.wv = load_matrix(file, p + "attn_v.weight", kv_width, c.hidden_size);
@@ -121,9 +136,8 @@ LlamaModel LlamaModel::load(const GgufFile& file, int num_layers) {
     layer.w_gate = load_matrix(file, p + "ffn_gate.weight", c.ffn_dim, c.hidden_size);
     layer.w_up = load_matrix(file, p + "ffn_up.weight", c.ffn_dim, c.hidden_size);
     layer.w_down = load_matrix(file, p + "ffn_down.weight", c.hidden_size, c.ffn_dim);
-    m.layers_.push_back(std::move(layer));
+    layers_.push_back(std::move(layer));
   }
-  return m;
 }
 
 core::ModelSpec LlamaModel::model_spec() const {

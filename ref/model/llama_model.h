@@ -94,6 +94,8 @@ class LlamaModel {
   };
   // Gemma 3's loader (gemma3_model.cc); load() calls it for general.architecture "gemma3".
   static LlamaModel load_gemma3(const GgufFile& file, int num_layers);
+  // After a loader has filled config_ (but for vocab_size): the weights (llama_model.cc).
+  void load_weights(const GgufFile& file);
   bool is_local(int layer) const {
     return !config_.layer_is_local.empty() && config_.layer_is_local[static_cast<size_t>(layer)];
   }
