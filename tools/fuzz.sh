@@ -7,6 +7,8 @@
 #   tools/fuzz.sh --targets "fuzz_trace fuzz_gguf" --seconds 60
 #   tools/fuzz.sh --prebuilt DIR ...    # run binaries built elsewhere (the GPU machine has no
 #                                       # clang: bench/gpu/fuzz_on_device.sh), no build here
+# A run may be ended early from outside (bench/gpu/fuzz_around.sh): touch build/fuzz/stop-requested,
+# then SIGINT the fuzzers; the run then counts as stopped, not failed, unless it found something.
 # Several targets may run at once (one script per target, e.g. with --jobs 2): each keeps its
 # files, per-job logs included, in its own folders.
 #
@@ -43,6 +45,7 @@ done
 
 build=build/fuzz
 mkdir -p "$build"
+rm -f "$build/stop-requested"
 [ -n "$log" ] || log="$build/fuzz-$(date -u +%Y%m%dT%H%M%SZ).log"
 nice_cmd=()
 ((use_nice)) && nice_cmd=(nice -n 19)
@@ -92,6 +95,15 @@ max_len_of() {
   esac
 }
 
+# CPU seconds used by this script's finished children, into cpu_s: bash's `times` (second
+# line: user and system) run in this shell, since a $(...) subshell has no children. A niced
+# run on a busy machine gets less CPU than its wall-clock seconds.
+times_file="$build/times.$$"
+cpu_now() {
+  times >"$times_file"
+  cpu_s=$(tail -1 "$times_file" | awk '{ s = 0; for (i = 1; i <= NF; i++) { split($i, p, "m"); sub("s", "", p[2]); s += p[1] * 60 + p[2] } printf "%.0f", s }')
+}
+
 status=0
 echo "fuzz run $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), ${seconds} s per target" | tee -a "$log"
 for t in $targets; do
@@ -125,6 +137,8 @@ for t in $targets; do
   parallel=()  # -jobs runs children that log to ./fuzz-N.log (here: the target's findings folder)
   ((jobs > 1)) && parallel=(-jobs="$jobs" -workers="$jobs")
   t0=$SECONDS
+  cpu_now
+  cpu0=$cpu_s
   (cd "$findings" && "${nice_cmd[@]}" "$exe" "${dirs[@]}" -max_total_time="$seconds" -timeout="$unit_timeout" \
     -rss_limit_mb=2048 -max_len="$(max_len_of "$t")" "${parallel[@]}" -print_final_stats=1 -artifact_prefix=./) \
     >"$out" 2>&1
@@ -139,13 +153,21 @@ for t in $targets; do
   fi
   found=$(find "$findings" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' -o -name 'leak-*' \) | wc -l)
   size=$(ls "$corpus" | wc -l)
+  cpu_now
+  cpu=$((cpu_s - cpu0))
+  stopped=""
+  if ((code != 0 && found == 0)) && [ -f "$build/stop-requested" ]; then
+    stopped=" (stopped on request)"
+    code=0
+  fi
   # The seconds it ran: a finding stops a target before -max_total_time.
-  echo "$t: $((SECONDS - t0)) s of ${seconds}, ${runs} executions, corpus ${size} inputs, findings ${found}, exit ${code}" | tee -a "$log"
+  echo "$t: $((SECONDS - t0)) s of ${seconds}${stopped}, ${cpu} CPU-s, ${runs} executions, corpus ${size} inputs, findings ${found}, exit ${code}" | tee -a "$log"
   rm -f "$findings"/fuzz-*.log  # per-job logs of -jobs > 1, summed above
   if ((code != 0 || found > 0)); then
     status=1
     tail -40 "$out" | tee -a "$log"
   fi
 done
+rm -f "$times_file"
 echo "log: $log"
 exit $status

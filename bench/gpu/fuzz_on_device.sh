@@ -8,6 +8,7 @@
 #           tar -C /tmp -cJf .gpu_stage/fuzz/bins.tar.xz fuzz_config fuzz_hf_config fuzz_workload fuzz_trace fuzz_gguf fuzz_tokenizer libyaml-cpp.so.0.7 &&
 #           tar -C build/fuzz -cJf .gpu_stage/fuzz/corpus.tar.xz corpus
 #   there:  bash bench/gpu/fuzz_on_device.sh .gpu_stage/fuzz SECONDS WORKERS_PER_TARGET OUT_TAR [TARGETS] &
+#           or, for exactly as long as a GPU command runs: bash bench/gpu/fuzz_around.sh TAG -- CMD
 # Each target runs under tools/fuzz.sh --prebuilt --nice --jobs WORKERS_PER_TARGET; OUT_TAR
 # gets fuzz.log (one line per target, as fuzz/runs.log keeps them), every finding and the
 # grown corpus.
