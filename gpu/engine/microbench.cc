@@ -152,7 +152,7 @@ std::vector<AttentionTiming> time_decode_attention(const EngineShape& shape, std
       a.batch = c.batch;
       a.num_q_heads = shape.num_q_heads;
       a.max_pages_per_seq = stride;
-      a.max_seq_len = c.context + 1;
+      a.max_seq_len = c.planned_len > 0 ? c.planned_len : c.context + 1;
       a.sm_scale = scale;
       a.pool = pool.layer(0);
       DeviceArray<float> workspace(paged_decode_workspace_bytes(a, num_sms) / sizeof(float) + 64);

@@ -45,6 +45,9 @@ struct AttentionTiming {
 struct AttentionShapeCase {
   int batch;
   int context;
+  // The length the kernel's splits are planned for: 0 for the context + 1 (the calibration),
+  // or the engine's graph-step length, its page-table stride × the page size (engine.cc).
+  int planned_len = 0;
 };
 std::vector<AttentionTiming> time_decode_attention(const EngineShape& shape, std::span<const core::Precision> formats,
                                                    std::span<const AttentionShapeCase> cases, cudaStream_t stream);
