@@ -4,6 +4,8 @@
 // a budget group's decode token is written (hand arithmetic below).
 #include <gtest/gtest.h>
 
+#include "core/config/config_node.h"
+#include "core/config/kv_plan_loader.h"
 #include "core/config/spec_loader.h"
 #include "core/techniques/redknot.h"
 #include "core/techniques/tangram.h"
@@ -123,6 +125,20 @@ TEST(EnginePlanLayout, SinksWindowGroupsArePositionalCells) {
   EXPECT_EQ(prefill_mask(core::WindowRetention{100}).sink_tokens, 0);
   EXPECT_EQ(prefill_mask(core::PrefixOnlyRetention{.prefix_tokens = 30, .window_tokens = 9}).sink_tokens, 30);
   EXPECT_EQ(prefill_mask(core::BudgetRetention{.ratio = 0.5}).window_tokens, 0) << "a budget reads its whole prompt";
+}
+
+// The cross-validation point's own kv_plan section, as the run reads it: the engine takes it.
+TEST(EnginePlanLayout, TheRedKnotCrossValidationPlanRuns) {
+  const core::ModelSpec model = core::load_model("llama-3.1-8b");
+  core::ConfigDocument doc = core::ConfigDocument::load_file(KVLAB_SOURCE_DIR "/bench/gpu/cross_validate/llama8b_redknot.yaml");
+  const core::KvPlan plan = core::parse_kv_plan(doc.root().child("kv_plan"), model);
+  doc.throw_if_errors();
+  ASSERT_EQ(engine_plan_support(plan, engine_shape(model)), "");
+  const EnginePlan e = make_engine_plan(plan, engine_shape(model));
+  ASSERT_EQ(e.layers.front().size(), 2u);
+  EXPECT_EQ(e.layers.front()[0].num_heads, 1) << "head 0: global";
+  EXPECT_EQ(e.layers.front()[1].num_heads, 7) << "heads 1-7: 4 sinks + 512";
+  EXPECT_EQ(prefill_mask(plan.groups[static_cast<size_t>(e.layers.front()[1].group)].retention).window_tokens, 512);
 }
 
 TEST(EnginePlanLayout, BudgetDecodeTokensLandAtTheEndOfTheCompactedTable) {
