@@ -13,7 +13,9 @@
 #   5b. a technique plan: bench/gpu/cross_validate/llama8b_tangram.yaml (Llama-3.1-8B under a
 #      uniform Tangram plan, light and saturating load) simulated with the calibration and
 #      every iteration replayed through the engine's plan path (26 s for both points on the
-#      H200, bench/results/2026-12-03-h200-plan-replay), under a timeout;
+#      H200, bench/results/2026-12-03-h200-plan-replay), under a timeout; then the same for
+#      bench/gpu/cross_validate/llama8b_redknot.yaml (RedKnot's head split: one global head a
+#      layer, seven keeping 4 sinks + a 512-token window);
 #   6. MoE, a step of its own, every command under `timeout` so a crash or hang there
 #      cannot spoil the dense results: the engine's MoE test (tiny model against a CPU
 #      forward), then Qwen3-30B-A3B (bench/gpu/cross_validate/qwen3_30b_a3b.yaml, light
@@ -58,7 +60,7 @@ kvlab=build/gpu/experiments/kvlab
 memcheck() {
   stamp "memcheck"
   compute-sanitizer --tool memcheck build/gpu/tests/gpu/engine_test \
-    --gtest_filter='*bf16_gqa4_d128*:*int8_g32_gqa4_d128*:EngineForwardTest.*bf16_eager*:EnginePlanTest.*bf16_eager*' \
+    --gtest_filter='*bf16_gqa4_d128*:*int8_g32_gqa4_d128*:EngineForwardTest.*bf16_eager*:EnginePlanTest.*bf16_eager*:EnginePlanTest.*window_int8_eager*:*slices_full_and_sinks_window*' \
     >"$out/memcheck.log" 2>&1
   echo "memcheck exit code: $?" | tee -a "$log"
   grep -E "ERROR SUMMARY|PASSED|FAILED" "$out/memcheck.log" | tee -a "$log"
@@ -90,16 +92,17 @@ else
   echo "-- replay: uncalibrated (built-in defaults), 100 iterations per point" | tee -a "$out/replay.txt"
   $kvlab replay "$runs/uncalibrated" --max-iterations 100 --warmup 1 --repeats 3 2>>"$log" | tee -a "$out/replay.txt"
 fi
-plan_step() {
-  stamp "technique plan: Llama-3.1-8B under Tangram, simulated and replayed"
-  timeout "$(budget 400 30)" $kvlab run bench/gpu/cross_validate/llama8b_tangram.yaml --iteration-log --no-plots \
-    --out "$runs/tangram" >>"$out/sim.txt" 2>&1 || { echo "plan simulation failed (exit $?)" | tee -a "$log"; return; }
-  echo "-- replay: Llama-3.1-8B, Tangram plan (calibrated), every iteration" | tee -a "$out/replay.txt"
-  timeout "$(budget 430 90)" $kvlab replay "$runs/tangram" --warmup 1 --repeats 3 2>>"$log" \
+plan_step() {  # $1: the workload file, $2: its run folder, $3: what it is, $4: its end (s from the start)
+  stamp "technique plan: $3, simulated and replayed"
+  timeout "$(budget $(($4 - 30)) 30)" $kvlab run "bench/gpu/cross_validate/$1" --iteration-log --no-plots \
+    --out "$runs/$2" >>"$out/sim.txt" 2>&1 || { echo "plan simulation failed (exit $?)" | tee -a "$log"; return; }
+  echo "-- replay: $3 (calibrated), every iteration" | tee -a "$out/replay.txt"
+  timeout "$(budget "$4" 90)" $kvlab replay "$runs/$2" --warmup 1 --repeats 3 2>>"$log" \
     | tee -a "$out/replay.txt"
   echo "plan replay exit code: ${PIPESTATUS[0]}" | tee -a "$log"
 }
-plan_step
+plan_step llama8b_tangram.yaml tangram "Llama-3.1-8B, Tangram plan" 430
+plan_step llama8b_redknot.yaml redknot "Llama-3.1-8B, RedKnot-shaped plan (sinks + window)" 460
 moe_step() {
   stamp "MoE: engine test, then Qwen3-30B-A3B simulated and replayed"
   if [ $((SECONDS - start)) -gt 440 ]; then echo "MoE step skipped: $((SECONDS - start)) s gone" | tee -a "$log"; return; fi

@@ -2,8 +2,8 @@
 // The attention of a KV plan's step (plan_layout.h): per layer, each group's new K and V
 // appended into its pool (its slice of the layer's heads, at its slot class's slots), the
 // decode rows through the plan launcher (one call per layer, every group of the layer), the
-// prefill chunks through the prefill kernel once per group (the group's heads, causal over
-// the whole prompt so far).
+// prefill chunks through the prefill kernel once per KV format of the layer's groups (each
+// group a slice of the launch, its heads causal over the prompt so far, or along its window).
 #include <string>
 #include <vector>
 
@@ -61,10 +61,24 @@ void Engine::plan_attention(const BatchLayout& b, int l) {
   }
   if (b.num_decode > 0) launch_plan_decode(decode_works_.at(static_cast<size_t>(l)), stream_);
   if (b.num_prefill == 0) return;
+  // One launch per KV format: the cells of a format are the slices of its launch.
+  std::vector<bool> done(cells.size(), false);
+  std::vector<PrefillAttentionArgs> slices;
   for (size_t c = 0; c < cells.size(); ++c) {
-    launch_prefill_attention(prefill_args(cells[c].layout, plan_pools_->pool(l, static_cast<int>(c)), b, cells[c].kv_head_begin,
-                                          shape_.num_kv_heads),
-                             stream_);
+    if (done[c]) continue;
+    slices.clear();
+    for (size_t o = c; o < cells.size(); ++o) {
+      if (done[o] || !(cells[o].layout.precision == cells[c].layout.precision)) continue;
+      if (slices.size() == static_cast<size_t>(kPrefillMaxSlicesPerLaunch)) break;
+      done[o] = true;
+      PrefillAttentionArgs a = prefill_args(cells[o].layout, plan_pools_->pool(l, static_cast<int>(o)), b, cells[o].kv_head_begin,
+                                            shape_.num_kv_heads);
+      const PrefillMask mask = prefill_mask(plan_->plan.groups[static_cast<size_t>(cells[o].group)].retention);
+      a.sink_tokens = mask.sink_tokens;
+      a.window_tokens = mask.window_tokens;
+      slices.push_back(a);
+    }
+    launch_prefill_attention(slices, stream_);
   }
 }
 

@@ -2,10 +2,12 @@
 #include "gpu/engine/plan_layout.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <stdexcept>
 
 #include <fmt/format.h>
 
+#include "core/pool_plan.h"
 #include "core/retention.h"
 
 namespace kvlab::gpu::engine {
@@ -16,10 +18,12 @@ constexpr int kBlockSize = 16;  // the engine's pages (KvPool::kBlockSize)
 // "" or why the engine does not run group `g` (its policy, not its heads).
 std::string group_problem(const core::HeadGroup& g, const EngineShape& shape) {
   const std::string name = fmt::format("kv_plan group '{}'", g.name);
-  if (!std::holds_alternative<core::FullRetention>(g.retention) && !std::holds_alternative<core::BudgetRetention>(g.retention)) {
-    return fmt::format("{}: {} retention is not run by the engine yet (full and budget are: the simulator prices a "
-                       "window's prefill along the window, and the prefill kernel has no window mask)",
-                       name, core::retention_name(g.retention));
+  if (std::holds_alternative<core::PeriodicRetention>(g.retention)) {
+    return name + ": periodic retention is not run by the engine yet (its kept tokens form no contiguous page ranges: "
+                  "neither the plan launcher nor the prefill kernel reads them)";
+  }
+  if (const auto* r = std::get_if<core::PrefixOnlyRetention>(&g.retention); r != nullptr && r->window_tokens == 0) {
+    return name + ": prefix_only retention without a window is not run (a query past the prefix would see no key)";
   }
   if (!std::holds_alternative<core::DenseAccess>(g.access)) return name + ": page-sparse access is not run by the engine yet";
   if (g.placement != core::Placement::kHbm) return name + ": the engine keeps every page in HBM (host or peer placement is not run)";
@@ -63,6 +67,22 @@ std::vector<std::vector<PlanCell>> cells_of(const core::KvPlan& plan, const Engi
 
 }  // namespace
 
+PrefillMask prefill_mask(const core::Retention& retention) {
+  // Windows and sinks of real plans are far below 2^31 tokens; past it the int would wrap.
+  const auto narrow = [](int64_t n) {
+    if (n < 0 || n > INT32_MAX) throw std::invalid_argument(fmt::format("engine: a window or sink of {} tokens", n));
+    return static_cast<int>(n);
+  };
+  if (const auto* w = std::get_if<core::WindowRetention>(&retention)) return {0, narrow(w->window_tokens)};
+  if (const auto* w = std::get_if<core::SinksWindowRetention>(&retention)) {
+    return {narrow(w->sink_tokens), narrow(w->window_tokens)};
+  }
+  if (const auto* w = std::get_if<core::PrefixOnlyRetention>(&retention)) {
+    return {narrow(w->prefix_tokens), narrow(w->window_tokens)};
+  }
+  return {};  // full; budget (the whole prompt while it is read)
+}
+
 bool is_baseline_plan(const core::KvPlan& plan) {
   if (plan.groups.size() != 1 || plan.queries_per_step != 1 || plan.speculation) return false;
   const core::HeadGroup& g = plan.groups.front();
@@ -104,7 +124,7 @@ EnginePlan make_engine_plan(const core::KvPlan& plan, const EngineShape& shape) 
   for (auto& cells : e.layers) {
     for (PlanCell& cell : cells) {
       const core::Retention& r = plan.groups[static_cast<size_t>(cell.group)].retention;
-      if (std::holds_alternative<core::FullRetention>(r)) continue;
+      if (!core::compacts(r)) continue;  // positional: full and windowed groups
       const auto found = std::find(e.slot_classes.begin(), e.slot_classes.end(), r);
       cell.slot_class = static_cast<int>(found - e.slot_classes.begin());
       if (found == e.slot_classes.end()) e.slot_classes.push_back(r);

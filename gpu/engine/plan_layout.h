@@ -1,22 +1,29 @@
 // SPDX-License-Identifier: Apache-2.0
 // What the engine runs of a non-baseline core::KvPlan, planned on the host (no CUDA here:
-// tested without a GPU). Supported first: Tangram-style plans — per-layer page tables whose
-// groups keep every token (full) or a budget (compacted from page 0, the newest last;
-// gpu/launch/plan_decode.h) — because both the plan launcher and the simulator execute them
-// without anything the engine lacks:
+// tested without a GPU). Supported: per-layer page tables whose groups keep every token
+// (full), a budget (Tangram, SnapKV/H2O: compacted from page 0, the newest last) or a window
+// (window, sinks + window, prefix + window: RedKnot's local heads, StreamingLLM), because the
+// plan launcher, the prefill kernel and the simulator all execute them:
 //   decode   each layer's groups through launch_plan_decode (one call per layer), each
-//            group's table the first pages of the sequence's page list;
+//            group's table the first pages of the sequence's page list; a windowed group
+//            reads its sinks and its window at their positions (gpu/launch/plan_decode.h);
 //   prefill  a budget group holds the whole prompt while it is read (the simulator's prefill
-//            curve for compacting policies, core/pool_plan.h: it compresses after), so every
-//            group's prefill is the causal prefill kernel over the group's heads;
-//   append   a decode token lands at its position (full) or at the end of the compacted
-//            table, index retained − 1 (budget); a prefill token at its position.
+//            curve for compacting policies, core/pool_plan.h: it compresses after), so its
+//            prefill is causal over the prompt; a windowed group's query at p sees its sinks
+//            and keys p − W + 1 … p, as the simulator's prefill curve prices it. A layer's
+//            groups of one KV format take one prefill launch (each group a slice of it);
+//   append   a decode token lands at its position (full, windowed) or at the end of the
+//            compacted table, index retained − 1 (budget); a prefill token at its position.
+// Pages that leave a window: the simulator gives them back as the window slides (core::
+// held_pages, sim/README.md); here every group's table is a prefix of one page list sized
+// for the whole sequence, so those pages stay allocated but are never read again — the
+// time of a step is the same, only the engine's page footprint is larger than the
+// simulator's (capacity is the simulator's to decide; the engine replays its batches).
 // The compression itself (SnapKV's scoring and gather when the prompt ends) is not run: the
-// simulator does not price it either. Refused, with the reason: window, sinks + window and
-// prefix-only retention (the simulator prices their prefill along the window, and the
-// prefill kernel has no window mask yet), periodic retention, page-sparse access, per-head
-// page tables, host or peer placement, a separate V precision, block sizes other than 16,
-// speculative decoding, and groups whose heads in a layer are not consecutive.
+// simulator does not price it either. Refused, with the reason: periodic retention,
+// page-sparse access, per-head page tables, host or peer placement, a separate V precision,
+// block sizes other than 16, speculative decoding, and groups whose heads in a layer are not
+// consecutive.
 #pragma once
 
 #include <cstddef>
@@ -48,6 +55,14 @@ struct EnginePlan {
   // (full retention); the others are budget retentions (compacted tables).
   std::vector<core::Retention> slot_classes;
 };
+
+// The prefill kernel's mask of a retention: a window (0: none) and the sinks it keeps before
+// it (window: 0 sinks; sinks + window: S; prefix + window: the prefix P).
+struct PrefillMask {
+  int sink_tokens = 0;
+  int window_tokens = 0;
+};
+PrefillMask prefill_mask(const core::Retention& retention);
 
 // True for the plan the baseline engine path runs: one group of every head, full retention,
 // dense, per-layer tables of 16 tokens in HBM, K and V at one precision, one query a step.

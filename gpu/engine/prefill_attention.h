@@ -2,10 +2,13 @@
 // Host side of the paged prefill / chunked-prefill attention kernel
 // (gpu/kernels/prefill_attention.cuh): validates the layout and the arguments and
 // dispatches on the KV element format and head_dim. The work list comes from
-// plan_batch (batch_layout.h).
+// plan_batch (batch_layout.h). One launch can cover several pools of one format (a KV
+// plan's groups of a layer: launch_prefill_attention over a span of args), each with its
+// own heads and window.
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 
 #include <cuda_bf16.h>
@@ -33,6 +36,10 @@ struct PrefillAttentionArgs {
   // count (0: heads_per_page, every head), kv_head_begin the first the pages hold.
   int model_kv_heads = 0;
   int kv_head_begin = 0;
+  // Windowed retention (window, sinks + window, prefix + window): the query at position p
+  // sees keys p − window_tokens + 1 … p and the first sink_tokens. 0: causal over all.
+  int sink_tokens = 0;
+  int window_tokens = 0;
   float sm_scale = 0;
 };
 
@@ -43,5 +50,10 @@ std::string prefill_support(const core::PageLayout& layout, int num_q_heads, int
 
 // Validates (std::invalid_argument naming the bad argument) and launches on `stream`.
 void launch_prefill_attention(const PrefillAttentionArgs& args, cudaStream_t stream);
+constexpr int kPrefillMaxSlicesPerLaunch = 8;
+// One launch over several pools of a layer (at most kPrefillMaxSlicesPerLaunch): they must agree on everything but
+// pool, kv_head_begin, the layout's heads_per_page (and so page_bytes), sink_tokens and
+// window_tokens, and hold disjoint KV heads.
+void launch_prefill_attention(std::span<const PrefillAttentionArgs> slices, cudaStream_t stream);
 
 }  // namespace kvlab::gpu::engine

@@ -8,7 +8,13 @@
 // softmax, P is reused from the S accumulators as the A operand.
 //
 // One CTA per (work item, KV head); a work item is a sequence and the first of the
-// tokens_per_cta chunk tokens it covers. K tiles are stored [key][d] and V tiles transposed
+// tokens_per_cta chunk tokens it covers. The KV heads of one launch may lie in several
+// pools of one format (slices: a KV plan's groups of a layer, each with its own pages and
+// retention), so a layer's prefill is one launch per KV format, not one per group.
+// A slice with a window keeps, for the query at position p, the keys in [p − W + 1, p] plus
+// the first `sink_tokens` (window, sinks + window, prefix + window: core/retention.h); a
+// CTA's tiles that no row of it sees are skipped, so its work follows the window, as the
+// simulator's prefill curve prices it (core/pool_plan.h). K tiles are stored [key][d] and V tiles transposed
 // [d][key], each row padded by 8 elements so the fragments' 32-bit loads hit 32 banks.
 #pragma once
 
@@ -21,23 +27,34 @@
 
 namespace kvlab::gpu {
 
+constexpr int kPrefillMaxSlices = 8;
+
+// KV heads of one pool: the model KV heads kv_head_begin … + num_heads − 1, held in that
+// order in every page of `pool`.
+struct PrefillSlice {
+  const uint8_t* pool;  // [num_pages, page_bytes]: one layer's pages of these heads
+  int64_t page_bytes;
+  int kv_head_begin;    // the model KV head the pages' head 0 is
+  int num_heads;        // = the layout's heads_per_page
+  int sink_tokens;      // with a window: the first tokens every query also sees
+  int window_tokens;    // 0: causal over everything; W > 0: keys p − W + 1 … p (and the sinks)
+};
+
 struct PrefillAttentionParams {
   const __nv_bfloat16* q;     // [rows, num_q_heads, head_dim]: the batch's query rows
   __nv_bfloat16* out;         // same shape; only the prefill rows are written
-  const uint8_t* pool;        // [num_pages, page_bytes]: one layer's pages
   const int32_t* page_table;  // [num_seqs, max_pages_per_seq]
   const int32_t* q_begin;     // [num_seqs]: row of the chunk's first token in q/out
   const int32_t* q_len;       // [num_seqs]: chunk tokens
   const int32_t* context;     // [num_seqs]: tokens cached before the chunk (the chunk follows them in the pages)
   const int2* work;           // [num_work]: (sequence, first chunk token of the CTA)
   int num_q_heads;            // query heads per row of q and out
-  int num_kv_heads;           // = heads_per_page: the KV heads the pool's pages hold
+  PrefillSlice slices[kPrefillMaxSlices];  // blockIdx.y walks their heads in order
+  int num_slices;
   int group;                  // query heads per KV head (the model's)
-  int kv_head_begin;          // the model KV head the pages' head 0 is (a plan group's first)
   int max_pages_per_seq;
   int tokens_per_cta;         // 64 / group
-  int64_t page_bytes;
-  int64_t component_bytes;
+  int64_t component_bytes;    // one head's K or V in a page (the same in every slice)
   int64_t scales_offset;      // from a component's start
   int64_t zeros_offset;
   int vector_code_bytes;      // D·b/8
@@ -64,8 +81,8 @@ __device__ __forceinline__ uint32_t load_u32(const __nv_bfloat16* p) { return *r
 // Dequantizes keys [tile_start, tile_start + 64) of one KV head into ks ([key][d]) and vt
 // ([d][key]); keys at or past `kv_len` are zeros (P is 0 there, and 0·V must not be NaN).
 template <KvCode C, bool kAsym, int kD>
-__device__ void load_tile(const PrefillAttentionParams& p, const int32_t* pages, int kv_head, int tile_start, int kv_len,
-                          __nv_bfloat16* ks, __nv_bfloat16* vt) {
+__device__ void load_tile(const PrefillAttentionParams& p, const PrefillSlice& slice_pool, const int32_t* pages, int kv_head,
+                          int tile_start, int kv_len, __nv_bfloat16* ks, __nv_bfloat16* vt) {
   constexpr int kSlices = kD / 8;
   constexpr int kStrideK = kD + kPrefillPad;
   constexpr int kStrideV = kPrefillTile + kPrefillPad;
@@ -78,7 +95,7 @@ __device__ void load_tile(const PrefillAttentionParams& p, const int32_t* pages,
     float x[8];
     if (token < kv_len) {
       const int slot = token % 16;
-      const uint8_t* comp = p.pool + static_cast<int64_t>(pages[token / 16]) * p.page_bytes +
+      const uint8_t* comp = slice_pool.pool + static_cast<int64_t>(pages[token / 16]) * slice_pool.page_bytes +
                             (static_cast<int64_t>(kv_head) * 2 + component) * p.component_bytes;
       RawSlice raw;
       raw.scale = 1.0f;
@@ -124,7 +141,10 @@ __global__ void __launch_bounds__(kPrefillThreads) prefill_attention_kernel(cons
 
   const int2 item = p.work[blockIdx.x];
   const int seq = item.x, first = item.y;
-  const int kv_head = blockIdx.y;
+  int kv_head = blockIdx.y, si = 0;  // the slice and its head
+  while (kv_head >= p.slices[si].num_heads) kv_head -= p.slices[si++].num_heads;
+  const PrefillSlice& slice_pool = p.slices[si];
+  const int window = slice_pool.window_tokens;
   const int group = p.group;
   const int chunk = p.q_len[seq];
   const int context = p.context[seq];
@@ -135,7 +155,7 @@ __global__ void __launch_bounds__(kPrefillThreads) prefill_attention_kernel(cons
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, t = lane % 4;
   // This thread's two rows (g and g + 8 of its warp's 16): chunk token and query head.
-  int row_token[2], row_limit[2];
+  int row_token[2], row_limit[2], row_low[2];
   const __nv_bfloat16* row_q[2];
   bool row_valid[2];
 #pragma unroll
@@ -145,7 +165,8 @@ __global__ void __launch_bounds__(kPrefillThreads) prefill_attention_kernel(cons
     const int tok = min(r / group, tokens - 1);  // padding rows mirror the last token (finite, never stored)
     row_token[h] = first + tok;
     row_limit[h] = context + first + tok;        // last key index the row may see
-    const int head = (p.kv_head_begin + kv_head) * group + (row_valid[h] ? r % group : 0);
+    row_low[h] = window > 0 ? row_limit[h] - window + 1 : 0;  // first key of its window
+    const int head = (slice_pool.kv_head_begin + kv_head) * group + (row_valid[h] ? r % group : 0);
     row_q[h] = p.q + (static_cast<int64_t>(p.q_begin[seq] + row_token[h]) * p.num_q_heads + head) * kD;
   }
   // Q fragments for every k-step, loaded once (padding rows load a valid row: the last token's).
@@ -163,9 +184,14 @@ __global__ void __launch_bounds__(kPrefillThreads) prefill_attention_kernel(cons
   float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.0f, 0.0f};
   const float scale_log2 = p.sm_scale * 1.4426950408889634f;
 
-  for (int tile = 0; tile < kv_len; tile += kPrefillTile) {
+  // With a window: the sink tiles, then from the tile holding the CTA's first row's window
+  // start (the lowest key any row of the CTA sees past the sinks) to the end.
+  const int sink_end = window > 0 ? min(slice_pool.sink_tokens, kv_len) : 0;
+  const int window_tile = window > 0 ? max(0, context + first - window + 1) / kPrefillTile * kPrefillTile : 0;
+  for (int tile = sink_end > 0 ? 0 : window_tile; tile < kv_len;
+       tile = (tile + kPrefillTile >= sink_end && tile + kPrefillTile < window_tile) ? window_tile : tile + kPrefillTile) {
     __syncthreads();  // every warp is done with the previous tile
-    load_tile<C, kAsym, kD>(p, pages, kv_head, tile, kv_len, ks, vt);
+    load_tile<C, kAsym, kD>(p, slice_pool, pages, kv_head, tile, kv_len, ks, vt);
     __syncthreads();
     float s[kKeyTiles][4];
 #pragma unroll
@@ -177,8 +203,9 @@ __global__ void __launch_bounds__(kPrefillThreads) prefill_attention_kernel(cons
         decode_detail::mma16816<true>(s[j], qf[kk], load_u32(krow + kk * 16), load_u32(krow + kk * 16 + 8));
       }
     }
-    // Causal mask, only where the tile reaches past a row's first allowed limit.
-    const bool needs_mask = tile + kPrefillTile - 1 > context + first;
+    // Causal mask, only where the tile reaches past a row's first allowed limit; a window's
+    // mask wherever it applies (keys before a row's window that are not sinks).
+    const bool needs_mask = window > 0 || tile + kPrefillTile - 1 > context + first;
     float tile_max[2] = {-INFINITY, -INFINITY};
 #pragma unroll
     for (int j = 0; j < kKeyTiles; ++j) {
@@ -187,19 +214,22 @@ __global__ void __launch_bounds__(kPrefillThreads) prefill_attention_kernel(cons
         const int h = e / 2;
         const int key = tile + j * 8 + t * 2 + (e % 2);
         float v = s[j][e] * scale_log2;
-        if (needs_mask && key > row_limit[h]) v = -INFINITY;
+        if (needs_mask && (key > row_limit[h] || (key < row_low[h] && key >= slice_pool.sink_tokens))) v = -INFINITY;
         s[j][e] = v;
         tile_max[h] = fmaxf(tile_max[h], v);
       }
     }
-    float alpha[2];
+    float alpha[2], row_ref[2];
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffffu, tile_max[h], 1));
       tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffffu, tile_max[h], 2));
-      const float new_max = fmaxf(row_max[h], tile_max[h]);  // finite: key 0 is never masked
-      alpha[h] = exp2f(row_max[h] - new_max);
+      // A row may see no key of a tile before its window: its max stays −∞ until one, and
+      // exp2 against 0 then keeps P, O and the sum at 0 instead of NaN.
+      const float new_max = fmaxf(row_max[h], tile_max[h]);
+      alpha[h] = new_max == -INFINITY ? 1.0f : exp2f(row_max[h] - new_max);
       row_max[h] = new_max;
+      row_ref[h] = new_max == -INFINITY ? 0.0f : new_max;
       row_sum[h] *= alpha[h];
     }
 #pragma unroll
@@ -214,8 +244,8 @@ __global__ void __launch_bounds__(kPrefillThreads) prefill_attention_kernel(cons
     uint32_t pf[kKeyTiles / 2][4];
 #pragma unroll
     for (int j = 0; j < kKeyTiles; ++j) {
-      const float p0 = exp2f(s[j][0] - row_max[0]), p1 = exp2f(s[j][1] - row_max[0]);
-      const float p2 = exp2f(s[j][2] - row_max[1]), p3 = exp2f(s[j][3] - row_max[1]);
+      const float p0 = exp2f(s[j][0] - row_ref[0]), p1 = exp2f(s[j][1] - row_ref[0]);
+      const float p2 = exp2f(s[j][2] - row_ref[1]), p3 = exp2f(s[j][3] - row_ref[1]);
       row_sum[0] += p0 + p1;
       row_sum[1] += p2 + p3;
       pf[j / 2][(j % 2) * 2 + 0] = decode_detail::pack2<true>(p0, p1);

@@ -7,8 +7,9 @@
 // accumulation order. A tiny dense model (2 layers, hidden 256, GQA 8/2, head_dim 64),
 // mixed and decode-only steps, bf16 and int8 KV, graphs on and off; and the same model with
 // MoE layers (8 experts, top-2), whose routing is checked against the CPU's; and the same
-// dense model under a Tangram-style KV plan (a full group and a budget group per layer),
-// each group's pages written and read by ref/ as the plan says (plan_layout.h).
+// dense model under a KV plan (a full group and a budget, window, sinks + window or prefix +
+// window group per layer), each group's pages written by ref/ and read through the group's
+// window (tests/gpu/windowed_attention.h) as the plan says (plan_layout.h).
 #include <algorithm>
 #include <numeric>
 #include <cmath>
@@ -17,11 +18,13 @@
 
 #include <gtest/gtest.h>
 
+#include "core/pool_plan.h"
 #include "core/retention.h"
 #include "gpu/engine/engine.h"
 #include "ref/float_formats.h"
 #include "ref/paged_kv.h"
 #include "tests/gpu/device.h"
+#include "tests/gpu/windowed_attention.h"
 
 namespace kvlab::gpu::engine {
 namespace {
@@ -186,9 +189,13 @@ std::vector<double> plan_attention(const EnginePlan& plan, const PlanPages& page
       std::copy_n(q.begin() + (static_cast<int64_t>(i) * s.num_q_heads + first) * d, heads * d,
                   q_cell.begin() + static_cast<int64_t>(i) * heads * d);
     }
+    // A compacted table holds the retained tokens; a positional one every position, read
+    // through the retention's window (plan_layout.h).
     const core::Retention& retention = plan.plan.groups[static_cast<size_t>(cell.group)].retention;
-    const std::vector<double> o = ref::paged_decode_attention(cell.layout, pages[static_cast<size_t>(l)][c], table,
-                                                              step_group_tokens(retention, row), heads, n, q_cell, scale);
+    const PrefillMask mask = prefill_mask(retention);
+    const int64_t table_len = core::compacts(retention) ? step_group_tokens(retention, row) : row.context_tokens + row.new_tokens;
+    const std::vector<double> o = gpu::testing::windowed_attention(cell.layout, pages[static_cast<size_t>(l)][c], table, table_len,
+                                                                   heads, n, q_cell, scale, mask.sink_tokens, mask.window_tokens);
     for (int i = 0; i < n; ++i) {
       std::copy_n(o.begin() + static_cast<int64_t>(i) * heads * d, heads * d,
                   out.begin() + (static_cast<int64_t>(i) * s.num_q_heads + first) * d);
@@ -472,9 +479,11 @@ TEST(EngineMoeTest, PerExpertEverywhere) {
   expect_moe_steps_match_the_cpu_forward({true, 0});
 }
 
-// The tiny model's plan: per layer, KV head 0 in a full group and KV head 1 in a budget
-// group keeping a quarter of the sequence (Tangram's shape, one head per page group).
-core::KvPlan tiny_tangram_plan(core::KvDtype full_dtype, core::KvDtype budget_dtype) {
+// The tiny model's plan: per layer, KV head 0 in a full group and KV head 1 in a second
+// group — a budget keeping a quarter of the sequence (Tangram's shape) or a window
+// (RedKnot's local heads: sinks + window).
+core::KvPlan tiny_tangram_plan(core::KvDtype full_dtype, core::KvDtype budget_dtype,
+                               core::Retention second = core::BudgetRetention{.ratio = 0.25}) {
   const EngineShape s = tiny_shape();
   core::KvPlan plan;
   plan.model_name = s.model_name;
@@ -487,8 +496,7 @@ core::KvPlan tiny_tangram_plan(core::KvDtype full_dtype, core::KvDtype budget_dt
     plan.layers.push_back(layer);
   }
   core::HeadGroup kept{.name = "full", .precision = core::Precision::defaults(full_dtype)};
-  core::HeadGroup budget{.name = "budget", .retention = core::BudgetRetention{.ratio = 0.25},
-                         .precision = core::Precision::defaults(budget_dtype)};
+  core::HeadGroup budget{.name = "budget", .retention = second, .precision = core::Precision::defaults(budget_dtype)};
   for (int l = 0; l < s.num_layers; ++l) {
     kept.heads.push_back({l, 0});
     budget.heads.push_back({l, 1});
@@ -515,6 +523,7 @@ struct PlanCase {
   std::string name;
   core::KvDtype full, budget;
   bool graphs;
+  core::Retention second = core::BudgetRetention{.ratio = 0.25};
 };
 
 class EnginePlanTest : public ::testing::TestWithParam<PlanCase> {};
@@ -526,17 +535,19 @@ TEST_P(EnginePlanTest, StepsMatchTheCpuForwardOverThePlansPages) {
   o.max_seqs = 8;
   o.max_context = 400;
   o.kv_pages = 96;
-  o.kv_plan = tiny_tangram_plan(GetParam().full, GetParam().budget);
+  o.kv_plan = tiny_tangram_plan(GetParam().full, GetParam().budget, GetParam().second);
   o.cuda_graphs = GetParam().graphs;
   o.seed = 17;
   Engine engine(tiny_shape(), o);
   ASSERT_NE(engine.plan(), nullptr);
   const HostWeights w = download(engine.weights());
   // Budget groups keep ⌈0.25·n⌉: 38 → 10, 6 → 2, 101 → 26, 17 → 5, 1 → 1 token(s); the
-  // prefill chunks read their whole prompt.
+  // prefill chunks read their whole prompt. Windowed groups (4 sinks + 24): decodes at 38
+  // and 101 tokens read past their window's start, the chunk at 20 + 30 crosses it, the
+  // 90-token chunk spans several windows and two 64-key tiles.
   const std::vector<std::vector<EngineRow>> steps = {
       {{37, 1, true, true}, {5, 1, true, true}, {20, 30, false, false}, {0, 17, false, true}},
-      {{100, 1, true, true}, {16, 1, true, true}, {0, 1, true, true}}};
+      {{100, 1, true, true}, {16, 1, true, true}, {0, 1, true, true}, {0, 90, false, true}}};
   for (size_t step = 0; step < steps.size(); ++step) {
     const uint64_t seed = 300 + step;
     PlanPages pages = download_plan_pages(engine);
@@ -569,21 +580,27 @@ TEST_P(EnginePlanTest, StepsMatchTheCpuForwardOverThePlansPages) {
 INSTANTIATE_TEST_SUITE_P(Plan, EnginePlanTest,
                          ::testing::Values(PlanCase{"bf16_graphs", core::KvDtype::kBf16, core::KvDtype::kBf16, true},
                                            PlanCase{"bf16_eager", core::KvDtype::kBf16, core::KvDtype::kBf16, false},
-                                           PlanCase{"bf16_int8_graphs", core::KvDtype::kBf16, core::KvDtype::kInt8, true}),
+                                           PlanCase{"bf16_int8_graphs", core::KvDtype::kBf16, core::KvDtype::kInt8, true},
+                                           PlanCase{"sinks_window_graphs", core::KvDtype::kBf16, core::KvDtype::kBf16, true,
+                                                    core::SinksWindowRetention{.sink_tokens = 4, .window_tokens = 24}},
+                                           PlanCase{"window_int8_eager", core::KvDtype::kBf16, core::KvDtype::kInt8, false,
+                                                    core::WindowRetention{.window_tokens = 24}},
+                                           PlanCase{"prefix_window_graphs", core::KvDtype::kBf16, core::KvDtype::kBf16, true,
+                                                    core::PrefixOnlyRetention{.prefix_tokens = 20, .window_tokens = 24}}),
                          [](const ::testing::TestParamInfo<PlanCase>& p) { return p.param.name; });
 
 // Refused by the constructor before any page is allocated (its cuBLASLt handle comes first).
-TEST(EnginePlanRefusal, AWindowPlanIsRefusedWithTheReason) {
+TEST(EnginePlanRefusal, APeriodicPlanIsRefusedWithTheReason) {
   KVLAB_REQUIRE_GPU();
   core::KvPlan plan = tiny_tangram_plan(core::KvDtype::kBf16, core::KvDtype::kBf16);
-  plan.groups[1].retention = core::SinksWindowRetention{.sink_tokens = 4, .window_tokens = 64};
+  plan.groups[1].retention = core::PeriodicRetention{.sink_tokens = 4, .period_tokens = 8, .window_tokens = 64};
   EngineOptions o;
   o.kv_plan = plan;
   try {
     Engine engine(tiny_shape(), o);
-    FAIL() << "a sinks + window plan was accepted";
+    FAIL() << "a periodic plan was accepted";
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("kv_plan group 'budget': sinks_window retention is not run"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("kv_plan group 'budget': periodic retention is not run"), std::string::npos)
         << e.what();
   }
 }

@@ -4,6 +4,8 @@
 // a budget group's decode token is written (hand arithmetic below).
 #include <gtest/gtest.h>
 
+#include "core/config/config_node.h"
+#include "core/config/kv_plan_loader.h"
 #include "core/config/spec_loader.h"
 #include "core/techniques/redknot.h"
 #include "core/techniques/tangram.h"
@@ -58,10 +60,18 @@ TEST(EnginePlanLayout, RefusesWhatItDoesNotRunWithTheReason) {
   const EngineShape shape = engine_shape(model);
   core::RedKnotSpec redknot;
   redknot.local_share = 0.5;
+  // RedKnot's local heads keep per-head page tables (SegPagedAttention).
   const core::KvPlan local = core::apply_redknot(baseline(model), redknot).plan;
   const std::string why = engine_plan_support(local, shape);
-  EXPECT_NE(why.find("sinks_window retention is not run by the engine yet"), std::string::npos) << why;
+  EXPECT_NE(why.find("per-head page tables are not run"), std::string::npos) << why;
   EXPECT_THROW(make_engine_plan(local, shape), std::invalid_argument);
+
+  core::KvPlan periodic = tangram_plan(model, 0.5);
+  periodic.groups[1].retention = core::PeriodicRetention{.sink_tokens = 4, .period_tokens = 8, .window_tokens = 64};
+  EXPECT_NE(engine_plan_support(periodic, shape).find("periodic retention is not run"), std::string::npos);
+  core::KvPlan prefix_alone = tangram_plan(model, 0.5);
+  prefix_alone.groups[1].retention = core::PrefixOnlyRetention{.prefix_tokens = 64, .window_tokens = 0};
+  EXPECT_NE(engine_plan_support(prefix_alone, shape).find("without a window"), std::string::npos);
 
   core::KvPlan per_head = tangram_plan(model, 0.5);
   per_head.groups[3].page_table = core::PageTableScope::kPerHead;
@@ -83,6 +93,52 @@ TEST(EnginePlanLayout, RefusesWhatItDoesNotRunWithTheReason) {
 
   const EngineShape qwen = engine_shape(core::load_model("qwen3-8b"));
   EXPECT_NE(engine_plan_support(tangram_plan(model, 0.5), qwen).find("layers"), std::string::npos);
+}
+
+// RedKnot's shape with per-layer tables (what bench/gpu/cross_validate/llama8b_redknot.yaml
+// states): KV head 0 full, heads 1-7 sinks + window, in two cells a layer, both positional.
+TEST(EnginePlanLayout, SinksWindowGroupsArePositionalCells) {
+  const core::ModelSpec model = core::load_model("llama-3.1-8b");
+  const EngineShape shape = engine_shape(model);
+  core::RedKnotSpec redknot;
+  redknot.local_share = 7.0 / 8.0;
+  core::KvPlan plan = core::apply_redknot(baseline(model), redknot).plan;
+  for (core::HeadGroup& g : plan.groups) g.page_table = core::PageTableScope::kPerLayer;
+  ASSERT_EQ(engine_plan_support(plan, shape), "");
+  const EnginePlan e = make_engine_plan(plan, shape);
+  ASSERT_EQ(e.slot_classes.size(), 1u) << "no compacting group: every token lands at its position";
+  for (const auto& cells : e.layers) {
+    ASSERT_EQ(cells.size(), 2u);
+    EXPECT_EQ(cells[0].kv_head_begin, 0);
+    EXPECT_EQ(cells[0].num_heads, 1);
+    EXPECT_EQ(cells[1].kv_head_begin, 1);
+    EXPECT_EQ(cells[1].num_heads, 7);
+    EXPECT_EQ(cells[1].slot_class, 0);
+    const PrefillMask mask = prefill_mask(plan.groups[static_cast<size_t>(cells[1].group)].retention);
+    EXPECT_EQ(mask.sink_tokens, 4);  // RedKnot's code defaults: 4 + 512
+    EXPECT_EQ(mask.window_tokens, 512);
+    EXPECT_EQ(prefill_mask(plan.groups[static_cast<size_t>(cells[0].group)].retention).window_tokens, 0);
+  }
+  // The log's group lengths are what each keeps: 4 + 512 of 1000 tokens, all 1000 in full.
+  const EngineRow decode{999, 1, true, true};
+  EXPECT_EQ(step_group_tokens(core::SinksWindowRetention{4, 512}, decode), 516);
+  EXPECT_EQ(prefill_mask(core::WindowRetention{100}).sink_tokens, 0);
+  EXPECT_EQ(prefill_mask(core::PrefixOnlyRetention{.prefix_tokens = 30, .window_tokens = 9}).sink_tokens, 30);
+  EXPECT_EQ(prefill_mask(core::BudgetRetention{.ratio = 0.5}).window_tokens, 0) << "a budget reads its whole prompt";
+}
+
+// The cross-validation point's own kv_plan section, as the run reads it: the engine takes it.
+TEST(EnginePlanLayout, TheRedKnotCrossValidationPlanRuns) {
+  const core::ModelSpec model = core::load_model("llama-3.1-8b");
+  core::ConfigDocument doc = core::ConfigDocument::load_file(KVLAB_SOURCE_DIR "/bench/gpu/cross_validate/llama8b_redknot.yaml");
+  const core::KvPlan plan = core::parse_kv_plan(doc.root().child("kv_plan"), model);
+  doc.throw_if_errors();
+  ASSERT_EQ(engine_plan_support(plan, engine_shape(model)), "");
+  const EnginePlan e = make_engine_plan(plan, engine_shape(model));
+  ASSERT_EQ(e.layers.front().size(), 2u);
+  EXPECT_EQ(e.layers.front()[0].num_heads, 1) << "head 0: global";
+  EXPECT_EQ(e.layers.front()[1].num_heads, 7) << "heads 1-7: 4 sinks + 512";
+  EXPECT_EQ(prefill_mask(plan.groups[static_cast<size_t>(e.layers.front()[1].group)].retention).window_tokens, 512);
 }
 
 TEST(EnginePlanLayout, BudgetDecodeTokensLandAtTheEndOfTheCompactedTable) {
