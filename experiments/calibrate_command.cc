@@ -80,6 +80,8 @@ void calibrate(const CalibrateOptions& o) {
     raw += fmt::format("gemm,{},bf16,{},0,{},{},{},{},{}\n", t.name, t.tokens, t.n, t.k, bytes, flops, t.seconds);
   }
   const GemmFit gemm = fit_gemms(gemm_points, bandwidth, rate);
+  double gemm_factor_error = 0;
+  const sim::GemmTokenFactor gemm_factor = gemm_token_factor(gemm_points, gemm, bandwidth, rate, &gemm_factor_error);
   std::cerr << "  GEMMs timed\n";
 
   // Decode attention per KV format.
@@ -160,6 +162,7 @@ void calibrate(const CalibrateOptions& o) {
   m.machine = machine;
   m.gemm_memory_efficiency = gemm.memory_efficiency;
   m.gemm_fixed_s = gemm.fixed_s;
+  m.gemm_token_factor = gemm_factor;
   m.attention_memory_efficiency = attention.memory_efficiency;
   m.attention_fixed_s = attention.fixed_s;
   m.decode_attention_table = attention_table;
@@ -180,6 +183,7 @@ void calibrate(const CalibrateOptions& o) {
   file.prefill_efficiency = prefill_efficiency;
   file.step_fixed_s = step_fixed;
   file.gemm_fit_error = gemm.median_relative_error;
+  file.gemm_factor_fit_error = gemm_factor_error;
   file.attention_fit_error = attention.median_relative_error;
   file.layer_fit_error = layer.median_relative_error;
   file.measured = m;

@@ -54,6 +54,13 @@ double DecodeAttentionTable::share_at(core::KvDtype dtype, double batch, double 
   return low * (1 - wb) + high * wb;
 }
 
+double GemmTokenFactor::at(double t) const {
+  if (tokens.empty() || factor.size() != tokens.size()) throw std::invalid_argument("GemmTokenFactor::at: no factors");
+  const auto [i, w] = log_position(tokens, t);
+  const size_t i1 = std::min(i + 1, tokens.size() - 1);
+  return factor[i] * (1 - w) + factor[i1] * w;
+}
+
 double bus_factor(Collective collective, int world_size) {
   if (world_size < 1) throw std::invalid_argument("bus_factor: world size must be at least 1");
   const double n = world_size;

@@ -5,7 +5,8 @@
 //   - GEMMs: each launch costs gemm_fixed_s, streams its weights at gemm_memory_efficiency
 //     of HBM bandwidth, and computes at compute_efficiency · T / (T + T½) of the peak rate
 //     (Calibration::gemm_half_efficiency_tokens): small batches neither fill the memory
-//     pipes nor the tensor cores;
+//     pipes nor the tensor cores; where GEMMs were timed against tokens, the dense layers'
+//     roofline is scaled by the measured time over it at the step's tokens (GemmTokenFactor);
 //   - attention: decode reads KV at a share of HBM bandwidth measured per KV element format
 //     (an int4 page costs more instructions per byte than a bf16 one), plus a fixed cost per
 //     layer and attention launch (decode, prefill); where a format was timed on a grid of
@@ -73,12 +74,27 @@ struct DecodeAttentionTable {
   double share_at(core::KvDtype dtype, double batch, double tokens_per_seq) const;
 };
 
+// Measured GEMM time over the roofline, against tokens: for each token count T timed, Σ over
+// the model's weight shapes of (t − gemm_fixed) / Σ max(bytes / B_gemm, flops / F(T)). The
+// roofline's max() holds at its two ends but not between them: on the H200 the engine's
+// GEMMs take 1.14-1.15× it at 64-128 tokens (memory and compute overlap imperfectly) and 0.90×
+// at 1024 (the fitted plateau averages 1024-8192, and 8192 runs slower). bf16 weights do T
+// FLOPs per byte at every shape, so one factor per T serves every shape of a dense model.
+struct GemmTokenFactor {
+  std::vector<int> tokens;     // ascending, ≥ 1
+  std::vector<double> factor;  // one per token count, > 0
+  bool empty() const { return tokens.empty(); }
+  // Linear in log(tokens) between timed counts, clamped to the first and last; !empty() required.
+  double at(double tokens) const;
+};
+
 struct MeasuredCalibration {
   std::string measured_on;  // date of the measurement ("" : not measured by kvlab calibrate)
   std::string commit;       // kvlab commit that measured it
   std::string machine;      // the device (e.g. "NVIDIA H200, 132 SMs")
   double gemm_memory_efficiency = 0;  // achieved / peak HBM bandwidth of weight streaming
   double gemm_fixed_s = 0;            // per GEMM launch
+  GemmTokenFactor gemm_token_factor;  // empty: the roofline alone
   // Achieved / peak HBM bandwidth of decode attention, per core::KvDtype (index = enum value).
   std::array<double, 7> attention_memory_efficiency{};
   double attention_fixed_s = 0;       // per layer and attention launch

@@ -73,6 +73,7 @@ CostModel::CostModel(const SimConfig& c, const KvLayout& layout) : layout_(&layo
   dequant_rate_ = c.gpu.fp32_rate.flops_per_s / 2;  // one decode per CUDA-core instruction slot
   half_tokens_ = cal.gemm_half_efficiency_tokens;
   measured_ = cal.measured;
+  gemm_factor_ = !measured_.gemm_token_factor.empty() && c.weights == core::WeightDtype::kBf16;
   const double gemm_share = measured_.gemm_memory_efficiency > 0 ? measured_.gemm_memory_efficiency : cal.memory_efficiency;
   gemm_bandwidth_ = c.gpu.hbm_bandwidth.bytes_per_s * gemm_share;
   kv_bandwidth_ = c.gpu.hbm_bandwidth.bytes_per_s * attention_efficiency_for(measured_, c.kv_precision.dtype, cal.memory_efficiency);
@@ -125,16 +126,22 @@ double capped_sum(int64_t from, int64_t to, int64_t cap) {
 }
 
 // One GEMM kernel's roofline; adds its bytes, FLOPs and time to `cost`'s terms.
-double CostModel::gemm_seconds(const Gemm& g, double tokens, IterationCost& cost) const {
+double CostModel::gemm_seconds(const Gemm& g, double tokens, IterationCost& cost, double factor) const {
   if (tokens <= 0 || g.bytes <= 0) return 0;
   const double efficiency = half_tokens_ > 0 ? tokens / (tokens + half_tokens_) : 1.0;
-  const double memory_s = g.bytes / gemm_bandwidth_;
-  const double compute_s = g.flops_per_token * tokens / (flop_rate_ * efficiency);
+  const double memory_s = factor * g.bytes / gemm_bandwidth_;
+  const double compute_s = factor * g.flops_per_token * tokens / (flop_rate_ * efficiency);
   cost.overhead_s += measured_.gemm_fixed_s * g.launches;
   cost.weight_bytes += g.bytes;
   cost.flops += g.flops_per_token * tokens;
   (memory_s >= compute_s ? cost.weights_s : cost.compute_s) += std::max(memory_s, compute_s);
   return std::max(memory_s, compute_s);
+}
+
+// The measured factor was timed on bf16 weights (calibrate_command.cc); fp8 and int4 weights
+// do 2 or 4 FLOPs per byte more, so their crossover sits elsewhere: the roofline alone.
+double CostModel::dense_gemm_factor(double tokens) const {
+  return gemm_factor_ && tokens > 0 ? measured_.gemm_token_factor.at(tokens) : 1.0;
 }
 
 void CostModel::attention_seconds(double hbm_bytes, double hbm_s, double host_bytes, double flops, double dequant_ops,
@@ -156,10 +163,11 @@ IterationCost CostModel::iteration(const BatchShape& b) const {
   const KvLayout& k = *layout_;
   const double tokens = static_cast<double>(b.prefill_tokens + b.decode_tokens);
   if (tokens > 0) {
-    gemm_seconds(proj_, tokens, cost);
-    gemm_seconds(dense_, tokens, cost);
+    gemm_seconds(proj_, tokens, cost, dense_gemm_factor(tokens));
+    gemm_seconds(dense_, tokens, cost, dense_gemm_factor(tokens));
     const double overhead_before = cost.overhead_s;
-    cost.lm_head_s = gemm_seconds(lm_head_, static_cast<double>(b.sampled_tokens), cost);
+    const auto sampled = static_cast<double>(b.sampled_tokens);
+    cost.lm_head_s = gemm_seconds(lm_head_, sampled, cost, dense_gemm_factor(sampled));
     cost.lm_head_s += cost.overhead_s - overhead_before;  // its measured launch cost
     if (expert_parallel_) {
       // The router and shared experts over this rank's tokens; the routed experts are the EP group's.

@@ -104,7 +104,9 @@ class CostModel {
     double flops_per_token = 0;
     double launches = 0;          // kernels per iteration (each costs the measured gemm_fixed_s)
   };
-  double gemm_seconds(const Gemm& g, double tokens, IterationCost& cost) const;
+  // `factor` scales the roofline (measured GemmTokenFactor for the dense layers, else 1).
+  double gemm_seconds(const Gemm& g, double tokens, IterationCost& cost, double factor = 1.0) const;
+  double dense_gemm_factor(double tokens) const;
   // One attention kernel's roofline over its resources; adds to `cost`.
   void attention_seconds(double hbm_bytes, double hbm_s, double host_bytes, double flops, double dequant_ops,
                          IterationCost& cost) const;
@@ -120,6 +122,7 @@ class CostModel {
   ClusterLinks links_;
   bool tp_spans_nodes_ = false;
   double bandwidth_ = 0, flop_rate_ = 0, attention_rate_ = 0, dequant_rate_ = 0, half_tokens_ = 0;
+  bool gemm_factor_ = false;  // measured_.gemm_token_factor applies (bf16 weights)
   double gemm_bandwidth_ = 0, kv_bandwidth_ = 0;  // measured shares of HBM bandwidth (sim/calibration.h)
   MeasuredCalibration measured_;
   double moe_launches_ = 0;

@@ -81,6 +81,33 @@ GemmFit fit_gemms(const std::vector<GemmPoint>& points, double bandwidth, double
   return f;
 }
 
+sim::GemmTokenFactor gemm_token_factor(const std::vector<GemmPoint>& points, const GemmFit& fit, double bandwidth,
+                                       double flop_rate, double* median_relative_error) {
+  std::map<int, std::pair<double, double>> sums;  // tokens → (Σ measured − fixed, Σ roofline)
+  for (const GemmPoint& p : points) {
+    if (!(p.tokens >= 1 && p.seconds > 0 && p.bytes > 0)) {
+      throw std::invalid_argument("gemm_token_factor: a timing needs tokens ≥ 1, bytes and seconds > 0");
+    }
+    auto& [measured, roofline] = sums[static_cast<int>(p.tokens)];
+    measured += std::max(p.seconds - fit.fixed_s, p.seconds / 20);
+    roofline += fit.predict(p, bandwidth, flop_rate) - fit.fixed_s;
+  }
+  sim::GemmTokenFactor f;
+  for (const auto& [tokens, sum] : sums) {
+    f.tokens.push_back(tokens);
+    f.factor.push_back(sum.first / sum.second);
+  }
+  if (median_relative_error != nullptr) {
+    std::vector<double> errors;
+    for (const GemmPoint& p : points) {
+      const double scaled = fit.fixed_s + f.at(p.tokens) * (fit.predict(p, bandwidth, flop_rate) - fit.fixed_s);
+      errors.push_back(scaled / p.seconds - 1);
+    }
+    *median_relative_error = median_abs(errors);
+  }
+  return f;
+}
+
 AttentionFit fit_attention(const std::vector<AttentionPoint>& points, double bandwidth) {
   std::map<core::KvDtype, std::pair<std::vector<double>, std::vector<double>>> by_format;
   for (const AttentionPoint& p : points) {

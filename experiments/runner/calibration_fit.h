@@ -41,6 +41,13 @@ struct GemmFit {
 };
 GemmFit fit_gemms(const std::vector<GemmPoint>& points, double bandwidth, double flop_rate);
 
+// The measured time over the fitted roofline at each token count timed (sim::GemmTokenFactor):
+// Σ (t − fixed) / Σ (predict − fixed) over that count's shapes, t − fixed kept ≥ t/20. The
+// median |relative error| of the roofline scaled by it, over the same points, goes to
+// `median_relative_error` when given.
+sim::GemmTokenFactor gemm_token_factor(const std::vector<GemmPoint>& points, const GemmFit& fit, double bandwidth,
+                                       double flop_rate, double* median_relative_error = nullptr);
+
 struct AttentionPoint {
   core::KvDtype dtype = core::KvDtype::kBf16;
   double bytes = 0, seconds = 0;

@@ -199,6 +199,38 @@ std::string decode_attention_table_yaml(const sim::DecodeAttentionTable& t) {
   return y;
 }
 
+// measured.gemm_token_factor (sim/calibration.h): token counts and one factor each.
+sim::GemmTokenFactor parse_gemm_token_factor(core::ConfigNode n) {
+  sim::GemmTokenFactor f;
+  if (n.is_null() && !n.describing()) return f;
+  f.tokens = read_grid(n, "tokens", "GEMM token counts");
+  n.document("factor", "list", "", "measured time over the roofline, one per token count");
+  if (n.describing()) return f;
+  core::ConfigNode list = n.child("factor", "measured time over the roofline, one per token count");
+  f.factor = read_numbers(list, "measured time over the roofline");
+  if (list.error_count() == 0 && f.factor.size() != f.tokens.size()) {
+    list.error(fmt::format("expected {} factors (one per token count), got {}", f.tokens.size(), f.factor.size()));
+  }
+  for (const double v : f.factor) {
+    if (!(v >= 0.1 && v <= 10)) {
+      list.error(fmt::format("a factor over the roofline must lie in [0.1, 10], got {}", v));
+      break;
+    }
+  }
+  n.finish();
+  if (f.factor.size() != f.tokens.size()) return {};
+  return f;
+}
+
+std::string gemm_token_factor_yaml(const sim::GemmTokenFactor& f) {
+  if (f.empty()) return "";
+  std::vector<std::string> factors;
+  for (const double v : f.factor) factors.push_back(fmt::format("{:.4g}", v));
+  return "  # GEMM time over the roofline (after gemm_fixed) at each token count timed, bf16 weights\n" +
+         fmt::format("  gemm_token_factor:\n    tokens: [{}]\n    factor: [{}]\n", fmt::join(f.tokens, ", "),
+                     fmt::join(factors, ", "));
+}
+
 }  // namespace
 
 sim::MeasuredCalibration parse_measured_calibration(core::ConfigNode n) {
@@ -209,6 +241,8 @@ sim::MeasuredCalibration parse_measured_calibration(core::ConfigNode n) {
   m.machine = n.required<std::string>("machine", "the GPU it was measured on");
   m.gemm_memory_efficiency = n.optional<double>("gemm_memory_efficiency", 0.0, "weight streaming / peak HBM bandwidth");
   m.gemm_fixed_s = n.optional<core::Duration>("gemm_fixed", {}, "per GEMM launch").seconds();
+  m.gemm_token_factor = parse_gemm_token_factor(
+      n.child("gemm_token_factor", "measured GEMM time over the roofline, against tokens (bf16 weights)"));
   core::ConfigNode attention = n.child("attention_memory_efficiency", "decode attention / peak HBM bandwidth, per KV format");
   n.document("attention_memory_efficiency", "map", "{}", "KV format (bf16, fp8, int8, …) → share of HBM bandwidth");
   if (attention.is_map()) {
@@ -248,6 +282,7 @@ std::string measured_calibration_yaml(const sim::MeasuredCalibration& m) {
   y += fmt::format("  date: \"{}\"\n  commit: \"{}\"\n  machine: \"{}\"\n", m.measured_on, m.commit, m.machine);
   if (m.gemm_memory_efficiency > 0) y += fmt::format("  gemm_memory_efficiency: {:.4g}\n", m.gemm_memory_efficiency);
   if (m.gemm_fixed_s > 0) y += fmt::format("  gemm_fixed: {} ns\n", static_cast<int64_t>(m.gemm_fixed_s * 1e9 + 0.5));
+  y += gemm_token_factor_yaml(m.gemm_token_factor);
   std::string attention;
   for (const core::KvDtype d : kDtypes) {
     const double e = m.attention_memory_efficiency[static_cast<size_t>(d)];
@@ -270,9 +305,14 @@ std::string calibration_file_yaml(const CalibrationFile& f) {
   y += fmt::format("# Calibration of the simulator's cost model for the {} (sim/sim_config.h's Calibration and\n", f.gpu);
   y += fmt::format("# sim/calibration.h's measured terms), written by `kvlab calibrate --gpu {}` on {}\n", f.gpu, m.measured_on);
   y += fmt::format("# ({}), kvlab commit {}, timing the GPU engine's kernels at {}'s shapes.\n", m.machine, m.commit, f.model);
-  y += fmt::format("# Fit quality (median |relative error| of each fitted form over its own timings): GEMMs {:.1f}%,\n",
+  y += fmt::format("# Fit quality (median |relative error| of each fitted form over its own timings): GEMMs {:.1f}%\n",
                    100 * f.gemm_fit_error);
-  y += fmt::format("# decode attention {:.1f}%, layer small kernels {:.1f}%. Raw timings: {}.\n", 100 * f.attention_fit_error,
+  if (!m.gemm_token_factor.empty()) {
+    y += fmt::format("# ({:.1f}% with measured.gemm_token_factor),", 100 * f.gemm_factor_fit_error);
+  } else {
+    y += "#";
+  }
+  y += fmt::format(" decode attention {:.1f}%, layer small kernels {:.1f}%. Raw timings: {}.\n", 100 * f.attention_fit_error,
                    100 * f.layer_fit_error, f.raw_file.empty() ? "not kept (--raw)" : f.raw_file);
   y += fmt::format("gpu: {}\n", f.gpu);
   y += fmt::format("memory_efficiency: {:.4g}  # measured: copy kernel (16-byte grid-stride) {:.3g} TB/s (read + write) of {:.3g};"

@@ -52,6 +52,7 @@ struct CalibrationFile {
   double compute_efficiency = 0, half_tokens = 0, prefill_efficiency = 0;
   double step_fixed_s = 0;
   double gemm_fit_error = 0, attention_fit_error = 0, layer_fit_error = 0;  // median |relative error|
+  double gemm_factor_fit_error = 0;  // the GEMM roofline scaled by measured.gemm_token_factor
   sim::MeasuredCalibration measured;
 };
 // configs/calibration/<gpu>.yaml: every key of sim::Calibration with where it came from

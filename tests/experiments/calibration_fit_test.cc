@@ -3,6 +3,10 @@
 // back), and the `measured:` section written and read back, with its errors.
 #include "experiments/runner/calibration_fit.h"
 
+#include <cmath>
+#include <stdexcept>
+#include <vector>
+
 #include <gtest/gtest.h>
 
 #include "core/config/config_node.h"
@@ -82,6 +86,65 @@ TEST(CalibrationFit, DecodeAttentionTableByHand) {
   // A context with no timing at a batch this small cannot be filled.
   EXPECT_THROW(decode_attention_table({{fp8, 4, 256, 1e6, 5e-6}, {fp8, 1, 1024, 1e6, 5e-6}}, 0, kBandwidth),
                std::invalid_argument);
+}
+
+TEST(CalibrationFit, GemmTokenFactorByHand) {
+  // Bandwidth 1e12 B/s and rate 1e15 FLOP/s, both at efficiency 0.5, fixed 1 µs, no T½.
+  GemmFit fit;
+  fit.fixed_s = 1e-6;
+  fit.memory_efficiency = fit.compute_efficiency = 0.5;
+  const double bandwidth = 1e12, rate = 1e15;
+  // T = 1: 1 MB of weights, 2 MFLOP: memory 1e6 / 5e11 = 2 µs, compute 4 ns: roofline 2 µs;
+  // measured 1 + 1.1 · 2 = 3.2 µs, so the factor is 1.1.
+  // T = 1000: shape A 1 MB, 2 GFLOP: memory 2 µs, compute 4 µs, roofline 4 µs, measured
+  // 1 + 5 = 6 µs; shape B 3 MB, 6 GFLOP: roofline 12 µs, measured 1 + 9 = 10 µs; the factor
+  // is (5 + 9) / (4 + 12) = 0.875.
+  const std::vector<GemmPoint> points = {
+      {1, 1e6, 2e6, 3.2e-6}, {1000, 1e6, 2e9, 6e-6}, {1000, 3e6, 6e9, 10e-6}};
+  double error = -1;
+  const sim::GemmTokenFactor f = gemm_token_factor(points, fit, bandwidth, rate, &error);
+  ASSERT_EQ(f.tokens, (std::vector<int>{1, 1000}));
+  EXPECT_NEAR(f.factor[0], 1.1, 1e-12);
+  EXPECT_NEAR(f.factor[1], 0.875, 1e-12);
+  // Scaled: T = 1 exact; A 1 + 0.875 · 4 = 4.5 against 6 (−25%); B 1 + 0.875 · 12 = 11.5
+  // against 10 (+15%): the median of 0, 0.25 and 0.15 is 0.15.
+  EXPECT_NEAR(error, 0.15, 1e-12);
+  // Halfway in log tokens (√1000 ≈ 31.6): the mean of the two factors; clamped outside.
+  EXPECT_NEAR(f.at(std::sqrt(1000.0)), (1.1 + 0.875) / 2, 1e-12);
+  EXPECT_DOUBLE_EQ(f.at(0.5), 1.1);
+  EXPECT_DOUBLE_EQ(f.at(1e6), 0.875);
+  EXPECT_THROW(gemm_token_factor({{0, 1e6, 0, 1e-6}}, fit, bandwidth, rate), std::invalid_argument);
+}
+
+TEST(MeasuredCalibration, GemmTokenFactorWrittenReadBackAndChecked) {
+  sim::MeasuredCalibration m;
+  m.measured_on = "2026-12-03";
+  m.commit = "abc1234";
+  m.machine = "H200";
+  m.gemm_token_factor.tokens = {1, 128, 8192};
+  m.gemm_token_factor.factor = {1.005, 1.15, 1.055};
+  const std::string yaml = measured_calibration_yaml(m);
+  core::ConfigDocument doc = core::ConfigDocument::parse_string(yaml, "cal.yaml");
+  core::ConfigNode root = doc.root();
+  const sim::MeasuredCalibration back = parse_measured_calibration(root.child("measured"));
+  root.finish();
+  ASSERT_TRUE(doc.diagnostics().empty()) << doc.diagnostics().items().front().to_string() << "\n" << yaml;
+  EXPECT_EQ(back.gemm_token_factor.tokens, m.gemm_token_factor.tokens);
+  EXPECT_EQ(back.gemm_token_factor.factor, m.gemm_token_factor.factor);
+
+  const std::string base = "measured:\n  date: d\n  commit: c\n  machine: m\n  gemm_token_factor:\n";
+  EXPECT_EQ(errors_of(base + "    tokens: [1, 16]\n    factor: [1.0, 1.2]\n"), "");
+  const std::string short_list = errors_of(base + "    tokens: [1, 16]\n    factor: [1.0]\n");
+  EXPECT_NE(short_list.find("cal.yaml:7:13: error: measured.gemm_token_factor.factor: expected 2 factors (one per token count), got 1"),
+            std::string::npos)
+      << short_list;
+  EXPECT_NE(errors_of(base + "    tokens: [1, 16]\n    factor: [1.0, 0]\n").find("must lie in [0.1, 10], got 0"), std::string::npos);
+  EXPECT_NE(errors_of(base + "    tokens: [16, 1]\n    factor: [1.0, 1.0]\n").find("expected ascending values, got 1 after 16"),
+            std::string::npos);
+  EXPECT_NE(errors_of(base + "    tokens: [1]\n    factor: [1.0]\n    slope: 2\n").find("slope"), std::string::npos)
+      << "unknown keys rejected";
+  EXPECT_NE(errors_of(base + "    tokens: [1]\n").find("measured.gemm_token_factor.factor"), std::string::npos)
+      << errors_of(base + "    tokens: [1]\n");
 }
 
 TEST(MeasuredCalibration, DecodeAttentionTableWrittenReadBackAndChecked) {

@@ -160,6 +160,40 @@ TEST(MeasuredCalibration, GemmBandwidthAndPrefill) {
   EXPECT_NEAR(after.weights_s, 2 * before.weights_s, 1e-12) << "weights streamed at half the bandwidth";
 }
 
+// The measured GEMM factor scales the dense layers' and the LM head's roofline at the step's
+// own token counts, and nothing else; fp8 weights keep the roofline alone.
+TEST(MeasuredCalibration, GemmTokenFactorScalesTheDenseRoofline) {
+  SimConfig c = llama8b_h200();
+  const KvLayout plan = layout_of(c);
+  BatchShape b;
+  b.reset(1);
+  b.prefill_tokens = 100;  // weights-bound at T = 100 on the H200 (ridge near 200 FLOP/byte)
+  b.prefill_seqs = 1;
+  b.sampled_tokens = 1;
+  b.prefill_attended[0] = 100.0 * 101 / 2;
+  b.prefill_read[0] = 100;
+  c.calibration.measured.measured_on = "2026-12-03";
+  const IterationCost before = CostModel(c, plan).iteration(b);
+  GemmTokenFactor& f = c.calibration.measured.gemm_token_factor;
+  f.tokens = {1, 10, 100};
+  f.factor = {2.0, 1.5, 1.2};
+  const IterationCost after = CostModel(c, plan).iteration(b);
+  // The layers' GEMMs run at T = 100 (× 1.2), the LM head at its one sampled row (× 2).
+  EXPECT_NEAR(after.weights_s - after.lm_head_s, 1.2 * (before.weights_s - before.lm_head_s), 1e-12);
+  EXPECT_NEAR(after.lm_head_s, 2.0 * before.lm_head_s, 1e-12);
+  EXPECT_DOUBLE_EQ(after.kv_s, before.kv_s);
+  EXPECT_DOUBLE_EQ(after.overhead_s, before.overhead_s);
+  // Between timed counts, linear in log tokens: at √10 ≈ 3.16 tokens, (2 + 1.5) / 2.
+  EXPECT_NEAR(f.at(std::sqrt(10.0)), 1.75, 1e-12);
+  c.weights = core::WeightDtype::kFp8;
+  const IterationCost fp8_before = [&] {
+    SimConfig plain = c;
+    plain.calibration.measured.gemm_token_factor = {};
+    return CostModel(plain, plan).iteration(b);
+  }();
+  EXPECT_DOUBLE_EQ(CostModel(c, plan).iteration(b).weights_s, fp8_before.weights_s) << "fp8 weights: no bf16 factor";
+}
+
 TEST(LinkFit, CollectiveTimeByHand) {
   EXPECT_DOUBLE_EQ(bus_factor(Collective::kAllReduce, 4), 1.5);   // 2·3/4
   EXPECT_DOUBLE_EQ(bus_factor(Collective::kAllToAll, 8), 0.875);  // 7/8
