@@ -61,18 +61,15 @@ __device__ __forceinline__ void load_codes(RawSlice& raw, const uint8_t* codes, 
     raw.word[0] = __ldg(reinterpret_cast<const uint32_t*>(codes + lane * 4));
     const uint8_t* high = codes + width / 2 + lane * (kBits - 4);
     raw.word[1] = kBits == 6 ? static_cast<uint32_t>(__ldg(reinterpret_cast<const uint16_t*>(high))) : __ldg(high);
-    return;
-  }
-  const uint8_t* p = codes + lane * kBits;
-  if constexpr (kBits == 16) {
-    const uint4 v = __ldg(reinterpret_cast<const uint4*>(p));
+  } else if constexpr (kBits == 16) {
+    const uint4 v = __ldg(reinterpret_cast<const uint4*>(codes + lane * 16));
     raw.word[0] = v.x; raw.word[1] = v.y; raw.word[2] = v.z; raw.word[3] = v.w;
   } else if constexpr (kBits == 8) {
-    const uint2 v = __ldg(reinterpret_cast<const uint2*>(p));
+    const uint2 v = __ldg(reinterpret_cast<const uint2*>(codes + lane * 8));
     raw.word[0] = v.x; raw.word[1] = v.y;
   } else {
     static_assert(kBits == 4, "the other formats are bit planes");
-    raw.word[0] = __ldg(reinterpret_cast<const uint32_t*>(p));
+    raw.word[0] = __ldg(reinterpret_cast<const uint32_t*>(codes + lane * 4));
   }
 }
 
