@@ -77,7 +77,8 @@ __device__ __forceinline__ float load_half(const uint8_t* p) {
   return __half2float(__ushort_as_half(__ldg(reinterpret_cast<const unsigned short*>(p))));
 }
 
-// 8 floats of the slice. Integer codes follow the stream order of docs/kv-format.md.
+// 8 floats of the slice. Integer codes follow docs/kv-format.md: one bit stream (int8, int4) or
+// two bit planes (int6, int5; word[0] nibbles, word[1] the block's high-plane bytes).
 template <KvCode C, bool kAsymmetric>
 __device__ __forceinline__ void decode_slice(const RawSlice& raw, float (&x)[8]) {
   constexpr int kBits = CodeTraits<C>::kBits;
