@@ -75,6 +75,13 @@ std::string validate(const Precision& p, int vector_width) {
     return fmt::format("group_size {} must divide the vector width {}", p.group_size,
                        vector_width);
   }
+  // int6/int5 keep their high bits per 8-element block (docs/kv-format.md, "Bit planes"),
+  // and the append kernel packs a whole group per thread: both must be whole blocks.
+  if ((p.dtype == KvDtype::kInt6 || p.dtype == KvDtype::kInt5) && (vector_width % 8 != 0 || p.group_size % 8 != 0)) {
+    return fmt::format("{} stores bit planes per block of 8 elements: the vector width ({}) and group_size ({}) "
+                       "must be multiples of 8",
+                       to_string(p.dtype), vector_width, p.group_size);
+  }
   if (vector_width * code_bits(p.dtype) % 8 != 0) {
     return fmt::format("a vector of {} {}-bit codes is not a whole number of bytes",
                        vector_width, code_bits(p.dtype));

@@ -57,12 +57,42 @@ float round_meta(MetaFormat format, float value) {
   return read_meta(format, bytes);
 }
 
+namespace {
+
+// int6 and int5 store their codes as two bit planes (docs/kv-format.md, "Bit planes"):
+// the low 4 bits of every element exactly as int4 stores its codes, then the high b − 4
+// bits, (b − 4) bytes per 8-element block, element e of a block in field high_field(b, e)
+// of the block's little-endian (b − 4)-byte word. The order is what the decode kernels'
+// byte permutes need (gpu/kernels/decode_blocks.cuh); gpu/kernels/kv_codec.cuh repeats it.
+bool is_bit_plane(int bits) { return bits == 6 || bits == 5; }
+
+int high_field(int bits, int e) {
+  constexpr int kInt6[8] = {2, 4, 1, 3, 6, 0, 5, 7};  // byte 0: e5 e2 e0 e3, byte 1: e1 e6 e4 e7
+  constexpr int kInt5[8] = {0, 4, 1, 5, 2, 6, 3, 7};  // bit k: element 2k, bit 4 + k: element 2k + 1
+  return bits == 6 ? kInt6[e] : kInt5[e];
+}
+
+// The stream bit (bit k of the vector's bytes: bit k mod 8 of byte k / 8) holding bit `b`
+// of element i's code, for a vector of `count` codes.
+size_t code_bit(int bits, int count, size_t i, int b) {
+  if (!is_bit_plane(bits)) return i * bits + b;
+  if (b < 4) return i * 4 + b;
+  const int high = bits - 4;
+  const size_t plane = static_cast<size_t>(count) * 4;
+  return plane + (i / 8) * 8 * high + high_field(bits, static_cast<int>(i % 8)) * high + (b - 4);
+}
+
+}  // namespace
+
 std::vector<uint8_t> pack_codes(std::span<const uint32_t> codes, int bits) {
+  KVLAB_CHECK(!is_bit_plane(bits) || codes.size() % 8 == 0, "int{} packs whole blocks of 8 codes (got {})", bits,
+              codes.size());
+  const int count = static_cast<int>(codes.size());
   std::vector<uint8_t> bytes(codes.size() * bits / 8, 0);
   for (size_t i = 0; i < codes.size(); ++i) {
     for (int b = 0; b < bits; ++b) {
       if ((codes[i] >> b) & 1u) {
-        const size_t k = i * bits + b;  // stream bit
+        const size_t k = code_bit(bits, count, i, b);
         bytes[k / 8] = static_cast<uint8_t>(bytes[k / 8] | (1u << (k % 8)));
       }
     }
@@ -71,10 +101,11 @@ std::vector<uint8_t> pack_codes(std::span<const uint32_t> codes, int bits) {
 }
 
 std::vector<uint32_t> unpack_codes(std::span<const uint8_t> bytes, int bits, int count) {
+  KVLAB_CHECK(!is_bit_plane(bits) || count % 8 == 0, "int{} packs whole blocks of 8 codes (got {})", bits, count);
   std::vector<uint32_t> codes(count, 0);
   for (int i = 0; i < count; ++i) {
     for (int b = 0; b < bits; ++b) {
-      const size_t k = static_cast<size_t>(i) * bits + b;
+      const size_t k = code_bit(bits, count, static_cast<size_t>(i), b);
       if ((bytes[k / 8] >> (k % 8)) & 1u) codes[i] |= 1u << b;
     }
   }

@@ -37,7 +37,8 @@ void pack_vector(const core::Precision& precision, const float* x, int width, ui
 void unpack_vector(const core::Precision& precision, int width, const uint8_t* codes, const uint8_t* scales,
                    const uint8_t* zeros, float* out);
 
-// Integer codes of one vector (before bit packing), and the bit packing itself.
+// Integer codes of one vector (before bit packing), and the bit packing itself: one bit
+// stream for int8/int4/fp8, two bit planes for int6/int5 (`count` a multiple of 8 there).
 std::vector<uint32_t> unpack_codes(std::span<const uint8_t> bytes, int bits, int count);
 std::vector<uint8_t> pack_codes(std::span<const uint32_t> codes, int bits);
 

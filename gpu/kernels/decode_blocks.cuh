@@ -20,22 +20,27 @@ namespace decode_detail {
 
 template <KvCode C>
 constexpr int kBits = CodeTraits<C>::kBits;
-// Formats whose 8-element blocks a lane reads with one aligned load (b = 16, 8, 4).
+// Bits a lane's code load moves per element: the bit-plane formats (int6, int5) load their
+// nibble plane as int4 does, and their b − 4 high bits apart (kv_codec.cuh).
 template <KvCode C>
-constexpr bool kVectorLoad = kBits<C> == 16 || kBits<C> == 8 || kBits<C> == 4;
+constexpr int kLoadBits = kNibblePlane<C> ? 4 : kBits<C>;
+// High-plane bytes per 8-element block (0 without bit planes).
+template <KvCode C>
+constexpr int kHighBytes = kBitPlanes<C> ? kBits<C> - 4 : 0;
 template <KvCode C>
 constexpr bool kBf16Mma = C == KvCode::kBf16;
 
 // Blocks of 8 elements per K load (BPL): as many as 16 bytes hold, at most the
 // head_dim / 32 chunks a lane owns.
 template <KvCode C, int kD>
-constexpr int kBlocksPerKLoad = kVectorLoad<C> ? (16 / kBits<C> < kD / 32 ? 16 / kBits<C> : kD / 32) : 1;
+constexpr int kBlocksPerKLoad = 16 / kLoadBits<C> < kD / 32 ? 16 / kLoadBits<C> : kD / 32;
 
 // Element order inside a decoded block: register r (0..3) holds elements
-// (elem(r, 0), elem(r, 1)). int4 pairs nibble r with nibble r + 4 (one mask per pair).
+// (elem(r, 0), elem(r, 1)). The nibble-plane formats pair nibble r with nibble r + 4 (one
+// mask per pair).
 template <KvCode C>
 __host__ __device__ constexpr int block_elem(int r, int half) {
-  return C == KvCode::kInt4 ? r + 4 * half : 2 * r + half;
+  return kNibblePlane<C> ? r + 4 * half : 2 * r + half;
 }
 
 // The block (of the vector's D/8) that lane quad position q reads for its chunk c of K.
@@ -59,7 +64,7 @@ __device__ __forceinline__ constexpr int v_block(int g, int i) {
 // ≤ 8 rows). The other formats keep exp2f, bit for bit as before.
 template <KvCode C>
 __device__ __forceinline__ float softmax_exp2(float x) {
-  if constexpr (C == KvCode::kInt4) {
+  if constexpr (kNibblePlane<C>) {
     float y;
     asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
     return y;
@@ -83,15 +88,40 @@ __device__ __forceinline__ __half smem_half(const uint8_t* p) {
 // |x| < 4094 (symmetric: 16 · 7 · amax / 7), against 65504 before.
 template <KvCode C>
 __host__ __device__ constexpr float odd_fold(int elem) {
-  return C == KvCode::kInt4 && elem % 2 == 1 ? 0.0625f : 1.0f;
+  return kNibblePlane<C> && elem % 2 == 1 ? 0.0625f : 1.0f;
 }
 
-// Decodes one 8-element block (its code bits in `w`, little-endian) into 4 registers of
-// mma operand pairs, element order block_elem. Integer codes become fp16 through the
-// 1024 + code bit pattern (exact), then (code − mid)·s or code·s + z (int4: ×16 in the
-// odd elements, odd_fold).
+// The high bits of the bit-plane formats joined to the 1024 + nibble patterns of a block
+// (int6: bits 4..5 of even registers, 8..9 of odd ones; int5: bit 4 / bit 8; each in both
+// halves): `y` holds the block's high-plane bytes spread so that one mask per register
+// (and, for the second pair of registers, `y_next`) takes them where they lie.
+template <KvCode C>
+__device__ __forceinline__ void join_high_bits(uint32_t y, uint32_t y_next, uint32_t (&magic)[4]) {
+  constexpr uint32_t kEven = C == KvCode::kInt6 ? 0x00300030u : 0x00100010u;
+  constexpr uint32_t kOdd = C == KvCode::kInt6 ? 0x03000300u : 0x01000100u;
+  magic[0] = and_or(y, kEven, magic[0]);
+  magic[1] = and_or(y, kOdd, magic[1]);
+  magic[2] = and_or(y_next, kEven, magic[2]);
+  magic[3] = and_or(y_next, kOdd, magic[3]);
+}
+
+// 1024 + mid (symmetric) or 1024 (asymmetric) of a nibble-plane register's halves: odd
+// registers hold 1024 + 16·code (odd_fold), so their mid is 16·mid.
+template <KvCode C, bool kAsym, bool kOddRegister>
+constexpr uint32_t nibble_offset() {
+  constexpr uint32_t mid = 1u << (kBits<C> - 1);
+  constexpr uint32_t half = kAsym ? 0x6400u : 0x6400u + (kOddRegister ? 16u * mid : mid);
+  return half | (half << 16);
+}
+
+// Decodes one 8-element block (its code bits in `w`, little-endian; bit planes: its nibbles
+// in w[0] and its high-plane bytes at byte high_pos of `high`, a constant once unrolled) into 4 registers of mma
+// operand pairs, element order block_elem. Integer codes become fp16 through the
+// 1024 + code bit pattern (exact), then (code − mid)·s or code·s + z (the nibble-plane
+// formats: ×16 in the odd elements, odd_fold).
 template <KvCode C, bool kAsym>
-__device__ __forceinline__ void decode_block(const uint32_t* w, __half2 scale, __half2 zero, uint32_t (&out)[4]) {
+__device__ __forceinline__ void decode_block(const uint32_t* w, __half2 scale, __half2 zero, uint32_t (&out)[4],
+                                             uint32_t high = 0u, uint32_t high_pos = 0u) {
   if constexpr (kBits<C> == 16) {
 #pragma unroll
     for (int r = 0; r < 4; ++r) out[r] = w[r];
@@ -102,7 +132,7 @@ __device__ __forceinline__ void decode_block(const uint32_t* w, __half2 scale, _
       const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(pair, __NV_E4M3);
       out[r] = h2_bits(__hmul2(*reinterpret_cast<const __half2*>(&h), scale));
     }
-  } else if constexpr (C == KvCode::kInt8 || C == KvCode::kInt4) {
+  } else {
     uint32_t magic[4];
     if constexpr (C == KvCode::kInt8) {
       magic[0] = prmt(w[0], 0x64646464u, 0x4140);
@@ -116,51 +146,63 @@ __device__ __forceinline__ void decode_block(const uint32_t* w, __half2 scale, _
       magic[1] = and_or(w[0], 0x00F000F0u, 0x64006400u);
       magic[2] = and_or(w8, 0x000F000Fu, 0x64006400u);
       magic[3] = and_or(w8, 0x00F000F0u, 0x64006400u);
+      if constexpr (C == KvCode::kInt6) {
+        // Bytes (p, p+1, p+1, p): e0/e4 at bits 4..5 / 20..21, e1/e5 at 8..9 / 24..25, and
+        // two bits up e2/e6 and e3/e7 (the field order of kv_codec.cuh's high_field).
+        const uint32_t spread = high_pos | ((high_pos + 1) << 4) | ((high_pos + 1) << 8) | (high_pos << 12);
+        const uint32_t y = prmt(high, 0u, spread);
+        join_high_bits<C>(y, y << 2, magic);
+      } else if constexpr (C == KvCode::kInt5) {
+        // The block's byte alone (bit k: e2k, bit 4 + k: e2k+1), copied at <<4 and <<18 (e0,
+        // e1 at bits 4 and 8, e4, e5 at 20 and 24), and at <<3 and <<17 for e2, e3, e6, e7:
+        // multiplies whose two terms never overlap.
+        const uint32_t byte = prmt(high, 0u, high_pos | 0x4440u);
+        join_high_bits<C>(byte * 0x40010u, byte * 0x20008u, magic);
+      }
     }
-    // 1024 + mid (symmetric) or 1024 (asymmetric), subtracted exactly; int4's odd registers
-    // hold 1024 + 16·code, so their mid is 16·8 and their zero is 16·z (exact: a power of 2).
-    constexpr uint32_t kOffset = kAsym ? 0x64006400u : (C == KvCode::kInt8 ? 0x64806480u : 0x64086408u);
-    constexpr uint32_t kOffsetOdd = C == KvCode::kInt4 && !kAsym ? 0x64806480u : kOffset;
-    const __half2 zero_odd = C == KvCode::kInt4 && kAsym ? __hmul2(zero, __half2half2(__float2half(16.0f))) : zero;
+    constexpr uint32_t kOffset = C == KvCode::kInt8 ? (kAsym ? 0x64006400u : 0x64806480u) : nibble_offset<C, kAsym, false>();
+    constexpr uint32_t kOffsetOdd = C == KvCode::kInt8 ? kOffset : nibble_offset<C, kAsym, true>();
+    const __half2 zero_odd = kNibblePlane<C> && kAsym ? __hmul2(zero, __half2half2(__float2half(16.0f))) : zero;
 #pragma unroll
     for (int r = 0; r < 4; ++r) {
       const __half2 centred = __hsub2(bits_h2(magic[r]), bits_h2(r % 2 == 1 ? kOffsetOdd : kOffset));
       out[r] = h2_bits(kAsym ? __hfma2(centred, scale, r % 2 == 1 ? zero_odd : zero) : __hmul2(centred, scale));
     }
-  } else {
-    // int6 / int5: the bit stream through the generic float decoder.
-    RawSlice raw;
-    raw.word[0] = w[0];
-    raw.word[1] = w[1];
-    raw.scale = __low2float(scale);
-    raw.zero = __low2float(zero);
-    float x[8];
-    decode_slice<C, kAsym>(raw, x);
-#pragma unroll
-    for (int r = 0; r < 4; ++r) out[r] = h2_bits(__floats2half2_rn(x[2 * r], x[2 * r + 1]));
   }
 }
 
-// Reads `kBlocks` consecutive blocks' codes from shared memory into words (b·kBlocks bytes).
+// Reads `kBlocks` consecutive blocks' codes from shared memory into words (b·kBlocks bytes;
+// the bit-plane formats: their nibble plane's 4·kBlocks bytes).
 template <KvCode C, int kBlocks>
 __device__ __forceinline__ void load_codes_smem(const uint8_t* p, uint32_t* w) {
-  constexpr int kBytes = kBits<C> * kBlocks;
+  constexpr int kBytes = kLoadBits<C> * kBlocks;
   if constexpr (kBytes == 16) {
     const uint4 v = *reinterpret_cast<const uint4*>(p);
     w[0] = v.x; w[1] = v.y; w[2] = v.z; w[3] = v.w;
   } else if constexpr (kBytes == 8) {
     const uint2 v = *reinterpret_cast<const uint2*>(p);
     w[0] = v.x; w[1] = v.y;
+  } else {
+    static_assert(kBytes == 4, "a load moves 4, 8 or 16 bytes");
+    w[0] = *reinterpret_cast<const uint32_t*>(p);
+  }
+}
+
+// Reads the high-plane bytes of `kBlocks` consecutive blocks (kHighBytes each: 1 to 8 bytes,
+// aligned to their size) into words, little-endian.
+template <KvCode C, int kBlocks>
+__device__ __forceinline__ void load_high_smem(const uint8_t* p, uint32_t* w) {
+  constexpr int kBytes = kHighBytes<C> * kBlocks;
+  if constexpr (kBytes == 8) {
+    const uint2 v = *reinterpret_cast<const uint2*>(p);
+    w[0] = v.x; w[1] = v.y;
   } else if constexpr (kBytes == 4) {
     w[0] = *reinterpret_cast<const uint32_t*>(p);
-  } else if constexpr (kBits<C> == 6) {  // one block, 2-byte aligned
-    const uint16_t* h = reinterpret_cast<const uint16_t*>(p);
-    w[0] = static_cast<uint32_t>(h[0]) | (static_cast<uint32_t>(h[1]) << 16);
-    w[1] = h[2];
-  } else {  // int5, one block, byte aligned
-    w[0] = static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) | (static_cast<uint32_t>(p[2]) << 16) |
-           (static_cast<uint32_t>(p[3]) << 24);
-    w[1] = p[4];
+  } else if constexpr (kBytes == 2) {
+    w[0] = *reinterpret_cast<const uint16_t*>(p);
+  } else {
+    static_assert(kBytes == 1, "1, 2, 4 or 8 high-plane bytes");
+    w[0] = *p;
   }
 }
 

@@ -106,23 +106,44 @@ __global__ void kv_append_kernel(const KvAppendParams p) {
         z = round_to_fp16(lo);
         store_half(comp + p.zeros_offset + (static_cast<int64_t>(slot) * groups + g) * 2, z);
       }
-      // Pack the group's codes into its bytes, LSB first (a group is byte-aligned: G·b/8).
-      uint32_t buffer = 0;
-      int buffered = 0, out = 0;
-      for (int i = 0; i < chunk; ++i) {
-        uint32_t code;
+      const auto quantize = [&](float v) -> uint32_t {
         if constexpr (kAsymmetric) {
-          code = s == 0.0f ? 0u : static_cast<uint32_t>(fminf(fmaxf(roundf((x[i] - z) / s), 0.0f), static_cast<float>(kLevels)));
+          return s == 0.0f ? 0u : static_cast<uint32_t>(fminf(fmaxf(roundf((v - z) / s), 0.0f), static_cast<float>(kLevels)));
         } else {
-          code = s == 0.0f ? static_cast<uint32_t>(kMid)
-                           : static_cast<uint32_t>(fminf(fmaxf(roundf(x[i] / s), -static_cast<float>(kQmax)), static_cast<float>(kQmax)) + static_cast<float>(kMid));
+          return s == 0.0f ? static_cast<uint32_t>(kMid)
+                           : static_cast<uint32_t>(fminf(fmaxf(roundf(v / s), -static_cast<float>(kQmax)), static_cast<float>(kQmax)) + static_cast<float>(kMid));
         }
-        buffer |= code << buffered;
-        buffered += kBits;
-        while (buffered >= 8) {
-          codes[out++] = static_cast<uint8_t>(buffer & 0xFF);
-          buffer >>= 8;
-          buffered -= 8;
+      };
+      if constexpr (kBitPlanes<C>) {
+        // Two planes (kv_codec.cuh): the group's nibbles at G/2 bytes of the nibble plane,
+        // its blocks' high bits at b − 4 bytes a block in the high plane (a group is whole
+        // blocks: core::validate).
+        constexpr int kHigh = kBits - 4;
+        uint8_t* vector_codes = comp + static_cast<int64_t>(slot) * p.vector_code_bytes;
+        uint8_t* nibbles = vector_codes + g * chunk / 2;
+        uint8_t* high = vector_codes + p.head_dim / 2 + (g * chunk / 8) * kHigh;
+        for (int block = 0; block < chunk / 8; ++block) {
+          uint32_t high_word = 0;
+          for (int e = 0; e < 8; e += 2) {
+            const uint32_t even = quantize(x[8 * block + e]), odd = quantize(x[8 * block + e + 1]);
+            nibbles[4 * block + e / 2] = static_cast<uint8_t>((even & 0xFu) | ((odd & 0xFu) << 4));
+            high_word |= (even >> 4) << (kHigh * high_field(kBits, e));
+            high_word |= (odd >> 4) << (kHigh * high_field(kBits, e + 1));
+          }
+          for (int byte = 0; byte < kHigh; ++byte) high[block * kHigh + byte] = static_cast<uint8_t>(high_word >> (8 * byte));
+        }
+      } else {
+        // Pack the group's codes into its bytes, LSB first (a group is byte-aligned: G·b/8).
+        uint32_t buffer = 0;
+        int buffered = 0, out = 0;
+        for (int i = 0; i < chunk; ++i) {
+          buffer |= quantize(x[i]) << buffered;
+          buffered += kBits;
+          while (buffered >= 8) {
+            codes[out++] = static_cast<uint8_t>(buffer & 0xFF);
+            buffer >>= 8;
+            buffered -= 8;
+          }
         }
       }
     }

@@ -25,35 +25,51 @@ template <> struct CodeTraits<KvCode::kInt6> { static constexpr int kBits = 6; s
 template <> struct CodeTraits<KvCode::kInt5> { static constexpr int kBits = 5; static constexpr bool kScaled = true; };
 template <> struct CodeTraits<KvCode::kInt4> { static constexpr int kBits = 4; static constexpr bool kScaled = true; };
 
-// The raw bytes of one lane's 8 codes plus its scale and zero, as loaded from memory.
+// int6 and int5 store two bit planes (docs/kv-format.md, "Bit planes"): a vector's low 4 bits
+// of every code exactly as int4 stores its codes (element 2j in the low nibble of byte j),
+// then its high b − 4 bits, b − 4 bytes per 8-element block, element e of a block in field
+// high_field(b, e) of the block's little-endian (b − 4)-byte word. ref/quant.cc holds the
+// same order; the decode kernels' byte permutes rely on it (decode_blocks.cuh).
+template <KvCode C>
+constexpr bool kBitPlanes = C == KvCode::kInt6 || C == KvCode::kInt5;
+// Codes that start with int4's nibble plane (int4 itself and the bit-plane formats).
+template <KvCode C>
+constexpr bool kNibblePlane = C == KvCode::kInt4 || kBitPlanes<C>;
+
+// Field of element e (0..7) in its block's high-plane word: int6 byte 0 holds (e5 e2 e0 e3)
+// and byte 1 (e1 e6 e4 e7), two bits each from bit 0 up; int5 holds element 2k at bit k and
+// 2k + 1 at bit 4 + k. One nibble per element of a 32-bit constant.
+__host__ __device__ constexpr int high_field(int bits, int e) {
+  return static_cast<int>(((bits == 6 ? 0x75063142u : 0x73625140u) >> (4 * e)) & 0xFu);
+}
+
+// The raw bytes of one lane's 8 codes plus its scale and zero, as loaded from memory
+// (bit planes: word[0] the block's nibbles, word[1] its high-plane bytes).
 struct RawSlice {
   uint32_t word[4];
   float scale;
   float zero;
 };
 
-// Loads the codes of elements [8·lane, 8·lane + 8) of a vector whose codes start at
-// `codes` (b bytes per lane, aligned to what b allows: 16, 8, 4 bytes; int6 2; int5 1).
+// Loads the codes of elements [8·lane, 8·lane + 8) of a vector of `width` elements whose
+// codes start at `codes` (b bytes per lane, aligned to what b allows: 16, 8, 4 bytes; the
+// bit-plane formats 4 bytes of nibbles and b − 4 bytes of high bits).
 template <KvCode C>
-__device__ __forceinline__ void load_codes(RawSlice& raw, const uint8_t* codes, int lane) {
+__device__ __forceinline__ void load_codes(RawSlice& raw, const uint8_t* codes, int lane, int width) {
   constexpr int kBits = CodeTraits<C>::kBits;
-  const uint8_t* p = codes + lane * kBits;
-  if constexpr (kBits == 16) {
-    const uint4 v = __ldg(reinterpret_cast<const uint4*>(p));
+  if constexpr (kBitPlanes<C>) {
+    raw.word[0] = __ldg(reinterpret_cast<const uint32_t*>(codes + lane * 4));
+    const uint8_t* high = codes + width / 2 + lane * (kBits - 4);
+    raw.word[1] = kBits == 6 ? static_cast<uint32_t>(__ldg(reinterpret_cast<const uint16_t*>(high))) : __ldg(high);
+  } else if constexpr (kBits == 16) {
+    const uint4 v = __ldg(reinterpret_cast<const uint4*>(codes + lane * 16));
     raw.word[0] = v.x; raw.word[1] = v.y; raw.word[2] = v.z; raw.word[3] = v.w;
   } else if constexpr (kBits == 8) {
-    const uint2 v = __ldg(reinterpret_cast<const uint2*>(p));
+    const uint2 v = __ldg(reinterpret_cast<const uint2*>(codes + lane * 8));
     raw.word[0] = v.x; raw.word[1] = v.y;
-  } else if constexpr (kBits == 4) {
-    raw.word[0] = __ldg(reinterpret_cast<const uint32_t*>(p));
-  } else if constexpr (kBits == 6) {
-    const uint16_t* h = reinterpret_cast<const uint16_t*>(p);
-    raw.word[0] = static_cast<uint32_t>(__ldg(h)) | (static_cast<uint32_t>(__ldg(h + 1)) << 16);
-    raw.word[1] = __ldg(h + 2);
-  } else {  // 5 bits: byte-aligned only
-    raw.word[0] = static_cast<uint32_t>(__ldg(p)) | (static_cast<uint32_t>(__ldg(p + 1)) << 8) |
-                  (static_cast<uint32_t>(__ldg(p + 2)) << 16) | (static_cast<uint32_t>(__ldg(p + 3)) << 24);
-    raw.word[1] = __ldg(p + 4);
+  } else {
+    static_assert(kBits == 4, "the other formats are bit planes");
+    raw.word[0] = __ldg(reinterpret_cast<const uint32_t*>(codes + lane * 4));
   }
 }
 
@@ -61,7 +77,8 @@ __device__ __forceinline__ float load_half(const uint8_t* p) {
   return __half2float(__ushort_as_half(__ldg(reinterpret_cast<const unsigned short*>(p))));
 }
 
-// 8 floats of the slice. Integer codes follow the stream order of docs/kv-format.md.
+// 8 floats of the slice. Integer codes follow docs/kv-format.md: one bit stream (int8, int4) or
+// two bit planes (int6, int5; word[0] nibbles, word[1] the block's high-plane bytes).
 template <KvCode C, bool kAsymmetric>
 __device__ __forceinline__ void decode_slice(const RawSlice& raw, float (&x)[8]) {
   constexpr int kBits = CodeTraits<C>::kBits;
@@ -98,7 +115,14 @@ __device__ __forceinline__ void decode_slice(const RawSlice& raw, float (&x)[8])
     constexpr float kBias = kAsymmetric ? 8388608.0f : 8388608.0f + static_cast<float>(1 << (kBits - 1));
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
-      const uint32_t code = static_cast<uint32_t>(stream >> (i * kBits)) & kMask;
+      uint32_t code;
+      if constexpr (kBitPlanes<C>) {
+        constexpr int kHigh = kBits - 4;
+        const uint32_t high = (raw.word[1] >> (kHigh * high_field(kBits, i))) & ((1u << kHigh) - 1);
+        code = ((raw.word[0] >> (4 * i)) & 0xFu) | (high << 4);
+      } else {
+        code = static_cast<uint32_t>(stream >> (i * kBits)) & kMask;
+      }
       const float value = __uint_as_float(0x4B000000u | code) - kBias;
       if constexpr (kAsymmetric) {
         x[i] = value * raw.scale + raw.zero;

@@ -193,7 +193,7 @@ __device__ __forceinline__ void decode_tile(const DecodeFormat& f, const DecodeT
   for (int i = 0; i < kVBlocks; ++i) v_meta[i] = has_scale ? (v_block<C, kD>(g, i) * 8 / group_size) * 2 : 0;
   // A load unit's blocks (kBpl of K, kPer of V: consecutive, aligned) share one group when
   // the group size is a multiple of the unit: then one scale load per unit (warp-uniform).
-  constexpr int kPerV = kVectorLoad<C> && kB != 16 ? kVBlocks : 1;
+  constexpr int kPerV = kB != 16 ? kVBlocks : 1;
   const bool unit_one_group_k = kBpl > 1 && has_scale && group_size % (8 * kBpl) == 0;
   const bool unit_one_group_v = kPerV > 1 && has_scale && group_size % (8 * kPerV) == 0;
   const int scales_at = static_cast<int>(f.scales_offset), zeros_at = static_cast<int>(f.zeros_offset);
@@ -245,8 +245,10 @@ __device__ __forceinline__ void decode_tile(const DecodeFormat& f, const DecodeT
       const int token = 8 * i + g;
 #pragma unroll
       for (int c0 = 0; c0 < kChunks; c0 += kBpl) {
-        uint32_t w[4];
-        load_codes_smem<C, kBpl>(kc + token * kVcb + k_block<C, kD>(q, c0) * kB, w);
+        const int block = k_block<C, kD>(q, c0);
+        uint32_t w[4], high[2] = {0u, 0u};
+        load_codes_smem<C, kBpl>(kc + token * kVcb + block * kLoadBits<C>, w);
+        if constexpr (kBitPlanes<C>) load_high_smem<C, kBpl>(kc + token * kVcb + kD / 2 + block * kHighBytes<C>, high);
         __half2 unit_scale = __half2half2(__float2half(1.0f)), unit_zero = __half2half2(__float2half(0.0f));
         if (unit_one_group_k) meta_of(kc, token, k_meta[c0], unit_scale, unit_zero);
 #pragma unroll
@@ -255,7 +257,8 @@ __device__ __forceinline__ void decode_tile(const DecodeFormat& f, const DecodeT
           __half2 scale = unit_scale, zero = unit_zero;
           if (!unit_one_group_k) meta_of(kc, token, k_meta[c], scale, zero);
           uint32_t kr[4];
-          decode_block<C, kAsym>(w + cc * kB / 4, scale, zero, kr);
+          constexpr int kHigh = kHighBytes<C>;
+          decode_block<C, kAsym>(w + cc * kLoadBits<C> / 4, scale, zero, kr, high[cc * kHigh / 4], cc * kHigh % 4);
           if (c == 0) {
             mma16816_zero_c<kBf16>(s[i], qf[0], kr[0], kr[1]);
             mma16816_zero_c<kBf16>(s_odd[i], qf[1], kr[2], kr[3]);
@@ -316,18 +319,22 @@ __device__ __forceinline__ void decode_tile(const DecodeFormat& f, const DecodeT
     constexpr int kPer = kPerV;  // V blocks per load
 #pragma unroll
     for (int i = 0; i < kVBlocks; i += kPer) {
-      if constexpr (C == KvCode::kInt4) {
-        // int4 pairs the two tokens of an operand before decoding: one byte permute puts
-        // byte k of both tokens' codes in the two halves, and the two in-place masks of the
-        // result give elements 2k and 2k + 1 (the latter ×16, odd_fold) already paired. Per
-        // two tokens' block: 4 PRMT and no shift, against 6 SHF and 8 PRMT decoding each
-        // token apart.
-        uint32_t w[4][kPer];
+      if constexpr (kNibblePlane<C>) {
+        // int4 (and the nibble plane of int6/int5) pairs the two tokens of an operand before
+        // decoding: one byte permute puts byte k of both tokens' codes in the two halves, and
+        // the two in-place masks of the result give elements 2k and 2k + 1 (the latter ×16,
+        // odd_fold) already paired. Per two tokens' block: 4 PRMT and no shift, against 6
+        // SHF and 8 PRMT decoding each token apart. The bit-plane formats permute their
+        // high-plane bytes the same way (one or two PRMT a block) and join them with one
+        // mask each (the field order of kv_codec.cuh's high_field).
+        constexpr int kHigh = kHighBytes<C>;
+        uint32_t w[4][kPer], high[4][kHigh * kPer > 4 ? 2 : 1];
         __half sc[4][kPer], ze[4][kPer];
 #pragma unroll
         for (int u = 0; u < 4; ++u) {
           const int token = 2 * q + (u % 2) + 8 * (u / 2);
-          load_codes_smem<C, kPer>(vc + token * kVcb + v_block<C, kD>(g, i) * kB, w[u]);
+          load_codes_smem<C, kPer>(vc + token * kVcb + v_block<C, kD>(g, i) * kLoadBits<C>, w[u]);
+          if constexpr (kBitPlanes<C>) load_high_smem<C, kPer>(vc + token * kVcb + kD / 2 + v_block<C, kD>(g, i) * kHigh, high[u]);
 #pragma unroll
           for (int j = 0; j < kPer; ++j) {
             __half2 scale = __half2half2(__float2half(1.0f)), zero = __half2half2(__float2half(0.0f));
@@ -349,7 +356,7 @@ __device__ __forceinline__ void decode_tile(const DecodeFormat& f, const DecodeT
             }
           }
         }
-        constexpr uint32_t kMid = kAsym ? 0x64006400u : 0x64086408u, kMidOdd = kAsym ? 0x64006400u : 0x64806480u;
+        constexpr uint32_t kMid = nibble_offset<C, kAsym, false>(), kMidOdd = nibble_offset<C, kAsym, true>();
 #pragma unroll
         for (int j = 0; j < kPer; ++j) {
           uint32_t vb[2][8];  // [token pair][element]
@@ -358,11 +365,36 @@ __device__ __forceinline__ void decode_tile(const DecodeFormat& f, const DecodeT
             const __half2 scale = __halves2half2(sc[2 * pair][j], sc[2 * pair + 1][j]);
             const __half2 zero = __halves2half2(ze[2 * pair][j], ze[2 * pair + 1][j]);
             const __half2 zero_odd = kAsym ? __hmul2(zero, __half2half2(__float2half(16.0f))) : zero;
+            // Bit planes: the two tokens' high-plane bytes of block j, permuted as the K side
+            // does for one token (decode_block), tokens in the two halves.
+            uint32_t spread[2] = {0u, 0u};
+            if constexpr (kBitPlanes<C>) {
+              const uint32_t pos = j * kHigh % 4;
+              const uint32_t a = high[2 * pair][j * kHigh / 4], b = high[2 * pair + 1][j * kHigh / 4];
+              if constexpr (C == KvCode::kInt6) {
+                spread[0] = prmt(a, b, pos | ((pos + 1) << 4) | ((pos + 4) << 8) | ((pos + 5) << 12));
+                spread[1] = prmt(a, b, (pos + 1) | (pos << 4) | ((pos + 5) << 8) | ((pos + 4) << 12));
+              } else {
+                spread[0] = prmt(a, b, pos | (pos << 4) | ((pos + 4) << 8) | ((pos + 4) << 12));
+              }
+            }
 #pragma unroll
             for (int byte = 0; byte < 4; ++byte) {
               const uint32_t x = prmt(w[2 * pair][j], w[2 * pair + 1][j], byte | ((4 + byte) << 8));
-              const __half2 even = __hsub2(bits_h2(and_or(x, 0x000F000Fu, 0x64006400u)), bits_h2(kMid));
-              const __half2 odd = __hsub2(bits_h2(and_or(x, 0x00F000F0u, 0x64006400u)), bits_h2(kMidOdd));
+              uint32_t even_bits = and_or(x, 0x000F000Fu, 0x64006400u), odd_bits = and_or(x, 0x00F000F0u, 0x64006400u);
+              if constexpr (C == KvCode::kInt6) {
+                // Elements 2k, 2k + 1: quartet k / 2 of the spread, two bits up for odd k.
+                const uint32_t y = byte % 2 == 1 ? spread[byte / 2] << 2 : spread[byte / 2];
+                even_bits = and_or(y, 0x00300030u, even_bits);
+                odd_bits = and_or(y, 0x03000300u, odd_bits);
+              } else if constexpr (C == KvCode::kInt5) {
+                // Element 2k's high bit at bit k, 2k + 1's at 4 + k: both up by 4 − k.
+                const uint32_t y = spread[0] << (4 - byte);
+                even_bits = and_or(y, 0x00100010u, even_bits);
+                odd_bits = and_or(y, 0x01000100u, odd_bits);
+              }
+              const __half2 even = __hsub2(bits_h2(even_bits), bits_h2(kMid));
+              const __half2 odd = __hsub2(bits_h2(odd_bits), bits_h2(kMidOdd));
               vb[pair][2 * byte] = h2_bits(kAsym ? __hfma2(even, scale, zero) : __hmul2(even, scale));
               vb[pair][2 * byte + 1] = h2_bits(kAsym ? __hfma2(odd, scale, zero_odd) : __hmul2(odd, scale));
             }
@@ -378,14 +410,14 @@ __device__ __forceinline__ void decode_tile(const DecodeFormat& f, const DecodeT
         for (int u = 0; u < 4; ++u) {
           const int token = 2 * q + (u % 2) + 8 * (u / 2);
           uint32_t w[4];
-          load_codes_smem<C, kPer>(vc + token * kVcb + v_block<C, kD>(g, i) * kB, w);
+          load_codes_smem<C, kPer>(vc + token * kVcb + v_block<C, kD>(g, i) * kLoadBits<C>, w);
           __half2 unit_scale = __half2half2(__float2half(1.0f)), unit_zero = __half2half2(__float2half(0.0f));
           if (unit_one_group_v) meta_of(vc, token, v_meta[i], unit_scale, unit_zero);
 #pragma unroll
           for (int j = 0; j < kPer; ++j) {
             __half2 scale = unit_scale, zero = unit_zero;
             if (!unit_one_group_v) meta_of(vc, token, v_meta[i + j], scale, zero);
-            decode_block<C, kAsym>(w + j * kB / 4, scale, zero, vr[u][j]);
+            decode_block<C, kAsym>(w + j * kLoadBits<C> / 4, scale, zero, vr[u][j]);
           }
         }
         // Slots outside the tile's tokens may hold NaN: P = 0 would not cancel them. Only a

@@ -100,7 +100,7 @@ __device__ void load_tile(const PrefillAttentionParams& p, const PrefillSlice& s
       RawSlice raw;
       raw.scale = 1.0f;
       raw.zero = 0.0f;
-      load_codes<C>(raw, comp + static_cast<int64_t>(slot) * p.vector_code_bytes, slice);
+      load_codes<C>(raw, comp + static_cast<int64_t>(slot) * p.vector_code_bytes, slice, kD);
       if constexpr (CodeTraits<C>::kScaled) {
         if (p.group_size > 0) {
           const int64_t meta = (static_cast<int64_t>(slot) * groups + slice * 8 / p.group_size) * 2;

@@ -71,11 +71,12 @@ void launch_decode_instance(const PagedDecodeParams& p, size_t smem_bytes, cudaS
   KVLAB_CUDA_CHECK_LAUNCH();
 }
 
-// The formats whose default group (32) gets its own compile-time instance: int8 and int4,
-// where address and predicate arithmetic of the scales is a large share of the per-page
-// instructions. Other group sizes and formats take the run-time group (kGroup 0).
+// The formats whose default group (32) gets its own compile-time instance: the integer
+// formats, where address and predicate arithmetic of the scales is a large share of the
+// per-page instructions. Other group sizes and formats take the run-time group (kGroup 0).
 template <KvCode C>
-constexpr bool kGroup32Instance = C == KvCode::kInt8 || C == KvCode::kInt4;
+constexpr bool kGroup32Instance =
+    C == KvCode::kInt8 || C == KvCode::kInt6 || C == KvCode::kInt5 || C == KvCode::kInt4;
 
 // Picks the instance for head_dim (64, 128) and the rows per CTA (≤ 8: half an mma tile).
 template <KvCode C, bool kAsymmetric, int kGroup>

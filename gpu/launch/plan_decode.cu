@@ -158,15 +158,16 @@ TableRanges decode_ranges(const core::Retention& retention, int64_t seq_len, int
 }
 
 double format_time_factor(const core::Precision& precision) {
-  // decode_bench, H200, 32 × 8k (docs/gpu-decode.md, commits 00e265e and f416567): time over
-  // byte floor; bf16 runs at 0.97–1.00 of the copy ceiling there.
+  // decode_bench, H200, 32 × 8k (docs/gpu-decode.md, commits 00e265e and f416567; int6/int5
+  // since their bit planes, bench/results/2026-12-03-h200-bitplane: 1.49–1.52 and 1.74–1.77):
+  // time over byte floor; bf16 runs at 0.97–1.00 of the copy ceiling there.
   switch (precision.dtype) {
     case core::KvDtype::kBf16:
     case core::KvDtype::kFp16: return 1.0;
     case core::KvDtype::kFp8E4m3: return 1.23;
     case core::KvDtype::kInt8: return 1.08;
-    case core::KvDtype::kInt6: return 2.6;
-    case core::KvDtype::kInt5: return 3.5;
+    case core::KvDtype::kInt6: return 1.5;
+    case core::KvDtype::kInt5: return 1.75;
     case core::KvDtype::kInt4: return 2.0;
   }
   return 1.0;

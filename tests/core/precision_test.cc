@@ -27,6 +27,12 @@ TEST(Precision, ValidateRejectsInconsistentFormats) {
   EXPECT_NE(validate(Precision{KvDtype::kInt4, 48, MetaFormat::kFp16, MetaFormat::kNone}, 128), "");
   EXPECT_NE(validate(Precision{KvDtype::kFp8E4m3, 32, MetaFormat::kFp16, MetaFormat::kFp16}, 128), "");
   EXPECT_NE(validate(Precision{KvDtype::kInt5, 1, MetaFormat::kFp16, MetaFormat::kNone}, 3), "");
+  // int6/int5 bit planes are per block of 8 elements: width and group multiples of 8
+  // (int6 with G = 4 or a width of 36 was a whole number of stream bytes, and is not now).
+  EXPECT_EQ(validate(Precision{KvDtype::kInt6, 8, MetaFormat::kFp16, MetaFormat::kNone}, 64), "");
+  EXPECT_NE(validate(Precision{KvDtype::kInt6, 4, MetaFormat::kFp16, MetaFormat::kNone}, 64), "");
+  EXPECT_NE(validate(Precision{KvDtype::kInt6, 12, MetaFormat::kFp16, MetaFormat::kNone}, 36), "");
+  EXPECT_NE(validate(Precision{KvDtype::kInt5, 4, MetaFormat::kFp16, MetaFormat::kFp16}, 64), "");
 }
 
 TEST(PageLayout, Bf16BaselineIsHeadMajorKThenV) {

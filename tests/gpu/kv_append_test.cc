@@ -78,6 +78,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Precision::defaults(KvDtype::kInt5), Precision::defaults(KvDtype::kInt4),
                       Precision{KvDtype::kInt4, 64, MetaFormat::kFp16, MetaFormat::kFp16},
                       Precision{KvDtype::kInt5, 32, MetaFormat::kFp16, MetaFormat::kFp16},
+                      Precision{KvDtype::kInt6, 8, MetaFormat::kFp16, MetaFormat::kFp16},
                       Precision{KvDtype::kInt8, 128, MetaFormat::kFp16, MetaFormat::kFp16}),
     [](const ::testing::TestParamInfo<Precision>& param_info) {
       std::string name = core::describe(param_info.param);

@@ -230,6 +230,14 @@ INSTANTIATE_TEST_SUITE_P(
         DecodeCase{"int4_g32_asym_twelve_rows", {KvDtype::kInt4, 32, MetaFormat::kFp16, MetaFormat::kFp16}, 128, 4, 16,
                    {517, 16, 33}, 3},
         DecodeCase{"int4_g8_asym_rows16", {KvDtype::kInt4, 8, MetaFormat::kFp16, MetaFormat::kFp16}, 128, 2, 32, {300, 47}},
+        // int6/int5 bit planes (docs/kv-format.md): head_dim 64 (two blocks a K load, one a V
+        // load), a scale per block, 12 and 16 rows, the run-time group, three query tokens.
+        DecodeCase{"int6_d64_gqa8", Precision::defaults(KvDtype::kInt6), 64, 2, 16, {1234, 5}},
+        DecodeCase{"int5_d64_gqa3", Precision::defaults(KvDtype::kInt5), 64, 3, 9, {5, 64, 65, 2000}},
+        DecodeCase{"int6_g8_asym_twelve_rows", {KvDtype::kInt6, 8, MetaFormat::kFp16, MetaFormat::kFp16}, 128, 4, 16,
+                   {517, 16, 33}, 3},
+        DecodeCase{"int5_g64_asym_rows16", {KvDtype::kInt5, 64, MetaFormat::kFp16, MetaFormat::kFp16}, 128, 2, 32, {300, 47}},
+        DecodeCase{"int6_g32_forced_splits", Precision::defaults(KvDtype::kInt6), 128, 2, 8, {3001, 64, 129}, 1, 7},
         DecodeCase{"int4_g32_wide_values", Precision::defaults(KvDtype::kInt4), 128, 8, 32, {999, 31}, 1, 0, true, 8.0f, 400.0f},
         // The split merge: inside the decode kernel (default) with many splits, 8 and 16 live
         // rows, several query tokens and empty splits; the separate kernel when asked for and

@@ -18,9 +18,41 @@ using core::Precision;
 using Bytes = std::vector<uint8_t>;
 
 TEST(PackCodes, TheSpecsInt5Example) {
+  // Bit planes (docs/kv-format.md): low nibbles 3 15 0 1 1 2 4 8, two to a byte, element 2j
+  // low: 0xF3 0x10 0x21 0x84; high bits (code >> 4) 0 1 0 1 0 0 0 0, element 2k at bit k and
+  // 2k + 1 at bit 4 + k of the block's byte: e1 → bit 4, e3 → bit 5: 0x30.
   const std::vector<uint32_t> codes = {3, 31, 0, 17, 1, 2, 4, 8};
-  EXPECT_EQ(pack_codes(codes, 5), (Bytes{0xE3, 0x83, 0x18, 0x04, 0x41}));
+  EXPECT_EQ(pack_codes(codes, 5), (Bytes{0xF3, 0x10, 0x21, 0x84, 0x30}));
   EXPECT_EQ(unpack_codes(pack_codes(codes, 5), 5, 8), codes);
+}
+
+TEST(PackCodes, BitPlanesPutEachBlocksHighBitsInItsOwnBytes) {
+  // 16 codes (two blocks): the nibble plane is bytes 0..7, the high plane bytes 8.. .
+  // int6: element 2 = 42 = 2·16 + 10: nibble 0xA low in byte 1; block 0's e2 is field 1 of
+  // byte 8 (bits 2..3): 2 << 2 = 0x08. Element 13 = 48 = 3·16 + 0: block 1 (bytes 10, 11),
+  // its e5 is field 0 of byte 10: 0x03; its nibble (0, high in byte 6) stays 0.
+  std::vector<uint32_t> int6(16, 0);
+  int6[2] = 42;
+  int6[13] = 48;
+  Bytes expected6(12, 0);
+  expected6[1] = 0x0A;
+  expected6[8] = 0x08;
+  expected6[10] = 0x03;
+  EXPECT_EQ(pack_codes(int6, 6), expected6);
+  EXPECT_EQ(unpack_codes(expected6, 6, 16), int6);
+  // int5: element 6 = 19 = 16 + 3: nibble 3 low in byte 3; block 0's e6 (2·3) is bit 3 of
+  // byte 8: 0x08. Element 9 = 21 = 16 + 5: nibble 5 high in byte 4: 0x50; block 1's e1 is
+  // bit 4 of byte 9: 0x10.
+  std::vector<uint32_t> int5(16, 0);
+  int5[6] = 19;
+  int5[9] = 21;
+  Bytes expected5(10, 0);
+  expected5[3] = 0x03;
+  expected5[4] = 0x50;
+  expected5[8] = 0x08;
+  expected5[9] = 0x10;
+  EXPECT_EQ(pack_codes(int5, 5), expected5);
+  EXPECT_EQ(unpack_codes(expected5, 5, 16), int5);
 }
 
 TEST(PackVector, Int8SymmetricByHand) {
@@ -40,17 +72,21 @@ TEST(PackVector, Int4SymmetricByHand) {
 }
 
 TEST(PackVector, Int6SymmetricByHand) {
-  // qmax 31, s = 1; codes 63 1 32 48 33 31 34 62 in a 6-bit little-endian stream.
+  // qmax 31, s = 1; codes 63 1 32 48 33 31 34 62. Bit planes: nibbles 15 1 0 0 1 15 2 14 →
+  // 0x1F 0x00 0xF1 0xE2; high bits 3 0 2 3 2 1 2 3, byte 0 = fields (e5 e2 e0 e3) =
+  // 1 | 2<<2 | 3<<4 | 3<<6 = 0xF9, byte 1 = (e1 e6 e4 e7) = 0 | 2<<2 | 2<<4 | 3<<6 = 0xE8.
   const PackedVector p = pack_vector({KvDtype::kInt6, 8, MetaFormat::kFp16, MetaFormat::kNone},
                                      std::vector<float>{31, -31, 0, 15.5f, 1, -1, 2, 30});
-  EXPECT_EQ(p.codes, (Bytes{0x7F, 0x00, 0xC2, 0xE1, 0x27, 0xFA}));
+  EXPECT_EQ(p.codes, (Bytes{0x1F, 0x00, 0xF1, 0xE2, 0xF9, 0xE8}));
 }
 
 TEST(PackVector, Int5AsymmetricByHand) {
-  // lo 2, hi 33: s = 31/31 = 1, z = 2 (fp16 0x4000); codes round(x − 2).
+  // lo 2, hi 33: s = 31/31 = 1, z = 2 (fp16 0x4000); codes round(x − 2) = 0 31 1 2 3 4 6 10
+  // (5.5 → 6). Nibbles 0 15 1 2 3 4 6 10 → 0xF0 0x21 0x43 0xA6; the one high bit, e1's,
+  // is bit 4 of the high byte: 0x10.
   const PackedVector p = pack_vector({KvDtype::kInt5, 8, MetaFormat::kFp16, MetaFormat::kFp16},
                                      std::vector<float>{2, 33, 3, 4, 5, 6, 7.5f, 12});
-  EXPECT_EQ(p.codes, (Bytes{0xE0, 0x07, 0x31, 0x88, 0x51}));
+  EXPECT_EQ(p.codes, (Bytes{0xF0, 0x21, 0x43, 0xA6, 0x10}));
   EXPECT_EQ(p.scales, (Bytes{0x00, 0x3C}));
   EXPECT_EQ(p.zeros, (Bytes{0x00, 0x40}));
 }
