@@ -68,8 +68,9 @@ void calibrate_moe_only(const CalibrateOptions& o, const core::GpuSpec& spec, co
   sim::MeasuredCalibration m;
   set_moe_terms(moe, m);
   const std::string note = fmt::format("terms: kvlab calibrate --moe-only on {} (commit {}, {}) at {}'s shapes; fit: experts {:.1f}% "
-                                       "(leave-one-out), router {:.1f}%",
-                                       today(), o.commit, machine, o.moe_model, 100 * moe.experts_fit_error, 100 * moe.router_fit_error);
+                                       "(leave-one-out), router {:.1f}%, MoE layer small kernels {:.1f}%",
+                                       today(), o.commit, machine, o.moe_model, 100 * moe.experts_fit_error, 100 * moe.router_fit_error,
+                                       100 * moe.layer_fit_error);
   const std::string merged = replace_moe_terms(core::read_file_text(out.string(), int64_t{1} << 24, "calibration"), m, note);
   // What is written must load: checked before the file is replaced.
   core::ConfigDocument doc = core::ConfigDocument::parse_string(merged, out.string());
@@ -86,6 +87,8 @@ void calibrate_moe_only(const CalibrateOptions& o, const core::GpuSpec& spec, co
                            moe.experts.rows_per_expert.front(), moe.experts.share.back(), moe.experts.rows_per_expert.back(),
                            100 * moe.experts_fit_error, moe.router_fixed_s * 1e6, moe.router_per_token_s * 1e9,
                            100 * moe.router_fit_error);
+  std::cout << fmt::format("  MoE layer small kernels: {:.2f} us + {:.2f} ns/token (fit {:.1f}%)\n", moe.layer_fixed_s * 1e6,
+                           moe.layer_per_token_s * 1e9, 100 * moe.layer_fit_error);
 }
 
 void calibrate(const CalibrateOptions& o) {
@@ -274,6 +277,8 @@ void calibrate(const CalibrateOptions& o) {
                              o.moe_model, moe->experts.fixed_s * 1e6, moe->experts.share.front(), moe->experts.rows_per_expert.front(),
                              moe->experts.share.back(), moe->experts.rows_per_expert.back(), 100 * moe->experts_fit_error,
                              moe->router_fixed_s * 1e6, moe->router_per_token_s * 1e9, 100 * moe->router_fit_error);
+    std::cout << fmt::format("  MoE layer small kernels: {:.2f} us + {:.2f} ns/token (fit {:.1f}%)\n", moe->layer_fixed_s * 1e6,
+                             moe->layer_per_token_s * 1e9, 100 * moe->layer_fit_error);
   }
   std::cout << fmt::format("  step fixed {:.2f} us; copy {:.2f} TB/s; host link {:.1f} / {:.1f} GB/s (to device / to host)\n",
                            step_fixed * 1e6, copy / 1e12, link.to_device_bytes_per_s / 1e9, link.to_host_bytes_per_s / 1e9);

@@ -7,9 +7,11 @@
 #include <fmt/core.h>
 
 #include "core/error.h"
+#include "core/precision.h"
 #include "experiments/runner/calibration_fit.h"
 #include "gpu/engine/engine.h"
 #include "gpu/engine/engine_shape.h"
+#include "gpu/engine/microbench.h"
 #include "gpu/engine/moe_microbench.h"
 
 namespace kvlab::experiments {
@@ -47,6 +49,19 @@ MoeCalibration calibrate_moe(const core::ModelSpec& model, double bandwidth, cud
   c.router_fixed_s = line.fixed_s;
   c.router_per_token_s = line.per_token_s;
   c.router_fit_error = line.median_relative_error;
+  // The layer's small kernels at the MoE model's widths, without the dense SwiGLU.
+  const std::vector<int> layer_tokens = {1, 16, 64, 256, 1024, 4096, 8192};
+  std::vector<double> lx, ly;
+  for (const gpu::engine::LayerKernelTiming& t :
+       gpu::engine::time_layer_kernels(shape, core::Precision::defaults(core::KvDtype::kBf16), layer_tokens, stream, false)) {
+    lx.push_back(t.tokens);
+    ly.push_back(t.seconds);
+    raw += fmt::format("moe_layer_kernels,rope+append+norms,bf16,{},0,0,0,0,0,{}\n", t.tokens, t.seconds);
+  }
+  const LayerFit layer = fit_layer(lx, ly);
+  c.layer_fixed_s = layer.fixed_s;
+  c.layer_per_token_s = layer.per_token_s;
+  c.layer_fit_error = layer.median_relative_error;
   return c;
 }
 
@@ -55,6 +70,8 @@ void set_moe_terms(const MoeCalibration& moe, sim::MeasuredCalibration& m) {
   // A negative intercept or slope of a noisy line is not a cost: written as not measured.
   m.moe_router_fixed_s = std::max(0.0, moe.router_fixed_s);
   m.moe_router_per_token_s = std::max(0.0, moe.router_per_token_s);
+  m.moe_layer_fixed_s = moe.layer_fixed_s;  // fit_layer keeps both ≥ 0
+  m.moe_layer_per_token_s = moe.layer_per_token_s;
 }
 
 }  // namespace kvlab::experiments

@@ -17,6 +17,7 @@ struct MoeCalibration {
   sim::MoeExpertTable experts;
   double experts_fit_error = 0;  // leave-one-out median |relative error|
   double router_fixed_s = 0, router_per_token_s = 0, router_fit_error = 0;
+  double layer_fixed_s = 0, layer_per_token_s = 0, layer_fit_error = 0;  // the MoE layer's small kernels
 };
 
 // Times `model`'s MoE layer shape (a catalog MoE model) at 1 … 8192 tokens under uniform

@@ -18,6 +18,7 @@
 //     (permutation, gather, the expert GEMMs, SwiGLU, combine), a fixed cost per MoE layer
 //     plus the used experts' weights streamed at a share of peak bandwidth that depends on
 //     the rows each used expert receives; the router's top-k, fixed + per token per layer;
+//     the MoE layer's own small kernels (no dense SwiGLU) at the MoE model's widths;
 //   - the host link (swap) at its measured pinned-copy bandwidth;
 //   - collectives between GPUs (bench/gpu/collectives.py's fits, one per collective and
 //     world size): latency + bus factor · bytes / bus bandwidth (collective_time_s). The TP
@@ -112,6 +113,11 @@ struct MeasuredCalibration {
   MoeExpertTable moe_experts;         // MoE layers' routed experts (empty: priced as dense GEMMs)
   double moe_router_fixed_s = 0;      // per MoE layer: the router's top-k (softmax, selection) at one token
   double moe_router_per_token_s = 0;  // per MoE layer and token
+  // An MoE layer's small kernels (RoPE, KV append, two residual + RMSNorm; no dense SwiGLU),
+  // at the MoE model's widths, bf16 KV: replace layer_fixed_s / layer_per_token_s for MoE
+  // layers where measured (> 0).
+  double moe_layer_fixed_s = 0;
+  double moe_layer_per_token_s = 0;
   double host_link_bytes_per_s = 0;   // pinned host ↔ device copy, each way
   std::vector<LinkFit> links;         // collectives between GPUs (only measured fits are kept)
   bool measured() const { return !measured_on.empty(); }

@@ -243,7 +243,11 @@ IterationCost CostModel::iteration(const BatchShape& b) const {
   cost.step_fixed_s = overhead_s_ + per_seq_overhead_s_ * static_cast<double>(b.running_seqs);
   cost.overhead_s += cost.step_fixed_s;
   if (tokens > 0) {
-    cost.overhead_s += num_layers_ * (measured_.layer_fixed_s + measured_.layer_per_token_s * tokens);
+    // MoE layers at their own measured small kernels where the calibration has them.
+    const bool moe_own = moe_layers_ > 0 && (measured_.moe_layer_fixed_s > 0 || measured_.moe_layer_per_token_s > 0);
+    const double moe_layers = moe_own ? moe_layers_ : 0.0;
+    cost.overhead_s += (num_layers_ - moe_layers) * (measured_.layer_fixed_s + measured_.layer_per_token_s * tokens);
+    cost.overhead_s += moe_layers * (measured_.moe_layer_fixed_s + measured_.moe_layer_per_token_s * tokens);
     // The run's KV format's append beyond bf16's (a plan of several formats: its base one).
     const double extra = layer_extra_fixed_s_ + layer_extra_per_token_s_ * tokens;
     cost.overhead_s += num_layers_ * std::max(extra, -(measured_.layer_fixed_s + measured_.layer_per_token_s * tokens));

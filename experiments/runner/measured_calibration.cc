@@ -257,6 +257,8 @@ std::string moe_experts_yaml(const sim::MeasuredCalibration& m) {
   }
   if (m.moe_router_fixed_s > 0) y += fmt::format("  moe_router_fixed: {} ns\n", static_cast<int64_t>(m.moe_router_fixed_s * 1e9 + 0.5));
   if (m.moe_router_per_token_s > 0) y += fmt::format("  moe_router_per_token_ns: {:.4g}\n", m.moe_router_per_token_s * 1e9);
+  if (m.moe_layer_fixed_s > 0) y += fmt::format("  moe_layer_fixed: {} ns\n", static_cast<int64_t>(m.moe_layer_fixed_s * 1e9 + 0.5));
+  if (m.moe_layer_per_token_s > 0) y += fmt::format("  moe_layer_per_token_ns: {:.4g}\n", m.moe_layer_per_token_s * 1e9);
   return y;
 }
 
@@ -297,6 +299,10 @@ sim::MeasuredCalibration parse_measured_calibration(core::ConfigNode n) {
   m.moe_experts = parse_moe_experts(n.child("moe_experts", "MoE layers' routed experts timed on the engine"));
   m.moe_router_fixed_s = n.optional<core::Duration>("moe_router_fixed", {}, "per MoE layer: the router's top-k at one token").seconds();
   m.moe_router_per_token_s = n.optional<double>("moe_router_per_token_ns", 0.0, "per MoE layer and token, ns") * 1e-9;
+  m.moe_layer_fixed_s = n.optional<core::Duration>("moe_layer_fixed", {}, "per MoE layer: its small kernels at one token").seconds();
+  m.moe_layer_per_token_s = n.optional<double>("moe_layer_per_token_ns", 0.0, "per MoE layer and token, ns") * 1e-9;
+  n.require_non_negative("moe_layer_fixed", m.moe_layer_fixed_s);
+  n.require_non_negative("moe_layer_per_token_ns", m.moe_layer_per_token_s);
   n.require_non_negative("moe_router_fixed", m.moe_router_fixed_s);
   n.require_non_negative("moe_router_per_token_ns", m.moe_router_per_token_s);
   m.host_link_bytes_per_s =

@@ -288,6 +288,8 @@ TEST(MeasuredCalibration, MoeTermsWrittenReadBackAndChecked) {
   m.moe_experts.share = {0.55, 0.6, 0.7, 0.21};
   m.moe_router_fixed_s = 4.9e-6;
   m.moe_router_per_token_s = 0.75e-9;
+  m.moe_layer_fixed_s = 8.4e-6;
+  m.moe_layer_per_token_s = 40e-9;
   const std::string yaml = measured_calibration_yaml(m);
   core::ConfigDocument doc = core::ConfigDocument::parse_string(yaml, "cal.yaml");
   core::ConfigNode root = doc.root();
@@ -299,6 +301,8 @@ TEST(MeasuredCalibration, MoeTermsWrittenReadBackAndChecked) {
   EXPECT_EQ(back.moe_experts.share, m.moe_experts.share);
   EXPECT_DOUBLE_EQ(back.moe_router_fixed_s, 4.9e-6);
   EXPECT_NEAR(back.moe_router_per_token_s, 0.75e-9, 1e-21);
+  EXPECT_DOUBLE_EQ(back.moe_layer_fixed_s, 8.4e-6);
+  EXPECT_NEAR(back.moe_layer_per_token_s, 40e-9, 1e-20);
 
   const std::string base = "measured:\n  date: d\n  commit: c\n  machine: m\n  moe_experts:\n";
   EXPECT_EQ(errors_of(base + "    fixed: 20 us\n    rows_per_expert: [1, 2]\n    share: [0.5, 0.6]\n"), "");
@@ -320,6 +324,8 @@ TEST(MeasuredCalibration, MoeTermsWrittenReadBackAndChecked) {
   EXPECT_NE(errors_of(base + "    fixed: 20 us\n    rows: [1]\n    share: [0.5]\n").find("rows"), std::string::npos)
       << "unknown keys rejected";
   EXPECT_NE(errors_of("measured:\n  date: d\n  commit: c\n  machine: m\n  moe_router_fixed: -3 us\n").find("moe_router_fixed"),
+            std::string::npos);
+  EXPECT_NE(errors_of("measured:\n  date: d\n  commit: c\n  machine: m\n  moe_layer_per_token_ns: -1\n").find("moe_layer_per_token_ns"),
             std::string::npos);
 }
 

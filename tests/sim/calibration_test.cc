@@ -237,6 +237,9 @@ TEST(MeasuredCalibration, MoeExpertsPricedFromTheTable) {
   m.moe_experts.share = {0.5, 0.5};
   m.moe_router_fixed_s = 5e-6;
   m.moe_router_per_token_s = 1e-9;
+  m.layer_fixed_s = 10e-6;  // every layer is an MoE one: replaced by the MoE layer's own
+  m.moe_layer_fixed_s = 7e-6;
+  m.moe_layer_per_token_s = 3e-9;
   const IterationCost after = CostModel(c, plan).iteration(b);
   // Two tokens touch 128 · (1 − (120/128)²) = 15.5 experts a layer in expectation (uniform
   // routing), 16 / 15.5 rows each (share 0.5); one expert is 3 · 2048 · 768 bf16 weights a
@@ -246,14 +249,16 @@ TEST(MeasuredCalibration, MoeExpertsPricedFromTheTable) {
   EXPECT_DOUBLE_EQ(after.weight_bytes, before.weight_bytes);
   const double plain = 4.8e12 * c.calibration.memory_efficiency;
   EXPECT_NEAR(after.weights_s - before.weights_s, touched * expert_bytes * (1 / 2.4e12 - 1 / plain), 1e-12);
-  // Per MoE layer: the table's fixed cost and the router's top-k at two tokens.
-  EXPECT_NEAR(after.overhead_s - before.overhead_s, 48 * (20e-6 + 5e-6 + 2 * 1e-9), 1e-12);
+  // Per MoE layer: the table's fixed cost, the router's top-k and the layer's small kernels
+  // at two tokens (the dense layer_fixed applies to no layer of this model).
+  EXPECT_NEAR(after.overhead_s - before.overhead_s, 48 * (20e-6 + 5e-6 + 2 * 1e-9 + 7e-6 + 2 * 3e-9), 1e-12);
   EXPECT_DOUBLE_EQ(after.compute_s, before.compute_s);
   // A dense model is untouched by the MoE terms.
   SimConfig dense = llama8b_h200();
   const KvLayout dense_plan = layout_of(dense);
   const IterationCost dense_before = CostModel(dense, dense_plan).iteration(decode_batch());
   dense.calibration.measured = m;
+  dense.calibration.measured.layer_fixed_s = 0;
   EXPECT_EQ(CostModel(dense, dense_plan).iteration(decode_batch()).time_ns, dense_before.time_ns);
 }
 
