@@ -21,7 +21,7 @@ MoeCalibration calibrate_moe(const core::ModelSpec& model, double bandwidth, cud
   if (!shape.moe()) throw core::ConfigError(model.name + ": --moe-model needs an MoE model (routed experts)");
   // 1152: the first count past the grouped path's limit (1024) is timed on the per-expert
   // path, so the table holds the engine's switch between the two.
-  const std::vector<int> tokens = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 1152, 2048, 4096, 8192};
+  const std::vector<int> tokens = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 1152, 2048, 4096};
   const int grouped_max = gpu::engine::EngineOptions{}.moe_grouped_max_tokens;
   const double expert_bytes = 3.0 * shape.hidden * shape.expert_ffn_dim * 2.0;  // gate, up, down in bf16
   std::vector<MoeExpertPoint> points;

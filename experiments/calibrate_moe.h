@@ -20,7 +20,7 @@ struct MoeCalibration {
   double layer_fixed_s = 0, layer_per_token_s = 0, layer_fit_error = 0;  // the MoE layer's small kernels
 };
 
-// Times `model`'s MoE layer shape (a catalog MoE model) at 1 … 8192 tokens under uniform
+// Times `model`'s MoE layer shape (a catalog MoE model) at 1 … 4096 tokens under uniform
 // routing, each token count on the path the engine takes for it (grouped up to
 // EngineOptions::moe_grouped_max_tokens, per expert above), and appends every timing to
 // `raw` (calibrate's CSV columns). `bandwidth`: the datasheet peak, bytes/s.
