@@ -13,16 +13,21 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 
 #include <cuda_runtime.h>
 #include <fmt/core.h>
 
+#include "core/config/config_node.h"
 #include "core/config/spec_loader.h"
 #include "core/error.h"
+#include "core/file_text.h"
+#include "experiments/calibrate_moe.h"
 #include "experiments/runner/calibration_fit.h"
 #include "experiments/runner/measured_calibration.h"
 #include "experiments/runner/point_folder.h"
+#include "experiments/runner/sim_config_parser.h"
 #include "gpu/cuda_check.h"
 #include "gpu/engine/microbench.h"
 #include "sim/sim_config.h"
@@ -39,6 +44,8 @@ struct CalibrateOptions {
   std::string out;
   std::string raw;
   std::string commit = "unknown";
+  std::string moe_model = "qwen3-30b-a3b";  // whose MoE layer is timed; "none": no MoE terms
+  bool moe_only = false;                    // time only the MoE terms, merged into the existing file
 };
 
 std::string today() {
@@ -50,12 +57,54 @@ std::string today() {
   return text;
 }
 
+// `--moe-only`: the MoE terms timed and written into the existing calibration file, whose
+// other terms (and their date and commit) stay as measured.
+void calibrate_moe_only(const CalibrateOptions& o, const core::GpuSpec& spec, const fs::path& out, cudaStream_t stream) {
+  if (!fs::exists(out)) throw core::ConfigError(out.string() + ": --moe-only adds to a calibration file; there is none");
+  const std::string machine = gpu::engine::device_description();
+  std::cerr << fmt::format("kvlab calibrate --moe-only: {} as {} with {}'s MoE layer\n", machine, spec.name, o.moe_model);
+  std::string raw = "kind,name,dtype,tokens_or_batch,context,n,k,bytes,flops,seconds\n";
+  const MoeCalibration moe = calibrate_moe(core::load_model(o.moe_model), spec.hbm_bandwidth.bytes_per_s, stream, raw);
+  sim::MeasuredCalibration m;
+  set_moe_terms(moe, m);
+  const std::string note = fmt::format("terms: kvlab calibrate --moe-only on {} (commit {}, {}) at {}'s shapes; fit: experts {:.1f}% "
+                                       "(leave-one-out), router {:.1f}%, MoE layer small kernels {:.1f}%",
+                                       today(), o.commit, machine, o.moe_model, 100 * moe.experts_fit_error, 100 * moe.router_fit_error,
+                                       100 * moe.layer_fit_error);
+  const std::string merged = replace_moe_terms(core::read_file_text(out.string(), int64_t{1} << 24, "calibration"), m, note);
+  // What is written must load: checked before the file is replaced.
+  core::ConfigDocument doc = core::ConfigDocument::parse_string(merged, out.string());
+  parse_calibration_file(doc.root());
+  if (!doc.diagnostics().empty()) {
+    throw core::ConfigError("kvlab calibrate --moe-only: the merged file would not load: " +
+                            doc.diagnostics().items().front().to_string());
+  }
+  replace_file(out, merged);
+  if (!o.raw.empty()) replace_file(o.raw, raw);
+  std::cout << fmt::format("MoE terms of {} written into {}: {:.2f} us per MoE layer, share {:.3f} at {:.2f} rows per expert to "
+                           "{:.3f} at {:.0f} (fit {:.1f}%); router {:.2f} us + {:.3f} ns/token (fit {:.1f}%)\n",
+                           o.moe_model, out.string(), moe.experts.fixed_s * 1e6, moe.experts.share.front(),
+                           moe.experts.rows_per_expert.front(), moe.experts.share.back(), moe.experts.rows_per_expert.back(),
+                           100 * moe.experts_fit_error, moe.router_fixed_s * 1e6, moe.router_per_token_s * 1e9,
+                           100 * moe.router_fit_error);
+  std::cout << fmt::format("  MoE layer small kernels: {:.2f} us + {:.2f} ns/token (fit {:.1f}%)\n", moe.layer_fixed_s * 1e6,
+                           moe.layer_per_token_s * 1e9, 100 * moe.layer_fit_error);
+}
+
 void calibrate(const CalibrateOptions& o) {
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
     throw std::runtime_error("kvlab calibrate: no CUDA device here; calibrate on the GPU machine (docs/sim-accuracy.md)");
   }
   const core::GpuSpec spec = core::load_gpu(o.gpu);
+  if (o.moe_only) {
+    const fs::path moe_out = o.out.empty() ? fs::path(core::configs_dir()) / "calibration" / (spec.name + ".yaml") : fs::path(o.out);
+    cudaStream_t moe_stream = nullptr;
+    KVLAB_CUDA_CHECK(cudaStreamCreateWithFlags(&moe_stream, cudaStreamNonBlocking));
+    calibrate_moe_only(o, spec, moe_out, moe_stream);
+    cudaStreamDestroy(moe_stream);
+    return;
+  }
   const core::ModelSpec model = core::load_model(o.model);
   const gpu::engine::EngineShape shape = gpu::engine::engine_shape(model);
   if (shape.moe()) {
@@ -151,6 +200,8 @@ void calibrate(const CalibrateOptions& o) {
   raw += fmt::format("copy,copy_kernel_16B,,0,0,0,0,{},0,{}\n", 2.0 * (size_t{2} << 30), 2.0 * (size_t{2} << 30) / copy);
   const double memcpy_copy = gpu::engine::memcpy_bandwidth(size_t{2} << 30, stream);  // beside it, not used by the fit
   raw += fmt::format("copy,cudaMemcpy_d2d,,0,0,0,0,{},0,{}\n", 2.0 * (size_t{2} << 30), 2.0 * (size_t{2} << 30) / memcpy_copy);
+  std::optional<MoeCalibration> moe;
+  if (o.moe_model != "none") moe = calibrate_moe(core::load_model(o.moe_model), bandwidth, stream, raw);
   const gpu::engine::HostLinkTiming link = gpu::engine::host_link_bandwidth(size_t{256} << 20, stream);
   raw += fmt::format("host_link,to_device,,0,0,0,0,{},0,{}\n", 256.0 * (1 << 20), 256.0 * (1 << 20) / link.to_device_bytes_per_s);
   raw += fmt::format("host_link,to_host,,0,0,0,0,{},0,{}\n", 256.0 * (1 << 20), 256.0 * (1 << 20) / link.to_host_bytes_per_s);
@@ -170,6 +221,7 @@ void calibrate(const CalibrateOptions& o) {
   m.layer_per_token_s = layer.per_token_s;
   m.layer_extra_fixed_s = layer_extra_fixed;
   m.layer_extra_per_token_s = layer_extra_per_token;
+  if (moe) set_moe_terms(*moe, m);
   m.host_link_bytes_per_s = std::min(link.to_device_bytes_per_s, link.to_host_bytes_per_s);
 
   CalibrationFile file;
@@ -186,6 +238,11 @@ void calibrate(const CalibrateOptions& o) {
   file.gemm_factor_fit_error = gemm_factor_error;
   file.attention_fit_error = attention.median_relative_error;
   file.layer_fit_error = layer.median_relative_error;
+  if (moe) {
+    file.moe_model = o.moe_model;
+    file.moe_fit_error = moe->experts_fit_error;
+    file.moe_router_fit_error = moe->router_fit_error;
+  }
   file.measured = m;
   const std::string y = calibration_file_yaml(file);
   replace_file(out, y);
@@ -218,6 +275,15 @@ void calibrate(const CalibrateOptions& o) {
     std::cout << fmt::format("    with {} KV: {:+.2f} us {:+.2f} ns/token\n", core::to_string(p.dtype),
                              layer_extra_fixed[static_cast<size_t>(p.dtype)] * 1e6, layer_extra_per_token[static_cast<size_t>(p.dtype)] * 1e9);
   }
+  if (moe) {
+    std::cout << fmt::format("  MoE ({}): {:.2f} us per MoE layer, experts' weights at {:.3f} of peak at {:.2f} rows per used expert "
+                             "to {:.3f} at {:.0f} (leave-one-out {:.1f}%); router top-k {:.2f} us + {:.3f} ns/token (fit {:.1f}%)\n",
+                             o.moe_model, moe->experts.fixed_s * 1e6, moe->experts.share.front(), moe->experts.rows_per_expert.front(),
+                             moe->experts.share.back(), moe->experts.rows_per_expert.back(), 100 * moe->experts_fit_error,
+                             moe->router_fixed_s * 1e6, moe->router_per_token_s * 1e9, 100 * moe->router_fit_error);
+    std::cout << fmt::format("  MoE layer small kernels: {:.2f} us + {:.2f} ns/token (fit {:.1f}%)\n", moe->layer_fixed_s * 1e6,
+                             moe->layer_per_token_s * 1e9, 100 * moe->layer_fit_error);
+  }
   std::cout << fmt::format("  step fixed {:.2f} us; copy {:.2f} TB/s; host link {:.1f} / {:.1f} GB/s (to device / to host)\n",
                            step_fixed * 1e6, copy / 1e12, link.to_device_bytes_per_s / 1e9, link.to_host_bytes_per_s / 1e9);
 }
@@ -233,6 +299,9 @@ void register_calibrate_command(CLI::App& app) {
   cmd->add_option("--out", o->out, "calibration file (default: configs/calibration/<gpu>.yaml)");
   cmd->add_option("--raw", o->raw, "also write every timing to this CSV");
   cmd->add_option("--commit", o->commit, "the kvlab commit being measured (recorded in the file)")->capture_default_str();
+  cmd->add_option("--moe-model", o->moe_model, "catalog MoE model whose expert half and router are timed (none: no MoE terms)")
+      ->capture_default_str();
+  cmd->add_flag("--moe-only", o->moe_only, "time only the MoE terms and write them into the existing calibration file (--out)");
   cmd->callback([o] { calibrate(*o); });
 }
 

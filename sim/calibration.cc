@@ -61,6 +61,18 @@ double GemmTokenFactor::at(double t) const {
   return factor[i] * (1 - w) + factor[i1] * w;
 }
 
+double MoeExpertTable::share_at(double rows) const {
+  if (share.empty() || share.size() != rows_per_expert.size()) {
+    throw std::invalid_argument("MoeExpertTable::share_at: the table is empty or its columns differ in length");
+  }
+  if (share.size() == 1 || rows <= rows_per_expert.front()) return share.front();
+  if (rows >= rows_per_expert.back()) return share.back() * rows_per_expert.back() / rows;
+  size_t i = 0;
+  while (rows_per_expert[i + 1] < rows) ++i;
+  const double w = (std::log(rows) - std::log(rows_per_expert[i])) / (std::log(rows_per_expert[i + 1]) - std::log(rows_per_expert[i]));
+  return std::exp(std::log(share[i]) * (1 - w) + std::log(share[i + 1]) * w);
+}
+
 double bus_factor(Collective collective, int world_size) {
   if (world_size < 1) throw std::invalid_argument("bus_factor: world size must be at least 1");
   const double n = world_size;

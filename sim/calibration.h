@@ -15,6 +15,11 @@
 //   - per layer, the small kernels (RMSNorms, RoPE, KV append, SwiGLU, residual adds):
 //     layer_fixed_s + layer_per_token_s · T, plus what a quantized KV format's append adds
 //     (layer_extra_*, per format);
+//   - MoE layers (MoeExpertTable): the routed experts' half of a layer as the engine runs it
+//     (permutation, gather, the expert GEMMs, SwiGLU, combine), a fixed cost per MoE layer
+//     plus the used experts' weights streamed at a share of peak bandwidth that depends on
+//     the rows each used expert receives; the router's top-k, fixed + per token per layer;
+//     the MoE layer's own small kernels (no dense SwiGLU) at the MoE model's widths;
 //   - the host link (swap) at its measured pinned-copy bandwidth;
 //   - collectives between GPUs (bench/gpu/collectives.py's fits, one per collective and
 //     world size): latency + bus factor · bytes / bus bandwidth (collective_time_s). The TP
@@ -88,6 +93,22 @@ struct GemmTokenFactor {
   double at(double tokens) const;
 };
 
+// An MoE layer's routed experts timed on the engine at a range of token counts (uniform
+// routing, `kvlab calibrate`): t = fixed_s + used experts' weight bytes / (peak · share(r)),
+// r = token-expert rows / used experts. One row per used expert (decode at a small batch)
+// walks each expert's weights for one token and reaches a fraction of the copy rate; many
+// rows per expert turn the kernels compute-bound and the share (bytes over time) falls. The
+// cost model replaces its dense-GEMM pricing of the routed experts with this where present.
+struct MoeExpertTable {
+  double fixed_s = 0;                   // per MoE layer
+  std::vector<double> rows_per_expert;  // ascending, ≥ 1
+  std::vector<double> share;            // share of peak HBM bandwidth after fixed_s, per row count
+  bool empty() const { return share.empty(); }
+  // Linear in log(rows) → log(share) between points; below the first point its share; past
+  // the last one share ∝ 1/rows (the time per row of the last point: compute-bound there).
+  double share_at(double rows) const;
+};
+
 struct MeasuredCalibration {
   std::string measured_on;  // date of the measurement ("" : not measured by kvlab calibrate)
   std::string commit;       // kvlab commit that measured it
@@ -105,6 +126,14 @@ struct MeasuredCalibration {
   // (scales, rounding, packing), per core::KvDtype; added for the run's KV format.
   std::array<double, 7> layer_extra_fixed_s{};
   std::array<double, 7> layer_extra_per_token_s{};
+  MoeExpertTable moe_experts;         // MoE layers' routed experts (empty: priced as dense GEMMs)
+  double moe_router_fixed_s = 0;      // per MoE layer: the router's top-k (softmax, selection) at one token
+  double moe_router_per_token_s = 0;  // per MoE layer and token
+  // An MoE layer's small kernels (RoPE, KV append, two residual + RMSNorm; no dense SwiGLU),
+  // at the MoE model's widths, bf16 KV: replace layer_fixed_s / layer_per_token_s for MoE
+  // layers where measured (> 0).
+  double moe_layer_fixed_s = 0;
+  double moe_layer_per_token_s = 0;
   double host_link_bytes_per_s = 0;   // pinned host ↔ device copy, each way
   std::vector<LinkFit> links;         // collectives between GPUs (only measured fits are kept)
   bool measured() const { return !measured_on.empty(); }

@@ -175,9 +175,16 @@ IterationCost CostModel::iteration(const BatchShape& b) const {
     } else if (experts_ > 0) {
       // Expected distinct experts the T tokens' top-k choices touch, per MoE layer.
       const double touched = all_experts_.touched(tokens);
-      const Gemm moe{shared_bytes_ + expert_bytes_ * touched, shared_flops_ + expert_flops_ * top_k_, moe_launches_};
-      gemm_seconds(moe, tokens, cost);
+      if (measured_.moe_experts.empty()) {
+        const Gemm moe{shared_bytes_ + expert_bytes_ * touched, shared_flops_ + expert_flops_ * top_k_, moe_launches_};
+        gemm_seconds(moe, tokens, cost);
+      } else {
+        // The router GEMM (and shared experts) as GEMMs; the routed experts as measured.
+        gemm_seconds(Gemm{shared_bytes_, shared_flops_, moe_layers_}, tokens, cost);
+        measured_experts_seconds(touched, tokens, cost);
+      }
     }
+    if (experts_ > 0) cost.overhead_s += moe_layers_ * (measured_.moe_router_fixed_s + measured_.moe_router_per_token_s * tokens);
     // Decode attention reads what each sequence attends to along each curve, scores the
     // page-sparse metadata of the pages it holds, and writes the new token's K/V.
     double decode_hbm = 0, decode_host = 0, decode_flops = 0, dequant = 0;
@@ -244,7 +251,11 @@ IterationCost CostModel::iteration(const BatchShape& b) const {
   cost.step_fixed_s = overhead_s_ + per_seq_overhead_s_ * static_cast<double>(b.running_seqs);
   cost.overhead_s += cost.step_fixed_s;
   if (tokens > 0) {
-    cost.overhead_s += num_layers_ * (measured_.layer_fixed_s + measured_.layer_per_token_s * tokens);
+    // MoE layers at their own measured small kernels where the calibration has them.
+    const bool moe_own = moe_layers_ > 0 && (measured_.moe_layer_fixed_s > 0 || measured_.moe_layer_per_token_s > 0);
+    const double moe_layers = moe_own ? moe_layers_ : 0.0;
+    cost.overhead_s += (num_layers_ - moe_layers) * (measured_.layer_fixed_s + measured_.layer_per_token_s * tokens);
+    cost.overhead_s += moe_layers * (measured_.moe_layer_fixed_s + measured_.moe_layer_per_token_s * tokens);
     // The run's KV format's append beyond bf16's (a plan of several formats: its base one).
     const double extra = layer_extra_fixed_s_ + layer_extra_per_token_s_ * tokens;
     cost.overhead_s += num_layers_ * std::max(extra, -(measured_.layer_fixed_s + measured_.layer_per_token_s * tokens));
@@ -252,6 +263,21 @@ IterationCost CostModel::iteration(const BatchShape& b) const {
   cost.compute_bound = cost.compute_s > cost.weights_s + cost.kv_s;
   cost.time_ns = std::max<int64_t>(1, core::limits::saturated_ns(cost.total_s()));  // the engine reports one past its horizon
   return cost;
+}
+
+// The routed experts of every MoE layer at the measured share of peak bandwidth for the
+// rows each touched expert receives (sim/calibration.h's MoeExpertTable). The time is filed
+// as weights or compute by the roofline's regime, so the printed terms keep their meaning.
+void CostModel::measured_experts_seconds(double touched, double tokens, IterationCost& cost) const {
+  if (touched <= 0 || tokens <= 0) return;
+  const MoeExpertTable& table = measured_.moe_experts;
+  const double rows = std::max(1.0, tokens * top_k_ / touched);  // token-expert rows per touched expert
+  const double bytes = expert_bytes_ * touched, flops = expert_flops_ * top_k_ * tokens;
+  const double seconds = bytes / (peak_bandwidth_ * table.share_at(rows));
+  cost.overhead_s += moe_layers_ * table.fixed_s;
+  cost.weight_bytes += bytes;
+  cost.flops += flops;
+  (bytes / gemm_bandwidth_ >= flops / flop_rate_ ? cost.weights_s : cost.compute_s) += seconds;
 }
 
 IterationCost CostModel::routed_experts(double touched, double pairs) const {

@@ -17,7 +17,10 @@
 // sets the bandwidth GEMMs stream weights at and the one decode attention reads each KV
 // format at (sim/calibration.h; per table class of a plan). MoE layers read only the experts
 // the T tokens touch in expectation: E·(1 − (1 − k/E)^T) of E under uniform routing, Σ_e
-// 1 − (1 − π_e)^T under a skewed one (sim/expert_routing.h). Under expert parallelism an
+// 1 − (1 − π_e)^T under a skewed one (sim/expert_routing.h); with a measured MoE table
+// (sim/calibration.h's MoeExpertTable) those experts cost a fixed time per MoE layer plus
+// their bytes at the measured share for the rows each receives (T·k / touched), and the
+// router's top-k its measured time. Under expert parallelism an
 // iteration here is one rank's without its routed experts (router and shared experts stay):
 // sim/expert_parallel.h prices the experts and the all-to-alls of the EP group. Bytes, FLOPs and decodes per
 // token come from core's pool plan through sim/kv_layout.h, never re-derived here.
@@ -107,6 +110,7 @@ class CostModel {
   // `factor` scales the roofline (measured GemmTokenFactor for the dense layers, else 1).
   double gemm_seconds(const Gemm& g, double tokens, IterationCost& cost, double factor = 1.0) const;
   double dense_gemm_factor(double tokens) const;
+  void measured_experts_seconds(double touched, double tokens, IterationCost& cost) const;
   // One attention kernel's roofline over its resources; adds to `cost`.
   void attention_seconds(double hbm_bytes, double hbm_s, double host_bytes, double flops, double dequant_ops,
                          IterationCost& cost) const;

@@ -19,7 +19,8 @@
 #   6. MoE, a step of its own, every command under `timeout` so a crash or hang there
 #      cannot spoil the dense results: the engine's MoE test (tiny model against a CPU
 #      forward), then Qwen3-30B-A3B (bench/gpu/cross_validate/qwen3_30b_a3b.yaml, light
-#      load) simulated and 40 of its iterations replayed (steps of up to
+#      load) simulated and every iteration replayed (142 in 8 s on the H200,
+#      bench/results/2026-12-03-h200-moe-calibrate; steps of up to
 #      moe_grouped_max_tokens tokens in CUDA graphs, larger ones eagerly: gpu/engine/engine.h),
 #      memcheck of the MoE test if time is left;
 #   7. bench/gpu/collectives.py with world size 1 (this machine has one GPU): NCCL timings
@@ -112,8 +113,8 @@ moe_step() {
   cat "$out/moe_test.log" >>"$log" && rm -f "$out/moe_test.log"
   timeout "$(budget 480 30)" $kvlab run bench/gpu/cross_validate/qwen3_30b_a3b.yaml --iteration-log --no-plots --out "$runs/moe" \
     >>"$out/sim.txt" 2>&1 || { echo "MoE simulation failed (exit $?)" | tee -a "$log"; return; }
-  echo "-- replay: Qwen3-30B-A3B (MoE), 40 iterations" | tee -a "$out/replay.txt"
-  timeout "$(budget 500 150)" $kvlab replay "$runs/moe" --max-iterations 40 --warmup 1 --repeats 2 2>>"$log" | tee -a "$out/replay.txt"
+  echo "-- replay: Qwen3-30B-A3B (MoE), every iteration" | tee -a "$out/replay.txt"
+  timeout "$(budget 500 150)" $kvlab replay "$runs/moe" --warmup 1 --repeats 3 2>>"$log" | tee -a "$out/replay.txt"
   echo "MoE replay exit code: ${PIPESTATUS[0]}" | tee -a "$log"
   if [ $((SECONDS - start)) -lt 420 ]; then
     stamp "memcheck (MoE)"

@@ -179,4 +179,44 @@ LayerFit fit_layer(const std::vector<double>& tokens, const std::vector<double>&
   return f;
 }
 
+MoeExpertFit fit_moe_experts(std::vector<MoeExpertPoint> points, double bandwidth) {
+  if (points.empty()) throw std::invalid_argument("fit_moe_experts: no timing");
+  std::sort(points.begin(), points.end(),
+            [](const MoeExpertPoint& a, const MoeExpertPoint& b) { return a.rows_per_expert < b.rows_per_expert; });
+  std::vector<MoeExpertPoint> kept;
+  for (const MoeExpertPoint& p : points) {
+    if (!(p.rows_per_expert >= 1 && p.bytes > 0 && p.seconds > 0)) {
+      throw std::invalid_argument(fmt::format("fit_moe_experts: a timing of {} rows per expert, {} bytes, {} s", p.rows_per_expert,
+                                              p.bytes, p.seconds));
+    }
+    if (kept.empty() || p.rows_per_expert > kept.back().rows_per_expert * 1.005) kept.push_back(p);
+  }
+  MoeExpertFit f;
+  std::vector<double> bytes, seconds;
+  for (const MoeExpertPoint& p : kept) {
+    if (p.rows_per_expert > 1.25) continue;
+    bytes.push_back(p.bytes);
+    seconds.push_back(p.seconds);
+  }
+  if (bytes.size() >= 2 && *std::max_element(bytes.begin(), bytes.end()) > *std::min_element(bytes.begin(), bytes.end())) {
+    const double shortest = *std::min_element(seconds.begin(), seconds.end());
+    f.table.fixed_s = std::clamp(fit_line(bytes, seconds).intercept, 0.0, 0.9 * shortest);
+  }
+  auto share_of = [&](const MoeExpertPoint& p) { return share(p.bytes / (bandwidth * std::max(p.seconds - f.table.fixed_s, p.seconds / 20))); };
+  for (const MoeExpertPoint& p : kept) {
+    f.table.rows_per_expert.push_back(p.rows_per_expert);
+    f.table.share.push_back(share_of(p));
+  }
+  std::vector<double> errors;
+  for (size_t i = 1; i + 1 < kept.size(); ++i) {
+    sim::MoeExpertTable without = f.table;
+    without.rows_per_expert.erase(without.rows_per_expert.begin() + static_cast<std::ptrdiff_t>(i));
+    without.share.erase(without.share.begin() + static_cast<std::ptrdiff_t>(i));
+    const double predicted = f.table.fixed_s + kept[i].bytes / (bandwidth * without.share_at(kept[i].rows_per_expert));
+    errors.push_back(predicted / kept[i].seconds - 1);
+  }
+  f.median_relative_error = median_abs(errors);
+  return f;
+}
+
 }  // namespace kvlab::experiments

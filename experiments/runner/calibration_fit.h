@@ -11,6 +11,8 @@
 //     × context also give a table of shares (decode_attention_table), which the cost model
 //     prefers where present.
 //   A layer's small kernels: t = fixed + per_token · T, a line through (T, t).
+//   MoE routed experts: a fixed cost per MoE layer and a table of shares of bandwidth per
+//   rows per used expert (fit_moe_experts); the router's top-k as a line through (T, t).
 // Each fit also reports the median relative error of its model over its own points, so
 // the calibration file says how well the form fits.
 #pragma once
@@ -72,6 +74,25 @@ struct AttentionGridPoint {
 };
 sim::DecodeAttentionTable decode_attention_table(const std::vector<AttentionGridPoint>& points, double fixed_s,
                                                  double bandwidth);
+
+// An MoE layer's routed experts timed at several token counts (sim::MoeExpertTable):
+// t = fixed + bytes / (B · share(r)), r = token-expert rows per used expert, bytes = the used
+// experts' weights. fixed is the intercept of a line through (bytes, t) over the points with
+// r ≤ 1.25 (small decode batches: about one row per used expert, so time grows with the
+// experts read at one share), kept in [0, 0.9 · their shortest t] (0 with fewer than two
+// such points); each point's share is bytes / (B · (t − fixed)), t − fixed kept ≥ t/20.
+// Points whose r is within 0.5% of the previous one's are dropped (the table's rows must
+// ascend). The error is leave-one-out: each point but the first and last predicted by the
+// table without it, median |relative error|, so it says how well interpolating in log r
+// holds between the timed counts. Throws std::invalid_argument without a point.
+struct MoeExpertPoint {
+  double rows_per_expert = 0, bytes = 0, seconds = 0;
+};
+struct MoeExpertFit {
+  sim::MoeExpertTable table;
+  double median_relative_error = 0;
+};
+MoeExpertFit fit_moe_experts(std::vector<MoeExpertPoint> points, double bandwidth);
 
 struct LayerFit {
   double fixed_s = 0, per_token_s = 0;

@@ -5,6 +5,8 @@
 #include <array>
 #include <cmath>
 #include <cstdlib>
+#include <stdexcept>
+#include <vector>
 
 #include <fmt/core.h>
 #include <fmt/ranges.h>
@@ -231,6 +233,67 @@ std::string gemm_token_factor_yaml(const sim::GemmTokenFactor& f) {
                      fmt::join(factors, ", "));
 }
 
+// measured.moe_experts (sim/calibration.h's MoeExpertTable): the fixed cost per MoE layer
+// and the share of peak bandwidth per rows per used expert.
+sim::MoeExpertTable parse_moe_experts(core::ConfigNode n) {
+  sim::MoeExpertTable t;
+  if (n.is_null() && !n.describing()) return t;
+  t.fixed_s = n.required<core::Duration>("fixed", "per MoE layer").seconds();
+  n.require_non_negative("fixed", t.fixed_s);
+  core::ConfigNode rows = n.child("rows_per_expert", "token-expert rows per used expert, ascending, ≥ 1");
+  n.document("rows_per_expert", "list", "", "token-expert rows per used expert, ascending, ≥ 1");
+  core::ConfigNode shares = n.child("share", "share of peak HBM bandwidth after fixed, one per row count");
+  n.document("share", "list", "", "share of peak HBM bandwidth after fixed, one per row count");
+  if (n.describing()) return t;
+  const size_t errors_before = n.error_count();
+  t.rows_per_expert = read_numbers(rows, "rows per used expert");
+  t.share = read_numbers(shares, "shares of peak HBM bandwidth");
+  for (size_t i = 0; i < t.rows_per_expert.size(); ++i) {
+    const double r = t.rows_per_expert[i];
+    if (!(r >= 1 && r <= 1e8) || (i > 0 && r <= t.rows_per_expert[i - 1])) {
+      rows.error(fmt::format("rows per used expert: expected ascending values from 1 to 1e8, got {}", r));
+      break;
+    }
+  }
+  for (const double v : t.share) {
+    if (!(v >= 1e-3 && v <= 1.0)) {
+      shares.error(fmt::format("a share of peak bandwidth must lie in [0.001, 1], got {}", v));
+      break;
+    }
+  }
+  if (n.error_count() == errors_before) {
+    if (t.share.empty()) {
+      shares.error("expected at least one row count and its share");
+    } else if (t.share.size() != t.rows_per_expert.size()) {
+      shares.error(fmt::format("expected {} shares (one per row count), got {}", t.rows_per_expert.size(), t.share.size()));
+    }
+  }
+  if (n.error_count() != errors_before) t = {};
+  n.finish();
+  return t;
+}
+
+std::string moe_experts_yaml(const sim::MeasuredCalibration& m) {
+  std::string y;
+  const sim::MoeExpertTable& t = m.moe_experts;
+  if (!t.empty()) {
+    y += "  # MoE routed experts (permutation, gather, expert GEMMs, SwiGLU, combine) per MoE layer:\n"
+         "  # fixed + used experts' bytes / (peak · share(rows per used expert))\n";
+    y += fmt::format("  moe_experts:\n    fixed: {} ns\n", static_cast<int64_t>(t.fixed_s * 1e9 + 0.5));
+    std::string rows;
+    for (const double r : t.rows_per_expert) rows += fmt::format("{}{:.5g}", rows.empty() ? "" : ", ", r);
+    y += fmt::format("    rows_per_expert: [{}]\n", rows);
+    std::string shares;
+    for (const double v : t.share) shares += fmt::format("{}{:.4g}", shares.empty() ? "" : ", ", v);
+    y += fmt::format("    share: [{}]\n", shares);
+  }
+  if (m.moe_router_fixed_s > 0) y += fmt::format("  moe_router_fixed: {} ns\n", static_cast<int64_t>(m.moe_router_fixed_s * 1e9 + 0.5));
+  if (m.moe_router_per_token_s > 0) y += fmt::format("  moe_router_per_token_ns: {:.4g}\n", m.moe_router_per_token_s * 1e9);
+  if (m.moe_layer_fixed_s > 0) y += fmt::format("  moe_layer_fixed: {} ns\n", static_cast<int64_t>(m.moe_layer_fixed_s * 1e9 + 0.5));
+  if (m.moe_layer_per_token_s > 0) y += fmt::format("  moe_layer_per_token_ns: {:.4g}\n", m.moe_layer_per_token_s * 1e9);
+  return y;
+}
+
 }  // namespace
 
 sim::MeasuredCalibration parse_measured_calibration(core::ConfigNode n) {
@@ -267,6 +330,15 @@ sim::MeasuredCalibration parse_measured_calibration(core::ConfigNode n) {
   m.layer_extra_fixed_s = read_per_format(n, "layer_extra_fixed_ns", "the small kernels' fixed cost beyond bf16's, ns, per KV format", 1e-9);
   m.layer_extra_per_token_s =
       read_per_format(n, "layer_extra_per_token_ns", "the small kernels' cost per token beyond bf16's, ns, per KV format", 1e-9);
+  m.moe_experts = parse_moe_experts(n.child("moe_experts", "MoE layers' routed experts timed on the engine"));
+  m.moe_router_fixed_s = n.optional<core::Duration>("moe_router_fixed", {}, "per MoE layer: the router's top-k at one token").seconds();
+  m.moe_router_per_token_s = n.optional<double>("moe_router_per_token_ns", 0.0, "per MoE layer and token, ns") * 1e-9;
+  m.moe_layer_fixed_s = n.optional<core::Duration>("moe_layer_fixed", {}, "per MoE layer: its small kernels at one token").seconds();
+  m.moe_layer_per_token_s = n.optional<double>("moe_layer_per_token_ns", 0.0, "per MoE layer and token, ns") * 1e-9;
+  n.require_non_negative("moe_layer_fixed", m.moe_layer_fixed_s);
+  n.require_non_negative("moe_layer_per_token_ns", m.moe_layer_per_token_s);
+  n.require_non_negative("moe_router_fixed", m.moe_router_fixed_s);
+  n.require_non_negative("moe_router_per_token_ns", m.moe_router_per_token_s);
   m.host_link_bytes_per_s =
       n.optional<core::Bandwidth>("host_link_bandwidth", {}, "pinned host ↔ device copy, each way").bytes_per_s;
   m.links = parse_links(n.child("links", "bench/gpu/collectives.py's fits of collective times"));
@@ -295,8 +367,43 @@ std::string measured_calibration_yaml(const sim::MeasuredCalibration& m) {
   if (m.layer_per_token_s > 0) y += fmt::format("  layer_per_token_ns: {:.4g}\n", m.layer_per_token_s * 1e9);
   y += per_format_yaml("layer_extra_fixed_ns", m.layer_extra_fixed_s, 1e-9);
   y += per_format_yaml("layer_extra_per_token_ns", m.layer_extra_per_token_s, 1e-9);
+  y += moe_experts_yaml(m);
   if (m.host_link_bytes_per_s > 0) y += fmt::format("  host_link_bandwidth: {:.4g} GB/s\n", m.host_link_bytes_per_s / 1e9);
   return y;
+}
+
+std::string replace_moe_terms(const std::string& file_text, const sim::MeasuredCalibration& moe, const std::string& note) {
+  // Line by line: the measured: section's own keys sit at two spaces, nested ones deeper.
+  std::vector<std::string> lines;
+  size_t start = 0;
+  while (start < file_text.size()) {
+    const size_t end = file_text.find('\n', start);
+    lines.push_back(file_text.substr(start, end == std::string::npos ? std::string::npos : end - start));
+    start = end == std::string::npos ? file_text.size() : end + 1;
+  }
+  std::string out;
+  bool in_measured = false, seen_measured = false, dropping = false;
+  for (const std::string& line : lines) {
+    const bool top = !line.empty() && line[0] != ' ' && line[0] != '#';
+    if (top) {
+      in_measured = line.rfind("measured:", 0) == 0;
+      seen_measured = seen_measured || in_measured;
+      dropping = false;
+    } else if (in_measured && line.rfind("  ", 0) == 0 && line.size() > 2 && line[2] != ' ') {
+      // A key of the section (or its comment): the old MoE terms and their comments go.
+      dropping = line.rfind("  moe_", 0) == 0 || line.rfind("  # MoE", 0) == 0 || line.rfind("  # fixed + used experts", 0) == 0;
+      if (dropping) continue;
+    } else if (dropping) {
+      continue;  // nested under a dropped key
+    }
+    out += line + "\n";
+  }
+  if (!seen_measured) throw std::invalid_argument("the calibration file has no measured: section to add MoE terms to");
+  if (!in_measured) throw std::invalid_argument("the calibration file's measured: section is not its last top-level key");
+  // The section is the file's last top-level key (calibration_file_yaml writes it last).
+  std::string terms = moe_experts_yaml(moe);
+  if (terms.empty()) return out;
+  return out + "  # MoE " + note + "\n" + terms;
 }
 
 std::string calibration_file_yaml(const CalibrationFile& f) {
@@ -314,6 +421,10 @@ std::string calibration_file_yaml(const CalibrationFile& f) {
   }
   y += fmt::format(" decode attention {:.1f}%, layer small kernels {:.1f}%. Raw timings: {}.\n", 100 * f.attention_fit_error,
                    100 * f.layer_fit_error, f.raw_file.empty() ? "not kept (--raw)" : f.raw_file);
+  if (!m.moe_experts.empty()) {
+    y += fmt::format("# MoE terms at {}'s routed-expert shape: experts {:.1f}% (each point from the others), router {:.1f}%.\n",
+                     f.moe_model, 100 * f.moe_fit_error, 100 * f.moe_router_fit_error);
+  }
   y += fmt::format("gpu: {}\n", f.gpu);
   y += fmt::format("memory_efficiency: {:.4g}  # measured: copy kernel (16-byte grid-stride) {:.3g} TB/s (read + write) of {:.3g};"
                    " cudaMemcpy's slower copy in the raw timings only\n",

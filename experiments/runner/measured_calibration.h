@@ -42,10 +42,18 @@ sim::MeasuredCalibration parse_measured_calibration(core::ConfigNode node);
 // without links: (kvlab calibrate measures one GPU; collectives.py writes the links file).
 std::string measured_calibration_yaml(const sim::MeasuredCalibration& m);
 
+// `kvlab calibrate --moe-only`: a calibration file's text with its measured: section's MoE
+// terms (moe_experts, moe_router_*) replaced by `moe`'s, the other terms kept as they are,
+// under a comment `note` (where and when the MoE terms were measured: the section's date
+// and commit are the other terms'). Throws std::invalid_argument when the text has no
+// measured: section.
+std::string replace_moe_terms(const std::string& file_text, const sim::MeasuredCalibration& moe, const std::string& note);
+
 // What `kvlab calibrate` measured and fitted, for the whole file.
 struct CalibrationFile {
   std::string gpu;             // catalog name
   std::string model;           // whose weight shapes were timed
+  std::string moe_model;       // whose MoE layer was timed (measured.moe_experts), or ""
   std::string raw_file;        // the raw timings' file name, or ""
   double peak_bandwidth = 0;   // datasheet, bytes/s
   double copy_bandwidth = 0;   // measured device copy, (read + written) bytes/s
@@ -53,6 +61,7 @@ struct CalibrationFile {
   double step_fixed_s = 0;
   double gemm_fit_error = 0, attention_fit_error = 0, layer_fit_error = 0;  // median |relative error|
   double gemm_factor_fit_error = 0;  // the GEMM roofline scaled by measured.gemm_token_factor
+  double moe_fit_error = 0, moe_router_fit_error = 0;  // MoE experts (leave-one-out), router top-k line
   sim::MeasuredCalibration measured;
 };
 // configs/calibration/<gpu>.yaml: every key of sim::Calibration with where it came from

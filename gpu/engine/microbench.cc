@@ -218,7 +218,7 @@ std::vector<PrefillTiming> time_prefill_attention(const EngineShape& shape, std:
 }
 
 std::vector<LayerKernelTiming> time_layer_kernels(const EngineShape& s, const core::Precision& kv, std::span<const int> tokens,
-                                                  cudaStream_t stream) {
+                                                  cudaStream_t stream, bool with_swiglu) {
   const int max_tokens = *std::max_element(tokens.begin(), tokens.end());
   const auto t = static_cast<size_t>(max_tokens);
   const int copies = copies_for(t * static_cast<size_t>(s.hidden) * 2 * 8, 8);
@@ -256,7 +256,7 @@ std::vector<LayerKernelTiming> time_layer_kernels(const EngineShape& s, const co
           a.num_tokens = n;
           launch_kv_append(a, st);
           add_rms_norm(residual.get() + c * t * s.hidden, delta.get(), norm_w.get(), normed.get(), n, s.hidden, s.rms_eps, st);
-          swiglu(gate_up.get() + c * t * 2 * s.ffn_dim, act.get(), n, s.ffn_dim, st);
+          if (with_swiglu) swiglu(gate_up.get() + c * t * 2 * s.ffn_dim, act.get(), n, s.ffn_dim, st);
           add_rms_norm(residual.get() + c * t * s.hidden, delta.get(), norm_w.get(), normed.get(), n, s.hidden, s.rms_eps, st);
         },
         stream, 2 * copies, 5);

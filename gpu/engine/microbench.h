@@ -65,8 +65,9 @@ struct LayerKernelTiming {
   int tokens = 0;
   double seconds = 0;  // RoPE + KV append + two residual-add RMSNorms + SwiGLU: one layer
 };
+// with_swiglu false: an MoE layer's (its SwiGLU runs inside the expert half, moe_layer.h).
 std::vector<LayerKernelTiming> time_layer_kernels(const EngineShape& shape, const core::Precision& kv,
-                                                  std::span<const int> tokens, cudaStream_t stream);
+                                                  std::span<const int> tokens, cudaStream_t stream, bool with_swiglu = true);
 
 // One decode step's fixed cost outside the layers: the upload of its tables, embedding,
 // first RMSNorm, the gather of sampled rows and greedy sampling, for one sequence (the LM

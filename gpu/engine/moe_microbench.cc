@@ -136,4 +136,23 @@ std::vector<MoeLayerTiming> time_moe_layer(const EngineShape& s, std::span<const
   return result;
 }
 
+std::vector<double> time_router_topk(const EngineShape& s, std::span<const int> tokens, cudaStream_t stream) {
+  const int max_tokens = *std::max_element(tokens.begin(), tokens.end());
+  const size_t logits_size = static_cast<size_t>(max_tokens) * s.num_experts, pairs = static_cast<size_t>(max_tokens) * s.top_k;
+  DeviceArray<__nv_bfloat16> logits(logits_size * kCopies);
+  fill_uniform(logits.get(), static_cast<int64_t>(logits.size()), 0.0f, 2.0f, 83, stream);
+  DeviceArray<int32_t> ids(pairs * kCopies);
+  DeviceArray<float> weights(pairs * kCopies);
+  std::vector<double> seconds;
+  for (const int t : tokens) {
+    seconds.push_back(time_in_graph(
+        [&](int call, cudaStream_t st) {
+          const auto c = static_cast<size_t>(call % kCopies);
+          router_topk(logits.get() + c * logits_size, t, s.num_experts, s.top_k, ids.get() + c * pairs, weights.get() + c * pairs, st);
+        },
+        stream, 2 * kCopies, 5));
+  }
+  return seconds;
+}
+
 }  // namespace kvlab::gpu::engine

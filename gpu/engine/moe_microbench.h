@@ -28,4 +28,8 @@ struct MoeLayerTiming {
 
 std::vector<MoeLayerTiming> time_moe_layer(const EngineShape& shape, std::span<const int> tokens, cudaStream_t stream);
 
+// The router's top-k (router_topk: softmax over the chosen logits, one warp per token) at
+// each token count, one MoE layer, in a graph with logits rotated past the L2: seconds.
+std::vector<double> time_router_topk(const EngineShape& shape, std::span<const int> tokens, cudaStream_t stream);
+
 }  // namespace kvlab::gpu::engine

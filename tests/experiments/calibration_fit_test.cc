@@ -3,6 +3,7 @@
 // back), and the `measured:` section written and read back, with its errors.
 #include "experiments/runner/calibration_fit.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <vector>
@@ -302,6 +303,127 @@ TEST(CalibrationFile, WhatCalibrateWritesLoadsBack) {
   EXPECT_DOUBLE_EQ(c.measured.attention_memory_efficiency[static_cast<size_t>(core::KvDtype::kFp8E4m3)], 0.7);
   EXPECT_EQ(sim::calibration_status(c, "configs/calibration/h200.yaml"),
             "measured on 2026-12-03 (commit caf00ff, NVIDIA H200, 132 SMs, 139.8 GiB)");
+}
+
+TEST(CalibrationFit, MoeExpertsByHand) {
+  // Made from known terms at B = 1 TB/s: fixed 20 us a layer; shares 0.5 at 1 and 1.1 rows
+  // per expert, 0.8 at 4, 0.4 at 16. t = 20 us + bytes / (B · share):
+  //   r 1,   100 MB:  20 + 200  = 220 us     r 4,  1000 MB: 20 + 1250 = 1270 us
+  //   r 1.1, 200 MB:  20 + 400  = 420 us     r 16, 1000 MB: 20 + 2500 = 2520 us
+  // The line through the two points at r ≤ 1.25, (100 MB, 220 us) and (200 MB, 420 us), meets
+  // the axis at 20 us. A point at r 1.004 (within 0.5% of r 1) is dropped.
+  const double b = 1e12;
+  const std::vector<MoeExpertPoint> points = {
+      {4, 1000e6, 1270e-6}, {1, 100e6, 220e-6}, {1.004, 150e6, 999e-6}, {1.1, 200e6, 420e-6}, {16, 1000e6, 2520e-6}};
+  const MoeExpertFit f = fit_moe_experts(points, b);
+  EXPECT_NEAR(f.table.fixed_s, 20e-6, 1e-12);
+  EXPECT_EQ(f.table.rows_per_expert, (std::vector<double>{1, 1.1, 4, 16}));
+  ASSERT_EQ(f.table.share.size(), 4u);
+  EXPECT_NEAR(f.table.share[0], 0.5, 1e-9);
+  EXPECT_NEAR(f.table.share[1], 0.5, 1e-9);
+  EXPECT_NEAR(f.table.share[2], 0.8, 1e-9);
+  EXPECT_NEAR(f.table.share[3], 0.4, 1e-9);
+  // Leave-one-out: r 1.1 from (1, 0.5) and (4, 0.8): share 0.5 · 1.6^(ln 1.1 / ln 4), time
+  // 20 us + 200 MB / (B · share); r 4 from (1.1, 0.5) and (16, 0.4): 0.5 · 0.8^(ln(4/1.1) /
+  // ln(16/1.1)). The median of two is the smaller |error| (the first of the sorted pair).
+  const double s11 = 0.5 * std::pow(1.6, std::log(1.1) / std::log(4.0));
+  const double s4 = 0.5 * std::pow(0.8, std::log(4 / 1.1) / std::log(16 / 1.1));
+  const double e11 = std::abs((20e-6 + 200e6 / (b * s11)) / 420e-6 - 1);
+  const double e4 = std::abs((20e-6 + 1000e6 / (b * s4)) / 1270e-6 - 1);
+  EXPECT_NEAR(f.median_relative_error, std::min(e11, e4), 1e-9);
+  EXPECT_GT(e4, e11);
+  // Without two points at about one row per expert there is no fixed cost to fit.
+  EXPECT_DOUBLE_EQ(fit_moe_experts({{4, 1000e6, 1270e-6}, {16, 1000e6, 2520e-6}}, b).table.fixed_s, 0.0);
+  EXPECT_THROW(fit_moe_experts({}, b), std::invalid_argument);
+  EXPECT_THROW(fit_moe_experts({{0.5, 1e6, 1e-6}}, b), std::invalid_argument);
+}
+
+TEST(MeasuredCalibration, MoeTermsWrittenReadBackAndChecked) {
+  sim::MeasuredCalibration m;
+  m.measured_on = "2026-12-03";
+  m.commit = "abc1234";
+  m.machine = "H200";
+  m.moe_experts.fixed_s = 21.5e-6;
+  m.moe_experts.rows_per_expert = {1, 1.0127, 2.25, 64};
+  m.moe_experts.share = {0.55, 0.6, 0.7, 0.21};
+  m.moe_router_fixed_s = 4.9e-6;
+  m.moe_router_per_token_s = 0.75e-9;
+  m.moe_layer_fixed_s = 8.4e-6;
+  m.moe_layer_per_token_s = 40e-9;
+  const std::string yaml = measured_calibration_yaml(m);
+  core::ConfigDocument doc = core::ConfigDocument::parse_string(yaml, "cal.yaml");
+  core::ConfigNode root = doc.root();
+  const sim::MeasuredCalibration back = parse_measured_calibration(root.child("measured"));
+  root.finish();
+  ASSERT_TRUE(doc.diagnostics().empty()) << doc.diagnostics().items().front().to_string() << "\n" << yaml;
+  EXPECT_DOUBLE_EQ(back.moe_experts.fixed_s, 21.5e-6);
+  EXPECT_EQ(back.moe_experts.rows_per_expert, m.moe_experts.rows_per_expert);
+  EXPECT_EQ(back.moe_experts.share, m.moe_experts.share);
+  EXPECT_DOUBLE_EQ(back.moe_router_fixed_s, 4.9e-6);
+  EXPECT_NEAR(back.moe_router_per_token_s, 0.75e-9, 1e-21);
+  EXPECT_DOUBLE_EQ(back.moe_layer_fixed_s, 8.4e-6);
+  EXPECT_NEAR(back.moe_layer_per_token_s, 40e-9, 1e-20);
+
+  const std::string base = "measured:\n  date: d\n  commit: c\n  machine: m\n  moe_experts:\n";
+  EXPECT_EQ(errors_of(base + "    fixed: 20 us\n    rows_per_expert: [1, 2]\n    share: [0.5, 0.6]\n"), "");
+  // Rows out of order; a share past 1; lengths that differ; no fixed cost; a negative router cost.
+  const std::string unordered = errors_of(base + "    fixed: 20 us\n    rows_per_expert: [2, 1]\n    share: [0.5, 0.6]\n");
+  EXPECT_NE(unordered.find("cal.yaml:7:22: error: measured.moe_experts.rows_per_expert: rows per used expert: expected ascending"),
+            std::string::npos)
+      << unordered;
+  EXPECT_NE(errors_of(base + "    fixed: 20 us\n    rows_per_expert: [1, 2]\n    share: [0.5, 1.6]\n").find("must lie in [0.001, 1], got 1.6"),
+            std::string::npos);
+  const std::string short_shares = errors_of(base + "    fixed: 20 us\n    rows_per_expert: [1, 2]\n    share: [0.5]\n");
+  EXPECT_NE(short_shares.find("cal.yaml:8:12: error: measured.moe_experts.share: expected 2 shares (one per row count), got 1"),
+            std::string::npos)
+      << short_shares;
+  EXPECT_NE(errors_of(base + "    rows_per_expert: [1]\n    share: [0.5]\n").find("measured.moe_experts.fixed: missing required key"),
+            std::string::npos);
+  EXPECT_NE(errors_of(base + "    fixed: 20 us\n    rows_per_expert: [0.5]\n    share: [0.5]\n").find("expected ascending values from 1"),
+            std::string::npos);
+  EXPECT_NE(errors_of(base + "    fixed: 20 us\n    rows: [1]\n    share: [0.5]\n").find("rows"), std::string::npos)
+      << "unknown keys rejected";
+  EXPECT_NE(errors_of("measured:\n  date: d\n  commit: c\n  machine: m\n  moe_router_fixed: -3 us\n").find("moe_router_fixed"),
+            std::string::npos);
+  EXPECT_NE(errors_of("measured:\n  date: d\n  commit: c\n  machine: m\n  moe_layer_per_token_ns: -1\n").find("moe_layer_per_token_ns"),
+            std::string::npos);
+}
+
+TEST(CalibrationFile, MoeOnlyReplacesTheMoeTermsAndKeepsTheRest) {
+  CalibrationFile f;
+  f.gpu = "h200";
+  f.model = "llama-3.1-8b";
+  f.peak_bandwidth = 4.8e12;
+  f.copy_bandwidth = 4.2e12;
+  f.compute_efficiency = 0.7;
+  f.step_fixed_s = 21.4e-6;
+  f.measured.measured_on = "2026-12-03";
+  f.measured.commit = "caf00ff";
+  f.measured.machine = "H200";
+  f.measured.gemm_memory_efficiency = 0.81;
+  f.measured.layer_per_token_s = 30e-9;
+  const std::string dense = calibration_file_yaml(f);
+  sim::MeasuredCalibration moe;
+  moe.moe_experts.fixed_s = 20e-6;
+  moe.moe_experts.rows_per_expert = {1, 8};
+  moe.moe_experts.share = {0.5, 0.7};
+  moe.moe_router_fixed_s = 5e-6;
+  const std::string once = replace_moe_terms(dense, moe, "terms: first");
+  moe.moe_experts.share = {0.4, 0.6};
+  const std::string twice = replace_moe_terms(once, moe, "terms: second");
+  // The dense file's lines stay as they were, the second MoE block replaces the first.
+  EXPECT_EQ(twice.substr(0, dense.size()), dense);
+  EXPECT_EQ(twice.find("terms: first"), std::string::npos) << twice;
+  EXPECT_NE(twice.find("terms: second"), std::string::npos);
+  EXPECT_EQ(twice.find("moe_experts:"), twice.rfind("moe_experts:"));
+  core::ConfigDocument doc = core::ConfigDocument::parse_string(twice, "h200.yaml");
+  const sim::Calibration c = parse_calibration_file(doc.root());
+  ASSERT_TRUE(doc.diagnostics().empty()) << doc.diagnostics().items().front().to_string() << "\n" << twice;
+  EXPECT_EQ(c.measured.moe_experts.share, (std::vector<double>{0.4, 0.6}));
+  EXPECT_DOUBLE_EQ(c.measured.moe_router_fixed_s, 5e-6);
+  EXPECT_DOUBLE_EQ(c.measured.gemm_memory_efficiency, 0.81);
+  EXPECT_THROW(replace_moe_terms("gpu: h200\n", moe, "x"), std::invalid_argument);
+  EXPECT_THROW(replace_moe_terms(dense + "other: 1\n", moe, "x"), std::invalid_argument);
 }
 
 }  // namespace

@@ -237,5 +237,64 @@ TEST(MeasuredCalibration, StatusSaysWhetherMeasured) {
   EXPECT_EQ(calibration_status(c, "x.yaml"), "measured on 2026-12-03 (commit abc1234, NVIDIA H200)");
 }
 
+TEST(MoeExpertTable, InterpolatesInLogsAndExtrapolatesAsComputeBound) {
+  MoeExpertTable t;
+  t.rows_per_expert = {1, 4, 16};
+  t.share = {0.5, 0.8, 0.4};
+  EXPECT_DOUBLE_EQ(t.share_at(1), 0.5);
+  EXPECT_DOUBLE_EQ(t.share_at(0.5), 0.5);  // below the first point: its share
+  // Halfway between 1 and 4 in log rows (r = 2): the geometric mean of 0.5 and 0.8.
+  EXPECT_NEAR(t.share_at(2), std::sqrt(0.5 * 0.8), 1e-12);
+  EXPECT_NEAR(t.share_at(8), std::sqrt(0.8 * 0.4), 1e-12);
+  // Past the last point the time per row stays the last point's: 0.4 · 16 / 64.
+  EXPECT_NEAR(t.share_at(64), 0.1, 1e-12);
+  MoeExpertTable empty;
+  EXPECT_THROW(empty.share_at(1), std::invalid_argument);
+}
+
+// Qwen3-30B-A3B (48 MoE layers, 128 experts, top 8, hidden 2048, expert FFN 768) decoding two
+// sequences on the H200, priced with and without the measured MoE terms.
+TEST(MeasuredCalibration, MoeExpertsPricedFromTheTable) {
+  SimConfig c;
+  c.model = core::load_model("qwen3-30b-a3b");
+  c.gpu = core::load_gpu("h200");
+  const KvLayout plan = layout_of(c);
+  BatchShape b;
+  b.reset(1);
+  b.decode_tokens = b.sampled_tokens = b.running_seqs = 2;
+  b.decode_attended[0] = 2 * 1000.0;
+  c.calibration.measured.measured_on = "2026-12-03";
+  const IterationCost before = CostModel(c, plan).iteration(b);
+  MeasuredCalibration& m = c.calibration.measured;
+  m.moe_experts.fixed_s = 20e-6;
+  m.moe_experts.rows_per_expert = {1, 4};
+  m.moe_experts.share = {0.5, 0.5};
+  m.moe_router_fixed_s = 5e-6;
+  m.moe_router_per_token_s = 1e-9;
+  m.layer_fixed_s = 10e-6;  // every layer is an MoE one: replaced by the MoE layer's own
+  m.moe_layer_fixed_s = 7e-6;
+  m.moe_layer_per_token_s = 3e-9;
+  const IterationCost after = CostModel(c, plan).iteration(b);
+  // Two tokens touch 128 · (1 − (120/128)²) = 15.5 experts a layer in expectation (uniform
+  // routing), 16 / 15.5 rows each (share 0.5); one expert is 3 · 2048 · 768 bf16 weights a
+  // layer, 48 layers.
+  const double touched = 15.5, expert_bytes = 2.0 * 3 * 2048 * 768 * 48;
+  // The same bytes, the experts' now at 0.5 of 4.8 TB/s instead of the plain GEMM share.
+  EXPECT_DOUBLE_EQ(after.weight_bytes, before.weight_bytes);
+  const double plain = 4.8e12 * c.calibration.memory_efficiency;
+  EXPECT_NEAR(after.weights_s - before.weights_s, touched * expert_bytes * (1 / 2.4e12 - 1 / plain), 1e-12);
+  // Per MoE layer: the table's fixed cost, the router's top-k and the layer's small kernels
+  // at two tokens (the dense layer_fixed applies to no layer of this model).
+  EXPECT_NEAR(after.overhead_s - before.overhead_s, 48 * (20e-6 + 5e-6 + 2 * 1e-9 + 7e-6 + 2 * 3e-9), 1e-12);
+  EXPECT_DOUBLE_EQ(after.compute_s, before.compute_s);
+  // A dense model is untouched by the MoE terms.
+  SimConfig dense = llama8b_h200();
+  const KvLayout dense_plan = layout_of(dense);
+  const IterationCost dense_before = CostModel(dense, dense_plan).iteration(decode_batch());
+  dense.calibration.measured = m;
+  dense.calibration.measured.layer_fixed_s = 0;
+  EXPECT_EQ(CostModel(dense, dense_plan).iteration(decode_batch()).time_ns, dense_before.time_ns);
+}
+
 }  // namespace
 }  // namespace kvlab::sim
