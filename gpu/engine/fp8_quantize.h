@@ -4,7 +4,7 @@
 // x is all zeros), q = saturate(round_to_nearest_even(x / scale)). One scale per tensor, as
 // vLLM's `--quantization fp8` quantizes weights (per-tensor) and activations (dynamic,
 // per-tensor, each forward pass) and as NVIDIA ModelOpt's FP8 checkpoints store them
-// (docs/engine-fp8.md says where this is from and what it leaves out). The scale stays on the
+// (gpu/engine/README.md says where this is from and what it leaves out). The scale stays on the
 // device (cuBLASLt reads it through a scale pointer), so quantizing is graph-safe: a memset
 // and two kernels, stream-ordered, no host sync.
 #pragma once

@@ -40,7 +40,8 @@ EngineShape dense_shape() {
 float decode_e4m3(uint8_t code) {
   const int sign = code >> 7, exponent = (code >> 3) & 15, mantissa = code & 7;
   if (exponent == 15 && mantissa == 7) return NAN;
-  const float v = exponent == 0 ? std::ldexp(mantissa / 8.0f, -6) : std::ldexp(1.0f + mantissa / 8.0f, exponent - 7);
+  const float m = static_cast<float>(mantissa) / 8.0f;
+  const float v = exponent == 0 ? std::ldexp(m, -6) : std::ldexp(1.0f + m, exponent - 7);
   return sign ? -v : v;
 }
 
