@@ -37,7 +37,7 @@ timeout "$(left 150 60)" build/gpu/tests/gpu/engine_test --gtest_filter='EngineF
   --gtest_output=xml:"$out/runs/engine_test.xml" >>"$log" 2>&1
 echo "engine_test exit code: $?" | tee -a "$summary"
 grep -E "^\[ +(OK|FAILED|SKIPPED) " "$log" | tee -a "$summary"
-grep -o 'name="[a-zA-Z0-9_/.]*fp8[^"]*"[^>]*relative_error_step[0-9]="[^"]*"[^>]*' "$out/runs/engine_test.xml" >>"$summary" 2>/dev/null
+grep -E 'testcase name=".*fp8_weights|relative_error' "$out/runs/engine_test.xml" >>"$summary" 2>/dev/null
 
 stamp "memcheck"
 timeout "$(left 110 45)" compute-sanitizer --tool memcheck build/gpu/tests/gpu/engine_test \
