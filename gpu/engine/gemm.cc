@@ -23,6 +23,9 @@ void check(cublasStatus_t status, const char* call, int m, int n, int k) {
 Gemm::Gemm(size_t workspace_bytes) : workspace_bytes_(workspace_bytes) {
   check(cublasLtCreate(&handle_), "cublasLtCreate", 0, 0, 0);
   KVLAB_CUDA_CHECK(cudaMalloc(&workspace_, workspace_bytes_));
+  const float one = 1.0f;
+  KVLAB_CUDA_CHECK(cudaMalloc(&unit_scale_, sizeof(float)));
+  KVLAB_CUDA_CHECK(cudaMemcpy(unit_scale_, &one, sizeof(float), cudaMemcpyHostToDevice));
 }
 
 Gemm::~Gemm() {
@@ -33,6 +36,7 @@ Gemm::~Gemm() {
     cublasLtMatmulDescDestroy(p.desc);
   }
   cudaFree(workspace_);
+  cudaFree(unit_scale_);
   cublasLtDestroy(handle_);
 }
 
@@ -45,9 +49,18 @@ const Gemm::Plan& Gemm::plan_for(int m, int n, int k, bool fp8) {
   check(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &transpose, sizeof(transpose)), "TRANSA", m, n, k);
   check(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &none, sizeof(none)), "TRANSB", m, n, k);
   const cudaDataType_t operand = fp8 ? CUDA_R_8F_E4M3 : CUDA_R_16BF;
-  // fp8: the scale pointers are left null here (the heuristic does not read them) and set
-  // by linear_fp8 before each call (the descriptor is read when the matmul is enqueued, so a
-  // graph captures that call's pointers).
+  if (fp8) {
+    // The heuristic must see scale pointers: with none it may pick a kernel without scaling,
+    // which cublasLtMatmul then refuses once linear_fp8 sets the real pointers (status 15,
+    // NOT_SUPPORTED: seen on the H200, bench/results/2026-12-03-h200-fp8-weights/; XLA met the
+    // same, openxla/xla#40747). A device 1.0 stands in here; linear_fp8 sets each call's own
+    // pointers (the descriptor is read when the matmul is enqueued, so a graph captures them).
+    const float* unit = unit_scale_;
+    check(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &unit, sizeof(unit)),
+          "A_SCALE_POINTER", m, n, k);
+    check(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &unit, sizeof(unit)),
+          "B_SCALE_POINTER", m, n, k);
+  }
   check(cublasLtMatrixLayoutCreate(&p.a, operand, k, n, k), "layout A", m, n, k);
   check(cublasLtMatrixLayoutCreate(&p.b, operand, k, m, k), "layout B", m, n, k);
   check(cublasLtMatrixLayoutCreate(&p.c, CUDA_R_16BF, n, m, n), "layout C", m, n, k);

@@ -52,6 +52,7 @@ class Gemm {
 
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_ = nullptr;
+  float* unit_scale_ = nullptr;  // a device 1.0: the fp8 scale pointers the heuristic is asked with
   size_t workspace_bytes_ = 0;
   std::map<std::tuple<int, int, int, bool>, Plan> plans_;
 };
