@@ -11,6 +11,9 @@
 #include <chrono>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <span>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -46,6 +49,7 @@ struct CalibrateOptions {
   std::string commit = "unknown";
   std::string moe_model = "qwen3-30b-a3b";  // whose MoE layer is timed; "none": no MoE terms
   bool moe_only = false;                    // time only the MoE terms, merged into the existing file
+  bool fp8_gemm_only = false;
 };
 
 std::string today() {
@@ -91,6 +95,50 @@ void calibrate_moe_only(const CalibrateOptions& o, const core::GpuSpec& spec, co
                            moe.layer_per_token_s * 1e9, 100 * moe.layer_fit_error);
 }
 
+// The fp8-weight GEMMs of `shape`'s five weight shapes (each call quantizing its input, as
+// the engine runs them), fitted against the GPU's fp8 rate; rows appended to `raw`.
+GemmFit calibrate_fp8_gemms(const gpu::engine::EngineShape& shape, const core::GpuSpec& spec, std::span<const int> tokens,
+                            cudaStream_t stream, std::string& raw) {
+  const double fp8_rate = spec.fp8_rate.flops_per_s;
+  if (!(fp8_rate > 0)) throw core::ConfigError(spec.name + ": the GPU spec has no fp8 rate; fp8 GEMMs cannot be calibrated");
+  std::vector<GemmPoint> points;
+  for (const gpu::engine::GemmTiming& t : gpu::engine::time_gemms(shape, tokens, stream, core::WeightDtype::kFp8)) {
+    const double bytes = 1.0 * t.n * t.k, flops = 2.0 * t.tokens * t.n * t.k;  // one byte a weight
+    points.push_back({static_cast<double>(t.tokens), bytes, flops, t.seconds});
+    raw += fmt::format("gemm,{},fp8,{},0,{},{},{},{},{}\n", t.name, t.tokens, t.n, t.k, bytes, flops, t.seconds);
+  }
+  return fit_gemms(points, spec.hbm_bandwidth.bytes_per_s, fp8_rate);
+}
+
+sim::GemmTerms gemm_terms(const GemmFit& f) {
+  return {f.memory_efficiency, f.fixed_s, f.compute_efficiency, f.half_tokens};
+}
+
+std::string describe_gemm_fit(const char* what, const GemmFit& f, double bandwidth, double rate) {
+  return fmt::format("  {}: fixed {:.2f} us, weights at {:.1f}% of {:.2f} TB/s, compute {:.1f}% of {:.0f} TFLOP/s, "
+                     "T½ {:.0f} tokens (fit {:.1f}%)\n",
+                     what, f.fixed_s * 1e6, 100 * f.memory_efficiency, bandwidth / 1e12, 100 * f.compute_efficiency, rate / 1e12,
+                     f.half_tokens, 100 * f.median_relative_error);
+}
+
+// --fp8-gemm-only: times the fp8 GEMMs alone and merges their terms into the existing
+// calibration file, every other line kept as measured before.
+void calibrate_fp8_only(const CalibrateOptions& o, const core::GpuSpec& spec, const gpu::engine::EngineShape& shape,
+                        const fs::path& out, const std::vector<int>& tokens, cudaStream_t stream) {
+  std::ifstream in(out);
+  if (!in) throw std::runtime_error("kvlab calibrate --fp8-gemm-only: " + out.string() + " does not exist (run a full calibrate first)");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string raw = "kind,name,dtype,tokens_or_batch,context,n,k,bytes,flops,seconds\n";
+  const GemmFit f = calibrate_fp8_gemms(shape, spec, tokens, stream, raw);
+  const std::string note = fmt::format("measured on {} ({}), kvlab commit {}, by `kvlab calibrate --fp8-gemm-only` at {}'s shapes (fit {:.1f}%)",
+                                       today(), gpu::engine::device_description(), o.commit, shape.model_name,
+                                       100 * f.median_relative_error);
+  replace_file(out, merge_fp8_gemm(text, fp8_gemm_yaml(gemm_terms(f)), note));
+  if (!o.raw.empty()) replace_file(o.raw, raw);
+  std::cout << fmt::format("fp8 GEMM terms of {} merged into {}\n", spec.name, out.string());
+  std::cout << describe_gemm_fit("fp8 GEMM", f, spec.hbm_bandwidth.bytes_per_s, spec.fp8_rate.flops_per_s);
+}
+
 void calibrate(const CalibrateOptions& o) {
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
@@ -118,10 +166,14 @@ void calibrate(const CalibrateOptions& o) {
   KVLAB_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   const std::string machine = gpu::engine::device_description();
   std::cerr << fmt::format("kvlab calibrate: {} as {} with {}'s shapes\n", machine, spec.name, model.name);
-  std::string raw = "kind,name,dtype,tokens_or_batch,context,n,k,bytes,flops,seconds\n";
-
   // GEMMs of every weight shape against the token count.
   const std::vector<int> gemm_tokens = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192};
+  if (o.fp8_gemm_only) {
+    calibrate_fp8_only(o, spec, shape, out, gemm_tokens, stream);
+    cudaStreamDestroy(stream);
+    return;
+  }
+  std::string raw = "kind,name,dtype,tokens_or_batch,context,n,k,bytes,flops,seconds\n";
   std::vector<GemmPoint> gemm_points;
   for (const gpu::engine::GemmTiming& t : gpu::engine::time_gemms(shape, gemm_tokens, stream)) {
     const double bytes = 2.0 * t.n * t.k, flops = 2.0 * t.tokens * t.n * t.k;
@@ -131,6 +183,8 @@ void calibrate(const CalibrateOptions& o) {
   const GemmFit gemm = fit_gemms(gemm_points, bandwidth, rate);
   double gemm_factor_error = 0;
   const sim::GemmTokenFactor gemm_factor = gemm_token_factor(gemm_points, gemm, bandwidth, rate, &gemm_factor_error);
+  const bool with_fp8 = spec.fp8_rate.flops_per_s > 0;
+  const GemmFit gemm_fp8 = with_fp8 ? calibrate_fp8_gemms(shape, spec, gemm_tokens, stream, raw) : GemmFit{};
   std::cerr << "  GEMMs timed\n";
 
   // Decode attention per KV format.
@@ -214,6 +268,7 @@ void calibrate(const CalibrateOptions& o) {
   m.gemm_memory_efficiency = gemm.memory_efficiency;
   m.gemm_fixed_s = gemm.fixed_s;
   m.gemm_token_factor = gemm_factor;
+  if (with_fp8) m.fp8_gemm = gemm_terms(gemm_fp8);
   m.attention_memory_efficiency = attention.memory_efficiency;
   m.attention_fixed_s = attention.fixed_s;
   m.decode_attention_table = attention_table;
@@ -249,10 +304,8 @@ void calibrate(const CalibrateOptions& o) {
   if (!o.raw.empty()) replace_file(o.raw, raw);
 
   std::cout << fmt::format("calibration of {} written to {}\n", spec.name, out.string());
-  std::cout << fmt::format("  GEMM: fixed {:.2f} us, weights at {:.1f}% of {:.2f} TB/s, compute {:.1f}% of {:.0f} TFLOP/s, "
-                           "T½ {:.0f} tokens (fit {:.1f}%)\n",
-                           gemm.fixed_s * 1e6, 100 * gemm.memory_efficiency, bandwidth / 1e12, 100 * gemm.compute_efficiency,
-                           rate / 1e12, gemm.half_tokens, 100 * gemm.median_relative_error);
+  std::cout << describe_gemm_fit("GEMM", gemm, bandwidth, rate);
+  if (with_fp8) std::cout << describe_gemm_fit("fp8 GEMM", gemm_fp8, bandwidth, spec.fp8_rate.flops_per_s);
   std::string formats_line;
   for (const core::Precision& p : formats) {
     formats_line += fmt::format(" {} {:.1f}%", core::to_string(p.dtype), 100 * attention.memory_efficiency[static_cast<size_t>(p.dtype)]);
@@ -302,6 +355,8 @@ void register_calibrate_command(CLI::App& app) {
   cmd->add_option("--moe-model", o->moe_model, "catalog MoE model whose expert half and router are timed (none: no MoE terms)")
       ->capture_default_str();
   cmd->add_flag("--moe-only", o->moe_only, "time only the MoE terms and write them into the existing calibration file (--out)");
+  cmd->add_flag("--fp8-gemm-only", o->fp8_gemm_only,
+                "time only the fp8-weight GEMMs and merge their terms (measured.fp8_gemm) into the existing --out file");
   cmd->callback([o] { calibrate(*o); });
 }
 

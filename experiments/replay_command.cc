@@ -127,11 +127,10 @@ PointResult replay_point(const fs::path& dir, const ReplayOptions& o) {
     throw core::ConfigError(fmt::format("{}: the engine runs one replica on one GPU (tensor_parallel and data_parallel 1)",
                                         dir.string()));
   }
-  if (c.weights != core::WeightDtype::kBf16) {
-    throw core::ConfigError(fmt::format("{}: the engine runs bf16 weights only (fp8 and int4 weights are not built yet)",
-                                        dir.string()));
-  }
   const gpu::engine::EngineShape shape = gpu::engine::engine_shape(c.model);
+  if (const std::string why = gpu::engine::engine_weights_support(shape, c.weights); !why.empty()) {
+    throw core::ConfigError(fmt::format("{}: the engine cannot replay these weights: {}", dir.string(), why));
+  }
   const bool with_plan = c.kv_plan && !gpu::engine::is_baseline_plan(*c.kv_plan);
   if (with_plan) {
     if (const std::string why = gpu::engine::engine_plan_support(*c.kv_plan, shape); !why.empty()) {
@@ -160,6 +159,7 @@ PointResult replay_point(const fs::path& dir, const ReplayOptions& o) {
     eo.kv_pages = std::max(eo.kv_pages, pages + 16);
   }
   eo.kv_precision = c.kv_precision;
+  eo.weights = c.weights;
   eo.kv_plan = c.kv_plan;
   eo.cuda_graphs = !o.no_graphs;
   gpu::engine::Engine engine(shape, eo);

@@ -20,6 +20,9 @@
 //     plus the used experts' weights streamed at a share of peak bandwidth that depends on
 //     the rows each used expert receives; the router's top-k, fixed + per token per layer;
 //     the MoE layer's own small kernels (no dense SwiGLU) at the MoE model's widths;
+//   - GEMMs with fp8 (e4m3) weights: the same four terms fitted separately from fp8 GEMMs
+//     timed with their input's on-the-fly quantization (MeasuredCalibration::fp8_gemm), used
+//     instead of the bf16 ones when a run's weights are fp8;
 //   - the host link (swap) at its measured pinned-copy bandwidth;
 //   - collectives between GPUs (bench/gpu/collectives.py's fits, one per collective and
 //     world size): latency + bus factor · bytes / bus bandwidth (collective_time_s). The TP
@@ -109,6 +112,15 @@ struct MoeExpertTable {
   double share_at(double rows) const;
 };
 
+// One weight format's GEMM terms (see the header comment); memory_efficiency 0: not measured.
+struct GemmTerms {
+  double memory_efficiency = 0;   // achieved / peak HBM bandwidth of weight streaming
+  double fixed_s = 0;             // per GEMM launch
+  double compute_efficiency = 0;  // large-batch share of the format's peak tensor rate
+  double half_tokens = 0;         // tokens at which half of that share is reached
+  bool measured() const { return memory_efficiency > 0; }
+};
+
 struct MeasuredCalibration {
   std::string measured_on;  // date of the measurement ("" : not measured by kvlab calibrate)
   std::string commit;       // kvlab commit that measured it
@@ -116,6 +128,10 @@ struct MeasuredCalibration {
   double gemm_memory_efficiency = 0;  // achieved / peak HBM bandwidth of weight streaming
   double gemm_fixed_s = 0;            // per GEMM launch
   GemmTokenFactor gemm_token_factor;  // empty: the roofline alone
+  // fp8 weights (e4m3, per-tensor scales, input quantized per call), fitted against the GPU's
+  // fp8 rate; replaces gemm_* above, compute_efficiency and gemm_half_efficiency_tokens for
+  // runs with fp8 weights. Unmeasured: those runs keep the bf16 terms with the fp8 rate.
+  GemmTerms fp8_gemm;
   // Achieved / peak HBM bandwidth of decode attention, per core::KvDtype (index = enum value).
   std::array<double, 7> attention_memory_efficiency{};
   double attention_fixed_s = 0;       // per layer and attention launch

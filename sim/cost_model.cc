@@ -76,6 +76,14 @@ CostModel::CostModel(const SimConfig& c, const KvLayout& layout) : layout_(&layo
   gemm_factor_ = !measured_.gemm_token_factor.empty() && c.weights == core::WeightDtype::kBf16;
   const double gemm_share = measured_.gemm_memory_efficiency > 0 ? measured_.gemm_memory_efficiency : cal.memory_efficiency;
   gemm_bandwidth_ = c.gpu.hbm_bandwidth.bytes_per_s * gemm_share;
+  gemm_fixed_s_ = measured_.gemm_fixed_s;
+  if (fp8 && measured_.fp8_gemm.measured()) {
+    const GemmTerms& f = measured_.fp8_gemm;
+    gemm_bandwidth_ = c.gpu.hbm_bandwidth.bytes_per_s * f.memory_efficiency;
+    flop_rate_ = c.gpu.fp8_rate.flops_per_s * f.compute_efficiency;
+    half_tokens_ = f.half_tokens;
+    gemm_fixed_s_ = f.fixed_s;
+  }
   kv_bandwidth_ = c.gpu.hbm_bandwidth.bytes_per_s * attention_efficiency_for(measured_, c.kv_precision.dtype, cal.memory_efficiency);
   // Measured per-format decode rates: each class's bytes at its own format's share.
   for (const double e : measured_.attention_memory_efficiency) per_format_ = per_format_ || e > 0;
@@ -131,7 +139,7 @@ double CostModel::gemm_seconds(const Gemm& g, double tokens, IterationCost& cost
   const double efficiency = half_tokens_ > 0 ? tokens / (tokens + half_tokens_) : 1.0;
   const double memory_s = factor * g.bytes / gemm_bandwidth_;
   const double compute_s = factor * g.flops_per_token * tokens / (flop_rate_ * efficiency);
-  cost.overhead_s += measured_.gemm_fixed_s * g.launches;
+  cost.overhead_s += gemm_fixed_s_ * g.launches;
   cost.weight_bytes += g.bytes;
   cost.flops += g.flops_per_token * tokens;
   (memory_s >= compute_s ? cost.weights_s : cost.compute_s) += std::max(memory_s, compute_s);

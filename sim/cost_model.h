@@ -127,6 +127,7 @@ class CostModel {
   bool tp_spans_nodes_ = false;
   double bandwidth_ = 0, flop_rate_ = 0, attention_rate_ = 0, dequant_rate_ = 0, half_tokens_ = 0;
   bool gemm_factor_ = false;  // measured_.gemm_token_factor applies (bf16 weights)
+  double gemm_fixed_s_ = 0;  // the measured cost of one GEMM launch (the weights' format's)
   double gemm_bandwidth_ = 0, kv_bandwidth_ = 0;  // measured shares of HBM bandwidth (sim/calibration.h)
   MeasuredCalibration measured_;
   double moe_launches_ = 0;

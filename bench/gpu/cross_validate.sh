@@ -16,6 +16,11 @@
 #      H200, bench/results/2026-12-03-h200-plan-replay), under a timeout; then the same for
 #      bench/gpu/cross_validate/llama8b_redknot.yaml (RedKnot's head split: one global head a
 #      layer, seven keeping 4 sinks + a 512-token window);
+#   5c. fp8 weights: bench/gpu/cross_validate/llama8b_fp8.yaml (Llama-3.1-8B with fp8
+#      projections and LM head, bf16 KV, light and saturating load) simulated with the
+#      calibration (its measured.fp8_gemm terms, which step 3 now also times) and 40
+#      iterations per point replayed on the engine with fp8 weights, under a timeout (skipped
+#      past 430 s; it runs before the MoE step, which it can push past that step's own 440 s);
 #   6. MoE, a step of its own, every command under `timeout` so a crash or hang there
 #      cannot spoil the dense results: the engine's MoE test (tiny model against a CPU
 #      forward), then Qwen3-30B-A3B (bench/gpu/cross_validate/qwen3_30b_a3b.yaml, light
@@ -104,6 +109,17 @@ plan_step() {  # $1: the workload file, $2: its run folder, $3: what it is, $4: 
 }
 plan_step llama8b_tangram.yaml tangram "Llama-3.1-8B, Tangram plan" 430
 plan_step llama8b_redknot.yaml redknot "Llama-3.1-8B, RedKnot-shaped plan (sinks + window)" 460
+fp8_step() {
+  stamp "fp8 weights: Llama-3.1-8B simulated and replayed"
+  if [ $((SECONDS - start)) -gt 430 ]; then echo "fp8 step skipped: $((SECONDS - start)) s gone" | tee -a "$log"; return; fi
+  timeout "$(budget 465 20)" $kvlab run bench/gpu/cross_validate/llama8b_fp8.yaml --iteration-log --no-plots \
+    --out "$runs/fp8" >>"$out/sim.txt" 2>&1 || { echo "fp8 simulation failed (exit $?)" | tee -a "$log"; return; }
+  echo "-- replay: Llama-3.1-8B, fp8 weights (calibrated), 40 iterations per point" | tee -a "$out/replay.txt"
+  timeout "$(budget 480 45)" $kvlab replay "$runs/fp8" --max-iterations 40 --warmup 1 --repeats 3 2>>"$log" \
+    | tee -a "$out/replay.txt"
+  echo "fp8 replay exit code: ${PIPESTATUS[0]}" | tee -a "$log"
+}
+fp8_step
 moe_step() {
   stamp "MoE: engine test, then Qwen3-30B-A3B simulated and replayed"
   if [ $((SECONDS - start)) -gt 440 ]; then echo "MoE step skipped: $((SECONDS - start)) s gone" | tee -a "$log"; return; fi

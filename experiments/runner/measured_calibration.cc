@@ -138,6 +138,26 @@ std::vector<int> read_grid(core::ConfigNode n, const std::string& key, const std
   return grid;
 }
 
+// measured.fp8_gemm: {memory_efficiency, fixed, compute_efficiency, half_tokens}, all four.
+sim::GemmTerms parse_fp8_gemm(core::ConfigNode n) {
+  sim::GemmTerms g;
+  if (n.is_null() && !n.describing()) return g;
+  if (!n.is_map() && !n.describing()) {
+    n.error("expected a map {memory_efficiency, fixed, compute_efficiency, half_tokens}");
+    return g;
+  }
+  g.memory_efficiency = n.required<double>("memory_efficiency", "fp8 weight streaming / peak HBM bandwidth");
+  g.fixed_s = n.required<core::Duration>("fixed", "per fp8 GEMM launch, with its input's quantization").seconds();
+  g.compute_efficiency = n.required<double>("compute_efficiency", "large-batch share of the GPU's fp8 rate");
+  g.half_tokens = n.required<double>("half_tokens", "tokens at which fp8 GEMMs reach half that share");
+  n.require_in_range("memory_efficiency", g.memory_efficiency, 1e-3, 1.0);
+  n.require_in_range("compute_efficiency", g.compute_efficiency, 1e-3, 1.0);
+  n.require_non_negative("fixed", g.fixed_s);
+  n.require_non_negative("half_tokens", g.half_tokens);
+  n.finish();
+  return g;
+}
+
 // measured.decode_attention_table (sim/calibration.h): the grid, then one matrix per format.
 sim::DecodeAttentionTable parse_decode_attention_table(core::ConfigNode n) {
   sim::DecodeAttentionTable t;
@@ -306,6 +326,7 @@ sim::MeasuredCalibration parse_measured_calibration(core::ConfigNode n) {
   m.gemm_fixed_s = n.optional<core::Duration>("gemm_fixed", {}, "per GEMM launch").seconds();
   m.gemm_token_factor = parse_gemm_token_factor(
       n.child("gemm_token_factor", "measured GEMM time over the roofline, against tokens (bf16 weights)"));
+  m.fp8_gemm = parse_fp8_gemm(n.child("fp8_gemm", "GEMMs with fp8 weights: the same terms, fitted against the fp8 rate"));
   core::ConfigNode attention = n.child("attention_memory_efficiency", "decode attention / peak HBM bandwidth, per KV format");
   n.document("attention_memory_efficiency", "map", "{}", "KV format (bf16, fp8, int8, …) → share of HBM bandwidth");
   if (attention.is_map()) {
@@ -348,6 +369,12 @@ sim::MeasuredCalibration parse_measured_calibration(core::ConfigNode n) {
   return m;
 }
 
+std::string fp8_gemm_yaml(const sim::GemmTerms& g) {
+  if (!g.measured()) return "";
+  return fmt::format("  fp8_gemm: {{memory_efficiency: {:.4g}, fixed: {} ns, compute_efficiency: {:.4g}, half_tokens: {:.4g}}}\n",
+                     g.memory_efficiency, static_cast<int64_t>(g.fixed_s * 1e9 + 0.5), g.compute_efficiency, g.half_tokens);
+}
+
 std::string measured_calibration_yaml(const sim::MeasuredCalibration& m) {
   if (!m.measured()) return "";
   std::string y = "measured:\n";
@@ -355,6 +382,7 @@ std::string measured_calibration_yaml(const sim::MeasuredCalibration& m) {
   if (m.gemm_memory_efficiency > 0) y += fmt::format("  gemm_memory_efficiency: {:.4g}\n", m.gemm_memory_efficiency);
   if (m.gemm_fixed_s > 0) y += fmt::format("  gemm_fixed: {} ns\n", static_cast<int64_t>(m.gemm_fixed_s * 1e9 + 0.5));
   y += gemm_token_factor_yaml(m.gemm_token_factor);
+  y += fp8_gemm_yaml(m.fp8_gemm);
   std::string attention;
   for (const core::KvDtype d : kDtypes) {
     const double e = m.attention_memory_efficiency[static_cast<size_t>(d)];
@@ -447,6 +475,32 @@ std::string calibration_file_yaml(const CalibrationFile& f) {
   y += "kernel_launch: 0 us  # launches are inside the measured fixed costs (CUDA graphs)\n";
   y += "kernels_per_layer: 8\n";
   return y + measured_calibration_yaml(m);
+}
+
+std::string merge_fp8_gemm(const std::string& text, const std::string& line, const std::string& note) {
+  std::vector<std::string> lines;
+  for (size_t begin = 0; begin < text.size();) {
+    const size_t end = std::min(text.find('\n', begin), text.size());
+    lines.push_back(text.substr(begin, end - begin));
+    begin = end + 1;
+  }
+  const auto starts = [](const std::string& l, const std::string& prefix) { return l.rfind(prefix, 0) == 0; };
+  std::vector<std::string> kept;
+  for (const std::string& l : lines) {
+    if (!starts(l, "  fp8_gemm:") && !starts(l, "  # fp8_gemm:")) kept.push_back(l);
+  }
+  const auto measured = std::find(kept.begin(), kept.end(), "measured:");
+  if (measured == kept.end()) throw std::invalid_argument("merge_fp8_gemm: the calibration file has no measured: section");
+  auto at = measured;
+  for (auto it = measured + 1; it != kept.end() && starts(*it, "  "); ++it) {
+    if (starts(*it, "  machine:") || starts(*it, "  gemm_fixed:")) at = it;
+  }
+  std::string body = line;
+  while (!body.empty() && body.back() == '\n') body.pop_back();
+  kept.insert(at + 1, {"  # fp8_gemm: " + note, body});
+  std::string out;
+  for (const std::string& l : kept) out += l + "\n";
+  return out;
 }
 
 }  // namespace kvlab::experiments

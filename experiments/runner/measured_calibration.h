@@ -7,6 +7,8 @@
 //     machine: NVIDIA H200, 132 SMs
 //     gemm_memory_efficiency: 0.84     # weight streaming, share of HBM bandwidth
 //     gemm_fixed: 3.2 us               # per GEMM launch
+//     fp8_gemm: {memory_efficiency: 0.85, fixed: 6 us, compute_efficiency: 0.6, half_tokens: 0}
+//                                      # the same GEMM terms for fp8 weights (fp8 rate)
 //     attention_memory_efficiency: {bf16: 0.86, fp8: 0.8, int8: 0.78, int4: 0.6}
 //     attention_fixed: 4 us            # per layer and attention launch
 //     decode_attention_table:          # shares on a grid (sim::DecodeAttentionTable)
@@ -48,6 +50,15 @@ std::string measured_calibration_yaml(const sim::MeasuredCalibration& m);
 // and commit are the other terms'). Throws std::invalid_argument when the text has no
 // measured: section.
 std::string replace_moe_terms(const std::string& file_text, const sim::MeasuredCalibration& moe, const std::string& note);
+
+// The fp8_gemm line, two-space indented ("" when not measured).
+std::string fp8_gemm_yaml(const sim::GemmTerms& g);
+
+// `text` (a calibration file) with its measured fp8_gemm line (and the "  # fp8_gemm: …"
+// comment above it) replaced by `line` and "  # fp8_gemm: <note>", placed after gemm_fixed
+// (else after machine); what `kvlab calibrate --fp8-gemm-only` writes, leaving every other
+// line as it was. Throws std::invalid_argument if the text has no measured: section.
+std::string merge_fp8_gemm(const std::string& text, const std::string& line, const std::string& note);
 
 // What `kvlab calibrate` measured and fitted, for the whole file.
 struct CalibrationFile {

@@ -72,6 +72,7 @@ Engine::Engine(const EngineShape& shape, const EngineOptions& options) : shape_(
     throw std::invalid_argument("engine: max_tokens, max_seqs and max_context must be positive");
   }
   if (options.moe_grouped_max_tokens < 0) throw std::invalid_argument("engine: moe_grouped_max_tokens must be at least 0");
+  if (std::string why = engine_weights_support(shape, options.weights); !why.empty()) throw std::invalid_argument("engine: " + why);
   if (options.kv_plan && is_baseline_plan(*options.kv_plan)) {
     options_.kv_precision = options.kv_plan->groups.front().precision;
   } else if (options.kv_plan) {
@@ -91,7 +92,7 @@ Engine::Engine(const EngineShape& shape, const EngineOptions& options) : shape_(
   KVLAB_CUDA_CHECK(cudaGetDevice(&device));
   KVLAB_CUDA_CHECK(cudaDeviceGetAttribute(&num_sms_, cudaDevAttrMultiProcessorCount, device));
   sm_scale_ = 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
-  weights_ = make_random_weights(shape, options.seed, stream_);
+  weights_ = make_random_weights(shape, options.seed, stream_, options.weights);
 
   const auto t = static_cast<size_t>(options.max_tokens), s = static_cast<size_t>(options.max_seqs);
   const auto h = static_cast<size_t>(shape.hidden);
@@ -116,6 +117,11 @@ Engine::Engine(const EngineShape& shape, const EngineOptions& options) : shape_(
   k_ = DeviceArray<float>(t * static_cast<size_t>(shape.kv_dim()));
   v_ = DeviceArray<float>(t * static_cast<size_t>(shape.kv_dim()));
   sampled_ = DeviceArray<int32_t>(s);
+  if (weights_.fp8) {
+    const size_t widest_input = std::max({h, static_cast<size_t>(shape.q_dim()), ffn});
+    act_fp8_ = DeviceArray<__nv_fp8_e4m3>(std::max(t, s) * widest_input);
+    act_scale_ = DeviceArray<float>(2);
+  }
   meta_ = DeviceArray<int32_t>(meta_capacity(options, plan_.get()));
   meta_host_ = PinnedArray<int32_t>(meta_capacity(options, plan_.get()));
 
@@ -184,7 +190,7 @@ void Engine::forward(const BatchLayout& b, bool graph) {
   rms_norm(residual_.get(), weights_.layers[0].attn_norm.get(), normed_.get(), t, s.hidden, eps, stream_);
   for (int l = 0; l < s.num_layers; ++l) {
     const LayerWeights& w = weights_.layers[static_cast<size_t>(l)];
-    gemm_.linear(normed_.get(), w.qkv.get(), qkv_.get(), t, s.qkv_dim(), s.hidden, stream_);
+    project(normed_.get(), w.qkv, w.qkv_fp8, qkv_.get(), t, s.qkv_dim(), s.hidden);
     rope_split(qkv_.get(), meta(b.positions), q_.get(), k_.get(), v_.get(), t, s.num_q_heads, s.num_kv_heads, s.head_dim,
                static_cast<float>(s.rope_theta), stream_);
     if (plan_) {
@@ -211,23 +217,34 @@ void Engine::forward(const BatchLayout& b, bool graph) {
       }
       if (b.num_prefill > 0) launch_prefill_attention(prefill_args(pool_->layout(), pool_->layer(l), b, 0, 0), stream_);
     }
-    gemm_.linear(attn_.get(), w.o.get(), proj_.get(), t, s.hidden, s.q_dim(), stream_);
+    project(attn_.get(), w.o, w.o_fp8, proj_.get(), t, s.hidden, s.q_dim());
     add_rms_norm(residual_.get(), proj_.get(), w.ffn_norm.get(), normed_.get(), t, s.hidden, eps, stream_);
     if (s.moe()) {
       if (graph && !moe_grouped(t)) throw std::logic_error("engine: an MoE step on the per-expert path cannot be captured in a CUDA graph");
       moe_ffn(w, l, t);
     } else {
-      gemm_.linear(normed_.get(), w.gate_up.get(), gate_up_.get(), t, 2 * s.ffn_dim, s.hidden, stream_);
+      project(normed_.get(), w.gate_up, w.gate_up_fp8, gate_up_.get(), t, 2 * s.ffn_dim, s.hidden);
       swiglu(gate_up_.get(), act_.get(), t, s.ffn_dim, stream_);
-      gemm_.linear(act_.get(), w.down.get(), proj_.get(), t, s.hidden, s.ffn_dim, stream_);
+      project(act_.get(), w.down, w.down_fp8, proj_.get(), t, s.hidden, s.ffn_dim);
     }
     const __nv_bfloat16* next_norm =
         l + 1 < s.num_layers ? weights_.layers[static_cast<size_t>(l) + 1].attn_norm.get() : weights_.final_norm.get();
     add_rms_norm(residual_.get(), proj_.get(), next_norm, normed_.get(), t, s.hidden, eps, stream_);
   }
   gather_rows(normed_.get(), meta(b.sample_rows), sampled_x_.get(), b.num_sampled, s.hidden, stream_);
-  gemm_.linear(sampled_x_.get(), weights_.lm_head.get(), logits_.get(), b.num_sampled, s.vocab, s.hidden, stream_);
+  project(sampled_x_.get(), weights_.lm_head, weights_.lm_head_fp8, logits_.get(), b.num_sampled, s.vocab, s.hidden);
   argmax_rows(logits_.get(), b.num_sampled, s.vocab, sampled_.get(), stream_);
+}
+
+void Engine::project(const __nv_bfloat16* x, const DeviceArray<__nv_bfloat16>& w, const Fp8Tensor& w8, __nv_bfloat16* y,
+                     int m, int n, int k) {
+  if (!weights_.fp8) {
+    gemm_.linear(x, w.get(), y, m, n, k, stream_);
+    return;
+  }
+  if (m <= 0) return;
+  quantize_fp8(x, int64_t{m} * k, act_fp8_.get(), act_scale_.get(), stream_);
+  gemm_.linear_fp8(act_fp8_.get(), act_scale_.get() + 1, w8.values.get(), w8.scale(), y, m, n, k, stream_);
 }
 
 void Engine::moe_ffn(const LayerWeights& w, int l, int t) {

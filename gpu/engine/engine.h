@@ -70,6 +70,9 @@ struct EngineOptions {
   // baseline plan: one pool of every head at kv_precision (a baseline plan's precision).
   std::optional<core::KvPlan> kv_plan;
   uint64_t seed = 1;
+  // bf16, or fp8 (e4m3, per-tensor scales; each projection's input quantized on the fly,
+  // model_weights.h and fp8_quantize.h); engine_weights_support says what is refused.
+  core::WeightDtype weights = core::WeightDtype::kBf16;
   bool cuda_graphs = true;      // false: every step launched kernel by kernel (sanitizer runs, debugging)
   // MoE: steps of at most this many tokens use the grouped, graph-safe path; larger ones the
   // per-expert cuBLASLt loop (eager). 0: always per expert.
@@ -117,6 +120,10 @@ class Engine {
   BatchLayout plan(std::span<const EngineRow> rows, uint64_t seed) const;
   void upload(const BatchLayout& b);
   void forward(const BatchLayout& b, bool graph);  // enqueues the step's kernels
+  // y = x · wᵀ through the bf16 weight w, or, with fp8 weights, x quantized per tensor into
+  // act_fp8_ and multiplied by w8.
+  void project(const __nv_bfloat16* x, const DeviceArray<__nv_bfloat16>& w, const Fp8Tensor& w8, __nv_bfloat16* y, int m,
+               int n, int k);
   // normed_ → proj_: router, top-k, then the grouped path or the per-expert one (moe_layer.h).
   void moe_ffn(const LayerWeights& w, int layer, int tokens);
   void check_routing() const;  // throws if a step's router produced an invalid expert id
@@ -150,6 +157,8 @@ class Engine {
   DeviceArray<__nv_bfloat16> residual_, normed_, qkv_, q_, attn_, proj_, gate_up_, act_, sampled_x_, logits_;
   DeviceArray<float> k_, v_;
   DeviceArray<int32_t> sampled_;
+  DeviceArray<__nv_fp8_e4m3> act_fp8_;  // fp8 weights: a projection's quantized input
+  DeviceArray<float> act_scale_;        // [2]: its max|x|, its scale
   // MoE: router logits, every layer's choices ([layers, max_tokens · top_k]) and the
   // current layer's weights, the experts' buffers.
   DeviceArray<__nv_bfloat16> router_logits_;

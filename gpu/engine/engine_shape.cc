@@ -42,6 +42,22 @@ std::string engine_support(const core::ModelSpec& m) {
   return "";
 }
 
+std::string engine_weights_support(const EngineShape& s, core::WeightDtype dtype) {
+  switch (dtype) {
+    case core::WeightDtype::kBf16: return "";
+    case core::WeightDtype::kInt4:
+      return s.model_name + ": int4 weights have no engine path (not built: no int4 GEMM in gpu/); use bf16 or fp8";
+    case core::WeightDtype::kFp8: break;
+  }
+  if (s.moe()) {
+    return s.model_name + ": fp8 weights for MoE models have no engine path (the grouped expert GEMM is bf16 only); use bf16";
+  }
+  for (const int width : {s.hidden, s.q_dim(), s.qkv_dim(), s.ffn_dim, s.vocab}) {
+    if (width % 16 != 0) return s.model_name + ": fp8 weights need hidden, attention, FFN and vocab widths that are multiples of 16";
+  }
+  return "";
+}
+
 EngineShape engine_shape(const core::ModelSpec& m) {
   if (std::string why = engine_support(m); !why.empty()) throw core::ConfigError(why);
   EngineShape s;

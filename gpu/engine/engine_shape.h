@@ -39,6 +39,11 @@ struct EngineShape {
 
 // "" when the engine can run `model`, else why not.
 std::string engine_support(const core::ModelSpec& model);
+// "" when the engine can hold `shape`'s weights in `dtype`, else why not: bf16 always; fp8
+// (e4m3, per-tensor scales) for dense models whose projection widths are multiples of 16
+// (cuBLASLt's fp8 alignment); not MoE models (the grouped expert GEMM is bf16 only) and
+// never int4 (not built).
+std::string engine_weights_support(const EngineShape& shape, core::WeightDtype dtype);
 // The shape of `model`; throws core::ConfigError with engine_support's reason.
 EngineShape engine_shape(const core::ModelSpec& model);
 

@@ -9,6 +9,7 @@
 
 #include "gpu/engine/batch_layout.h"
 #include "gpu/engine/device_array.h"
+#include "gpu/engine/fp8_quantize.h"
 #include "gpu/engine/gemm.h"
 #include "gpu/engine/kv_pool.h"
 #include "gpu/engine/layer_kernels.h"
@@ -80,7 +81,10 @@ double time_in_graph(const std::function<void(int, cudaStream_t)>& fn, cudaStrea
   return median(seconds);
 }
 
-std::vector<GemmTiming> time_gemms(const EngineShape& s, std::span<const int> tokens, cudaStream_t stream) {
+std::vector<GemmTiming> time_gemms(const EngineShape& s, std::span<const int> tokens, cudaStream_t stream,
+                                   core::WeightDtype dtype) {
+  if (dtype == core::WeightDtype::kInt4) throw std::invalid_argument("time_gemms: int4 weights are not built");
+  const bool fp8 = dtype == core::WeightDtype::kFp8;
   struct Shape {
     const char* name;
     int n, k;
@@ -95,17 +99,29 @@ std::vector<GemmTiming> time_gemms(const EngineShape& s, std::span<const int> to
   for (const Shape& sh : shapes) widest = std::max({widest, sh.n, sh.k});
   DeviceArray<__nv_bfloat16> x(static_cast<size_t>(max_tokens) * widest), y(static_cast<size_t>(max_tokens) * widest);
   fill_uniform(x.get(), static_cast<int64_t>(x.size()), 0.0f, 1.0f, 17, stream);
+  DeviceArray<__nv_fp8_e4m3> x8(fp8 ? x.size() : 0);
+  DeviceArray<float> x_scale(2);
   Gemm gemm;
   std::vector<GemmTiming> out;
   for (const Shape& sh : shapes) {
     const size_t weight = static_cast<size_t>(sh.n) * sh.k;
-    const int copies = copies_for(weight * 2);
+    const int copies = copies_for(weight * (fp8 ? 1 : 2));
     DeviceArray<__nv_bfloat16> w(weight * copies);
     fill_uniform(w.get(), static_cast<int64_t>(w.size()), 0.0f, 1.0f / std::sqrt(static_cast<float>(sh.k)), 23, stream);
+    // fp8: the copies quantized as one tensor (one scale for all: the same codes' spread as
+    // one matrix's, since every copy is drawn from the same distribution).
+    const Fp8Tensor w8 = fp8 ? quantize_fp8(w.get(), static_cast<int64_t>(w.size()), stream) : Fp8Tensor{};
+    if (fp8) w = DeviceArray<__nv_bfloat16>();  // only the fp8 copies stay: the bytes the GEMM streams
     for (const int t : tokens) {
       const double seconds = time_in_graph(
           [&](int call, cudaStream_t st) {
-            gemm.linear(x.get(), w.get() + static_cast<size_t>(call % copies) * weight, y.get(), t, sh.n, sh.k, st);
+            const size_t offset = static_cast<size_t>(call % copies) * weight;
+            if (fp8) {
+              quantize_fp8(x.get(), int64_t{t} * sh.k, x8.get(), x_scale.get(), st);
+              gemm.linear_fp8(x8.get(), x_scale.get() + 1, w8.values.get() + offset, w8.scale(), y.get(), t, sh.n, sh.k, st);
+            } else {
+              gemm.linear(x.get(), w.get() + offset, y.get(), t, sh.n, sh.k, st);
+            }
           },
           stream, 2 * copies, 5);
       out.push_back({sh.name, t, sh.n, sh.k, seconds});

@@ -17,6 +17,7 @@
 
 #include <cuda_runtime.h>
 
+#include "core/model_spec.h"
 #include "core/precision.h"
 #include "gpu/engine/engine_shape.h"
 
@@ -33,7 +34,11 @@ struct GemmTiming {
   int tokens = 0, n = 0, k = 0;
   double seconds = 0;
 };
-std::vector<GemmTiming> time_gemms(const EngineShape& shape, std::span<const int> tokens, cudaStream_t stream);
+// With WeightDtype::kFp8: e4m3 weights (per-tensor scale) and each call quantizing its bf16
+// input first (fp8_quantize.h), as the engine's fp8 projections run: the time is the
+// quantization's memset and two kernels plus the fp8 GEMM.
+std::vector<GemmTiming> time_gemms(const EngineShape& shape, std::span<const int> tokens, cudaStream_t stream,
+                                   core::WeightDtype dtype = core::WeightDtype::kBf16);
 
 struct AttentionTiming {
   core::KvDtype dtype = core::KvDtype::kBf16;

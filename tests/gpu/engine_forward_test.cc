@@ -7,9 +7,11 @@
 // accumulation order. A tiny dense model (2 layers, hidden 256, GQA 8/2, head_dim 64),
 // mixed and decode-only steps, bf16 and int8 KV, graphs on and off; and the same model with
 // MoE layers (8 experts, top-2), whose routing is checked against the CPU's; and the same
-// dense model under a KV plan (a full group and a budget, window, sinks + window or prefix +
-// window group per layer), each group's pages written by ref/ and read through the group's
-// window (tests/gpu/windowed_attention.h) as the plan says (plan_layout.h).
+// dense model with fp8 weights (the CPU side dequantizes them and quantizes each
+// projection's input as the engine does); the same dense model under a KV plan (a full
+// group and a budget, window, sinks + window or prefix + window group per layer), each
+// group's pages written by ref/ and read through the group's window
+// (tests/gpu/windowed_attention.h) as the plan says (plan_layout.h).
 #include <algorithm>
 #include <numeric>
 #include <cmath>
@@ -55,8 +57,32 @@ std::vector<float> download(const DeviceArray<__nv_bfloat16>& a) {
   return out;
 }
 
-// y[r] = bf16(x[r] · wᵀ): x [rows, k], w [n, k].
-Matrix linear(const Matrix& x, const std::vector<float>& w, int rows, int n, int k) {
+// fp8 weights: an Fp8Tensor's codes times its scale (ref/'s e4m3 decoding).
+std::vector<float> download(const Fp8Tensor& t) {
+  if (t.size() == 0) return {};
+  std::vector<uint8_t> codes(t.size());
+  KVLAB_CUDA_CHECK(cudaMemcpy(codes.data(), t.values.get(), t.size(), cudaMemcpyDeviceToHost));
+  float scale = 0;
+  KVLAB_CUDA_CHECK(cudaMemcpy(&scale, t.scale(), sizeof(float), cudaMemcpyDeviceToHost));
+  std::vector<float> out(codes.size());
+  for (size_t i = 0; i < codes.size(); ++i) out[i] = ref::e4m3_to_float(codes[i]) * scale;
+  return out;
+}
+
+// x quantized per tensor as the engine quantizes a projection's input (fp8_quantize.h):
+// scale = max|x| / 448, each value round_e4m3(x / scale) · scale.
+Matrix fp8_activations(const Matrix& x) {
+  float amax = 0;
+  for (const float v : x) amax = std::max(amax, std::abs(v));
+  const float scale = amax > 0 ? amax / 448.0f : 1.0f;
+  Matrix q(x.size());
+  for (size_t i = 0; i < x.size(); ++i) q[i] = ref::e4m3_to_float(ref::float_to_e4m3(x[i] / scale)) * scale;
+  return q;
+}
+
+// y[r] = bf16(x[r] · wᵀ): x [rows, k], w [n, k]; with fp8, x quantized first.
+Matrix linear(const Matrix& x_in, const std::vector<float>& w, int rows, int n, int k, bool fp8 = false) {
+  const Matrix x = fp8 ? fp8_activations(x_in) : x_in;
   Matrix y(static_cast<size_t>(rows) * n);
   for (int r = 0; r < rows; ++r) {
     for (int j = 0; j < n; ++j) {
@@ -85,20 +111,22 @@ struct HostWeights {
   std::vector<float> embedding, final_norm, lm_head;
   std::vector<std::vector<float>> attn_norm, qkv, o, ffn_norm, gate_up, down;
   std::vector<std::vector<float>> router, expert_gate_up, expert_down;  // MoE
+  bool fp8 = false;  // the projections and LM head dequantized from fp8; their inputs quantized
 };
 
 HostWeights download(const ModelWeights& m) {
   HostWeights h;
+  h.fp8 = m.fp8;
   h.embedding = download(m.embedding);
   h.final_norm = download(m.final_norm);
-  h.lm_head = download(m.lm_head);
+  h.lm_head = m.fp8 ? download(m.lm_head_fp8) : download(m.lm_head);
   for (const LayerWeights& l : m.layers) {
     h.attn_norm.push_back(download(l.attn_norm));
-    h.qkv.push_back(download(l.qkv));
-    h.o.push_back(download(l.o));
+    h.qkv.push_back(m.fp8 ? download(l.qkv_fp8) : download(l.qkv));
+    h.o.push_back(m.fp8 ? download(l.o_fp8) : download(l.o));
     h.ffn_norm.push_back(download(l.ffn_norm));
-    h.gate_up.push_back(download(l.gate_up));
-    h.down.push_back(download(l.down));
+    h.gate_up.push_back(m.fp8 ? download(l.gate_up_fp8) : download(l.gate_up));
+    h.down.push_back(m.fp8 ? download(l.down_fp8) : download(l.down));
     h.router.push_back(download(l.router));
     h.expert_gate_up.push_back(download(l.expert_gate_up));
     h.expert_down.push_back(download(l.expert_down));
@@ -221,7 +249,7 @@ Matrix reference_step(const Engine& engine, const HostWeights& w, std::vector<st
   const double log2_theta = static_cast<double>(std::log2(static_cast<float>(s.rope_theta)));
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   for (int l = 0; l < s.num_layers; ++l) {
-    const Matrix qkv = linear(normed, w.qkv[static_cast<size_t>(l)], t, s.qkv_dim(), h);
+    const Matrix qkv = linear(normed, w.qkv[static_cast<size_t>(l)], t, s.qkv_dim(), h, w.fp8);
     Matrix q(static_cast<size_t>(t) * s.q_dim());
     std::vector<float> x(static_cast<size_t>(d));
     for (int r = 0; r < t; ++r) {
@@ -277,7 +305,7 @@ Matrix reference_step(const Engine& engine, const HostWeights& w, std::vector<st
       for (size_t i = 0; i < out.size(); ++i) attn[begin + i] = bf16(static_cast<float>(out[i]));
       row += n;
     }
-    const Matrix proj = linear(attn, w.o[static_cast<size_t>(l)], t, h, s.q_dim());
+    const Matrix proj = linear(attn, w.o[static_cast<size_t>(l)], t, h, s.q_dim(), w.fp8);
     for (size_t i = 0; i < residual.size(); ++i) residual[i] = bf16(residual[i] + proj[i]);
     normed = rms_norm(residual, w.ffn_norm[static_cast<size_t>(l)], t, h, s.rms_eps);
     Matrix down;
@@ -286,8 +314,8 @@ Matrix reference_step(const Engine& engine, const HostWeights& w, std::vector<st
       down = moe_ffn(normed, w, static_cast<size_t>(l), s, t, engine.last_routing()[static_cast<size_t>(l)],
                      near_ties != nullptr ? *near_ties : unused);
     } else {
-      const Matrix gate_up = linear(normed, w.gate_up[static_cast<size_t>(l)], t, 2 * s.ffn_dim, h);
-      down = linear(swiglu(gate_up, t, s.ffn_dim), w.down[static_cast<size_t>(l)], t, h, s.ffn_dim);
+      const Matrix gate_up = linear(normed, w.gate_up[static_cast<size_t>(l)], t, 2 * s.ffn_dim, h, w.fp8);
+      down = linear(swiglu(gate_up, t, s.ffn_dim), w.down[static_cast<size_t>(l)], t, h, s.ffn_dim, w.fp8);
     }
     for (size_t i = 0; i < residual.size(); ++i) residual[i] = bf16(residual[i] + down[i]);
     normed = rms_norm(residual, l + 1 < s.num_layers ? w.attn_norm[static_cast<size_t>(l) + 1] : w.final_norm, t, h, s.rms_eps);
@@ -296,7 +324,7 @@ Matrix reference_step(const Engine& engine, const HostWeights& w, std::vector<st
   for (int i = 0; i < b.num_sampled; ++i) {
     std::copy_n(normed.begin() + static_cast<int64_t>(meta[b.sample_rows + i]) * h, h, sampled.begin() + static_cast<int64_t>(i) * h);
   }
-  return linear(sampled, w.lm_head, b.num_sampled, s.vocab, h);
+  return linear(sampled, w.lm_head, b.num_sampled, s.vocab, h, w.fp8);
 }
 
 std::vector<std::vector<uint8_t>> download_pools(const Engine& engine) {
@@ -313,6 +341,7 @@ struct ForwardCase {
   std::string name;
   core::KvDtype kv;
   bool graphs;
+  core::WeightDtype weights = core::WeightDtype::kBf16;
 };
 
 class EngineForwardTest : public ::testing::TestWithParam<ForwardCase> {};
@@ -326,6 +355,7 @@ TEST_P(EngineForwardTest, StepsMatchTheCpuForward) {
   o.kv_pages = 96;
   o.kv_precision = core::Precision::defaults(GetParam().kv);
   o.cuda_graphs = GetParam().graphs;
+  o.weights = GetParam().weights;
   o.seed = 11;
   Engine engine(tiny_shape(), o);
   const HostWeights w = download(engine.weights());
@@ -356,8 +386,12 @@ TEST_P(EngineForwardTest, StepsMatchTheCpuForward) {
       ref2 += expected[i] * expected[i];
     }
     // bf16 activations through 2 layers; the two sides differ only in accumulation order
-    // and in the rounding those differences flip.
-    EXPECT_LT(std::sqrt(err2 / ref2), 2e-2) << "step " << step;
+    // and in the rounding those differences flip. fp8: both sides quantize the same inputs
+    // the same way, but a flipped bf16 rounding can now also flip an fp8 code (a step of
+    // 1/16 to 1/8 of the value) or move a tensor's max and so its scale: 3e-2.
+    const double relative = std::sqrt(err2 / ref2);
+    EXPECT_LT(relative, o.weights == core::WeightDtype::kFp8 ? 3e-2 : 2e-2) << "step " << step;
+    RecordProperty("relative_error_step" + std::to_string(step), std::to_string(relative));
     // Greedy sampling: the engine's token is the CPU's argmax wherever the top two logits
     // are further apart than the logits' noise.
     const int vocab = engine.shape().vocab;
@@ -377,7 +411,9 @@ TEST_P(EngineForwardTest, StepsMatchTheCpuForward) {
 INSTANTIATE_TEST_SUITE_P(Kv, EngineForwardTest,
                          ::testing::Values(ForwardCase{"bf16_graphs", core::KvDtype::kBf16, true},
                                            ForwardCase{"bf16_eager", core::KvDtype::kBf16, false},
-                                           ForwardCase{"int8_graphs", core::KvDtype::kInt8, true}),
+                                           ForwardCase{"int8_graphs", core::KvDtype::kInt8, true},
+                                           ForwardCase{"fp8_weights_graphs", core::KvDtype::kBf16, true, core::WeightDtype::kFp8},
+                                           ForwardCase{"fp8_weights_eager", core::KvDtype::kBf16, false, core::WeightDtype::kFp8}),
                          [](const ::testing::TestParamInfo<ForwardCase>& p) { return p.param.name; });
 
 // The tiny model with MoE layers: 8 experts of FFN 128, top-2 (Qwen3-MoE's routing).

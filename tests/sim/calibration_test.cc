@@ -194,6 +194,34 @@ TEST(MeasuredCalibration, GemmTokenFactorScalesTheDenseRoofline) {
   EXPECT_DOUBLE_EQ(CostModel(c, plan).iteration(b).weights_s, fp8_before.weights_s) << "fp8 weights: no bf16 factor";
 }
 
+TEST(MeasuredCalibration, Fp8WeightsTakeTheFp8GemmTerms) {
+  SimConfig c = llama8b_h200();
+  c.weights = core::WeightDtype::kFp8;
+  const KvLayout plan = layout_of(c);
+  MeasuredCalibration& m = c.calibration.measured;
+  m.measured_on = "2026-12-03";
+  m.gemm_fixed_s = 5e-6;
+  m.gemm_memory_efficiency = 0.9;
+  const IterationCost before = CostModel(c, plan).iteration(decode_batch());
+  EXPECT_DOUBLE_EQ(CostModel(c, plan).flop_rate(), 1979e12 * c.calibration.compute_efficiency) << "unmeasured: bf16 terms, fp8 rate";
+  m.fp8_gemm = {0.45, 8e-6, 0.5, 0};
+  const IterationCost after = CostModel(c, plan).iteration(decode_batch());
+  // 129 GEMM launches (QKV + O, gate/up + down in 32 layers, the LM head) at 8 µs instead of 5.
+  EXPECT_NEAR(after.overhead_s - before.overhead_s, 129 * 3e-6, 1e-12);
+  // 32 decode tokens: fp8 weights do 64 FLOPs a byte, far under the H200's fp8 ridge, so the
+  // same bytes stream at half the share (0.45 against 0.9): twice the time.
+  EXPECT_DOUBLE_EQ(after.weight_bytes, before.weight_bytes);
+  EXPECT_NEAR(after.weights_s, 2 * before.weights_s, 1e-12);
+  EXPECT_DOUBLE_EQ(CostModel(c, plan).flop_rate(), 1979e12 * 0.5);
+  // bf16 weights ignore the fp8 terms.
+  c.weights = core::WeightDtype::kBf16;
+  const IterationCost bf16_with = CostModel(c, plan).iteration(decode_batch());
+  m.fp8_gemm = {};
+  const IterationCost bf16_without = CostModel(c, plan).iteration(decode_batch());
+  EXPECT_DOUBLE_EQ(bf16_with.weights_s, bf16_without.weights_s);
+  EXPECT_DOUBLE_EQ(bf16_with.overhead_s, bf16_without.overhead_s);
+}
+
 TEST(LinkFit, CollectiveTimeByHand) {
   EXPECT_DOUBLE_EQ(bus_factor(Collective::kAllReduce, 4), 1.5);   // 2·3/4
   EXPECT_DOUBLE_EQ(bus_factor(Collective::kAllToAll, 8), 0.875);  // 7/8
